@@ -1,0 +1,40 @@
+"""kbnas: Keras-native neural architecture search by Bayesian optimization.
+
+The search space (`kbnas.space`) and the numeric core (`kbnas.core`) import only
+numpy and scipy. The Keras/KerasTuner glue is imported lazily on first use of the
+names below, so ``import kbnas`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "SearchSpace": "kbnas.space",
+    "Architecture": "kbnas.space",
+    "Layer": "kbnas.space",
+    "InvalidArchitectureError": "kbnas.space",
+    "load_digits": "kbnas.datasets",
+    "BayesianNASOracle": "kbnas.oracle",
+    "BayesianNAS": "kbnas.tuner",
+    "ConvNetHyperModel": "kbnas.hypermodel",
+    "export_model": "kbnas.export",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbnas' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
