@@ -1,0 +1,1 @@
+"""Pure numeric core: numpy and scipy only, never TensorFlow, Keras or KerasTuner."""

@@ -1,0 +1,401 @@
+"""Gaussian-process regression on cached distance channels.
+
+The GP never sees input vectors: it sees C channels of pairwise distances between
+configurations (an architecture distance, per-hyperparameter distances), computed
+once and cached by the caller, so tuning the kernel never recomputes a distance.
+
+Notation:
+    n, m         numbers of training and test configurations.
+    C            number of distance channels.
+    D            (C, n, n) training distances; D* (C, m, n) test-to-training;
+                 D** (C, m, m) test-to-test.
+    y            (n,) targets, already warped/standardised (zero prior mean).
+    θ            (C + 2,) log hyperparameters (log s², log ℓ_1, ..., log ℓ_C, log σ_n²).
+
+    k(x, x') = s² · exp(−Σ_c D_c(x, x') / ℓ_c)          (`kernels.exponential_kernel`)
+    K_y      = K(D) + σ_n² I = L Lᵀ,     α = K_y⁻¹ y = L⁻ᵀ L⁻¹ y
+
+    log p(y | θ) = −½ yᵀα − Σ_i log L_ii − (n/2) log 2π
+    ∂/∂θ_j       = ½ tr((ααᵀ − K_y⁻¹) ∂K_y/∂θ_j), with
+                   ∂K_y/∂log s² = K,  ∂K_y/∂log ℓ_c = K ⊙ D_c/ℓ_c,  ∂K_y/∂log σ_n² = σ_n² I
+
+    Posterior of the latent f at test points (d(x, x) = 0, so k(x, x) = s²):
+    mean = K* α,   var = s² − ‖L⁻¹ K*ᵀ‖²_col,   cov = K** − (L⁻¹K*ᵀ)ᵀ(L⁻¹K*ᵀ)
+
+Cost: O(C·n² + n³) per likelihood evaluation (building K and its gradient pieces
+is O(C·n²), the Cholesky factorisation and the K_y⁻¹ needed by the gradient's
+trace term O(n³)); O(C·m·n + m·n²) per `DistanceGP.predict`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+
+from kbnas.core.kernels import exponential_kernel, exponential_kernel_vjp, robust_cholesky
+
+#: Default bounds (not in log space) of the signal variance s².
+SIGNAL_VARIANCE_BOUNDS = (1e-2, 1e2)
+#: Default bounds of ℓ_c, relative to channel c's scale.
+RELATIVE_LENGTHSCALE_BOUNDS = (1e-2, 1e2)
+#: Default bounds of the noise variance σ_n².
+NOISE_VARIANCE_BOUNDS = (1e-6, 1.0)
+
+#: L-BFGS-B stops when the log likelihood improves by less than this fraction of
+#: its magnitude: hyperparameters that far from the optimum predict the same.
+OPTIMIZER_RELATIVE_TOLERANCE = 1e-5
+#: L-BFGS-B stops when the projected gradient (per unit of log hyperparameter) is
+#: below this.
+OPTIMIZER_GRADIENT_TOLERANCE = 1e-3
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def median_positive_distance(dists: np.ndarray) -> np.ndarray:
+    """Per-channel scale: the median of the strictly positive distances.
+
+    Args:
+        dists: (C, n, m) distances.
+
+    Returns:
+        (C,) scales; 1.0 for a channel without any positive distance.
+    """
+    dists = np.asarray(dists, dtype=float)
+    scales = np.ones(dists.shape[0])
+    for channel, channel_dists in enumerate(dists):
+        positive = channel_dists[channel_dists > 0]
+        if positive.size:
+            scales[channel] = float(np.median(positive))
+    return scales
+
+
+def default_log_bounds(n_channels: int, channel_scales: np.ndarray | None = None) -> np.ndarray:
+    """Box bounds of θ in log space.
+
+    s² ∈ `SIGNAL_VARIANCE_BOUNDS`, ℓ_c ∈ scale_c · `RELATIVE_LENGTHSCALE_BOUNDS`,
+    σ_n² ∈ `NOISE_VARIANCE_BOUNDS`.
+
+    Args:
+        n_channels: number of distance channels C.
+        channel_scales: (C,) positive per-channel scales (default all 1).
+
+    Returns:
+        (C + 2, 2) array of (lower, upper) bounds on θ.
+    """
+    if channel_scales is None:
+        channel_scales = np.ones(n_channels)
+    channel_scales = np.asarray(channel_scales, dtype=float).reshape(-1)
+    if channel_scales.shape[0] != n_channels or np.any(channel_scales <= 0):
+        raise ValueError(f"need {n_channels} positive channel scales, got {channel_scales}")
+    lengthscale_bounds = np.outer(channel_scales, RELATIVE_LENGTHSCALE_BOUNDS)
+    bounds = np.vstack([SIGNAL_VARIANCE_BOUNDS, lengthscale_bounds, NOISE_VARIANCE_BOUNDS])
+    return np.log(bounds)
+
+
+def unpack_theta(theta: np.ndarray) -> tuple[float, np.ndarray, float]:
+    """Split θ = (log s², log ℓ_1..ℓ_C, log σ_n²) into (s², ℓ (C,), σ_n²)."""
+    theta = np.asarray(theta, dtype=float).reshape(-1)
+    if theta.shape[0] < 3:
+        raise ValueError(f"theta needs at least 3 entries (one channel), got {theta.shape[0]}")
+    return float(np.exp(theta[0])), np.exp(theta[1:-1]), float(np.exp(theta[-1]))
+
+
+def _validate_training_data(dists: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check shapes and values; return float (C, n, n) symmetrised dists and (n,) y."""
+    dists = np.asarray(dists, dtype=float)
+    y = np.asarray(y, dtype=float).reshape(-1)
+    if dists.ndim == 2:
+        dists = dists[np.newaxis]
+    if dists.ndim != 3 or dists.shape[1] != dists.shape[2] or dists.shape[1] != y.shape[0]:
+        raise ValueError(
+            f"dists must have shape (C, n, n) with n = len(y) = {y.shape[0]}, got {dists.shape}"
+        )
+    if y.shape[0] == 0:
+        raise ValueError("need at least one training point")
+    if not (np.all(np.isfinite(dists)) and np.all(np.isfinite(y))):
+        raise ValueError("dists and y must be finite")
+    if np.any(dists < 0):
+        raise ValueError("distances must be non-negative")
+    # Cholesky reads one triangle only; symmetrising makes the gradient match it.
+    return 0.5 * (dists + dists.transpose(0, 2, 1)), y
+
+
+def _check_theta(theta: np.ndarray, n_channels: int) -> np.ndarray:
+    theta = np.asarray(theta, dtype=float).reshape(-1)
+    if theta.shape[0] != n_channels + 2:
+        raise ValueError(
+            f"theta must have C + 2 = {n_channels + 2} entries, got {theta.shape[0]}"
+        )
+    if not np.all(np.isfinite(theta)):
+        raise ValueError("theta must be finite")
+    return theta
+
+
+class _Factorization:
+    """K, the Cholesky factor of K_y, α and the log marginal likelihood at one θ."""
+
+    def __init__(self, theta: np.ndarray, dists: np.ndarray, y: np.ndarray) -> None:
+        self.signal_variance, self.lengthscales, self.noise_variance = unpack_theta(theta)
+        self.kernel = exponential_kernel(dists, self.lengthscales, self.signal_variance)
+        noisy_kernel = self.kernel.copy()
+        noisy_kernel[np.diag_indices_from(noisy_kernel)] += self.noise_variance
+        self.cholesky = robust_cholesky(noisy_kernel)
+        self.alpha = scipy.linalg.cho_solve((self.cholesky.factor, True), y, check_finite=False)
+        n = y.shape[0]
+        self.log_marginal_likelihood = float(
+            -0.5 * y @ self.alpha
+            - np.sum(np.log(np.diag(self.cholesky.factor)))
+            - 0.5 * n * _LOG_2PI
+        )
+
+    def gradient(self, dists: np.ndarray) -> np.ndarray:
+        """(C + 2,) gradient of the log marginal likelihood with respect to θ."""
+        # The trace term needs all of K_y⁻¹; potri builds it from the factor L.
+        inverse_lower, info = scipy.linalg.lapack.dpotri(self.cholesky.factor, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dpotri failed with info={info}")
+        # dpotri fills only the lower triangle (the upper keeps the zeros of L). Every
+        # ∂K_y/∂θ_j is symmetric, so Σ_ij W_ij ∂K_ij only needs W's lower triangle
+        # counted twice off the diagonal: weights = ααᵀ − (2·tril(K_y⁻¹) − diag).
+        weights = np.outer(self.alpha, self.alpha)
+        weights -= 2.0 * inverse_lower
+        weights[np.diag_indices_from(weights)] += np.diag(inverse_lower)
+        kernel_gradient = exponential_kernel_vjp(dists, self.lengthscales, self.kernel, weights)
+        noise_gradient = self.noise_variance * np.trace(weights)
+        return 0.5 * np.append(kernel_gradient, noise_gradient)
+
+
+def log_marginal_likelihood(
+    theta: np.ndarray, dists: np.ndarray, y: np.ndarray, eval_gradient: bool = False
+) -> float | tuple[float, np.ndarray]:
+    """Log marginal likelihood log p(y | θ) of the zero-mean GP, and its gradient.
+
+    Uses `robust_cholesky`, so a kernel matrix that is not positive definite is
+    repaired (jitter or eigenvalue clipping) rather than raising; the gradient then
+    treats the added jitter as a constant.
+
+    Args:
+        theta: (C + 2,) log hyperparameters (log s², log ℓ_1..ℓ_C, log σ_n²).
+        dists: (C, n, n) training distances.
+        y: (n,) targets.
+        eval_gradient: also return the analytic gradient with respect to θ.
+
+    Returns:
+        The log marginal likelihood, or ``(value, gradient (C + 2,))``.
+    """
+    dists, y = _validate_training_data(dists, y)
+    theta = _check_theta(theta, dists.shape[0])
+    factorization = _Factorization(theta, dists, y)
+    if eval_gradient:
+        return factorization.log_marginal_likelihood, factorization.gradient(dists)
+    return factorization.log_marginal_likelihood
+
+
+class DistanceGP:
+    """Zero-mean GP regressor on distance channels with the exponential kernel.
+
+    Hyperparameters θ (log space, see the module notation) are fitted by maximising
+    the log marginal likelihood with L-BFGS-B and the analytic gradient, from a warm
+    start plus random restarts. Each likelihood evaluation costs O(C·n² + n³).
+
+    Attributes (after `fit` or `fit_fixed`):
+        theta_: (C + 2,) fitted log hyperparameters.
+        signal_variance_, lengthscales_ (C,), noise_variance_: θ in natural units.
+        log_marginal_likelihood_value_: log p(y | θ_).
+        cholesky_factor_: (n, n) lower factor L of K_y (after any repair).
+        alpha_: (n,) α = K_y⁻¹ y.
+        cholesky_jitter_, cholesky_method_: the repair `robust_cholesky` applied.
+        bounds_: (C + 2, 2) log bounds used by `fit` (None after `fit_fixed`).
+        n_failed_starts_: optimizer starts that raised (0 after `fit_fixed`).
+
+    Args:
+        max_iterations: L-BFGS-B iteration limit per optimizer start.
+    """
+
+    def __init__(self, *, max_iterations: int = 50) -> None:
+        self.max_iterations = max_iterations
+
+    def fit(
+        self,
+        dists: np.ndarray,
+        y: np.ndarray,
+        *,
+        theta0: np.ndarray | None = None,
+        n_restarts: int = 3,
+        rng: np.random.Generator | int | None = None,
+        bounds: np.ndarray | None = None,
+        channel_scales: np.ndarray | None = None,
+    ) -> DistanceGP:
+        """Fit θ by maximising the log marginal likelihood, then factorise.
+
+        Starts: ``theta0`` (clipped into the bounds; default the midpoint of the log
+        bounds) plus ``n_restarts`` points drawn uniformly in the log bounds. The
+        start reaching the highest likelihood wins; a start that raises is skipped.
+
+        Args:
+            dists: (C, n, n) training distances.
+            y: (n,) targets (warped/standardised; the prior mean is zero).
+            theta0: (C + 2,) warm start, e.g. the previous fit's ``theta_``.
+            n_restarts: number of additional random starts.
+            rng: generator or seed for the random starts.
+            bounds: (C + 2, 2) log bounds; default `default_log_bounds` with
+                ``channel_scales``.
+            channel_scales: (C,) channel scales for the default bounds; default
+                `median_positive_distance` of ``dists``.
+
+        Returns:
+            self.
+
+        Raises:
+            RuntimeError: if every optimizer start failed.
+        """
+        dists, y = _validate_training_data(dists, y)
+        n_channels = dists.shape[0]
+        if bounds is None:
+            if channel_scales is None:
+                channel_scales = median_positive_distance(dists)
+            bounds = default_log_bounds(n_channels, channel_scales)
+        bounds = np.asarray(bounds, dtype=float)
+        if bounds.shape != (n_channels + 2, 2) or np.any(bounds[:, 0] > bounds[:, 1]):
+            raise ValueError(
+                f"bounds must be a (C + 2, 2) = ({n_channels + 2}, 2) array of (low, high)"
+            )
+        rng = np.random.default_rng(rng)
+
+        first_start = bounds.mean(axis=1) if theta0 is None else _check_theta(theta0, n_channels)
+        starts = [np.clip(first_start, bounds[:, 0], bounds[:, 1])]
+        starts += [rng.uniform(bounds[:, 0], bounds[:, 1]) for _ in range(n_restarts)]
+
+        def negative_lml(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            factorization = _Factorization(theta, dists, y)
+            return -factorization.log_marginal_likelihood, -factorization.gradient(dists)
+
+        best_theta, best_value, failures = None, np.inf, 0
+        for start in starts:
+            try:
+                result = scipy.optimize.minimize(
+                    negative_lml,
+                    start,
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=bounds,
+                    options={
+                        "maxiter": self.max_iterations,
+                        "ftol": OPTIMIZER_RELATIVE_TOLERANCE,
+                        "gtol": OPTIMIZER_GRADIENT_TOLERANCE,
+                    },
+                )
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError):
+                failures += 1
+                continue
+            if np.isfinite(result.fun) and result.fun < best_value:
+                best_theta, best_value = np.asarray(result.x, dtype=float), float(result.fun)
+        if best_theta is None:
+            raise RuntimeError(f"all {len(starts)} marginal-likelihood optimizer starts failed")
+
+        self._store(best_theta, _Factorization(best_theta, dists, y), dists.shape)
+        self.bounds_ = bounds
+        self.n_failed_starts_ = failures
+        return self
+
+    def fit_fixed(self, dists: np.ndarray, y: np.ndarray, theta: np.ndarray) -> DistanceGP:
+        """Condition on (dists, y) with fixed hyperparameters θ (no optimisation).
+
+        Used, for instance, after appending a fantasy observation at a pending point.
+
+        Args:
+            dists: (C, n, n) training distances.
+            y: (n,) targets.
+            theta: (C + 2,) log hyperparameters.
+
+        Returns:
+            self.
+        """
+        dists, y = _validate_training_data(dists, y)
+        theta = _check_theta(theta, dists.shape[0])
+        self._store(theta, _Factorization(theta, dists, y), dists.shape)
+        self.bounds_ = None
+        self.n_failed_starts_ = 0
+        return self
+
+    def _store(self, theta: np.ndarray, factorization: _Factorization, shape: tuple) -> None:
+        self.theta_ = theta.copy()
+        self.signal_variance_ = factorization.signal_variance
+        self.lengthscales_ = factorization.lengthscales
+        self.noise_variance_ = factorization.noise_variance
+        self.log_marginal_likelihood_value_ = factorization.log_marginal_likelihood
+        self.cholesky_factor_ = factorization.cholesky.factor
+        self.cholesky_jitter_ = factorization.cholesky.jitter
+        self.cholesky_method_ = factorization.cholesky.method
+        self.alpha_ = factorization.alpha
+        self.n_channels_, self.n_train_ = shape[0], shape[1]
+
+    def _cross_kernel(self, cross_dists: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "theta_"):
+            raise RuntimeError("call fit or fit_fixed before predicting")
+        cross_dists = np.asarray(cross_dists, dtype=float)
+        if cross_dists.ndim == 2:
+            cross_dists = cross_dists[np.newaxis]
+        if (
+            cross_dists.ndim != 3
+            or cross_dists.shape[0] != self.n_channels_
+            or cross_dists.shape[2] != self.n_train_
+        ):
+            raise ValueError(
+                f"cross_dists must have shape (C, m, n) = ({self.n_channels_}, m, "
+                f"{self.n_train_}), got {cross_dists.shape}"
+            )
+        return exponential_kernel(cross_dists, self.lengthscales_, self.signal_variance_)
+
+    def predict(self, cross_dists: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of the latent f at m test configurations.
+
+        The prior variance is s² at every test point (d(x, x) = 0); the noise σ_n²
+        is not included. Variances are clipped at 0.
+
+        Args:
+            cross_dists: (C, m, n) distances from test to training configurations.
+
+        Returns:
+            ``(mean (m,), var (m,))``.
+        """
+        cross_kernel = self._cross_kernel(cross_dists)
+        mean = cross_kernel @ self.alpha_
+        whitened = scipy.linalg.solve_triangular(
+            self.cholesky_factor_, cross_kernel.T, lower=True, check_finite=False
+        )
+        var = self.signal_variance_ - np.einsum("ij,ij->j", whitened, whitened)
+        return mean, np.maximum(var, 0.0)
+
+    def predict_joint(
+        self, cross_dists: np.ndarray, test_dists: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Joint posterior of the latent f at m test configurations.
+
+        Args:
+            cross_dists: (C, m, n) distances from test to training configurations.
+            test_dists: (C, m, m) distances among the test configurations.
+
+        Returns:
+            ``(mean (m,), cov (m, m))``; cov is symmetrised, noise not included.
+        """
+        cross_kernel = self._cross_kernel(cross_dists)
+        test_dists = np.asarray(test_dists, dtype=float)
+        if test_dists.ndim == 2:
+            test_dists = test_dists[np.newaxis]
+        m = cross_kernel.shape[0]
+        if test_dists.shape != (self.n_channels_, m, m):
+            raise ValueError(
+                f"test_dists must have shape (C, m, m) = ({self.n_channels_}, {m}, {m}), "
+                f"got {test_dists.shape}"
+            )
+        mean = cross_kernel @ self.alpha_
+        whitened = scipy.linalg.solve_triangular(
+            self.cholesky_factor_, cross_kernel.T, lower=True, check_finite=False
+        )
+        prior_cov = exponential_kernel(test_dists, self.lengthscales_, self.signal_variance_)
+        cov = prior_cov - whitened.T @ whitened
+        return mean, 0.5 * (cov + cov.T)

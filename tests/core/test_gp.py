@@ -1,0 +1,305 @@
+"""Tests for kbnas.core.gp against scikit-learn, closed forms and finite differences."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+from kbnas.core import gp as gp_module
+from kbnas.core.gp import DistanceGP, default_log_bounds, log_marginal_likelihood
+from kbnas.core.kernels import METHOD_EIGENVALUE_CLIP, exponential_kernel
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:  # threadpoolctl ships with scikit-learn; without it, run as is.
+    threadpool_limits = None
+
+
+@pytest.fixture(autouse=True)
+def single_threaded_blas():
+    """Run each test with one BLAS thread.
+
+    For n ≤ 500 a second BLAS thread saves little, but on an oversubscribed machine
+    (few cores shared with other processes) OpenBLAS threads waiting on each other
+    made fits 20-50x slower. That is the machine, not the GP.
+    """
+    if threadpool_limits is None:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+def euclidean(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """One euclidean distance channel, shape (1, n_left, n_right)."""
+    return cdist(left, right)[np.newaxis]
+
+
+def per_coordinate(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """One |Δx_c| channel per coordinate, shape (d, n_left, n_right)."""
+    return np.abs(left.T[:, :, np.newaxis] - right.T[:, np.newaxis, :])
+
+
+def sklearn_regressor(signal_variance, lengthscale, noise_variance, bounds="fixed"):
+    kernel = ConstantKernel(signal_variance, constant_value_bounds=bounds) * Matern(
+        length_scale=lengthscale, length_scale_bounds=bounds, nu=0.5
+    ) + WhiteKernel(noise_variance, noise_level_bounds=bounds)
+    return GaussianProcessRegressor(kernel=kernel, optimizer=None, alpha=0.0, normalize_y=False)
+
+
+@pytest.fixture
+def regression_data():
+    rng = np.random.default_rng(0)
+    train = rng.uniform(-2, 2, (30, 3))
+    test = rng.uniform(-2, 2, (10, 3))
+    targets = np.sin(train).sum(axis=1) + 0.1 * rng.normal(size=30)
+    return train, test, targets
+
+
+def test_posterior_matches_sklearn(regression_data):
+    train, test, y = regression_data
+    signal_variance, lengthscale, noise_variance = 1.7, 0.8, 0.05
+    theta = np.log([signal_variance, lengthscale, noise_variance])
+    reference = sklearn_regressor(signal_variance, lengthscale, noise_variance).fit(train, y)
+    reference_mean, reference_std = reference.predict(test, return_std=True)
+    _, reference_cov = reference.predict(test, return_cov=True)
+
+    gp = DistanceGP().fit_fixed(euclidean(train, train), y, theta)
+    mean, var = gp.predict(euclidean(test, train))
+    joint_mean, cov = gp.predict_joint(euclidean(test, train), euclidean(test, test))
+
+    np.testing.assert_allclose(mean, reference_mean, rtol=1e-10, atol=1e-12)
+    # sklearn's WhiteKernel adds σ_n² on the diagonal of k(X*, X*) (WhiteKernel.diag),
+    # so its predictive variance is that of y*, ours that of the latent f*.
+    np.testing.assert_allclose(var + noise_variance, reference_std**2, rtol=1e-10)
+    np.testing.assert_allclose(joint_mean, mean)
+    np.testing.assert_allclose(cov + noise_variance * np.eye(10), reference_cov, atol=1e-12)
+    np.testing.assert_allclose(np.diag(cov), var, atol=1e-12)
+
+
+def test_log_marginal_likelihood_and_gradient_match_sklearn(regression_data):
+    train, _, y = regression_data
+    theta = np.log([0.6, 1.3, 0.02])
+    reference = sklearn_regressor(0.6, 1.3, 0.02, bounds=(1e-5, 1e5)).fit(train, y)
+    # sklearn's θ for C·Matern + White is (log C, log ℓ, log σ_n²): the same as ours.
+    np.testing.assert_allclose(reference.kernel_.theta, theta)
+    reference_value, reference_gradient = reference.log_marginal_likelihood(
+        theta, eval_gradient=True
+    )
+
+    value, gradient = log_marginal_likelihood(theta, euclidean(train, train), y, eval_gradient=True)
+
+    np.testing.assert_allclose(value, reference.log_marginal_likelihood_value_, rtol=1e-10)
+    np.testing.assert_allclose(value, reference_value, rtol=1e-10)
+    np.testing.assert_allclose(gradient, reference_gradient, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_matches_central_finite_differences_with_three_channels(seed):
+    rng = np.random.default_rng(seed)
+    points = rng.uniform(0, 3, (25, 3))
+    dists = per_coordinate(points, points)
+    y = rng.normal(size=25)
+    theta = rng.uniform(-1, 1, 5) + np.array([0, 0, 0, 0, -2])
+
+    value, gradient = log_marginal_likelihood(theta, dists, y, eval_gradient=True)
+
+    step = 1e-6
+    numeric = [
+        (log_marginal_likelihood(theta + step * e, dists, y)
+         - log_marginal_likelihood(theta - step * e, dists, y)) / (2 * step)
+        for e in np.eye(5)
+    ]
+    assert value == log_marginal_likelihood(theta, dists, y)
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_single_training_point_closed_form():
+    signal_variance, lengthscales, noise_variance = 1.5, np.array([0.7, 2.0]), 0.1
+    theta = np.log(np.concatenate(([signal_variance], lengthscales, [noise_variance])))
+    y = np.array([0.8])
+    cross_dists = np.array([[[0.0], [0.3], [1.0]], [[0.0], [1.0], [0.5]]])  # (C=2, m=3, n=1)
+
+    gp = DistanceGP().fit_fixed(np.zeros((2, 1, 1)), y, theta)
+    mean, var = gp.predict(cross_dists)
+
+    k = signal_variance * np.exp(-(cross_dists[0, :, 0] / 0.7 + cross_dists[1, :, 0] / 2.0))
+    np.testing.assert_allclose(mean, k / (signal_variance + noise_variance) * y[0], rtol=1e-12)
+    np.testing.assert_allclose(var, signal_variance - k**2 / (signal_variance + noise_variance),
+                               rtol=1e-12)
+    expected_lml = -0.5 * (
+        y[0] ** 2 / (signal_variance + noise_variance)
+        + np.log(signal_variance + noise_variance) + np.log(2 * np.pi)
+    )
+    np.testing.assert_allclose(gp.log_marginal_likelihood_value_, expected_lml, rtol=1e-12)
+
+
+def prior_sample(points: np.ndarray, lengthscale: float, noise_variance: float, rng) -> np.ndarray:
+    cov = exponential_kernel(euclidean(points, points), [lengthscale], 1.0)
+    cov += noise_variance * np.eye(len(points))
+    return np.linalg.cholesky(cov) @ rng.standard_normal(len(points))
+
+
+def test_fit_recovers_the_lengthscale_of_prior_samples():
+    fitted = {}
+    for true_lengthscale in (0.5, 1.5):
+        log_lengthscales = []
+        for seed in range(6):
+            rng = np.random.default_rng(seed)
+            points = rng.uniform(0, 10, (150, 2))
+            y = prior_sample(points, true_lengthscale, 1e-2, rng)
+            # theta0 deliberately far from the truth: ℓ = 10, s² = 1, σ_n² = 1e-3.
+            theta0 = np.log([1.0, 10.0, 1e-3])
+            gp = DistanceGP().fit(euclidean(points, points), y, theta0=theta0, rng=seed)
+            assert gp.log_marginal_likelihood_value_ >= log_marginal_likelihood(
+                theta0, euclidean(points, points), y
+            )
+            log_lengthscales.append(np.log(gp.lengthscales_[0]))
+        fitted[true_lengthscale] = np.exp(np.mean(log_lengthscales))
+        assert true_lengthscale / 1.5 < fitted[true_lengthscale] < true_lengthscale * 1.5
+    assert fitted[1.5] > 2 * fitted[0.5]
+
+
+def test_fitted_state_is_consistent_with_fit_fixed_at_the_fitted_theta(regression_data):
+    train, test, y = regression_data
+    dists = euclidean(train, train)
+
+    fitted = DistanceGP().fit(dists, y, rng=0)
+    fixed = DistanceGP().fit_fixed(dists, y, fitted.theta_)
+
+    assert fitted.theta_.shape == (3,)
+    assert np.all(fitted.theta_ >= fitted.bounds_[:, 0])
+    assert np.all(fitted.theta_ <= fitted.bounds_[:, 1])
+    np.testing.assert_allclose(fitted.log_marginal_likelihood_value_,
+                               log_marginal_likelihood(fitted.theta_, dists, y))
+    np.testing.assert_allclose(fitted.alpha_, fixed.alpha_)
+    np.testing.assert_allclose(fitted.predict(euclidean(test, train))[0],
+                               fixed.predict(euclidean(test, train))[0])
+    np.testing.assert_allclose(
+        [fitted.signal_variance_, fitted.lengthscales_[0], fitted.noise_variance_],
+        np.exp(fitted.theta_),
+    )
+
+
+def test_fantasy_point_at_the_posterior_mean_keeps_the_mean(regression_data):
+    train, test, y = regression_data
+    gp = DistanceGP().fit(euclidean(train, train), y, rng=0)
+    pending = test[:1]
+    fantasy, _ = gp.predict(euclidean(pending, train))
+
+    augmented = np.vstack([train, pending])
+    with_fantasy = DistanceGP().fit_fixed(
+        euclidean(augmented, augmented), np.append(y, fantasy), gp.theta_
+    )
+
+    before_mean, before_var = gp.predict(euclidean(test, train))
+    after_mean, after_var = with_fantasy.predict(euclidean(test, augmented))
+    # Kriging believer: the mean is unchanged, the variance shrinks (to ~0 at the point).
+    np.testing.assert_allclose(after_mean, before_mean, atol=1e-8)
+    assert np.all(after_var <= before_var + 1e-12)
+    assert after_var[0] < 1e-3 * before_var[0] + with_fantasy.noise_variance_
+
+
+def test_irrelevant_channel_gets_a_longer_lengthscale():
+    rng = np.random.default_rng(7)
+    points = rng.uniform(0, 1, (80, 2))
+    y = np.sin(6 * points[:, 0]) + 0.05 * rng.normal(size=80)
+    y = (y - y.mean()) / y.std()
+
+    gp = DistanceGP().fit(per_coordinate(points, points), y, rng=0)
+
+    relevant, irrelevant = gp.lengthscales_
+    assert irrelevant > 5 * relevant
+
+
+@pytest.mark.parametrize("noise_bounds", [(1e-6, 1.0), (1e-6, 1e-6)])
+def test_non_psd_distances_do_not_crash_fit_or_predict(noise_bounds):
+    # Random symmetric "distances" that violate the triangle inequality.
+    rng = np.random.default_rng(3)
+    upper = np.triu(rng.uniform(0, 3, (30, 30)), 1)
+    dists = (upper + upper.T)[np.newaxis]
+    y = rng.normal(size=30)
+    bounds = default_log_bounds(1, [1.0])
+    bounds[-1] = np.log(noise_bounds)
+
+    gp = DistanceGP().fit(dists, y, rng=0, bounds=bounds)
+    mean, var = gp.predict(dists[:, :5, :])
+    joint_mean, cov = gp.predict_joint(dists[:, :5, :], dists[:, :5, :5])
+
+    assert np.isfinite(gp.log_marginal_likelihood_value_)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)
+    assert np.all(np.isfinite(cov))
+
+
+def test_fit_fixed_reports_the_eigenvalue_repair():
+    dists = np.array([[[0.0, 0.1, 0.1], [0.1, 0.0, 10.0], [0.1, 10.0, 0.0]]])
+    gp = DistanceGP().fit_fixed(dists, np.array([1.0, -1.0, 0.5]), np.log([1.0, 1.0, 1e-6]))
+
+    assert gp.cholesky_method_ == METHOD_EIGENVALUE_CLIP
+    mean, var = gp.predict(dists)
+    assert np.all(np.isfinite(mean)) and np.all(var >= 0)
+
+
+def test_fit_survives_failing_starts_and_raises_when_all_fail(monkeypatch, regression_data):
+    train, _, y = regression_data
+    dists = euclidean(train, train)
+    real_minimize = gp_module.scipy.optimize.minimize
+    calls = []
+
+    def first_start_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise np.linalg.LinAlgError("simulated failure")
+        return real_minimize(*args, **kwargs)
+
+    monkeypatch.setattr(gp_module.scipy.optimize, "minimize", first_start_fails)
+    gp = DistanceGP().fit(dists, y, n_restarts=2, rng=0)
+    assert gp.n_failed_starts_ == 1 and len(calls) == 3
+    assert np.isfinite(gp.log_marginal_likelihood_value_)
+
+    def always_fails(*args, **kwargs):
+        raise np.linalg.LinAlgError("simulated failure")
+
+    monkeypatch.setattr(gp_module.scipy.optimize, "minimize", always_fails)
+    with pytest.raises(RuntimeError, match="all 3"):
+        DistanceGP().fit(dists, y, n_restarts=2, rng=0)
+
+
+def test_restarts_are_reproducible_with_a_seed(regression_data):
+    train, _, y = regression_data
+    dists = euclidean(train, train)
+    first = DistanceGP().fit(dists, y, rng=11).theta_
+    second = DistanceGP().fit(dists, y, rng=11).theta_
+    np.testing.assert_array_equal(first, second)
+
+
+def test_shape_errors_are_clear():
+    gp = DistanceGP()
+    with pytest.raises(ValueError, match=r"\(C, n, n\)"):
+        gp.fit(np.zeros((1, 3, 3)), np.zeros(4))
+    with pytest.raises(ValueError, match="C \\+ 2"):
+        gp.fit_fixed(np.zeros((2, 3, 3)), np.zeros(3), np.zeros(3))
+    gp.fit_fixed(np.zeros((1, 3, 3)), np.zeros(3), np.zeros(3))
+    with pytest.raises(ValueError, match=r"\(C, m, n\)"):
+        gp.predict(np.zeros((1, 2, 4)))
+
+
+def test_fit_with_500_points_and_three_restarts_is_fast():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 5, (500, 2))
+    y = np.sin(points).sum(axis=1) + 0.1 * rng.normal(size=500)
+    y = (y - y.mean()) / y.std()
+    dists = per_coordinate(points, points)
+
+    start = time.perf_counter()
+    DistanceGP().fit(dists, y, n_restarts=3, rng=0)
+    elapsed = time.perf_counter() - start
+
+    # About 0.4 s single-threaded on a laptop core; the bound leaves room for
+    # shared CI machines while catching an accidental O(n⁴) or numeric gradient.
+    assert elapsed < 6.0
