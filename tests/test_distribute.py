@@ -1,0 +1,105 @@
+"""Tests for kbnas.distribute, and training a hypermodel under MirroredStrategy."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import keras
+import pytest
+import tensorflow as tf
+
+from kbnas.distribute import default_strategy, describe_strategy, enable_mixed_precision_if_gpu
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Logical devices must be configured before TensorFlow initialises its runtime,
+# so the two-replica run happens in a fresh interpreter.
+TWO_CPU_REPLICAS = textwrap.dedent(
+    """
+    import json, math, sys
+    import tensorflow as tf
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    import keras, keras_tuner
+    from kbnas.datasets import load_digits
+    from kbnas.distribute import describe_strategy
+    from kbnas.hypermodel import ConvNetHyperModel
+
+    class BatchCounter(keras.callbacks.Callback):
+        batches = 0
+        def on_train_batch_end(self, batch, logs=None):
+            BatchCounter.batches += 1
+
+    x, y = load_digits("train")
+    x, y = x[:200], y[:200]
+    hypermodel = ConvNetHyperModel(filters=(4,), units=(8,)).configure(x, y)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    hp = keras_tuner.HyperParameters()
+    with strategy.scope():
+        model = hypermodel.build(hp)
+    history = hypermodel.fit(
+        hp, model, x, y, batch_size=25, epochs=1, verbose=0,
+        validation_data=(x[:50], y[:50]), callbacks=[BatchCounter()],
+    )
+    print(json.dumps({
+        "replicas": strategy.num_replicas_in_sync,
+        "model_replicas": model.distribute_strategy.num_replicas_in_sync,
+        "loss": history.history["loss"][-1],
+        "val_loss": history.history["val_loss"][-1],
+        "batches": BatchCounter.batches,
+        "description": describe_strategy(strategy),
+    }))
+    """
+)
+
+
+@pytest.mark.integration
+def test_hypermodel_trains_on_two_mirrored_cpu_replicas():
+    result = subprocess.run(
+        [sys.executable, "-c", TWO_CPU_REPLICAS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["replicas"] == 2
+    assert report["model_replicas"] == 2
+    assert math.isfinite(report["loss"]) and math.isfinite(report["val_loss"])
+    # 200 examples, 25 per replica: global batches of 50, so 4 steps.
+    assert report["batches"] == 4
+    assert report["description"].startswith("MirroredStrategy with 2 replicas")
+    assert "CPU:0" in report["description"].upper() and "CPU:1" in report["description"].upper()
+
+
+def test_default_strategy_without_several_gpus_is_the_default_strategy():
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        assert isinstance(default_strategy(), tf.distribute.MirroredStrategy)
+    else:
+        strategy = default_strategy()
+        assert strategy is tf.distribute.get_strategy()
+        assert strategy.num_replicas_in_sync == 1
+        assert describe_strategy(strategy) == "default strategy with 1 replica"
+
+
+def test_mixed_precision_only_when_asked_and_gpu_present():
+    previous = keras.mixed_precision.global_policy()
+    try:
+        assert enable_mixed_precision_if_gpu(False) is False
+        assert keras.mixed_precision.global_policy().name == previous.name
+        has_gpu = bool(tf.config.list_physical_devices("GPU"))
+        assert enable_mixed_precision_if_gpu(True) is has_gpu
+        expected = "mixed_float16" if has_gpu else previous.name
+        assert keras.mixed_precision.global_policy().name == expected
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
