@@ -1,0 +1,346 @@
+"""The ``kbnas`` command: ``search``, ``show`` and ``export``.
+
+``kbnas search`` searches architectures on the bundled 8x8 digits (or ``--data``),
+shows one line per trial, exports the best model into ``OUTPUT/export`` and
+reports its test accuracy. Running the same command again in the same output
+directory resumes the search. Bad input ends with a one-line error and exit code
+2 (the stack trace only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import sys
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+EXIT_USAGE = 2
+RUN_FILE = "kbnas_run.json"
+PROJECT_NAME = "search"
+EXPORT_DIR = "export"
+DEFAULT_OUTPUT = "kbnas_search"
+#: Fractions of a user's data held out for validation and test.
+USER_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
+USER_SPLIT_SEED = 0
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported in one line, exit code 2."""
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's default prints the usage too
+        raise UsageError(f"{self.prog}: {message}")
+
+
+# ---------------------------------------------------------------------- data
+def _load_split(args) -> tuple[dict, dict]:
+    """Train/validation/test arrays and a description of where they came from."""
+    from kbnas import datasets
+
+    if args.data is None:
+        split = datasets.load_digits_split()
+        arrays = {
+            "train": (split.x_train, split.y_train),
+            "val": (split.x_val, split.y_val),
+            "test": (split.x_test, split.y_test),
+        }
+        return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train)}
+
+    from kbnas.data_files import load_data
+    from kbnas.data_inference import infer_data_spec
+
+    x, y = load_data(args.data, label_column=args.label_column, image_size=args.image_size)
+    spec = infer_data_spec(x, y)  # names NaN, shape and label problems
+    strata = y if spec.task != "regression" else np.zeros(len(x), dtype=int)
+    train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
+    arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
+    return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y)}
+
+
+def _digest(x: np.ndarray, y: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in (x, y):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------- run record
+def _run_settings(args, source: dict) -> dict:
+    return {
+        "data": source["data"],
+        "digest": source["digest"],
+        "seed": args.seed,
+        "acquisition": args.acquisition,
+        "distance": args.distance,
+        "max_depth": args.max_depth,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+    }
+
+
+def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
+    """True when ``output`` holds this search (resume); error when another."""
+    path = output / RUN_FILE
+    if not path.exists():
+        if (output / PROJECT_NAME).exists() or (output.exists() and any(output.iterdir())):
+            raise UsageError(f"output directory {output} is not empty and holds no kbnas search; choose another --output")
+        return False
+    saved = json.loads(path.read_text())
+    differences = [k for k in settings if saved.get(k) != settings[k]]
+    if differences:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)
+        raise UsageError(f"output directory {output} holds a different search ({detail}); use another --output")
+    return True
+
+
+# ---------------------------------------------------------------------- progress
+def _format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _make_tuner(args, hypermodel, quiet: bool):
+    from kbnas.tuner import BayesianNAS
+
+    class ProgressBayesianNAS(BayesianNAS):
+        """Prints one line per trial: i of N, architecture, score, best, times."""
+
+        def on_search_begin(self):
+            super().on_search_begin()
+            self._started = time.perf_counter()
+            self._done_at_start = len(self.oracle.trials)
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            if quiet:
+                return
+            finished = self.oracle.trials[trial.trial_id]
+            number = len(self.oracle.trials)
+            elapsed = time.perf_counter() - self._started
+            done_now = max(1, number - self._done_at_start)
+            remaining = elapsed / done_now * max(0, self.oracle.max_trials - number)
+            best = self.oracle.get_best_trials(1)
+            best_score = best[0].score if best and best[0].score is not None else float("nan")
+            arch = finished.hyperparameters.values.get(hypermodel.architecture_hp, "?")
+            if finished.status == "COMPLETED":
+                result = f"{self.oracle.objective.name}={finished.score:.4f}"
+            else:
+                result = f"{finished.status}: {(finished.message or '').strip().splitlines()[-1:] or ''}"
+            method = self.oracle.proposal_log.get(trial.trial_id, {}).get("method", "resumed")
+            print(
+                f"trial {number}/{self.oracle.max_trials} [{method}] {arch}  {result}  "
+                f"best={best_score:.4f}  elapsed {_format_seconds(elapsed)}, "
+                f"~{_format_seconds(remaining)} left",
+                flush=True,
+            )
+
+    return ProgressBayesianNAS(
+        hypermodel,
+        max_trials=args.max_trials,
+        seed=args.seed,
+        acquisition=args.acquisition,
+        distance=args.distance,
+        directory=args.output,
+        project_name=PROJECT_NAME,
+        overwrite=False,
+        max_consecutive_failed_trials=max(3, args.max_trials),
+    )
+
+
+def _hypermodel(args):
+    from kbnas.hypermodel import ConvNetHyperModel
+
+    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed)
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_search(args) -> int:
+    if args.max_trials < 1:
+        raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
+    if args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    arrays, source = _load_split(args)
+    output = pathlib.Path(args.output)
+    settings = _run_settings(args, source)
+    resuming = _check_run_file(output, settings)
+    _quiet_tensorflow()
+    output.mkdir(parents=True, exist_ok=True)
+    (output / RUN_FILE).write_text(json.dumps(settings, indent=2))
+
+    hypermodel = _hypermodel(args)
+    tuner = _make_tuner(args, hypermodel, args.quiet)
+    (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
+    if not args.quiet:
+        done = len(tuner.oracle.trials)
+        print(
+            f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
+            f"({len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} test examples), "
+            f"{args.max_trials} trials{f', {done} done' if resuming else ''}",
+            flush=True,
+        )
+    start = time.perf_counter()
+    tuner.search(
+        x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs,
+        batch_size=args.batch_size, verbose=0,
+    )
+    return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
+
+
+def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
+    from kbnas.export import export_model
+
+    best = tuner.oracle.get_best_trials(1)
+    if not best or best[0].status != "COMPLETED":
+        raise UsageError("no trial completed: nothing to export (see the messages of the failed trials above)")
+    trial = best[0]
+    model = tuner.load_model(trial)
+    x_test, y_test = arrays["test"]
+    results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
+    arch = hypermodel.search_space.from_hp_value(trial.hyperparameters.values[hypermodel.architecture_hp])
+    export_dir = output / EXPORT_DIR
+    paths = export_model(
+        model,
+        str(export_dir),
+        architecture=arch,
+        search_space=hypermodel.search_space,
+        score=trial.score,
+        objective=tuner.oracle.objective.name,
+        trial_id=trial.trial_id,
+        search_settings={**json.loads((output / RUN_FILE).read_text()), "test_metrics": results},
+    )
+    if not args.quiet:
+        print(f"\nbest architecture (trial {trial.trial_id}, {tuner.oracle.objective.name}={trial.score:.4f}):")
+        print(hypermodel.search_space.summary(arch))
+        metrics = ", ".join(f"test {k}={v:.4f}" for k, v in results.items())
+        print(f"{metrics}  (search time {_format_seconds(seconds)})")
+        print(f"exported to {export_dir}: {paths}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    output = pathlib.Path(args.output)
+    trial_files = sorted((output / PROJECT_NAME).glob("trial_*/trial.json"))
+    if not trial_files:
+        raise UsageError(f"{output} holds no kbnas search (no {PROJECT_NAME}/trial_*/trial.json)")
+    rows = []
+    for f in trial_files:
+        t = json.loads(f.read_text())
+        values = t.get("hyperparameters", {}).get("values", {})
+        rows.append((t.get("trial_id"), t.get("status"), t.get("score"), values))
+    direction = _objective_direction(output)
+    def sort_key(row):
+        score = row[2]
+        if score is None:
+            return (1, 0.0)
+        return (0, -score if direction == "max" else score)
+    rows.sort(key=sort_key)
+    print(f"{'trial':>5}  {'status':<9}  {'score':>8}  architecture / hyperparameters")
+    for trial_id, status, score, values in rows:
+        score_text = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
+        arch = values.get("architecture", "")
+        others = ", ".join(f"{k}={v}" for k, v in values.items() if k != "architecture")
+        print(f"{trial_id:>5}  {status:<9}  {score_text:>8}  {arch}{'  ' + others if others else ''}")
+    return 0
+
+
+def _objective_direction(output: pathlib.Path) -> str:
+    oracle_file = output / PROJECT_NAME / "oracle.json"
+    if oracle_file.exists():
+        state = json.loads(oracle_file.read_text())
+        objective = state.get("objective")
+        if isinstance(objective, dict) and "direction" in objective:
+            return objective["direction"]
+    return "max"
+
+
+def cmd_export(args) -> int:
+    output = pathlib.Path(args.output)
+    run_file = output / RUN_FILE
+    if not run_file.exists():
+        raise UsageError(f"{output} holds no kbnas search (no {RUN_FILE}); run `kbnas search --output {output}` first")
+    saved = json.loads(run_file.read_text())
+    for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
+        setattr(args, key, saved[key])
+    args.data = None if saved["data"] == "bundled digits" else saved["data"]
+    args.max_trials = 1
+    arrays, source = _load_split(args)
+    if source["digest"] != saved["digest"]:
+        raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
+    _quiet_tensorflow()
+    hypermodel = _hypermodel(args)
+    hypermodel.configure(*arrays["train"])
+    tuner = _make_tuner(args, hypermodel, True)
+    tuner.oracle.set_search_space(hypermodel.search_space)
+    return _export_best(tuner, hypermodel, arrays, output, args, 0.0)
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# ---------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    from kbnas.oracle import ACQUISITIONS
+
+    parser = _OneLineParser(prog="kbnas", description="Neural architecture search by Bayesian optimization.")
+    parser.add_argument("--debug", action="store_true", help="show stack traces")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+
+    search = sub.add_parser("search", help="search architectures and export the best model")
+    search.add_argument("--data", help=".npz (arrays x, y), .csv (see --label-column) or an image folder; "
+                        "default: the bundled 8x8 digits")
+    search.add_argument("--label-column", default="label", help="label column of a CSV file (default: label)")
+    search.add_argument("--image-size", type=int, default=32, help="side of resized images of an image folder")
+    search.add_argument("--max-trials", type=int, default=12, help="number of architectures to train (default 12)")
+    search.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial, with early stopping (default 30)")
+    search.add_argument("--batch-size", type=int, default=64, help="batch size per replica (default 64)")
+    search.add_argument("--max-depth", type=int, default=6, help="maximum number of layers (default 6)")
+    search.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
+    search.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    search.add_argument("--acquisition", choices=ACQUISITIONS, default="ei", help="acquisition function (default ei)")
+    search.add_argument("--distance", choices=("edit", "otmann"), default="edit",
+                        help="architecture distance (default edit)")
+    search.add_argument("--quiet", action="store_true", help="print only errors")
+    search.set_defaults(func=cmd_search)
+
+    show = sub.add_parser("show", help="table of the trials of a search, best first")
+    show.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
+    show.set_defaults(func=cmd_show)
+
+    export = sub.add_parser("export", help="export the best model of a search")
+    export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
+    export.add_argument("--label-column", default="label")
+    export.add_argument("--image-size", type=int, default=32)
+    export.add_argument("--quiet", action="store_true")
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as error:
+        if debug:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"kbnas: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("kbnas: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""KerasTuner hyperparameter spaces as seen by the numeric core.
+
+A *configuration* is a KerasTuner values dict (active hyperparameters only). This
+module turns a `keras_tuner.HyperParameters` space into what the core needs:
+
+* random configurations and random neighbours (for the acquisition optimizer),
+  honouring conditional hyperparameters (a child is active only when its parent
+  conditions hold);
+* an encoding of ordinary hyperparameters as an (n, P) float matrix for
+  `kbnas.core.distances.hyperparameter_distances`: ``Choice`` and ``Boolean`` are
+  unordered categories (integer codes), ``Int``/``Float`` are mapped to [0, 1] by
+  KerasTuner's own ``value_to_prob`` (so log sampling is honoured), ``Fixed`` is
+  ignored, an inactive hyperparameter is NaN;
+* the architecture hyperparameter, a string holding the canonical encoding of a
+  `kbnas.space.Architecture`, decoded into architectures for the architecture
+  distance;
+* enumeration of every configuration when the space is finite and small.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any, Iterator
+
+import keras_tuner
+import numpy as np
+
+from kbnas.space import Architecture, SearchSpace
+
+_hp_types = keras_tuner.engine.hyperparameters
+CATEGORICAL = "categorical"
+NUMERIC = "numeric"
+
+#: Standard deviation, in KerasTuner's [0, 1] probability scale, of a numeric move.
+NUMERIC_STEP = 0.15
+
+
+@functools.lru_cache(maxsize=65536)
+def _decode_architecture(text: str) -> Architecture:
+    return Architecture.decode(text)
+
+
+def _is_active(hp, values: dict) -> bool:
+    return all(condition.is_active(values) for condition in hp.conditions)
+
+
+class ConfigurationSpace:
+    """The tunable part of a KerasTuner search space.
+
+    Args:
+        hyperparameters: the oracle's `keras_tuner.HyperParameters`.
+        search_space: the architecture space, or None when the space has no
+            architecture hyperparameter.
+        architecture_hp: name of the architecture hyperparameter.
+    """
+
+    def __init__(
+        self,
+        hyperparameters: keras_tuner.HyperParameters,
+        search_space: SearchSpace | None = None,
+        architecture_hp: str = "architecture",
+    ) -> None:
+        self.space = list(hyperparameters.space)
+        self.search_space = search_space
+        self.architecture_hp = architecture_hp
+        self.has_architecture = search_space is not None and any(
+            hp.name == architecture_hp for hp in self.space
+        )
+        self.encoded: list[Any] = []
+        for hp in self.space:
+            if hp.name == architecture_hp or isinstance(hp, _hp_types.Fixed):
+                continue
+            if any(e.name == hp.name for e in self.encoded):
+                continue
+            self.encoded.append(hp)
+        self.kinds = [
+            CATEGORICAL if isinstance(hp, (_hp_types.Choice, _hp_types.Boolean)) else NUMERIC
+            for hp in self.encoded
+        ]
+        self._choice_codes = [
+            {repr(v): i for i, v in enumerate(hp.values)}
+            if isinstance(hp, _hp_types.Choice)
+            else None
+            for hp in self.encoded
+        ]
+
+    @property
+    def n_dimensions(self) -> int:
+        """Number of tunable dimensions (the architecture counts as one)."""
+        return len(self.encoded) + int(self.has_architecture)
+
+    # ------------------------------------------------------------------ sampling
+    def _sample_hp(self, hp, rng: np.random.Generator) -> Any:
+        if hp.name == self.architecture_hp and self.has_architecture:
+            return self.search_space.sample(rng).encode()
+        return hp.random_sample(int(rng.integers(2**31 - 1)))
+
+    def complete(
+        self, values: dict, rng: np.random.Generator, resample: str | None = None
+    ) -> dict:
+        """Active values of a configuration, in space order.
+
+        Inactive hyperparameters are dropped; active ones missing from ``values``
+        (and the one named ``resample``) are drawn at random.
+        """
+        out: dict = {}
+        for hp in self.space:
+            if hp.name in out or not _is_active(hp, out):
+                continue
+            if hp.name in values and hp.name != resample:
+                out[hp.name] = values[hp.name]
+            else:
+                out[hp.name] = self._sample_hp(hp, rng)
+        return out
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        """A random configuration (KerasTuner's priors; uniform architectures)."""
+        return self.complete({}, rng)
+
+    def mutate(self, values: dict, rng: np.random.Generator) -> dict:
+        """A random neighbour: one active tunable dimension moves.
+
+        The architecture (when present) takes half of the moves and changes by one
+        `SearchSpace.mutate` step; a Choice moves to another value, a Boolean flips,
+        an Int/Float takes a Gaussian step of `NUMERIC_STEP` in KerasTuner's [0, 1]
+        probability scale. Children of a changed parent are re-drawn as needed.
+        """
+        active = [hp for hp in self.encoded if hp.name in values]
+        use_architecture = self.has_architecture and (not active or rng.random() < 0.5)
+        if use_architecture:
+            arch = self.architecture_of(values)
+            new = dict(values)
+            # SearchSpace.mutate returns valid architectures: encode, no re-validation.
+            new[self.architecture_hp] = self.search_space.mutate(arch, rng).encode()
+            return self.complete(new, rng)
+        if not active:
+            return self.sample(rng)
+        hp = active[int(rng.integers(len(active)))]
+        new = dict(values)
+        new[hp.name] = self._move(hp, values[hp.name], rng)
+        return self.complete(new, rng)
+
+    def _move(self, hp, value: Any, rng: np.random.Generator) -> Any:
+        if isinstance(hp, _hp_types.Boolean):
+            return not value
+        if isinstance(hp, _hp_types.Choice):
+            others = [v for v in hp.values if v != value]
+            return others[int(rng.integers(len(others)))] if others else value
+        prob = hp.value_to_prob(value)
+        for _ in range(4):
+            step = rng.normal(0.0, NUMERIC_STEP)
+            new = hp.prob_to_value(float(np.clip(prob + step, 0.0, 1.0 - 1e-9)))
+            if new != value:
+                return new
+        return hp.random_sample(int(rng.integers(2**31 - 1)))
+
+    # ------------------------------------------------------------------ encoding
+    def encode(self, configurations: list[dict]) -> np.ndarray:
+        """(n, P) matrix of ordinary hyperparameters; NaN where inactive."""
+        X = np.full((len(configurations), len(self.encoded)), np.nan)
+        for j, hp in enumerate(self.encoded):
+            codes = self._choice_codes[j]
+            for i, values in enumerate(configurations):
+                if hp.name not in values:
+                    continue
+                v = values[hp.name]
+                if codes is not None:
+                    X[i, j] = codes.get(repr(v), len(codes))
+                elif isinstance(hp, _hp_types.Boolean):
+                    X[i, j] = float(bool(v))
+                else:
+                    X[i, j] = hp.value_to_prob(v)
+        return X
+
+    def architecture_of(self, values: dict) -> Architecture:
+        """The architecture stored in a configuration (decoded once per string)."""
+        return _decode_architecture(values[self.architecture_hp])
+
+    # --------------------------------------------------------------- enumeration
+    def _finite_values(self, hp) -> list | None:
+        if hp.name == self.architecture_hp and self.has_architecture:
+            return None  # enumerated separately, lazily
+        if isinstance(hp, _hp_types.Fixed):
+            return [hp.value]
+        if isinstance(hp, _hp_types.Boolean):
+            return [False, True]
+        if isinstance(hp, _hp_types.Choice):
+            return list(hp.values)
+        if isinstance(hp, _hp_types.Int):
+            if hp.step is None and hp.sampling == "linear":
+                return list(range(hp.min_value, hp.max_value + 1))
+            if hp.step is not None:
+                return list(hp.values)
+            return list(range(hp.min_value, hp.max_value + 1))
+        if isinstance(hp, _hp_types.Float) and hp.step is not None:
+            return list(hp.values)
+        return None
+
+    def enumerate(self, limit: int) -> list[dict] | None:
+        """Every configuration when there are at most ``limit``; else None."""
+        per_hp = {}
+        for hp in self.space:
+            if hp.name == self.architecture_hp and self.has_architecture:
+                archs = list(itertools.islice(self.search_space.enumerate(), limit + 1))
+                if len(archs) > limit:
+                    return None
+                per_hp[hp.name] = [self.search_space.to_hp_value(a) for a in archs]
+                continue
+            vals = self._finite_values(hp)
+            if vals is None:
+                return None
+            per_hp.setdefault(hp.name, vals)
+        out: list[dict] = []
+        for values in self._expand({}, 0, per_hp):
+            out.append(values)
+            if len(out) > limit:
+                return None
+        return out
+
+    def _expand(self, values: dict, index: int, per_hp: dict) -> Iterator[dict]:
+        if index == len(self.space):
+            yield dict(values)
+            return
+        hp = self.space[index]
+        if hp.name in values or not _is_active(hp, values):
+            yield from self._expand(values, index + 1, per_hp)
+            return
+        for v in per_hp[hp.name]:
+            values[hp.name] = v
+            yield from self._expand(values, index + 1, per_hp)
+            del values[hp.name]

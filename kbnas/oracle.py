@@ -1,0 +1,404 @@
+"""`BayesianNASOracle`: GP Bayesian optimization over architectures, as a KerasTuner Oracle.
+
+Each new trial is a short pipeline of calls into the numeric core
+(`kbnas.core`):
+
+1. take the completed trials, their scores turned into "higher is better"
+   (the sign is flipped once here for ``min`` objectives);
+2. warp the scores (empirical-copula rank warp by default) so a few diverged
+   trials do not flatten the model of the good region;
+3. build distance channels between configurations: one architecture distance
+   (edit distance or OTMANN, cached and grown incrementally) plus one channel per
+   ordinary hyperparameter;
+4. fit the GP kernel hyperparameters by maximum marginal likelihood, warm-started
+   from the previous fit;
+5. add running trials as fantasies at the GP mean (kriging believer);
+6. maximize the acquisition over the discrete space (exactly when the space is
+   small enough to enumerate, by evolutionary search from the best configurations
+   otherwise), never proposing what was evaluated, failed or is running.
+
+Any numeric failure in steps 2-6 falls back to a random proposal with a warning:
+KerasTuner's ``synchronized`` lock is released only on a normal return.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+import warnings
+from typing import Any, Callable, Sequence
+
+import keras_tuner
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from kbnas.configurations import ConfigurationSpace
+from kbnas.core import acquisition as acq
+from kbnas.core.acquisition_optimizer import (
+    EvolutionSettings,
+    maximize_evolutionary,
+    maximize_exhaustive,
+)
+from kbnas.core.distance_cache import IncrementalDistanceMatrix
+from kbnas.core.distances import get_architecture_distance, hyperparameter_distances
+from kbnas.core.gp import DistanceGP
+from kbnas.core.warping import warp_scores
+from kbnas.space import Architecture, SearchSpace
+
+ACQUISITIONS = ("ei", "pi", "ucb", "thompson")
+RUNNING = "RUNNING"
+STOPPED = "STOPPED"
+COMPLETED = "COMPLETED"
+
+
+class BayesianNASOracle(keras_tuner.Oracle):
+    """Bayesian optimization with a distance-based Gaussian process.
+
+    Works on any KerasTuner search space. When ``search_space`` is given, the
+    string hyperparameter named ``architecture_hp`` holds an architecture of that
+    space (see `kbnas.ConvNetHyperModel`) and is compared with an architecture
+    distance; every other hyperparameter gets its own distance channel (Choice and
+    Boolean as unordered categories, Int/Float on KerasTuner's [0, 1] scale,
+    honouring log sampling). The kernel is
+
+        k(x, x') = s² · exp(−d_arch(x, x')/ℓ_arch − Σ_j d_j(x, x')/ℓ_j),
+
+    with s², the ℓ's and the noise variance learned by maximum marginal likelihood.
+
+    Args:
+        objective, max_trials, hyperparameters, allow_new_entries, tune_new_entries,
+        max_retries_per_trial, max_consecutive_failed_trials: as in
+            `keras_tuner.Oracle`.
+        seed: random seed. ``seed=0`` is a real seed; ``None`` draws one.
+        search_space: the architecture space, or None for plain hyperparameter
+            spaces. `kbnas.BayesianNAS` fills it in from the hypermodel.
+        architecture_hp: name of the architecture hyperparameter.
+        distance: ``"edit"`` (layer-aware edit distance, default), ``"otmann"``
+            (NASBOT's optimal-transport distance) or a callable
+            ``(archs_a, archs_b) -> (n, m) array``.
+        acquisition: ``"ei"`` (expected improvement, default), ``"pi"``,
+            ``"ucb"`` or ``"thompson"``.
+        kappa: UCB multiplier of the posterior standard deviation, μ + κσ.
+        xi: EI/PI improvement margin, in units of the warped scores.
+        num_initial_points: random trials before the GP is used. Default:
+            ``2 * (tunable dimensions) + 2`` clipped to [4, 10], where the
+            architecture counts as two dimensions.
+        score_warping: ``"rank"`` (default), ``"standardize"`` or ``"none"``.
+        n_restarts: random restarts of the marginal-likelihood optimizer.
+        exhaustive_limit: when the whole space has at most this many
+            configurations, the acquisition is maximized exactly over all of them.
+        evolution: budget of the evolutionary acquisition optimizer.
+    """
+
+    def __init__(
+        self,
+        objective: Any = None,
+        max_trials: int | None = 20,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        seed: int | None = None,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        *,
+        search_space: SearchSpace | None = None,
+        architecture_hp: str = "architecture",
+        distance: str | Callable = "edit",
+        acquisition: str = "ei",
+        kappa: float = 2.0,
+        xi: float = 0.0,
+        num_initial_points: int | None = None,
+        score_warping: str = "rank",
+        n_restarts: int = 3,
+        exhaustive_limit: int = 2000,
+        evolution: EvolutionSettings = EvolutionSettings(),
+    ) -> None:
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        # keras_tuner.Oracle does `seed or random.randint(...)`: seed=0 must stay 0.
+        self.seed = seed if seed is not None else random.randint(1, 10000)
+        self._seed_state = self.seed
+        if acquisition not in ACQUISITIONS:
+            raise ValueError(
+                f"acquisition={acquisition!r} is not one of {', '.join(ACQUISITIONS)}"
+            )
+        if isinstance(distance, str) and distance not in ("edit", "otmann"):
+            raise ValueError(f"distance={distance!r} is not 'edit', 'otmann' or a callable")
+        if num_initial_points is not None and num_initial_points < 1:
+            raise ValueError(f"num_initial_points must be >= 1, got {num_initial_points}")
+        warp_scores(np.zeros(2), score_warping)  # validates the name
+        self.architecture_hp = architecture_hp
+        self.distance = distance
+        self.acquisition = acquisition
+        self.kappa = float(kappa)
+        self.xi = float(xi)
+        self.num_initial_points = num_initial_points
+        self.score_warping = score_warping
+        self.n_restarts = int(n_restarts)
+        self.exhaustive_limit = int(exhaustive_limit)
+        self.evolution = evolution
+        self.search_space: SearchSpace | None = None
+        self._theta: np.ndarray | None = None
+        self._configuration_space_cache: tuple[tuple, ConfigurationSpace, Any] | None = None
+        #: trial_id -> how it was proposed (method, acquisition value, seconds).
+        self.proposal_log: dict[str, dict] = {}
+        self.set_search_space(search_space)
+
+    # ------------------------------------------------------------------ set-up
+    def set_search_space(self, search_space: SearchSpace | None) -> None:
+        """Declare (or replace) the architecture space; resets distance caches."""
+        self.search_space = search_space
+        self._arch_distances = None
+        if search_space is not None:
+            fn = get_architecture_distance(self.distance, search_space)
+            self._arch_distances = IncrementalDistanceMatrix(fn)
+        self._configuration_space_cache = None
+
+    def _configuration_space(self) -> tuple[ConfigurationSpace, list[dict] | None]:
+        key = tuple((hp.name, repr(hp.get_config())) for hp in self.hyperparameters.space)
+        if self._configuration_space_cache is None or self._configuration_space_cache[0] != key:
+            cspace = ConfigurationSpace(self.hyperparameters, self.search_space, self.architecture_hp)
+            everything = cspace.enumerate(self.exhaustive_limit)
+            self._configuration_space_cache = (key, cspace, everything)
+        return self._configuration_space_cache[1], self._configuration_space_cache[2]
+
+    def _initial_points(self, cspace: ConfigurationSpace) -> int:
+        if self.num_initial_points is not None:
+            return self.num_initial_points
+        dims = len(cspace.encoded) + 2 * int(cspace.has_architecture)
+        return int(np.clip(2 * dims + 2, 4, 10))
+
+    # ------------------------------------------------------------------ proposals
+    def populate_space(self, trial_id: str) -> dict:
+        """Proposes the values of a new trial (KerasTuner protocol)."""
+        start = time.perf_counter()
+        # One generator per trial index: the same seed gives the same proposals,
+        # also after a search is reloaded from its directory.
+        rng = np.random.default_rng([self.seed, len(self.trials)])
+        cspace, everything = self._configuration_space()
+        avoid = set(self._tried_so_far)
+        completed = self._completed_trials()
+        info: dict[str, Any] = {"method": "random"}
+        values = None
+        if len(completed) >= self._initial_points(cspace) and cspace.n_dimensions > 0:
+            try:
+                # The matrices are small (n <= a few hundred): multithreaded BLAS
+                # only adds contention, badly so next to TensorFlow's threads.
+                with threadpool_limits(limits=1, user_api="blas"):
+                    values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng)
+            except Exception as error:  # noqa: BLE001 - never raise under the lock
+                warnings.warn(
+                    f"kbnas: the GP proposal failed ({type(error).__name__}: {error}); "
+                    "falling back to a random configuration.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                info = {"method": "random (GP failed)", "error": f"{type(error).__name__}: {error}"}
+                values = None
+        if values is None:
+            values = self._random_new(cspace, everything, avoid, rng)
+        info["seconds"] = time.perf_counter() - start
+        if values is None:
+            return {"status": STOPPED, "values": None}
+        self.proposal_log[trial_id] = info
+        return {"status": RUNNING, "values": values}
+
+    def _completed_trials(self) -> list:
+        trials = [self.trials[i] for i in sorted(self.trials)]
+        return [
+            t
+            for t in trials
+            if t.status == COMPLETED and t.score is not None and np.isfinite(t.score)
+        ]
+
+    def _key(self, values: dict) -> str:
+        return self._compute_values_hash(values)
+
+    def _random_new(self, cspace, everything, avoid, rng) -> dict | None:
+        if everything is not None:
+            fresh = [v for v in everything if self._key(v) not in avoid]
+            return fresh[int(rng.integers(len(fresh)))] if fresh else None
+        for _ in range(200):
+            values = cspace.sample(rng)
+            if self._key(values) not in avoid:
+                return values
+        return None
+
+    def _maximize_sign(self) -> float:
+        return 1.0 if self.objective.direction == "max" else -1.0
+
+    def _bayesian_proposal(self, cspace, everything, completed, avoid, rng):
+        train = [dict(t.hyperparameters.values) for t in completed]
+        y = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
+        z = warp_scores(y, self.score_warping)
+        dists = self._distance_channels(cspace, train, train)
+        gp = DistanceGP()
+        theta0 = self._theta
+        if theta0 is not None and len(theta0) != dists.shape[0] + 2:
+            theta0 = None  # the space gained or lost a hyperparameter
+        gp.fit(dists, z, theta0=theta0, n_restarts=self.n_restarts, rng=rng)
+        self._theta = gp.theta_
+        best = float(np.max(z))
+
+        pending = [
+            dict(t.hyperparameters.values)
+            for t in self.ongoing_trials.values()
+            if t.hyperparameters.values
+        ]
+        if pending:
+            # Kriging believer: a running trial is assumed to score its GP mean,
+            # which shrinks the variance around it so parallel proposals differ.
+            fantasy, _ = gp.predict(self._distance_channels(cspace, pending, train))
+            train = train + pending
+            z = np.concatenate([z, fantasy])
+            gp.fit_fixed(self._distance_channels(cspace, train, train), z, gp.theta_)
+
+        def posterior(candidates: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+            mean, var = gp.predict(self._distance_channels(cspace, candidates, train))
+            return mean, np.sqrt(np.maximum(var, 0.0))
+
+        def score(candidates: list[dict]) -> np.ndarray:
+            mean, std = posterior(candidates)
+            if self.acquisition == "ei":
+                return acq.log_expected_improvement(mean, std, best, xi=self.xi)
+            if self.acquisition == "pi":
+                return acq.log_probability_of_improvement(mean, std, best, xi=self.xi)
+            return acq.upper_confidence_bound(mean, std, kappa=self.kappa)
+
+        order = np.argsort(-z[: len(completed)])
+        starts = [train[i] for i in order[: self.evolution.population_size // 2]]
+        if self.acquisition == "thompson":
+            result = self._thompson(cspace, everything, gp, train, starts, avoid, rng)
+        elif everything is not None:
+            result = maximize_exhaustive(everything, score, self._key, avoid)
+        else:
+            result = maximize_evolutionary(
+                score,
+                cspace.sample,
+                cspace.mutate,
+                self._key,
+                avoid,
+                starts,
+                rng,
+                self.evolution,
+            )
+        if result.best is None:
+            return None, {"method": f"gp-{self.acquisition}", "note": "no new candidate"}
+        mean, std = posterior([result.best])
+        info = {
+            "method": f"gp-{self.acquisition}",
+            "acquisition": float(result.value),
+            "predicted_mean": float(mean[0]),
+            "predicted_std": float(std[0]),
+            "n_scored": int(result.n_scored),
+            "n_pending": len(pending),
+        }
+        return result.best, info
+
+    def _thompson(self, cspace, everything, gp, train, starts, avoid, rng):
+        """One joint posterior sample over a candidate pool; its argmax."""
+        from kbnas.core.acquisition_optimizer import AcquisitionResult
+
+        pool_size = self.evolution.n_random + self.evolution.offspring_per_generation
+        if everything is not None:
+            pool = [v for v in everything if self._key(v) not in avoid]
+            if len(pool) > pool_size * 4:
+                keep = rng.choice(len(pool), size=pool_size * 4, replace=False)
+                pool = [pool[i] for i in keep]
+        else:
+            raw = [cspace.mutate(s, rng) for s in starts for _ in range(8)]
+            raw += [cspace.sample(rng) for _ in range(self.evolution.n_random)]
+            seen, pool = set(avoid), []
+            for v in raw:
+                k = self._key(v)
+                if k not in seen:
+                    seen.add(k)
+                    pool.append(v)
+        if not pool:
+            return AcquisitionResult(None, -np.inf, 0)
+        mean, cov = gp.predict_joint(
+            self._distance_channels(cspace, pool, train),
+            self._distance_channels(cspace, pool, pool),
+        )
+        sample = acq.thompson_sample(mean, cov, rng, n_samples=1)[0]
+        i = int(np.argmax(sample))
+        return AcquisitionResult(pool[i], float(sample[i]), len(pool))
+
+    # ------------------------------------------------------------------ distances
+    def _distance_channels(
+        self, cspace: ConfigurationSpace, a: Sequence[dict], b: Sequence[dict]
+    ) -> np.ndarray:
+        """(C, len(a), len(b)) distance channels between two lists of configurations."""
+        channels = []
+        if cspace.has_architecture:
+            channels.append(self._architecture_distances(cspace, a, b))
+        if cspace.encoded:
+            channels.extend(
+                hyperparameter_distances(cspace.encode(list(a)), cspace.encode(list(b)), cspace.kinds)
+            )
+        if not channels:
+            return np.zeros((1, len(a), len(b)))
+        return np.stack(channels)
+
+    def _architecture_distances(self, cspace, a, b) -> np.ndarray:
+        archs_a = [cspace.architecture_of(v) for v in a]
+        archs_b = [cspace.architecture_of(v) for v in b]
+        cache = self._arch_distances
+        # Observed architectures (b) live in the cache: their matrix is grown by
+        # blocks and never recomputed; candidates (a) only need rows against them.
+        columns = cache.extend(archs_b)
+        if a is b:
+            return cache.matrix[np.ix_(columns, columns)]
+        return cache.cross(archs_a)[:, columns]
+
+    # ------------------------------------------------------------------ state
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        super().end_trial(trial)
+        # KerasTuner saves the oracle before it drops the trial from
+        # `ongoing_trials`; a reload would then re-run a finished trial.
+        self.save()
+
+    def reload(self) -> None:
+        super().reload()
+        # Only trials that did not finish are sent back for a retry.
+        self._retry_queue = [
+            trial_id
+            for trial_id in self._retry_queue
+            if self.trials[trial_id].status not in (COMPLETED, "FAILED")
+        ]
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state["kbnas"] = {
+            "search_space": None if self.search_space is None else self.search_space.to_config(),
+            "architecture_hp": self.architecture_hp,
+            "distance": self.distance if isinstance(self.distance, str) else "custom",
+            "acquisition": self.acquisition,
+            "kappa": self.kappa,
+            "xi": self.xi,
+            "num_initial_points": self.num_initial_points,
+            "score_warping": self.score_warping,
+            "theta": None if self._theta is None else [float(t) for t in self._theta],
+            "proposal_log": self.proposal_log,
+        }
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        saved = state.get("kbnas")
+        if not saved:
+            return
+        if self.search_space is None and saved["search_space"] is not None:
+            self.set_search_space(SearchSpace.from_config(saved["search_space"]))
+        self._theta = None if saved["theta"] is None else np.array(saved["theta"])
+        self.proposal_log = dict(saved.get("proposal_log", {}))

@@ -1,0 +1,174 @@
+"""`BayesianNAS`: a `keras_tuner.Tuner` driven by `BayesianNASOracle`.
+
+It mirrors `keras_tuner.BayesianOptimization` (the oracle is built from the
+tuner's arguments) and adds what a NAS search needs:
+
+* with a `kbnas.ConvNetHyperModel` whose input shape or task is not given, the
+  hypermodel and the architecture space are configured from the data passed to
+  `search()` (input shape, task, number of classes, normalization statistics);
+* the objective defaults to ``val_accuracy`` (classification) or ``val_loss``
+  (regression); when no validation data is given, a fixed 20% of the training
+  arrays is held out;
+* each candidate is trained under a `tf.distribute` strategy, by default all
+  visible GPUs (`kbnas.distribute.default_strategy`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras_tuner
+import numpy as np
+
+from kbnas.core.acquisition_optimizer import EvolutionSettings
+from kbnas.oracle import BayesianNASOracle
+from kbnas.space import SearchSpace
+
+#: Fraction of the training arrays held out for validation when none is given.
+DEFAULT_VALIDATION_FRACTION = 0.2
+
+
+class BayesianNAS(keras_tuner.Tuner):
+    """Neural architecture search by Bayesian optimization.
+
+    Args:
+        hypermodel: a `kbnas.ConvNetHyperModel` (or any KerasTuner hypermodel or
+            build function: the oracle then tunes its ordinary hyperparameters).
+        objective: metric to optimize; default ``val_accuracy`` for
+            classification, ``val_loss`` for regression.
+        max_trials: number of trials.
+        seed: random seed (``0`` is a real seed).
+        hyperparameters, tune_new_entries, allow_new_entries,
+        max_retries_per_trial, max_consecutive_failed_trials: as in
+            `keras_tuner.BayesianOptimization`.
+        search_space: architecture space; default the hypermodel's
+            ``search_space`` when it has one.
+        distance, acquisition, kappa, xi, num_initial_points, score_warping,
+        evolution: see `BayesianNASOracle`.
+        distribution_strategy: ``"auto"`` (default: all visible GPUs, see
+            `kbnas.distribute.default_strategy`), None (KerasTuner's default) or a
+            `tf.distribute.Strategy`.
+        **kwargs: `keras_tuner.Tuner` arguments (``directory``,
+            ``project_name``, ``overwrite``, ``executions_per_trial``, ...).
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any = None,
+        objective: Any = None,
+        max_trials: int = 20,
+        *,
+        seed: int | None = None,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+        search_space: SearchSpace | None = None,
+        distance: str | Callable = "edit",
+        acquisition: str = "ei",
+        kappa: float = 2.0,
+        xi: float = 0.0,
+        num_initial_points: int | None = None,
+        score_warping: str = "rank",
+        evolution: EvolutionSettings = EvolutionSettings(),
+        distribution_strategy: Any = "auto",
+        **kwargs: Any,
+    ) -> None:
+        if search_space is None:
+            search_space = getattr(hypermodel, "search_space", None)
+        oracle = BayesianNASOracle(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            search_space=search_space,
+            architecture_hp=getattr(hypermodel, "architecture_hp", "architecture"),
+            distance=distance,
+            acquisition=acquisition,
+            kappa=kappa,
+            xi=xi,
+            num_initial_points=num_initial_points,
+            score_warping=score_warping,
+            evolution=evolution,
+        )
+        self._user_objective = objective
+        if isinstance(distribution_strategy, str):
+            if distribution_strategy != "auto":
+                raise ValueError(
+                    f"distribution_strategy={distribution_strategy!r}: pass 'auto', None "
+                    "or a tf.distribute.Strategy"
+                )
+            from kbnas.distribute import default_strategy
+
+            distribution_strategy = default_strategy()
+        super().__init__(
+            oracle=oracle,
+            hypermodel=hypermodel,
+            distribution_strategy=distribution_strategy,
+            **kwargs,
+        )
+
+    def _needs_data_to_configure(self) -> bool:
+        return hasattr(self.hypermodel, "configure") and not getattr(
+            self.hypermodel, "is_configured", True
+        )
+
+    def _populate_initial_space(self) -> None:
+        # A ConvNetHyperModel that has not seen data cannot be built yet: its
+        # space is populated in `search()`, as AutoKeras does.
+        if self._needs_data_to_configure():
+            return
+        super()._populate_initial_space()
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """Runs the search. Arguments are those of ``keras.Model.fit``.
+
+        With numpy inputs and no ``validation_data``, the last
+        `DEFAULT_VALIDATION_FRACTION` of a seeded permutation of the training
+        arrays is held out for validation.
+        """
+        fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
+        if hasattr(self.hypermodel, "configure"):
+            first_time = self._needs_data_to_configure()
+            if first_time:
+                x, y = _fit_xy(fit_args, fit_kwargs)
+                self.hypermodel.configure(x, y)
+            self.oracle.set_search_space(self.hypermodel.search_space)
+            if self._user_objective is None:
+                task = getattr(self.hypermodel, "task", "multiclass")
+                self.oracle.objective = (
+                    keras_tuner.Objective("val_loss", "min")
+                    if task == "regression"
+                    else keras_tuner.Objective("val_accuracy", "max")
+                )
+            if first_time and not self.oracle.hyperparameters.space:
+                super()._populate_initial_space()
+        super().search(*fit_args, **fit_kwargs)
+
+    def _with_validation_split(self, args: list, kwargs: dict) -> tuple[list, dict]:
+        if "validation_data" in kwargs or "validation_split" in kwargs:
+            return args, kwargs
+        x, y = _fit_xy(args, kwargs)
+        if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+            return args, kwargs
+        n = len(x)
+        n_val = int(round(n * DEFAULT_VALIDATION_FRACTION))
+        if n_val < 1 or n - n_val < 1:
+            return args, kwargs
+        order = np.random.default_rng(self.oracle.seed).permutation(n)
+        train, val = order[: n - n_val], order[n - n_val :]
+        args = args[2:]
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y")}
+        kwargs["validation_data"] = (x[val], y[val])
+        return [x[train], y[train], *args], kwargs
+
+
+def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:
+    x = args[0] if len(args) > 0 else kwargs.get("x")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
+    return x, y

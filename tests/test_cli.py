@@ -1,0 +1,131 @@
+"""The `kbnas` command end to end, and its answers to bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kbnas.cli import main
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--max-trials", "2", "--epochs", "1", "--max-depth", "3"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run([sys.executable, "-m", "kbnas.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_search_show_export_and_resume(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["search", *FAST, "--output", out]) == 0
+    printed = capsys.readouterr().out
+    assert "trial 1/2" in printed and "trial 2/2" in printed
+    assert "test accuracy=" in printed
+    export = tmp_path / "run" / "export"
+    assert (export / "model.keras").exists()
+    info = json.loads((export / "architecture.json").read_text())
+    assert info["trial_id"] in ("0", "1")
+
+    # The same command with a larger budget resumes: one more trial, not three.
+    assert main(["search", "--max-trials", "3", "--epochs", "1", "--max-depth", "3", "--output", out]) == 0
+    printed = capsys.readouterr().out
+    assert "resuming" in printed
+    assert "trial 3/3" in printed and "trial 1/3" not in printed
+
+    assert main(["show", "--output", out]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 1 + 3
+    scores = [float(line.split()[2]) for line in table[1:]]
+    assert scores == sorted(scores, reverse=True)
+
+    assert main(["export", "--output", out]) == 0
+
+
+def test_search_on_npz_and_csv_files(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 5)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    assert main(["search", *FAST, "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "a")]) == 0
+    lines = ["f0,f1,f2,target"] + [f"{a:.4f},{b:.4f},{c:.4f},{int(a > b)}" for a, b, c in x[:, :3]]
+    (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
+    assert main(["search", *FAST, "--data", str(tmp_path / "d.csv"), "--label-column", "target",
+                 "--output", str(tmp_path / "b")]) == 0
+    assert "test accuracy=" in capsys.readouterr().out
+
+
+def _bad_npz(tmp_path, name, x, y):
+    path = tmp_path / name
+    np.savez(path, x=x, y=y)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing_file", "no such file"),
+        ("length_mismatch", "length"),
+        ("nan_in_x", "nan"),
+        ("negative_labels", "negative"),
+        ("unknown_acquisition", "invalid choice"),
+        ("missing_label_column", "no column named"),
+        ("bad_extension", "unsupported data file"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, case, expected):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(50, 4)).astype("float32")
+    y = rng.integers(0, 3, size=50)
+    out = ["--output", str(tmp_path / "out")]
+    if case == "missing_file":
+        args = ["search", "--data", str(tmp_path / "nope.npz"), *out]
+    elif case == "length_mismatch":
+        args = ["search", "--data", _bad_npz(tmp_path, "a.npz", x, y[:-1]), *out]
+    elif case == "nan_in_x":
+        x[3, 1] = np.nan
+        args = ["search", "--data", _bad_npz(tmp_path, "a.npz", x, y), *out]
+    elif case == "negative_labels":
+        y[0] = -1
+        args = ["search", "--data", _bad_npz(tmp_path, "a.npz", x, y), *out]
+    elif case == "unknown_acquisition":
+        args = ["search", "--acquisition", "magic", *out]
+    elif case == "missing_label_column":
+        (tmp_path / "a.csv").write_text("a,b\n1,2\n")
+        args = ["search", "--data", str(tmp_path / "a.csv"), *out]
+    else:
+        (tmp_path / "a.txt").write_text("hello")
+        args = ["search", "--data", str(tmp_path / "a.txt"), *out]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("kbnas")
+    assert expected in lines[0].lower()
+    assert "Traceback" not in captured.err
+
+
+def test_output_directory_holding_a_different_search_is_refused(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["search", *FAST, "--output", out]) == 0
+    capsys.readouterr()
+    assert main(["search", *FAST, "--output", out, "--seed", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a different search" in err and "seed" in err
+
+
+def test_process_exit_code_and_debug_traceback(tmp_path):
+    result = run_cli("search", "--data", str(tmp_path / "missing.npz"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("kbnas: error:")
+    assert "Traceback" not in result.stderr
+    result = run_cli("--debug", "search", "--data", str(tmp_path / "missing.npz"))
+    assert result.returncode != 0
+    assert "Traceback" in result.stderr

@@ -1,0 +1,137 @@
+"""BayesianNAS end to end: real (tiny) searches that train Keras models."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from kbnas import BayesianNAS, ConvNetHyperModel
+from kbnas.datasets import load_digits_split
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def digits():
+    split = load_digits_split()
+    return split.x_train[:300], split.y_train[:300], split.x_val[:120], split.y_val[:120]
+
+
+def test_search_end_to_end_and_resume(tmp_path, digits):
+    x, y, xv, yv = digits
+
+    def make(max_trials):
+        return BayesianNAS(ConvNetHyperModel(max_depth=3), max_trials=max_trials, seed=0, num_initial_points=2,
+                           directory=str(tmp_path), project_name="p")
+
+    tuner = make(3)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+    trials = tuner.oracle.trials
+    assert len(trials) == 3
+    assert all(t.status == "COMPLETED" for t in trials.values())
+    assert tuner.oracle.objective.name == "val_accuracy"
+    assert tuner.oracle.proposal_log[max(trials)]["method"] == "gp-ei"
+    architectures = [t.hyperparameters.values["architecture"] for t in trials.values()]
+    assert len(set(architectures)) == 3
+    best = tuner.get_best_models(1)[0]
+    assert best.predict(xv[:5], verbose=0).shape == (5, 10)
+    tuner.results_summary(1)
+
+    resumed = make(4)
+    assert len(resumed.oracle.trials) == 3
+    resumed.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+    assert len(resumed.oracle.trials) == 4
+    assert len({t.hyperparameters.values["architecture"] for t in resumed.oracle.trials.values()}) == 4
+
+
+def test_validation_split_and_objective_default(tmp_path, digits):
+    x, y, _, _ = digits
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=1, seed=1, directory=str(tmp_path))
+    tuner.search(x, y, epochs=1, verbose=0)
+    trial = next(iter(tuner.oracle.trials.values()))
+    assert trial.status == "COMPLETED"
+    assert 0.0 <= trial.score <= 1.0
+
+
+def test_drop_in_for_plain_hyperparameter_search(tmp_path, digits):
+    x, y, xv, yv = digits
+
+    def build(hp):
+        model = keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Rescaling(1 / 16),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hp.Choice("units", [8, 16, 32]), activation=hp.Choice("act", ["relu", "tanh"])),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile(optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-1, sampling="log")),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = BayesianNAS(build, objective="val_accuracy", max_trials=4, seed=0, num_initial_points=2,
+                        directory=str(tmp_path))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert len(tuner.oracle.trials) == 4
+    assert set(next(iter(tuner.oracle.trials.values())).hyperparameters.values) == {"units", "act", "lr"}
+
+
+MIRRORED_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    from kbnas import BayesianNAS, ConvNetHyperModel
+    from kbnas.datasets import load_digits_split
+    split = load_digits_split()
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=3), max_trials=2, seed=0, num_initial_points=1,
+                        directory=sys.argv[1], distribution_strategy=strategy)
+    tuner.search(split.x_train[:256], split.y_train[:256],
+                 validation_data=(split.x_val[:128], split.y_val[:128]), epochs=1, verbose=0)
+    statuses = [t.status for t in tuner.oracle.trials.values()]
+    print("REPLICAS", strategy.num_replicas_in_sync, "STATUSES", *statuses)
+    """
+)
+
+
+def test_search_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tmp_path)], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [ln for ln in result.stdout.splitlines() if ln.startswith("REPLICAS")][-1]
+    assert line.split() == ["REPLICAS", "2", "STATUSES", "COMPLETED", "COMPLETED"]
+
+
+def test_a_model_that_diverges_is_a_failed_trial_and_the_search_goes_on(tmp_path, digits):
+    x, y, xv, yv = digits
+    x_bad = x.copy()
+
+    class ExplodingHyperModel(ConvNetHyperModel):
+        def build(self, hp):
+            model = super().build(hp)
+            # A loss that turns NaN on the first batch, as a diverging model's does.
+            def nan_loss(y_true, y_pred):
+                return keras.ops.mean(y_pred) * float("nan")
+
+            model.compile(optimizer="adam", loss=nan_loss, metrics=["accuracy"])
+            return model
+
+    tuner = BayesianNAS(ExplodingHyperModel(max_depth=2), max_trials=2, seed=0, directory=str(tmp_path),
+                        max_consecutive_failed_trials=5)
+    tuner.search(x_bad, y, validation_data=(xv, yv), epochs=2, verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 2
+    assert all(t.status == "FAILED" for t in trials)
+    assert all("NaN" in (t.message or "") or "nan" in (t.message or "").lower() for t in trials)
+    assert isinstance(tuner.oracle, keras_tuner.Oracle)
+    assert np.isfinite(x_bad).all()
