@@ -16,6 +16,7 @@ import os
 import pathlib
 import sys
 import time
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -202,7 +203,11 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     if not best or best[0].status != "COMPLETED":
         raise UsageError("no trial completed: nothing to export (see the messages of the failed trials above)")
     trial = best[0]
-    model = tuner.load_model(trial)
+    with warnings.catch_warnings():
+        # Keras warns that the checkpoint's optimizer state is not restored: only
+        # the weights are needed for evaluation and export.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model = tuner.load_model(trial)
     x_test, y_test = arrays["test"]
     results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     arch = hypermodel.search_space.from_hp_value(trial.hyperparameters.values[hypermodel.architecture_hp])
@@ -222,7 +227,8 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         print(hypermodel.search_space.summary(arch))
         metrics = ", ".join(f"test {k}={v:.4f}" for k, v in results.items())
         print(f"{metrics}  (search time {_format_seconds(seconds)})")
-        print(f"exported to {export_dir}: {paths}")
+        print(f"exported to {export_dir}/: SavedModel {paths.saved_model.name}/, "
+              f"{paths.keras_model.name}, {paths.architecture_json.name}")
     return 0
 
 
@@ -300,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the bundled 8x8 digits")
     search.add_argument("--label-column", default="label", help="label column of a CSV file (default: label)")
     search.add_argument("--image-size", type=int, default=32, help="side of resized images of an image folder")
-    search.add_argument("--max-trials", type=int, default=12, help="number of architectures to train (default 12)")
+    search.add_argument("--max-trials", type=int, default=20, help="number of architectures to train (default 20)")
     search.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial, with early stopping (default 30)")
     search.add_argument("--batch-size", type=int, default=64, help="batch size per replica (default 64)")
     search.add_argument("--max-depth", type=int, default=6, help="maximum number of layers (default 6)")
@@ -327,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _quiet_tensorflow()  # before anything imports TensorFlow
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)

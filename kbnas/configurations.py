@@ -78,6 +78,7 @@ class ConfigurationSpace:
             CATEGORICAL if isinstance(hp, (_hp_types.Choice, _hp_types.Boolean)) else NUMERIC
             for hp in self.encoded
         ]
+        self._rows: dict[tuple, np.ndarray] = {}
         self._choice_codes = [
             {repr(v): i for i, v in enumerate(hp.values)}
             if isinstance(hp, _hp_types.Choice)
@@ -157,21 +158,34 @@ class ConfigurationSpace:
 
     # ------------------------------------------------------------------ encoding
     def encode(self, configurations: list[dict]) -> np.ndarray:
-        """(n, P) matrix of ordinary hyperparameters; NaN where inactive."""
-        X = np.full((len(configurations), len(self.encoded)), np.nan)
-        for j, hp in enumerate(self.encoded):
-            codes = self._choice_codes[j]
-            for i, values in enumerate(configurations):
-                if hp.name not in values:
-                    continue
-                v = values[hp.name]
-                if codes is not None:
-                    X[i, j] = codes.get(repr(v), len(codes))
-                elif isinstance(hp, _hp_types.Boolean):
-                    X[i, j] = float(bool(v))
-                else:
-                    X[i, j] = hp.value_to_prob(v)
+        """(n, P) matrix of ordinary hyperparameters; NaN where inactive.
+
+        Rows are memoized: the observed configurations are encoded once, not at
+        every batch of candidates.
+        """
+        X = np.empty((len(configurations), len(self.encoded)))
+        for i, values in enumerate(configurations):
+            key = tuple(values.items())
+            row = self._rows.get(key)
+            if row is None:
+                row = self._rows[key] = self._encode_one(values)
+            X[i] = row
         return X
+
+    def _encode_one(self, values: dict) -> np.ndarray:
+        row = np.full(len(self.encoded), np.nan)
+        for j, hp in enumerate(self.encoded):
+            if hp.name not in values:
+                continue
+            v = values[hp.name]
+            codes = self._choice_codes[j]
+            if codes is not None:
+                row[j] = codes.get(repr(v), len(codes))
+            elif isinstance(hp, _hp_types.Boolean):
+                row[j] = float(bool(v))
+            else:
+                row[j] = hp.value_to_prob(v)
+        return row
 
     def architecture_of(self, values: dict) -> Architecture:
         """The architecture stored in a configuration (decoded once per string)."""

@@ -47,6 +47,8 @@ from kbnas.core.warping import warp_scores
 from kbnas.space import Architecture, SearchSpace
 
 ACQUISITIONS = ("ei", "pi", "ucb", "thompson")
+#: Up to this many observations the kernel hyperparameters are refitted at every proposal.
+FULL_REFIT_LIMIT = 100
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
 COMPLETED = "COMPLETED"
@@ -85,7 +87,12 @@ class BayesianNASOracle(keras_tuner.Oracle):
             ``2 * (tunable dimensions) + 2`` clipped to [4, 10], where the
             architecture counts as two dimensions.
         score_warping: ``"rank"`` (default), ``"standardize"`` or ``"none"``.
-        n_restarts: random restarts of the marginal-likelihood optimizer.
+        n_restarts: random restarts of the marginal-likelihood optimizer (one
+            restart once a previous fit provides a warm start).
+        refit_every: above `FULL_REFIT_LIMIT` observations, the kernel
+            hyperparameters are re-optimized only every ``refit_every`` proposals
+            (in between, the last θ is reused with a fresh factorization): the
+            O(n³) likelihood gradient dominates the oracle's time there.
         exhaustive_limit: when the whole space has at most this many
             configurations, the acquisition is maximized exactly over all of them.
         evolution: budget of the evolutionary acquisition optimizer.
@@ -111,6 +118,7 @@ class BayesianNASOracle(keras_tuner.Oracle):
         num_initial_points: int | None = None,
         score_warping: str = "rank",
         n_restarts: int = 3,
+        refit_every: int = 5,
         exhaustive_limit: int = 2000,
         evolution: EvolutionSettings = EvolutionSettings(),
     ) -> None:
@@ -144,6 +152,7 @@ class BayesianNASOracle(keras_tuner.Oracle):
         self.num_initial_points = num_initial_points
         self.score_warping = score_warping
         self.n_restarts = int(n_restarts)
+        self.refit_every = max(1, int(refit_every))
         self.exhaustive_limit = int(exhaustive_limit)
         self.evolution = evolution
         self.search_space: SearchSpace | None = None
@@ -245,7 +254,11 @@ class BayesianNASOracle(keras_tuner.Oracle):
         theta0 = self._theta
         if theta0 is not None and len(theta0) != dists.shape[0] + 2:
             theta0 = None  # the space gained or lost a hyperparameter
-        gp.fit(dists, z, theta0=theta0, n_restarts=self.n_restarts, rng=rng)
+        if theta0 is not None and len(z) > FULL_REFIT_LIMIT and len(z) % self.refit_every:
+            gp.fit_fixed(dists, z, theta0)
+        else:
+            restarts = self.n_restarts if theta0 is None else min(1, self.n_restarts)
+            gp.fit(dists, z, theta0=theta0, n_restarts=restarts, rng=rng)
         self._theta = gp.theta_
         best = float(np.max(z))
 

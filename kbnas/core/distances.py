@@ -89,14 +89,16 @@ def hyperparameter_distances(X_a: np.ndarray, X_b: np.ndarray, kinds: Sequence[s
 
     left = X_a.T[:, :, np.newaxis]
     right = X_b.T[:, np.newaxis, :]
-    inactive_left, inactive_right = np.isnan(left), np.isnan(right)
     with np.errstate(invalid="ignore"):
-        active_distance = np.where(
-            categorical[:, np.newaxis, np.newaxis], (left != right).astype(float), np.abs(left - right)
-        )
-    return np.where(
-        inactive_left & inactive_right, 0.0, np.where(inactive_left | inactive_right, 1.0, active_distance)
-    )
+        distances = np.abs(left - right)
+        if np.any(categorical):
+            distances[categorical] = distances[categorical] != 0.0
+    nan_a, nan_b = np.isnan(X_a), np.isnan(X_b)
+    if nan_a.any() or nan_b.any():
+        inactive_left, inactive_right = nan_a.T[:, :, np.newaxis], nan_b.T[:, np.newaxis, :]
+        distances[inactive_left | inactive_right] = 1.0
+        distances[inactive_left & inactive_right] = 0.0
+    return distances
 
 
 def get_architecture_distance(
