@@ -18,6 +18,7 @@ _LAZY = {
     "Layer": "kbnas.space",
     "InvalidArchitectureError": "kbnas.space",
     "load_digits": "kbnas.datasets",
+    "load_digits_split": "kbnas.datasets",
     "BayesianNASOracle": "kbnas.oracle",
     "BayesianNAS": "kbnas.tuner",
     "ConvNetHyperModel": "kbnas.hypermodel",

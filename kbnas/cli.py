@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 EXIT_USAGE = 2
+
 RUN_FILE = "kbnas_run.json"
 PROJECT_NAME = "search"
 EXPORT_DIR = "export"
@@ -37,7 +38,8 @@ class UsageError(Exception):
 
 class _OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's default prints the usage too
-        raise UsageError(f"{self.prog}: {message}")
+        command = self.prog.split()[-1]
+        raise UsageError(message if command == "kbnas" else f"{command}: {message}")
 
 
 # ---------------------------------------------------------------------- data
@@ -135,7 +137,8 @@ def _make_tuner(args, hypermodel, quiet: bool):
             if finished.status == "COMPLETED":
                 result = f"{self.oracle.objective.name}={finished.score:.4f}"
             else:
-                result = f"{finished.status}: {(finished.message or '').strip().splitlines()[-1:] or ''}"
+                reason = (finished.message or "").strip().splitlines()
+                result = f"{finished.status}: {reason[-1] if reason else 'no message'}"
             method = self.oracle.proposal_log.get(trial.trial_id, {}).get("method", "resumed")
             print(
                 f"trial {number}/{self.oracle.max_trials} [{method}] {arch}  {result}  "
@@ -185,7 +188,7 @@ def cmd_search(args) -> int:
         print(
             f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
             f"({len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} test examples), "
-            f"{args.max_trials} trials{f', {done} done' if resuming else ''}",
+            f"{args.max_trials} trial{'s' if args.max_trials != 1 else ''}{f', {done} done' if resuming else ''}",
             flush=True,
         )
     start = time.perf_counter()
@@ -262,7 +265,7 @@ def _objective_direction(output: pathlib.Path) -> str:
     oracle_file = output / PROJECT_NAME / "oracle.json"
     if oracle_file.exists():
         state = json.loads(oracle_file.read_text())
-        objective = state.get("objective")
+        objective = (state.get("kbnas") or {}).get("objective")
         if isinstance(objective, dict) and "direction" in objective:
             return objective["direction"]
     return "max"
@@ -295,7 +298,7 @@ def _quiet_tensorflow() -> None:
 
 # ---------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
-    from kbnas.oracle import ACQUISITIONS
+    from kbnas.core.acquisition import ACQUISITIONS  # numpy/scipy only: --help stays fast
 
     parser = _OneLineParser(prog="kbnas", description="Neural architecture search by Bayesian optimization.")
     parser.add_argument("--debug", action="store_true", help="show stack traces")
@@ -316,17 +319,20 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--distance", choices=("edit", "otmann"), default="edit",
                         help="architecture distance (default edit)")
     search.add_argument("--quiet", action="store_true", help="print only errors")
+    search.add_argument("--debug", action="store_true", help="show stack traces")
     search.set_defaults(func=cmd_search)
 
     show = sub.add_parser("show", help="table of the trials of a search, best first")
     show.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
+    show.add_argument("--debug", action="store_true", help="show stack traces")
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="export the best model of a search")
     export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
-    export.add_argument("--label-column", default="label")
-    export.add_argument("--image-size", type=int, default=32)
-    export.add_argument("--quiet", action="store_true")
+    export.add_argument("--label-column", default="label", help="label column of the search's CSV file")
+    export.add_argument("--image-size", type=int, default=32, help="image side used by the search's image folder")
+    export.add_argument("--quiet", action="store_true", help="print only errors")
+    export.add_argument("--debug", action="store_true", help="show stack traces")
     export.set_defaults(func=cmd_export)
     return parser
 

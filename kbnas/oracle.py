@@ -46,7 +46,7 @@ from kbnas.core.gp import DistanceGP
 from kbnas.core.warping import warp_scores
 from kbnas.space import Architecture, SearchSpace
 
-ACQUISITIONS = ("ei", "pi", "ucb", "thompson")
+ACQUISITIONS = acq.ACQUISITIONS
 #: Up to this many observations the kernel hyperparameters are refitted at every proposal.
 FULL_REFIT_LIMIT = 100
 RUNNING = "RUNNING"
@@ -402,6 +402,7 @@ class BayesianNASOracle(keras_tuner.Oracle):
             "num_initial_points": self.num_initial_points,
             "score_warping": self.score_warping,
             "theta": None if self._theta is None else [float(t) for t in self._theta],
+            "objective": {"name": self.objective.name, "direction": self.objective.direction},
             "proposal_log": self.proposal_log,
         }
         return state

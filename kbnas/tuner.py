@@ -26,6 +26,8 @@ from kbnas.space import SearchSpace
 
 #: Fraction of the training arrays held out for validation when none is given.
 DEFAULT_VALIDATION_FRACTION = 0.2
+#: A constant, so that every worker of a parallel search holds out the same examples.
+VALIDATION_SPLIT_SEED = 0
 
 
 class BayesianNAS(keras_tuner.Tuner):
@@ -44,7 +46,8 @@ class BayesianNAS(keras_tuner.Tuner):
         search_space: architecture space; default the hypermodel's
             ``search_space`` when it has one.
         distance, acquisition, kappa, xi, num_initial_points, score_warping,
-        evolution: see `BayesianNASOracle`.
+        n_restarts, refit_every, exhaustive_limit, evolution: see
+            `BayesianNASOracle`.
         distribution_strategy: ``"auto"`` (default: all visible GPUs, see
             `kbnas.distribute.default_strategy`), None (KerasTuner's default) or a
             `tf.distribute.Strategy`.
@@ -71,6 +74,9 @@ class BayesianNAS(keras_tuner.Tuner):
         xi: float = 0.0,
         num_initial_points: int | None = None,
         score_warping: str = "rank",
+        n_restarts: int = 3,
+        refit_every: int = 5,
+        exhaustive_limit: int = 2000,
         evolution: EvolutionSettings = EvolutionSettings(),
         distribution_strategy: Any = "auto",
         **kwargs: Any,
@@ -94,9 +100,13 @@ class BayesianNAS(keras_tuner.Tuner):
             xi=xi,
             num_initial_points=num_initial_points,
             score_warping=score_warping,
+            n_restarts=n_restarts,
+            refit_every=refit_every,
+            exhaustive_limit=exhaustive_limit,
             evolution=evolution,
         )
         self._user_objective = objective
+        self._set_default_objective(oracle, hypermodel)
         if isinstance(distribution_strategy, str):
             if distribution_strategy != "auto":
                 raise ValueError(
@@ -129,8 +139,8 @@ class BayesianNAS(keras_tuner.Tuner):
         """Runs the search. Arguments are those of ``keras.Model.fit``.
 
         With numpy inputs and no ``validation_data``, the last
-        `DEFAULT_VALIDATION_FRACTION` of a seeded permutation of the training
-        arrays is held out for validation.
+        `DEFAULT_VALIDATION_FRACTION` of a permutation seeded with
+        `VALIDATION_SPLIT_SEED` of the training arrays is held out for validation.
         """
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
         if hasattr(self.hypermodel, "configure"):
@@ -138,17 +148,26 @@ class BayesianNAS(keras_tuner.Tuner):
             if first_time:
                 x, y = _fit_xy(fit_args, fit_kwargs)
                 self.hypermodel.configure(x, y)
-            self.oracle.set_search_space(self.hypermodel.search_space)
-            if self._user_objective is None:
-                task = getattr(self.hypermodel, "task", "multiclass")
-                self.oracle.objective = (
-                    keras_tuner.Objective("val_loss", "min")
-                    if task == "regression"
-                    else keras_tuner.Objective("val_accuracy", "max")
-                )
-            if first_time and not self.oracle.hyperparameters.space:
+            # On a KerasTuner worker the oracle is a client of the chief's oracle,
+            # which was configured by the chief's own search() call.
+            if isinstance(self.oracle, BayesianNASOracle):
+                self.oracle.set_search_space(self.hypermodel.search_space)
+            # A worker's client checks trial results against this objective too.
+            self._set_default_objective(self.oracle, self.hypermodel)
+            if first_time and not self.oracle.get_space().space:
                 super()._populate_initial_space()
         super().search(*fit_args, **fit_kwargs)
+
+    def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
+        """``val_accuracy`` (max) for classification, ``val_loss`` (min) for regression."""
+        task = getattr(hypermodel, "task", None)
+        if self._user_objective is not None or task is None:
+            return
+        oracle.objective = (
+            keras_tuner.Objective("val_loss", "min")
+            if task == "regression"
+            else keras_tuner.Objective("val_accuracy", "max")
+        )
 
     def _with_validation_split(self, args: list, kwargs: dict) -> tuple[list, dict]:
         if "validation_data" in kwargs or "validation_split" in kwargs:
@@ -160,7 +179,7 @@ class BayesianNAS(keras_tuner.Tuner):
         n_val = int(round(n * DEFAULT_VALIDATION_FRACTION))
         if n_val < 1 or n - n_val < 1:
             return args, kwargs
-        order = np.random.default_rng(self.oracle.seed).permutation(n)
+        order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(n)
         train, val = order[: n - n_val], order[n - n_val :]
         args = args[2:]
         kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y")}

@@ -46,7 +46,10 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     scores = [float(line.split()[2]) for line in table[1:]]
     assert scores == sorted(scores, reverse=True)
 
+    best_score = max(scores)
     assert main(["export", "--output", out]) == 0
+    info = json.loads((export / "architecture.json").read_text())
+    assert abs(info["score"] - best_score) < 1e-4, info
 
 
 def test_search_on_npz_and_csv_files(tmp_path, capsys):

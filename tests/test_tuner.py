@@ -135,3 +135,59 @@ def test_a_model_that_diverges_is_a_failed_trial_and_the_search_goes_on(tmp_path
     assert all("NaN" in (t.message or "") or "nan" in (t.message or "").lower() for t in trials)
     assert isinstance(tuner.oracle, keras_tuner.Oracle)
     assert np.isfinite(x_bad).all()
+
+
+PARALLEL_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    from kbnas import BayesianNAS, ConvNetHyperModel
+    from kbnas.datasets import load_digits_split
+    split = load_digits_split()
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=3), max_trials=6, seed=0, num_initial_points=2,
+                        directory=sys.argv[1], project_name="parallel")
+    tuner.search(split.x_train[:200], split.y_train[:200],
+                 validation_data=(split.x_val[:100], split.y_val[:100]), epochs=1, verbose=0)
+    if os.environ["KERASTUNER_TUNER_ID"] == "chief":
+        trials = tuner.oracle.trials.values()
+        print("STATUSES", *sorted(t.status for t in trials))
+        print("DISTINCT", len({t.hyperparameters.values["architecture"] for t in trials}))
+        print("PENDING", max(log.get("n_pending", 0) for log in tuner.oracle.proposal_log.values()))
+    """
+)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_chief_and_two_workers_through_keras_tuner_distributed_tuning(tmp_path):
+    port = str(_free_port())
+    base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERASTUNER_ORACLE_IP="127.0.0.1",
+                KERASTUNER_ORACLE_PORT=port)
+    chief = subprocess.Popen([sys.executable, "-c", PARALLEL_SCRIPT, str(tmp_path)],
+                             env=dict(base, KERASTUNER_TUNER_ID="chief"), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    workers = [
+        subprocess.Popen([sys.executable, "-c", PARALLEL_SCRIPT, str(tmp_path)],
+                         env=dict(base, KERASTUNER_TUNER_ID=f"tuner{i}"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(2)
+    ]
+    try:
+        for worker in workers:
+            _, err = worker.communicate(timeout=400)
+            assert worker.returncode == 0, err[-3000:]
+        out, err = chief.communicate(timeout=120)
+    finally:
+        for process in [chief, *workers]:
+            if process.poll() is None:
+                process.kill()
+    assert chief.returncode == 0, err[-3000:]
+    lines = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines() if ln.split()}
+    assert lines["STATUSES"] == ["COMPLETED"] * 6
+    assert lines["DISTINCT"] == ["6"]
+    assert int(lines["PENDING"][0]) >= 1

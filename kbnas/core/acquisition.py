@@ -36,6 +36,10 @@ _C2 = 0.5 * math.log(0.5 * math.pi)
 _ASYMPTOTIC_Z = -1.0 / math.sqrt(np.finfo(float).eps)
 
 
+#: Names under which the oracle offers these acquisitions.
+ACQUISITIONS = ("ei", "pi", "ucb", "thompson")
+
+
 def _standardized_improvement(
     mean: np.ndarray, std: np.ndarray, best: float, xi: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
