@@ -49,6 +49,8 @@ from kbnas.space import Architecture, SearchSpace
 ACQUISITIONS = acq.ACQUISITIONS
 #: Up to this many observations the kernel hyperparameters are refitted at every proposal.
 FULL_REFIT_LIMIT = 100
+#: Kernel hyperparameters are fitted on a random subset of at most this many observations.
+MAX_HYPERPARAMETER_FIT_POINTS = 200
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
 COMPLETED = "COMPLETED"
@@ -92,7 +94,9 @@ class BayesianNASOracle(keras_tuner.Oracle):
         refit_every: above `FULL_REFIT_LIMIT` observations, the kernel
             hyperparameters are re-optimized only every ``refit_every`` proposals
             (in between, the last θ is reused with a fresh factorization): the
-            O(n³) likelihood gradient dominates the oracle's time there.
+            O(n³) likelihood gradient dominates the oracle's time there. Above
+            `MAX_HYPERPARAMETER_FIT_POINTS` observations, θ is fitted on a random
+            subset of that size; the posterior always uses every observation.
         exhaustive_limit: when the whole space has at most this many
             configurations, the acquisition is maximized exactly over all of them.
         evolution: budget of the evolutionary acquisition optimizer.
@@ -258,7 +262,14 @@ class BayesianNASOracle(keras_tuner.Oracle):
             gp.fit_fixed(dists, z, theta0)
         else:
             restarts = self.n_restarts if theta0 is None else min(1, self.n_restarts)
-            gp.fit(dists, z, theta0=theta0, n_restarts=restarts, rng=rng)
+            if len(z) > MAX_HYPERPARAMETER_FIT_POINTS:
+                # θ from a random subset (the likelihood gradient costs O(n³)), then
+                # the posterior from every observation.
+                subset = np.sort(rng.choice(len(z), MAX_HYPERPARAMETER_FIT_POINTS, replace=False))
+                gp.fit(dists[:, subset][:, :, subset], z[subset], theta0=theta0, n_restarts=restarts, rng=rng)
+                gp.fit_fixed(dists, z, gp.theta_)
+            else:
+                gp.fit(dists, z, theta0=theta0, n_restarts=restarts, rng=rng)
         self._theta = gp.theta_
         best = float(np.max(z))
 
