@@ -180,6 +180,12 @@ def cmd_search(args) -> int:
     output.mkdir(parents=True, exist_ok=True)
     (output / RUN_FILE).write_text(json.dumps(settings, indent=2))
 
+    if args.mixed_precision:
+        from kbnas.distribute import enable_mixed_precision_if_gpu
+
+        enabled = enable_mixed_precision_if_gpu(True)
+        if not args.quiet:
+            print(f"kbnas: mixed precision {'on (GPU)' if enabled else 'off: no GPU'}", flush=True)
     hypermodel = _hypermodel(args)
     tuner = _make_tuner(args, hypermodel, args.quiet)
     (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
@@ -211,6 +217,9 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         # the weights are needed for evaluation and export.
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model = tuner.load_model(trial)
+    settings = json.loads((output / RUN_FILE).read_text())
+    if getattr(args, "retrain", False):
+        model, settings["retrained"] = _retrain(hypermodel, trial, arrays, args)
     x_test, y_test = arrays["test"]
     results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     arch = hypermodel.search_space.from_hp_value(trial.hyperparameters.values[hypermodel.architecture_hp])
@@ -223,7 +232,7 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         score=trial.score,
         objective=tuner.oracle.objective.name,
         trial_id=trial.trial_id,
-        search_settings={**json.loads((output / RUN_FILE).read_text()), "test_metrics": results},
+        search_settings={**settings, "test_metrics": results},
     )
     if not args.quiet:
         print(f"\nbest architecture (trial {trial.trial_id}, {tuner.oracle.objective.name}={trial.score:.4f}):")
@@ -233,6 +242,23 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         print(f"exported to {export_dir}/: SavedModel {paths.saved_model.name}/, "
               f"{paths.keras_model.name}, {paths.architecture_json.name}")
     return 0
+
+
+def _retrain(hypermodel, trial, arrays, args):
+    """The best architecture trained afresh on train + validation.
+
+    It is trained for the number of epochs at which its validation score was best
+    during the search (early stopping cannot run without a validation set).
+    """
+    epochs = int(trial.best_step or 0) + 1
+    x = np.concatenate([arrays["train"][0], arrays["val"][0]])
+    y = np.concatenate([arrays["train"][1], arrays["val"][1]])
+    if not args.quiet:
+        print(f"retraining trial {trial.trial_id} on {len(x)} train + validation examples for {epochs} epochs",
+              flush=True)
+    model = hypermodel.build(trial.hyperparameters)
+    model.fit(x, y, epochs=epochs, batch_size=args.batch_size, verbose=0)
+    return model, {"on": "train+validation", "examples": int(len(x)), "epochs": epochs}
 
 
 def cmd_show(args) -> int:
@@ -318,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--acquisition", choices=ACQUISITIONS, default="ei", help="acquisition function (default ei)")
     search.add_argument("--distance", choices=("edit", "otmann"), default="edit",
                         help="architecture distance (default edit)")
+    search.add_argument("--retrain", action="store_true",
+                        help="retrain the best architecture on train + validation before exporting")
+    search.add_argument("--mixed-precision", action="store_true",
+                        help="train in mixed_float16 when a GPU is present (ignored on CPU)")
     search.add_argument("--quiet", action="store_true", help="print only errors")
     search.add_argument("--debug", action="store_true", help="show stack traces")
     search.set_defaults(func=cmd_search)
@@ -331,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
     export.add_argument("--label-column", default="label", help="label column of the search's CSV file")
     export.add_argument("--image-size", type=int, default=32, help="image side used by the search's image folder")
+    export.add_argument("--retrain", action="store_true",
+                        help="retrain the best architecture on train + validation before exporting")
     export.add_argument("--quiet", action="store_true", help="print only errors")
     export.add_argument("--debug", action="store_true", help="show stack traces")
     export.set_defaults(func=cmd_export)

@@ -51,6 +51,11 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     info = json.loads((export / "architecture.json").read_text())
     assert abs(info["score"] - best_score) < 1e-4, info
 
+    assert main(["export", "--output", out, "--retrain"]) == 0
+    assert "retraining trial" in capsys.readouterr().out
+    info = json.loads((export / "architecture.json").read_text())
+    assert info["search_settings"]["retrained"]["examples"] == 1079 + 359
+
 
 def test_search_on_npz_and_csv_files(tmp_path, capsys):
     rng = np.random.default_rng(0)
