@@ -86,8 +86,8 @@ class BayesianNASOracle(keras_tuner.Oracle):
         kappa: UCB multiplier of the posterior standard deviation, μ + κσ.
         xi: EI/PI improvement margin, in units of the warped scores.
         num_initial_points: random trials before the GP is used. Default:
-            ``2 * (tunable dimensions) + 2`` clipped to [4, 10], where the
-            architecture counts as two dimensions.
+            ``(tunable dimensions) + 2`` clipped to [4, 8], where the architecture
+            counts as four dimensions (6 for an architecture-only search).
         score_warping: ``"rank"`` (default), ``"standardize"`` or ``"none"``.
         n_restarts: random restarts of the marginal-likelihood optimizer (one
             restart once a previous fit provides a warm start).
@@ -187,8 +187,8 @@ class BayesianNASOracle(keras_tuner.Oracle):
     def _initial_points(self, cspace: ConfigurationSpace) -> int:
         if self.num_initial_points is not None:
             return self.num_initial_points
-        dims = len(cspace.encoded) + 2 * int(cspace.has_architecture)
-        return int(np.clip(2 * dims + 2, 4, 10))
+        dims = len(cspace.encoded) + 4 * int(cspace.has_architecture)
+        return int(np.clip(dims + 2, 4, 8))
 
     # ------------------------------------------------------------------ proposals
     def populate_space(self, trial_id: str) -> dict:
