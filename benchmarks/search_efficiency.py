@@ -52,8 +52,8 @@ into a random one).
 
 Commands:
     python -m benchmarks.search_efficiency --seeds 30 --budget 200 --contenders all --workers 2
-    python -m benchmarks.search_efficiency --report --budget 200 [--write-into docs/benchmarks_search.md]
-    python -m benchmarks.search_efficiency --surrogate [--write-into docs/benchmarks_search.md]
+    python -m benchmarks.search_efficiency --report --budget 200 [--write-into docs/benchmarks.md]
+    python -m benchmarks.search_efficiency --surrogate [--write-into docs/benchmarks.md]
 
 Results are JSON lines, one per (contender, seed, budget, table fingerprint), with
 the full trajectory; finished runs are skipped on restart.
