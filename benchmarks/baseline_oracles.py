@@ -51,6 +51,7 @@ from typing import Any
 import keras_tuner
 import numpy as np
 
+from kbnas.oracle import ResumableOracle
 from kbnas.space import Architecture, SearchSpace
 
 RUNNING = "RUNNING"
@@ -65,7 +66,7 @@ SAMPLE_TRIES = 100
 ENUMERATION_LIMIT = 200_000
 
 
-class _ArchitectureOracle(keras_tuner.Oracle):
+class _ArchitectureOracle(ResumableOracle):
     """Shared plumbing: the space, seeding, duplicate checks, random new architectures.
 
     Args:
@@ -158,22 +159,6 @@ class _ArchitectureOracle(keras_tuner.Oracle):
         if architecture is None:
             return {"status": STOPPED, "values": None}
         return {"status": RUNNING, "values": self._values(architecture)}
-
-    @keras_tuner.synchronized
-    def end_trial(self, trial) -> None:
-        super().end_trial(trial)
-        # KerasTuner saves the oracle before it drops the trial from
-        # `ongoing_trials`; a reload would then re-run a finished trial.
-        self.save()
-
-    def reload(self) -> None:
-        super().reload()
-        # Only trials that did not finish are sent back for a retry.
-        self._retry_queue = [
-            trial_id
-            for trial_id in self._retry_queue
-            if self.trials[trial_id].status not in (COMPLETED, "FAILED")
-        ]
 
     def _settings_state(self) -> dict:
         return {

@@ -56,7 +56,32 @@ STOPPED = "STOPPED"
 COMPLETED = "COMPLETED"
 
 
-class BayesianNASOracle(keras_tuner.Oracle):
+class ResumableOracle(keras_tuner.Oracle):
+    """A `keras_tuner.Oracle` whose reload never re-runs a finished trial.
+
+    KerasTuner saves the oracle before it drops a finished trial from
+    `ongoing_trials`, and a reload sends every "ongoing" trial back for a retry,
+    so a plain reload re-runs the last finished trial.
+    """
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        super().end_trial(trial)
+        # KerasTuner saves the oracle before it drops the trial from
+        # `ongoing_trials`; a reload would then re-run a finished trial.
+        self.save()
+
+    def reload(self) -> None:
+        super().reload()
+        # Only trials that did not finish are sent back for a retry.
+        self._retry_queue = [
+            trial_id
+            for trial_id in self._retry_queue
+            if self.trials[trial_id].status not in (COMPLETED, "FAILED")
+        ]
+
+
+class BayesianNASOracle(ResumableOracle):
     """Bayesian optimization with a distance-based Gaussian process.
 
     Works on any KerasTuner search space. When ``search_space`` is given, the
@@ -385,22 +410,6 @@ class BayesianNASOracle(keras_tuner.Oracle):
         return cache.cross(archs_a)[:, columns]
 
     # ------------------------------------------------------------------ state
-    @keras_tuner.synchronized
-    def end_trial(self, trial) -> None:
-        super().end_trial(trial)
-        # KerasTuner saves the oracle before it drops the trial from
-        # `ongoing_trials`; a reload would then re-run a finished trial.
-        self.save()
-
-    def reload(self) -> None:
-        super().reload()
-        # Only trials that did not finish are sent back for a retry.
-        self._retry_queue = [
-            trial_id
-            for trial_id in self._retry_queue
-            if self.trials[trial_id].status not in (COMPLETED, "FAILED")
-        ]
-
     def get_state(self) -> dict:
         state = super().get_state()
         state["kbnas"] = {
