@@ -32,6 +32,7 @@ import keras_tuner
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from kbnas.configurations import architecture_from_tokens, architecture_hyperparameters, token_hyperparameters
 from kbnas.offline import run_oracle
 from kbnas.oracle import BayesianNASOracle
 from kbnas.space import Architecture, SearchSpace
@@ -62,18 +63,11 @@ def mixed_score(values: dict) -> float:
 
 
 def architecture_hp() -> keras_tuner.HyperParameters:
-    hp = keras_tuner.HyperParameters()
-    hp.Fixed("architecture", ARCH_SPACE.to_hp_value(ARCH_SPACE.default_architecture()))
-    return hp
+    return architecture_hyperparameters(ARCH_SPACE)
 
 
 def token_space() -> keras_tuner.HyperParameters:
-    hp = keras_tuner.HyperParameters()
-    hp.Int("depth", ARCH_SPACE.min_depth, ARCH_SPACE.max_depth)
-    tokens = [layer.encode() for layer in ARCH_SPACE.alphabet()]
-    for i in range(ARCH_SPACE.max_depth):
-        hp.Choice(f"layer_{i}", tokens)
-    return hp
+    return token_hyperparameters(ARCH_SPACE)
 
 
 def architecture_score(arch: Architecture) -> float:
@@ -84,7 +78,7 @@ def architecture_score(arch: Architecture) -> float:
 
 
 def token_score(values: dict) -> float:
-    arch = Architecture.decode("|".join(values[f"layer_{i}"] for i in range(values["depth"])))
+    arch = architecture_from_tokens(values)
     return architecture_score(arch) if ARCH_SPACE.is_valid(arch) else -2.0
 
 

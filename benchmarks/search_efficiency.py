@@ -120,27 +120,16 @@ GENERATED_END = "<!-- search-efficiency:{name}:end -->"
 
 def architecture_hyperparameters(space: SearchSpace, name: str = "architecture"):
     """The kbnas search space: one string hyperparameter holding an architecture."""
-    import keras_tuner
+    from kbnas.configurations import architecture_hyperparameters as make
 
-    hp = keras_tuner.HyperParameters()
-    hp.Fixed(name, space.to_hp_value(space.default_architecture()))
-    return hp
+    return make(space, name)
 
 
 def token_hyperparameters(space: SearchSpace):
-    """The same architectures as ordinary hyperparameters, for KerasTuner's own oracles.
+    """The same architectures as ordinary hyperparameters, for KerasTuner's own oracles."""
+    from kbnas.configurations import token_hyperparameters as make
 
-    ``depth`` ∈ [min_depth, max_depth] and one Choice of layer token per slot; slots
-    beyond ``depth`` are ignored (but still searched over by the oracle).
-    """
-    import keras_tuner
-
-    hp = keras_tuner.HyperParameters()
-    hp.Int("depth", space.min_depth, space.max_depth)
-    tokens = [layer.encode() for layer in space.alphabet()]
-    for slot in range(space.max_depth):
-        hp.Choice(f"layer_{slot}", tokens)
-    return hp
+    return make(space)
 
 
 def architecture_from_values(values: dict, space: SearchSpace, encoding: str) -> str | None:

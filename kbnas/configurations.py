@@ -244,3 +244,38 @@ class ConfigurationSpace:
             values[hp.name] = v
             yield from self._expand(values, index + 1, per_hp)
             del values[hp.name]
+
+
+# ---------------------------------------------------------------------- encodings
+def architecture_hyperparameters(
+    space: SearchSpace, name: str = "architecture"
+) -> keras_tuner.HyperParameters:
+    """The kbnas encoding: one string hyperparameter holding an architecture of ``space``.
+
+    Its value is overwritten by `kbnas.BayesianNASOracle`; other KerasTuner oracles
+    keep the default architecture.
+    """
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed(name, space.to_hp_value(space.default_architecture()))
+    return hp
+
+
+def token_hyperparameters(space: SearchSpace) -> keras_tuner.HyperParameters:
+    """The same architectures as ordinary hyperparameters, for KerasTuner's own oracles.
+
+    ``depth`` ∈ [min_depth, max_depth] and one Choice of layer token per slot
+    (``layer_0`` …); slots beyond ``depth`` are ignored but still searched over, and
+    some token strings are invalid architectures. Used to compare with
+    `keras_tuner.oracles.BayesianOptimizationOracle` on an equivalent space.
+    """
+    hp = keras_tuner.HyperParameters()
+    hp.Int("depth", space.min_depth, space.max_depth)
+    tokens = [layer.encode() for layer in space.alphabet()]
+    for slot in range(space.max_depth):
+        hp.Choice(f"layer_{slot}", tokens)
+    return hp
+
+
+def architecture_from_tokens(values: dict) -> Architecture:
+    """The architecture of `token_hyperparameters` values (possibly invalid)."""
+    return Architecture.decode("|".join(str(values[f"layer_{slot}"]) for slot in range(int(values["depth"]))))

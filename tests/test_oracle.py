@@ -8,6 +8,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
+from kbnas.configurations import architecture_from_tokens, architecture_hyperparameters, token_hyperparameters
 from kbnas.core import gp as gp_module
 from kbnas.offline import run_oracle
 from kbnas.oracle import BayesianNASOracle
@@ -87,27 +88,19 @@ def arch_values_score(values: dict) -> float:
 
 
 def architecture_hp() -> keras_tuner.HyperParameters:
-    hp = keras_tuner.HyperParameters()
-    hp.Fixed("architecture", ARCH_SPACE.to_hp_value(ARCH_SPACE.default_architecture()))
-    return hp
+    return architecture_hyperparameters(ARCH_SPACE)
 
 
 def token_space() -> keras_tuner.HyperParameters:
     """The same architectures as ordinary hyperparameters, for KerasTuner's oracles."""
-    hp = keras_tuner.HyperParameters()
-    hp.Int("depth", ARCH_SPACE.min_depth, ARCH_SPACE.max_depth)
-    tokens = [layer.encode() for layer in ARCH_SPACE.alphabet()]
-    for i in range(ARCH_SPACE.max_depth):
-        hp.Choice(f"layer_{i}", tokens)
-    return hp
+    return token_hyperparameters(ARCH_SPACE)
 
 
 INVALID_SCORE = -1.0  # below every valid architecture's score
 
 
 def token_score(values: dict) -> float:
-    text = "|".join(values[f"layer_{i}"] for i in range(values["depth"]))
-    arch = Architecture.decode(text)
+    arch = architecture_from_tokens(values)
     if not ARCH_SPACE.is_valid(arch):
         return INVALID_SCORE
     return architecture_score(arch)
