@@ -13,14 +13,35 @@ Notation:
     θ            (C + 2,) log hyperparameters (log s², log ℓ_1, ..., log ℓ_C, log σ_n²).
 
     k(x, x') = s² · exp(−Σ_c D_c(x, x') / ℓ_c)          (`kernels.exponential_kernel`)
-    K_y      = K(D) + σ_n² I = L Lᵀ,     α = K_y⁻¹ y = L⁻ᵀ L⁻¹ y
+    R        = K(D) / s² = V Λ Vᵀ   (the correlation matrix, unit diagonal)
+    R̃        = V |Λ| Vᵀ              (the spectrum flip; R̃ = R when R is PSD)
+    K_y      = s² R̃ + σ_n² I = L Lᵀ,     α = K_y⁻¹ y = L⁻ᵀ L⁻¹ y
 
     log p(y | θ) = −½ yᵀα − Σ_i log L_ii − (n/2) log 2π
-    ∂/∂θ_j       = ½ tr((ααᵀ − K_y⁻¹) ∂K_y/∂θ_j), with
-                   ∂K_y/∂log s² = K,  ∂K_y/∂log ℓ_c = K ⊙ D_c/ℓ_c,  ∂K_y/∂log σ_n² = σ_n² I
+    ∂/∂θ_j       = ½ tr(W ∂K_y/∂θ_j),  W = ααᵀ − K_y⁻¹, with
+                   ∂K_y/∂log s² = s² R̃,   ∂K_y/∂log σ_n² = σ_n² I,
+                   ∂K_y/∂log ℓ_c = s² V (F ⊙ Vᵀ(R ⊙ D_c/ℓ_c)V) Vᵀ   (Daleckii-Krein),
+                   F_ij = (|λ_i| − |λ_j|)/(λ_i − λ_j), or sign(λ_i) when λ_i, λ_j
+                   have the same sign; so tr(W ∂K_y/∂log ℓ_c) = Σ W̃ ⊙ K ⊙ D_c/ℓ_c
+                   with W̃ = V (F ⊙ VᵀWV) Vᵀ.
 
     Posterior of the latent f at test points (d(x, x) = 0, so k(x, x) = s²):
     mean = K* α,   var = s² − ‖L⁻¹ K*ᵀ‖²_col,   cov = K** − (L⁻¹K*ᵀ)ᵀ(L⁻¹K*ᵀ)
+
+The spectrum flip. exp(−D/ℓ) is positive semi-definite for every ℓ only when D is
+of negative type (Schoenberg); edit and OTMANN distances are not, and at fitted
+lengthscales R had hundreds of negative eigenvalues on 100 architectures. Repairing
+K_y only where its Cholesky fails let the optimiser drive σ_n² to just above
+−s² λ_min(R): K_y was then nearly singular and posterior means reached 1e5–1e7.
+Shifting or clipping the spectrum does not cure it: a test point next to a training
+point has a cross-kernel row with component λ_j along eigenvector v_j, so its mean
+carries λ_j / (ε + σ_n²/s²) times y's component along v_j, for a floor ε: 30 for
+λ_j = −0.3 and ε = 1 % (measured: means of 18 from targets of magnitude 1). The flip (Graepel et al. 1999; Chen et al., JMLR 2009) makes that
+factor λ_j / (|λ_j| + σ_n²/s²), at most 1 in magnitude. It changes nothing when R is
+positive semi-definite (decided by one Cholesky factorisation of R, so a
+positive-definite kernel pays no eigendecomposition), is continuous in θ, and has
+the analytic gradient above. Cost with an indefinite R: one symmetric
+eigendecomposition and four n×n products per likelihood evaluation.
 
 Cost: O(C·n² + n³) per likelihood evaluation (building K and its gradient pieces
 is O(C·n²), the Cholesky factorisation and the K_y⁻¹ needed by the gradient's
@@ -135,12 +156,21 @@ def _check_theta(theta: np.ndarray, n_channels: int) -> np.ndarray:
 
 
 class _Factorization:
-    """K, the Cholesky factor of K_y, α and the log marginal likelihood at one θ."""
+    """K, the (flipped) K_y, its Cholesky factor, α and log p(y | θ) at one θ."""
 
-    def __init__(self, theta: np.ndarray, dists: np.ndarray, y: np.ndarray) -> None:
+    def __init__(self, theta: np.ndarray, dists: np.ndarray, y: np.ndarray, spectrum_flip: bool) -> None:
         self.signal_variance, self.lengthscales, self.noise_variance = unpack_theta(theta)
         self.kernel = exponential_kernel(dists, self.lengthscales, self.signal_variance)
-        noisy_kernel = self.kernel.copy()
+        self.flipped = None  # (eigenvalues, eigenvectors) of R when the flip was applied
+        effective_kernel = self.kernel
+        if spectrum_flip and not _is_positive_definite(self.kernel):
+            eigenvalues, eigenvectors = scipy.linalg.eigh(self.kernel / self.signal_variance, check_finite=False)
+            if eigenvalues[0] < 0.0:
+                self.flipped = (eigenvalues, eigenvectors)
+                effective_kernel = self.signal_variance * (eigenvectors * np.abs(eigenvalues)) @ eigenvectors.T
+                effective_kernel = 0.5 * (effective_kernel + effective_kernel.T)
+        self.effective_kernel = effective_kernel
+        noisy_kernel = effective_kernel.copy()
         noisy_kernel[np.diag_indices_from(noisy_kernel)] += self.noise_variance
         self.cholesky = robust_cholesky(noisy_kernel)
         self.alpha = scipy.linalg.cho_solve((self.cholesky.factor, True), y, check_finite=False)
@@ -157,19 +187,63 @@ class _Factorization:
         inverse_lower, info = scipy.linalg.lapack.dpotri(self.cholesky.factor, lower=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"dpotri failed with info={info}")
-        # dpotri fills only the lower triangle (the upper keeps the zeros of L). Every
-        # ∂K_y/∂θ_j is symmetric, so Σ_ij W_ij ∂K_ij only needs W's lower triangle
-        # counted twice off the diagonal: weights = ααᵀ − (2·tril(K_y⁻¹) − diag).
-        weights = np.outer(self.alpha, self.alpha)
-        weights -= 2.0 * inverse_lower
-        weights[np.diag_indices_from(weights)] += np.diag(inverse_lower)
-        kernel_gradient = exponential_kernel_vjp(dists, self.lengthscales, self.kernel, weights)
-        noise_gradient = self.noise_variance * np.trace(weights)
-        return 0.5 * np.append(kernel_gradient, noise_gradient)
+        if self.flipped is None:
+            # dpotri fills only the lower triangle (the upper keeps the zeros of L).
+            # Every ∂K_y/∂θ_j is symmetric, so Σ_ij W_ij ∂K_ij only needs W's lower
+            # triangle counted twice off the diagonal: W = ααᵀ − (2·tril(K_y⁻¹) − diag).
+            weights = np.outer(self.alpha, self.alpha)
+            weights -= 2.0 * inverse_lower
+            weights[np.diag_indices_from(weights)] += np.diag(inverse_lower)
+            kernel_gradient = exponential_kernel_vjp(dists, self.lengthscales, self.kernel, weights)
+            return 0.5 * np.append(kernel_gradient, self.noise_variance * np.trace(weights))
+        inverse = inverse_lower + np.tril(inverse_lower, -1).T
+        weights = np.outer(self.alpha, self.alpha) - inverse
+        eigenvalues, eigenvectors = self.flipped
+        projected = eigenvectors.T @ weights @ eigenvectors
+        pulled_back = eigenvectors @ (flip_divided_differences(eigenvalues) * projected) @ eigenvectors.T
+        kernel_gradient = exponential_kernel_vjp(dists, self.lengthscales, self.kernel, pulled_back)
+        kernel_gradient[0] = np.sum(weights * self.effective_kernel)
+        return 0.5 * np.append(kernel_gradient, self.noise_variance * np.trace(weights))
+
+
+def _is_positive_definite(matrix: np.ndarray) -> bool:
+    try:
+        scipy.linalg.cholesky(matrix, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+def flip_divided_differences(eigenvalues: np.ndarray) -> np.ndarray:
+    """F_ij = (|λ_i| − |λ_j|)/(λ_i − λ_j), the first divided differences of |·|.
+
+    With R = V Λ Vᵀ, the derivative of the spectrum flip V |Λ| Vᵀ along dR is
+    V (F ⊙ Vᵀ dR V) Vᵀ (Daleckii-Krein). For λ_i, λ_j of the same sign F_ij is that
+    sign (exactly, also when λ_i = λ_j); for opposite signs λ_i ≠ λ_j, so the
+    quotient is well defined. Zero counts as positive.
+
+    Args:
+        eigenvalues: (n,) eigenvalues λ.
+
+    Returns:
+        (n, n) symmetric matrix F.
+    """
+    eigenvalues = np.asarray(eigenvalues, dtype=float)
+    signs = np.where(eigenvalues >= 0.0, 1.0, -1.0)
+    same_sign = signs[:, np.newaxis] == signs[np.newaxis, :]
+    numerator = np.abs(eigenvalues)[:, np.newaxis] - np.abs(eigenvalues)[np.newaxis, :]
+    denominator = eigenvalues[:, np.newaxis] - eigenvalues[np.newaxis, :]
+    safe = np.where(same_sign, 1.0, denominator)
+    return np.where(same_sign, signs[:, np.newaxis] * np.ones_like(denominator), numerator / safe)
 
 
 def log_marginal_likelihood(
-    theta: np.ndarray, dists: np.ndarray, y: np.ndarray, eval_gradient: bool = False
+    theta: np.ndarray,
+    dists: np.ndarray,
+    y: np.ndarray,
+    eval_gradient: bool = False,
+    *,
+    spectrum_flip: bool = True,
 ) -> float | tuple[float, np.ndarray]:
     """Log marginal likelihood log p(y | θ) of the zero-mean GP, and its gradient.
 
@@ -182,13 +256,15 @@ def log_marginal_likelihood(
         dists: (C, n, n) training distances.
         y: (n,) targets.
         eval_gradient: also return the analytic gradient with respect to θ.
+        spectrum_flip: flip the negative eigenvalues of an indefinite R (module
+            docstring); without it only `robust_cholesky` repairs K_y.
 
     Returns:
         The log marginal likelihood, or ``(value, gradient (C + 2,))``.
     """
     dists, y = _validate_training_data(dists, y)
     theta = _check_theta(theta, dists.shape[0])
-    factorization = _Factorization(theta, dists, y)
+    factorization = _Factorization(theta, dists, y, spectrum_flip)
     if eval_gradient:
         return factorization.log_marginal_likelihood, factorization.gradient(dists)
     return factorization.log_marginal_likelihood
@@ -207,16 +283,21 @@ class DistanceGP:
         log_marginal_likelihood_value_: log p(y | θ_).
         cholesky_factor_: (n, n) lower factor L of K_y (after any repair).
         alpha_: (n,) α = K_y⁻¹ y.
+        spectrum_flipped_: whether R was indefinite and its spectrum flipped.
         cholesky_jitter_, cholesky_method_: the repair `robust_cholesky` applied.
         bounds_: (C + 2, 2) log bounds used by `fit` (None after `fit_fixed`).
         n_failed_starts_: optimizer starts that raised (0 after `fit_fixed`).
 
     Args:
         max_iterations: L-BFGS-B iteration limit per optimizer start.
+        spectrum_flip: replace an indefinite R by V |Λ| Vᵀ (module docstring). It
+            never changes a positive-definite kernel; turn it off only to study the
+            plain repair.
     """
 
-    def __init__(self, *, max_iterations: int = 50) -> None:
+    def __init__(self, *, max_iterations: int = 50, spectrum_flip: bool = True) -> None:
         self.max_iterations = max_iterations
+        self.spectrum_flip = bool(spectrum_flip)
 
     def fit(
         self,
@@ -270,7 +351,7 @@ class DistanceGP:
         starts += [rng.uniform(bounds[:, 0], bounds[:, 1]) for _ in range(n_restarts)]
 
         def negative_lml(theta: np.ndarray) -> tuple[float, np.ndarray]:
-            factorization = _Factorization(theta, dists, y)
+            factorization = _Factorization(theta, dists, y, self.spectrum_flip)
             return -factorization.log_marginal_likelihood, -factorization.gradient(dists)
 
         best_theta, best_value, failures = None, np.inf, 0
@@ -296,7 +377,7 @@ class DistanceGP:
         if best_theta is None:
             raise RuntimeError(f"all {len(starts)} marginal-likelihood optimizer starts failed")
 
-        self._store(best_theta, _Factorization(best_theta, dists, y), dists.shape)
+        self._store(best_theta, _Factorization(best_theta, dists, y, self.spectrum_flip), dists.shape)
         self.bounds_ = bounds
         self.n_failed_starts_ = failures
         return self
@@ -316,7 +397,7 @@ class DistanceGP:
         """
         dists, y = _validate_training_data(dists, y)
         theta = _check_theta(theta, dists.shape[0])
-        self._store(theta, _Factorization(theta, dists, y), dists.shape)
+        self._store(theta, _Factorization(theta, dists, y, self.spectrum_flip), dists.shape)
         self.bounds_ = None
         self.n_failed_starts_ = 0
         return self
@@ -331,6 +412,7 @@ class DistanceGP:
         self.cholesky_jitter_ = factorization.cholesky.jitter
         self.cholesky_method_ = factorization.cholesky.method
         self.alpha_ = factorization.alpha
+        self.spectrum_flipped_ = factorization.flipped is not None
         self.n_channels_, self.n_train_ = shape[0], shape[1]
 
     def _cross_kernel(self, cross_dists: np.ndarray) -> np.ndarray:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+import scipy.stats
 from scipy.spatial.distance import cdist
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -33,6 +32,11 @@ def single_threaded_blas():
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def plain_gp(**kwargs) -> DistanceGP:
+    """DistanceGP without the spectrum flip (only `robust_cholesky` repairs K_y)."""
+    return DistanceGP(spectrum_flip=False, **kwargs)
 
 
 def euclidean(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -69,7 +73,7 @@ def test_posterior_matches_sklearn(regression_data):
     reference_mean, reference_std = reference.predict(test, return_std=True)
     _, reference_cov = reference.predict(test, return_cov=True)
 
-    gp = DistanceGP().fit_fixed(euclidean(train, train), y, theta)
+    gp = plain_gp().fit_fixed(euclidean(train, train), y, theta)
     mean, var = gp.predict(euclidean(test, train))
     joint_mean, cov = gp.predict_joint(euclidean(test, train), euclidean(test, test))
 
@@ -125,7 +129,7 @@ def test_single_training_point_closed_form():
     y = np.array([0.8])
     cross_dists = np.array([[[0.0], [0.3], [1.0]], [[0.0], [1.0], [0.5]]])  # (C=2, m=3, n=1)
 
-    gp = DistanceGP().fit_fixed(np.zeros((2, 1, 1)), y, theta)
+    gp = plain_gp().fit_fixed(np.zeros((2, 1, 1)), y, theta)
     mean, var = gp.predict(cross_dists)
 
     k = signal_variance * np.exp(-(cross_dists[0, :, 0] / 0.7 + cross_dists[1, :, 0] / 2.0))
@@ -155,7 +159,7 @@ def test_fit_recovers_the_lengthscale_of_prior_samples():
             y = prior_sample(points, true_lengthscale, 1e-2, rng)
             # theta0 deliberately far from the truth: ℓ = 10, s² = 1, σ_n² = 1e-3.
             theta0 = np.log([1.0, 10.0, 1e-3])
-            gp = DistanceGP().fit(euclidean(points, points), y, theta0=theta0, rng=seed)
+            gp = plain_gp().fit(euclidean(points, points), y, theta0=theta0, rng=seed)
             assert gp.log_marginal_likelihood_value_ >= log_marginal_likelihood(
                 theta0, euclidean(points, points), y
             )
@@ -169,8 +173,8 @@ def test_fitted_state_is_consistent_with_fit_fixed_at_the_fitted_theta(regressio
     train, test, y = regression_data
     dists = euclidean(train, train)
 
-    fitted = DistanceGP().fit(dists, y, rng=0)
-    fixed = DistanceGP().fit_fixed(dists, y, fitted.theta_)
+    fitted = plain_gp().fit(dists, y, rng=0)
+    fixed = plain_gp().fit_fixed(dists, y, fitted.theta_)
 
     assert fitted.theta_.shape == (3,)
     assert np.all(fitted.theta_ >= fitted.bounds_[:, 0])
@@ -188,12 +192,12 @@ def test_fitted_state_is_consistent_with_fit_fixed_at_the_fitted_theta(regressio
 
 def test_fantasy_point_at_the_posterior_mean_keeps_the_mean(regression_data):
     train, test, y = regression_data
-    gp = DistanceGP().fit(euclidean(train, train), y, rng=0)
+    gp = plain_gp().fit(euclidean(train, train), y, rng=0)
     pending = test[:1]
     fantasy, _ = gp.predict(euclidean(pending, train))
 
     augmented = np.vstack([train, pending])
-    with_fantasy = DistanceGP().fit_fixed(
+    with_fantasy = plain_gp().fit_fixed(
         euclidean(augmented, augmented), np.append(y, fantasy), gp.theta_
     )
 
@@ -211,7 +215,7 @@ def test_irrelevant_channel_gets_a_longer_lengthscale():
     y = np.sin(6 * points[:, 0]) + 0.05 * rng.normal(size=80)
     y = (y - y.mean()) / y.std()
 
-    gp = DistanceGP().fit(per_coordinate(points, points), y, rng=0)
+    gp = plain_gp().fit(per_coordinate(points, points), y, rng=0)
 
     relevant, irrelevant = gp.lengthscales_
     assert irrelevant > 5 * relevant
@@ -227,7 +231,7 @@ def test_non_psd_distances_do_not_crash_fit_or_predict(noise_bounds):
     bounds = default_log_bounds(1, [1.0])
     bounds[-1] = np.log(noise_bounds)
 
-    gp = DistanceGP().fit(dists, y, rng=0, bounds=bounds)
+    gp = plain_gp().fit(dists, y, rng=0, bounds=bounds)
     mean, var = gp.predict(dists[:, :5, :])
     joint_mean, cov = gp.predict_joint(dists[:, :5, :], dists[:, :5, :5])
 
@@ -238,7 +242,7 @@ def test_non_psd_distances_do_not_crash_fit_or_predict(noise_bounds):
 
 def test_fit_fixed_reports_the_eigenvalue_repair():
     dists = np.array([[[0.0, 0.1, 0.1], [0.1, 0.0, 10.0], [0.1, 10.0, 0.0]]])
-    gp = DistanceGP().fit_fixed(dists, np.array([1.0, -1.0, 0.5]), np.log([1.0, 1.0, 1e-6]))
+    gp = plain_gp().fit_fixed(dists, np.array([1.0, -1.0, 0.5]), np.log([1.0, 1.0, 1e-6]))
 
     assert gp.cholesky_method_ == METHOD_EIGENVALUE_CLIP
     mean, var = gp.predict(dists)
@@ -258,7 +262,7 @@ def test_fit_survives_failing_starts_and_raises_when_all_fail(monkeypatch, regre
         return real_minimize(*args, **kwargs)
 
     monkeypatch.setattr(gp_module.scipy.optimize, "minimize", first_start_fails)
-    gp = DistanceGP().fit(dists, y, n_restarts=2, rng=0)
+    gp = plain_gp().fit(dists, y, n_restarts=2, rng=0)
     assert gp.n_failed_starts_ == 1 and len(calls) == 3
     assert np.isfinite(gp.log_marginal_likelihood_value_)
 
@@ -267,19 +271,19 @@ def test_fit_survives_failing_starts_and_raises_when_all_fail(monkeypatch, regre
 
     monkeypatch.setattr(gp_module.scipy.optimize, "minimize", always_fails)
     with pytest.raises(RuntimeError, match="all 3"):
-        DistanceGP().fit(dists, y, n_restarts=2, rng=0)
+        plain_gp().fit(dists, y, n_restarts=2, rng=0)
 
 
 def test_restarts_are_reproducible_with_a_seed(regression_data):
     train, _, y = regression_data
     dists = euclidean(train, train)
-    first = DistanceGP().fit(dists, y, rng=11).theta_
-    second = DistanceGP().fit(dists, y, rng=11).theta_
+    first = plain_gp().fit(dists, y, rng=11).theta_
+    second = plain_gp().fit(dists, y, rng=11).theta_
     np.testing.assert_array_equal(first, second)
 
 
 def test_shape_errors_are_clear():
-    gp = DistanceGP()
+    gp = plain_gp()
     with pytest.raises(ValueError, match=r"\(C, n, n\)"):
         gp.fit(np.zeros((1, 3, 3)), np.zeros(4))
     with pytest.raises(ValueError, match="C \\+ 2"):
@@ -289,17 +293,122 @@ def test_shape_errors_are_clear():
         gp.predict(np.zeros((1, 2, 4)))
 
 
-def test_fit_with_500_points_and_three_restarts_is_fast():
+# --- the spectrum flip --------------------------------------------------------
+
+
+def non_negative_type_dists(n: int, seed: int) -> np.ndarray:
+    """Symmetric "distances" violating the triangle inequality: exp(−D/ℓ) is indefinite."""
+    rng = np.random.default_rng(seed)
+    upper = np.triu(rng.uniform(0, 3, (n, n)), 1)
+    return (upper + upper.T)[np.newaxis]
+
+
+def test_flip_divided_differences_match_finite_differences_of_the_matrix_function():
     rng = np.random.default_rng(0)
-    points = rng.uniform(0, 5, (500, 2))
-    y = np.sin(points).sum(axis=1) + 0.1 * rng.normal(size=500)
-    y = (y - y.mean()) / y.std()
-    dists = per_coordinate(points, points)
+    correlation = np.exp(-non_negative_type_dists(12, seed=0)[0])
+    direction = rng.normal(size=(12, 12))
+    direction = direction + direction.T
 
-    start = time.perf_counter()
-    DistanceGP().fit(dists, y, n_restarts=3, rng=0)
-    elapsed = time.perf_counter() - start
+    def flip(matrix):
+        eigenvalues, eigenvectors = np.linalg.eigh(matrix)
+        return (eigenvectors * np.abs(eigenvalues)) @ eigenvectors.T
 
-    # About 0.4 s single-threaded on a laptop core; the bound leaves room for
-    # shared CI machines while catching an accidental O(n⁴) or numeric gradient.
-    assert elapsed < 6.0
+    eigenvalues, eigenvectors = np.linalg.eigh(correlation)
+    assert eigenvalues[0] < 0 < eigenvalues[-1]
+    analytic = eigenvectors @ (
+        gp_module.flip_divided_differences(eigenvalues) * (eigenvectors.T @ direction @ eigenvectors)
+    ) @ eigenvectors.T
+    step = 1e-6
+    numeric = (flip(correlation + step * direction) - flip(correlation - step * direction)) / (2 * step)
+    np.testing.assert_allclose(analytic, numeric, atol=1e-6)
+
+
+def test_flip_divided_differences_closed_form():
+    eigenvalues = np.array([-2.0, -1.0, 0.5, 3.0])
+    expected = np.array([
+        [-1.0, -1.0, (2.0 - 0.5) / (-2.0 - 0.5), (2.0 - 3.0) / (-2.0 - 3.0)],
+        [-1.0, -1.0, (1.0 - 0.5) / (-1.0 - 0.5), (1.0 - 3.0) / (-1.0 - 3.0)],
+        [0.0, 0.0, 1.0, 1.0],
+        [0.0, 0.0, 1.0, 1.0],
+    ])
+    expected[2:, :2] = expected[:2, 2:].T
+    np.testing.assert_allclose(gp_module.flip_divided_differences(eigenvalues), expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_with_a_flipped_spectrum_matches_central_finite_differences(seed):
+    rng = np.random.default_rng(seed)
+    coordinate = rng.uniform(0, 3, (20, 1))
+    dists = np.concatenate([non_negative_type_dists(20, seed), per_coordinate(coordinate, coordinate)])
+    y = rng.normal(size=20)
+    theta = np.array([0.3, np.log(1.0), np.log(2.0), np.log(1e-2)])
+    correlation = exponential_kernel(dists, np.exp(theta[1:-1]), 1.0)
+    assert np.linalg.eigvalsh(correlation)[0] < 0  # the flip is active
+
+    value, gradient = log_marginal_likelihood(theta, dists, y, eval_gradient=True)
+
+    step = 1e-6
+    numeric = [
+        (log_marginal_likelihood(theta + step * e, dists, y)
+         - log_marginal_likelihood(theta - step * e, dists, y)) / (2 * step)
+        for e in np.eye(4)
+    ]
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-5, atol=1e-6)
+
+
+def test_flipped_likelihood_is_the_likelihood_of_the_flipped_matrix():
+    dists = non_negative_type_dists(15, seed=5)
+    y = np.random.default_rng(5).normal(size=15)
+    theta = np.log([2.0, 1.0, 0.1])
+    eigenvalues, eigenvectors = np.linalg.eigh(np.exp(-dists[0]))
+    covariance = 2.0 * (eigenvectors * np.abs(eigenvalues)) @ eigenvectors.T + 0.1 * np.eye(15)
+
+    expected = scipy.stats.multivariate_normal(np.zeros(15), covariance).logpdf(y)
+
+    assert log_marginal_likelihood(theta, dists, y) == pytest.approx(expected, rel=1e-10)
+
+
+def test_flip_leaves_a_positive_definite_kernel_unchanged(regression_data):
+    train, _, y = regression_data
+    dists = euclidean(train, train)
+    theta = np.log([1.0, 0.7, 0.1])
+
+    flipped = DistanceGP().fit_fixed(dists, y, theta)
+    plain = plain_gp().fit_fixed(dists, y, theta)
+
+    assert not flipped.spectrum_flipped_
+    assert flipped.log_marginal_likelihood_value_ == plain.log_marginal_likelihood_value_
+    np.testing.assert_array_equal(flipped.alpha_, plain.alpha_)
+
+
+def test_flip_bounds_the_posterior_mean_where_the_plain_repair_explodes():
+    # R = exp(−D) has eigenvalues 1 and 1 ± 1.28; with σ_n² = 1e-6 the plain repair
+    # leaves K_y nearly singular along the negative eigenvector.
+    dists = np.array([[[0.0, 0.1, 0.1], [0.1, 0.0, 10.0], [0.1, 10.0, 0.0]]])
+    y = np.array([1.0, -1.0, 0.5])
+    theta = np.log([1.0, 1.0, 1e-6])
+    near_first = np.array([[[0.05, 0.15, 0.15]]])  # a new configuration next to the first
+
+    plain = plain_gp().fit_fixed(dists, y, theta)
+    flipped = DistanceGP().fit_fixed(dists, y, theta)
+
+    assert flipped.spectrum_flipped_
+    assert np.abs(plain.predict(near_first)[0][0]) > 1e3  # the bug this guards against
+    # Along each eigenvector the mean is y's component times λ/(|λ| + σ²/s²), |·| ≤ 1.
+    assert np.abs(flipped.predict(near_first)[0][0]) <= np.sqrt(3) * np.linalg.norm(y)
+    assert np.all(np.abs(flipped.predict(dists)[0]) <= np.linalg.norm(y) + 1e-9)
+
+
+def test_fitted_flipped_gp_predicts_held_out_points_of_an_indefinite_kernel():
+    dists = non_negative_type_dists(60, seed=4)
+    y = np.random.default_rng(4).normal(size=60)
+    train, test = np.arange(45), np.arange(45, 60)
+
+    plain = plain_gp().fit(dists[:, train][:, :, train], y[train], rng=0)
+    gp = DistanceGP().fit(dists[:, train][:, :, train], y[train], rng=0)
+    mean, var = gp.predict(dists[:, test][:, :, train])
+
+    assert gp.log_marginal_likelihood_value_ > -np.inf
+    assert np.all(np.abs(mean) <= np.sqrt(45) * np.linalg.norm(y[train]))
+    assert np.all(np.isfinite(var)) and np.all(var >= 0)
+    assert np.isfinite(plain.log_marginal_likelihood_value_)
