@@ -296,7 +296,11 @@ class BayesianNASOracle(ResumableOracle):
             else:
                 gp.fit(dists, z, theta0=theta0, n_restarts=restarts, rng=rng)
         self._theta = gp.theta_
-        best = float(np.max(z))
+        # The incumbent of EI/PI is the best posterior mean at the observed
+        # configurations, not the best observation: with noisy scores max(z) is the
+        # luckiest draw, above what any configuration is expected to score, and EI
+        # then undervalues the region of the best configurations (noisy-EI plug-in).
+        best = float(np.max(gp.training_mean()))
 
         pending = [
             dict(t.hyperparameters.values)

@@ -174,6 +174,7 @@ class _Factorization:
         noisy_kernel[np.diag_indices_from(noisy_kernel)] += self.noise_variance
         self.cholesky = robust_cholesky(noisy_kernel)
         self.alpha = scipy.linalg.cho_solve((self.cholesky.factor, True), y, check_finite=False)
+        self.y = y
         n = y.shape[0]
         self.log_marginal_likelihood = float(
             -0.5 * y @ self.alpha
@@ -283,6 +284,7 @@ class DistanceGP:
         log_marginal_likelihood_value_: log p(y | θ_).
         cholesky_factor_: (n, n) lower factor L of K_y (after any repair).
         alpha_: (n,) α = K_y⁻¹ y.
+        y_train_: (n,) the training targets y.
         spectrum_flipped_: whether R was indefinite and its spectrum flipped.
         cholesky_jitter_, cholesky_method_: the repair `robust_cholesky` applied.
         bounds_: (C + 2, 2) log bounds used by `fit` (None after `fit_fixed`).
@@ -412,6 +414,7 @@ class DistanceGP:
         self.cholesky_jitter_ = factorization.cholesky.jitter
         self.cholesky_method_ = factorization.cholesky.method
         self.alpha_ = factorization.alpha
+        self.y_train_ = factorization.y
         self.spectrum_flipped_ = factorization.flipped is not None
         self.n_channels_, self.n_train_ = shape[0], shape[1]
 
@@ -451,6 +454,21 @@ class DistanceGP:
         )
         var = self.signal_variance_ - np.einsum("ij,ij->j", whitened, whitened)
         return mean, np.maximum(var, 0.0)
+
+    def training_mean(self) -> np.ndarray:
+        """Posterior mean of the latent f at the training configurations.
+
+        (K_y − σ_n² I) α = y − σ_n² α: the observations with their fitted noise
+        smoothed out, under the (flipped) training kernel. Unlike `predict` at the
+        training distances this uses the flipped K̃, so it never reverses y's
+        components along negative eigenvectors of an indefinite R.
+
+        Returns:
+            (n,) posterior means, in the units of the training targets.
+        """
+        if not hasattr(self, "theta_"):
+            raise RuntimeError("call fit or fit_fixed before predicting")
+        return self.y_train_ - self.noise_variance_ * self.alpha_
 
     def predict_joint(
         self, cross_dists: np.ndarray, test_dists: np.ndarray

@@ -412,3 +412,21 @@ def test_fitted_flipped_gp_predicts_held_out_points_of_an_indefinite_kernel():
     assert np.all(np.abs(mean) <= np.sqrt(45) * np.linalg.norm(y[train]))
     assert np.all(np.isfinite(var)) and np.all(var >= 0)
     assert np.isfinite(plain.log_marginal_likelihood_value_)
+
+
+def test_training_mean_equals_the_posterior_mean_at_the_training_points(regression_data):
+    train, _, y = regression_data
+    dists = euclidean(train, train)
+    gp = DistanceGP().fit_fixed(dists, y, np.log([1.0, 0.7, 0.2]))
+
+    np.testing.assert_allclose(gp.training_mean(), gp.predict(dists)[0], atol=1e-10)
+    # Noise shrinks the fitted values towards the prior mean 0.
+    assert np.linalg.norm(gp.training_mean()) < np.linalg.norm(y)
+
+
+def test_training_mean_interpolates_without_noise_and_keeps_an_indefinite_kernel_sign():
+    dists = np.array([[[0.0, 0.1, 0.1], [0.1, 0.0, 10.0], [0.1, 10.0, 0.0]]])
+    y = np.array([1.0, -1.0, 0.5])
+    gp = DistanceGP().fit_fixed(dists, y, np.log([1.0, 1.0, 1e-6]))
+
+    np.testing.assert_allclose(gp.training_mean(), y, atol=1e-5)
