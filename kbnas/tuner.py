@@ -10,11 +10,16 @@ tuner's arguments) and adds what a NAS search needs:
   (regression); when no validation data is given, a fixed 20% of the training
   arrays is held out;
 * each candidate is trained under a `tf.distribute` strategy, by default all
-  visible GPUs (`kbnas.distribute.default_strategy`).
+  visible GPUs (`kbnas.distribute.default_strategy`);
+* each trial's training is seeded from the oracle's seed and the trial id
+  (`trial_training_seed`), so a search with a fixed ``seed`` trains the same
+  initial weights and data orders again (up to the nondeterminism of parallel
+  floating-point reductions on the device).
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Callable
 
 import keras_tuner
@@ -28,6 +33,15 @@ from kbnas.space import SearchSpace
 DEFAULT_VALIDATION_FRACTION = 0.2
 #: A constant, so that every worker of a parallel search holds out the same examples.
 VALIDATION_SPLIT_SEED = 0
+
+
+def trial_training_seed(oracle_seed: int, trial_id: str) -> int:
+    """The random seed of one trial's training: CRC-32 of ``"{oracle_seed}:{trial_id}"``.
+
+    Different trials get unrelated seeds, the same trial of a resumed or repeated
+    search the same one, on any machine (no dependence on Python's hash salt).
+    """
+    return zlib.crc32(f"{oracle_seed}:{trial_id}".encode()) % (2**31 - 1)
 
 
 class BayesianNAS(keras_tuner.Tuner):
@@ -157,6 +171,17 @@ class BayesianNAS(keras_tuner.Tuner):
             if first_time and not self.oracle.get_space().space:
                 super()._populate_initial_space()
         super().search(*fit_args, **fit_kwargs)
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        """KerasTuner's `run_trial` after seeding Python, numpy, TensorFlow and Keras.
+
+        The seed is `trial_training_seed` of the oracle's seed and the trial id; with
+        ``executions_per_trial > 1`` the executions continue from that random state.
+        """
+        import keras
+
+        keras.utils.set_random_seed(trial_training_seed(self.oracle.seed, trial.trial_id))
+        return super().run_trial(trial, *args, **kwargs)
 
     def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
         """``val_accuracy`` (max) for classification, ``val_loss`` (min) for regression."""

@@ -191,3 +191,27 @@ def test_chief_and_two_workers_through_keras_tuner_distributed_tuning(tmp_path):
     assert lines["STATUSES"] == ["COMPLETED"] * 6
     assert lines["DISTINCT"] == ["6"]
     assert int(lines["PENDING"][0]) >= 1
+
+
+def test_trial_training_seed_is_stable_and_differs_between_trials():
+    from kbnas.tuner import trial_training_seed
+
+    assert trial_training_seed(0, "00") == trial_training_seed(0, "00")
+    assert len({trial_training_seed(seed, f"{i:02d}") for seed in (0, 1) for i in range(20)}) == 40
+    assert all(0 <= trial_training_seed(7, str(i)) < 2**31 - 1 for i in range(100))
+
+
+def test_a_search_with_a_fixed_seed_trains_the_same_models_again(tmp_path, digits):
+    x, y, xv, yv = digits
+
+    def scores(project):
+        tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=2, seed=5, num_initial_points=2,
+                            directory=str(tmp_path), project_name=project)
+        tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+        trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+        return [(t.hyperparameters.values["architecture"], t.metrics.get_history("val_loss")[-1].value[0])
+                for t in trials]
+
+    first, second = scores("a"), scores("b")
+    assert [a for a, _ in first] == [a for a, _ in second]
+    np.testing.assert_allclose([v for _, v in first], [v for _, v in second], rtol=1e-4)
