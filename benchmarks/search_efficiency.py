@@ -937,13 +937,17 @@ class SurrogateSettings:
         distances: architecture distances of the GP.
         warpings: score warpings of the GP targets.
         neighbours: k of the k-nearest-neighbour reference predictor.
+        unflipped: distances that also get a row without the spectrum flip
+            (``DistanceGP(spectrum_flip=False)``, rank warp): the repair kbnas used
+            before, kept to show what the flip changes.
     """
 
-    sizes: tuple[int, ...] = (25, 50, 100)
+    sizes: tuple[int, ...] = (25, 50, 100, 200)
     repeats: int = 10
     distances: tuple[str, ...] = ("edit", "otmann")
     warpings: tuple[str, ...] = ("rank", "standardize")
     neighbours: int = 5
+    unflipped: tuple[str, ...] = ("edit",)
 
 
 def surrogate_quality(table: TabularBenchmark, settings: SurrogateSettings = SurrogateSettings()) -> dict[str, Any]:
@@ -963,6 +967,8 @@ def surrogate_quality(table: TabularBenchmark, settings: SurrogateSettings = Sur
                       of mean validation accuracy (where a search spends its queries)
         regret_of_argmax   t* − mean_test(argmax of the posterior mean over held-out)
         noise_fraction     σ_n² / (s² + σ_n²) of the fitted GP
+        exploded           1 when some posterior mean exceeds 10 in magnitude (the
+                           targets are warped to about N(0, 1)), else 0
 
     Reference rows: ``knn`` (mean observed value of the k nearest training
     architectures in edit distance), and the ``noise ceiling`` ρ between one
@@ -1008,16 +1014,19 @@ def surrogate_quality(table: TabularBenchmark, settings: SurrogateSettings = Sur
             train = np.sort(rng.choice(len(encodings), size=n, replace=False))
             test = np.setdiff1d(np.arange(len(encodings)), train)
             y = np.array([table.query(encodings[i], rng) for i in train])
-            for distance in settings.distances:
+            variants = [(d, w, True) for d in settings.distances for w in settings.warpings]
+            variants += [(d, "rank", False) for d in settings.unflipped]
+            for distance, warping, flip in variants:
                 dists = matrices[distance]
-                for warping in settings.warpings:
-                    z = warp_scores(y, warping)
-                    gp = DistanceGP().fit(
-                        dists[np.ix_(train, train)][np.newaxis], z, n_restarts=3, rng=np.random.default_rng([repeat, n, 1])
-                    )
-                    mean, _ = gp.predict(dists[np.ix_(test, train)][np.newaxis])
-                    noise = gp.noise_variance_ / (gp.signal_variance_ + gp.noise_variance_)
-                    record(f"gp {distance} {warping}", n, mean, test, noise_fraction=noise)
+                z = warp_scores(y, warping)
+                gp = DistanceGP(spectrum_flip=flip).fit(
+                    dists[np.ix_(train, train)][np.newaxis], z, n_restarts=3, rng=np.random.default_rng([repeat, n, 1])
+                )
+                mean, _ = gp.predict(dists[np.ix_(test, train)][np.newaxis])
+                noise = gp.noise_variance_ / (gp.signal_variance_ + gp.noise_variance_)
+                name = f"gp {distance} {warping}" + ("" if flip else " without spectrum flip")
+                exploded = float(np.max(np.abs(mean)) > 10.0)
+                record(name, n, mean, test, noise_fraction=noise, exploded=exploded)
             nearest = np.argsort(matrices["edit"][np.ix_(test, train)], axis=1, kind="stable")[:, : settings.neighbours]
             record(f"knn{settings.neighbours} edit", n, y[nearest].mean(axis=1), test)
     rows = {
@@ -1051,9 +1060,19 @@ def format_surrogate_markdown(result: dict[str, Any]) -> str:
         + " | ".join(f"regret of argmax n={n} (pp)" for n in sizes)
         + " | noise fraction n="
         + str(sizes[-1])
+        + " | fits with |μ| > 10, n="
+        + "/".join(str(n) for n in sizes)
         + " |",
-        "|---|" + "---|" * (3 * len(sizes) + 1),
+        "|---|" + "---|" * (3 * len(sizes) + 2),
     ]
+    repeats = result["settings"]["repeats"]
+
+    def exploded_counts(by_size: dict[str, Any]) -> str:
+        counts = [by_size.get(str(n), {}).get("exploded") for n in sizes]
+        if any(c is None for c in counts):
+            return "—"
+        return "/".join(str(round(c["mean"] * repeats)) for c in counts) + f" of {repeats}"
+
     for method, by_size in result["rows"].items():
         def cell(n: int, key: str, scale: float = 1.0, digits: int = 2) -> str:
             metric = by_size.get(str(n), {}).get(key)
@@ -1069,7 +1088,7 @@ def format_surrogate_markdown(result: dict[str, Any]) -> str:
             + " | ".join(cell(n, "spearman_top") for n in sizes)
             + " | "
             + " | ".join(cell(n, "regret_of_argmax", 100.0) for n in sizes)
-            + f" | {noise} |"
+            + f" | {noise} | {exploded_counts(by_size)} |"
         )
     ceiling = result["noise_ceiling"]
     lines += [

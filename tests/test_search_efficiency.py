@@ -240,7 +240,10 @@ def test_surrogate_quality_reports_rank_correlations(noisy_table):
     assert 0.0 <= row["noise_fraction"]["mean"] <= 1.0
     assert row["regret_of_argmax"]["mean"] >= 0.0
     assert "knn2 edit" in result["rows"]
-    assert "| gp edit rank |" in se.format_surrogate_markdown(result)
+    assert row["exploded"]["mean"] in (0.0, 0.5, 1.0)
+    assert "gp edit rank without spectrum flip" in result["rows"]
+    markdown = se.format_surrogate_markdown(result)
+    assert "| gp edit rank |" in markdown and " of 2 |" in markdown
 
 
 def test_the_table_state_of_a_run_is_rebuilt_and_its_validation_ceiling_computed(tmp_path):
