@@ -47,6 +47,8 @@ from kbnas.core.warping import warp_scores
 from kbnas.space import Architecture, SearchSpace
 
 ACQUISITIONS = acq.ACQUISITIONS
+#: How `BayesianNASOracle.get_best_trials` ranks completed trials.
+RECOMMENDATIONS = ("posterior_mean", "observed")
 #: Up to this many observations the kernel hyperparameters are refitted at every proposal.
 FULL_REFIT_LIMIT = 100
 #: Kernel hyperparameters are fitted on a random subset of at most this many observations.
@@ -125,6 +127,15 @@ class BayesianNASOracle(ResumableOracle):
         exhaustive_limit: when the whole space has at most this many
             configurations, the acquisition is maximized exactly over all of them.
         evolution: budget of the evolutionary acquisition optimizer.
+        recommendation: how `get_best_trials` ranks completed trials (and so
+            ``tuner.get_best_models()``, ``get_best_hyperparameters()``,
+            ``results_summary()`` and ``kbnas export``): ``"posterior_mean"``
+            (default) by the GP's posterior mean at each trial's configuration,
+            the score with its fitted noise smoothed out by similar configurations;
+            ``"observed"`` by the raw score, as KerasTuner does. With noisy scores
+            the best raw score is the luckiest draw (the winner's curse); see
+            docs/oracle.md. Before the GP takes over (the initial design), and if
+            its fit fails, trials are ranked by their score.
     """
 
     def __init__(
@@ -150,6 +161,7 @@ class BayesianNASOracle(ResumableOracle):
         refit_every: int = 5,
         exhaustive_limit: int = 2000,
         evolution: EvolutionSettings = EvolutionSettings(),
+        recommendation: str = "posterior_mean",
     ) -> None:
         super().__init__(
             objective=objective,
@@ -173,6 +185,12 @@ class BayesianNASOracle(ResumableOracle):
         if num_initial_points is not None and num_initial_points < 1:
             raise ValueError(f"num_initial_points must be >= 1, got {num_initial_points}")
         warp_scores(np.zeros(2), score_warping)  # validates the name
+        if recommendation not in RECOMMENDATIONS:
+            raise ValueError(
+                f"recommendation={recommendation!r} is not one of {', '.join(RECOMMENDATIONS)}"
+            )
+        self.recommendation = recommendation
+        self._recommendation_cache: tuple[tuple, list[str]] | None = None
         self.architecture_hp = architecture_hp
         self.distance = distance
         self.acquisition = acquisition
@@ -249,6 +267,60 @@ class BayesianNASOracle(ResumableOracle):
             return {"status": STOPPED, "values": None}
         self.proposal_log[trial_id] = info
         return {"status": RUNNING, "values": values}
+
+    # ------------------------------------------------------------------ recommendation
+    def get_best_trials(self, num_trials: int = 1) -> list:
+        """The best trials, best first (KerasTuner protocol).
+
+        With ``recommendation="posterior_mean"`` and at least as many completed
+        trials as the initial design, completed trials are ranked by the GP
+        posterior mean at their configurations (`DistanceGP.training_mean`, with
+        the last fitted kernel hyperparameters), ties by score; otherwise, as in
+        KerasTuner, by score. Trials that did not complete follow, as in KerasTuner,
+        when fewer than ``num_trials`` completed.
+        """
+        completed = self._completed_trials()
+        if self.recommendation == "observed" or not completed:
+            return super().get_best_trials(num_trials)
+        cspace, _ = self._configuration_space()
+        if len(completed) < self._initial_points(cspace) or cspace.n_dimensions == 0:
+            return super().get_best_trials(num_trials)
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                ranked_ids = self._rank_by_posterior_mean(cspace, completed)
+        except Exception as error:  # noqa: BLE001 - a ranking must not break a search
+            warnings.warn(
+                f"kbnas: ranking trials by the GP failed ({type(error).__name__}: {error}); "
+                "ranking them by score.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return super().get_best_trials(num_trials)
+        ranked = [self.trials[trial_id] for trial_id in ranked_ids]
+        if len(ranked) < num_trials:
+            ranked_set = set(ranked_ids)
+            rest = [t for t in super().get_best_trials(len(self.trials)) if t.trial_id not in ranked_set]
+            ranked += rest
+        return ranked[:num_trials]
+
+    def _rank_by_posterior_mean(self, cspace: ConfigurationSpace, completed: list) -> list[str]:
+        key = (tuple((t.trial_id, t.score) for t in completed), None if self._theta is None else self._theta.tobytes())
+        if self._recommendation_cache is not None and self._recommendation_cache[0] == key:
+            return self._recommendation_cache[1]
+        train = [dict(t.hyperparameters.values) for t in completed]
+        scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
+        z = warp_scores(scores, self.score_warping)
+        dists = self._distance_channels(cspace, train, train)
+        gp = DistanceGP()
+        if self._theta is not None and len(self._theta) == dists.shape[0] + 2:
+            gp.fit_fixed(dists, z, self._theta)
+        else:
+            gp.fit(dists, z, n_restarts=1, rng=np.random.default_rng([self.seed, len(z), 1]))
+        means = gp.training_mean()
+        order = sorted(range(len(completed)), key=lambda i: (-means[i], -scores[i], completed[i].trial_id))
+        ranked = [completed[i].trial_id for i in order]
+        self._recommendation_cache = (key, ranked)
+        return ranked
 
     def _completed_trials(self) -> list:
         trials = [self.trials[i] for i in sorted(self.trials)]
@@ -425,6 +497,7 @@ class BayesianNASOracle(ResumableOracle):
             "xi": self.xi,
             "num_initial_points": self.num_initial_points,
             "score_warping": self.score_warping,
+            "recommendation": self.recommendation,
             "theta": None if self._theta is None else [float(t) for t in self._theta],
             "objective": {"name": self.objective.name, "direction": self.objective.direction},
             "proposal_log": self.proposal_log,

@@ -60,8 +60,9 @@ class BayesianNAS(keras_tuner.Tuner):
         search_space: architecture space; default the hypermodel's
             ``search_space`` when it has one.
         distance, acquisition, kappa, xi, num_initial_points, score_warping,
-        n_restarts, refit_every, exhaustive_limit, evolution: see
-            `BayesianNASOracle`.
+        n_restarts, refit_every, exhaustive_limit, evolution, recommendation: see
+            `BayesianNASOracle` (``recommendation`` decides which trial
+            ``get_best_models()`` returns).
         distribution_strategy: ``"auto"`` (default: all visible GPUs, see
             `kbnas.distribute.default_strategy`), None (KerasTuner's default) or a
             `tf.distribute.Strategy`.
@@ -92,6 +93,7 @@ class BayesianNAS(keras_tuner.Tuner):
         refit_every: int = 5,
         exhaustive_limit: int = 2000,
         evolution: EvolutionSettings = EvolutionSettings(),
+        recommendation: str = "posterior_mean",
         distribution_strategy: Any = "auto",
         **kwargs: Any,
     ) -> None:
@@ -118,6 +120,7 @@ class BayesianNAS(keras_tuner.Tuner):
             refit_every=refit_every,
             exhaustive_limit=exhaustive_limit,
             evolution=evolution,
+            recommendation=recommendation,
         )
         self._user_objective = objective
         self._set_default_objective(oracle, hypermodel)

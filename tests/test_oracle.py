@@ -10,6 +10,7 @@ import pytest
 
 from kbnas.configurations import architecture_from_tokens, architecture_hyperparameters, token_hyperparameters
 from kbnas.core import gp as gp_module
+from kbnas.core.warping import warp_scores
 from kbnas.offline import run_oracle
 from kbnas.oracle import BayesianNASOracle
 from kbnas.space import Architecture, SearchSpace
@@ -322,3 +323,74 @@ def test_bad_arguments_name_the_problem():
         BayesianNASOracle(objective=objective(), num_initial_points=0)
     with pytest.raises(ValueError):
         BayesianNASOracle(objective=objective(), score_warping="log")
+    with pytest.raises(ValueError, match="recommendation"):
+        BayesianNASOracle(objective=objective(), recommendation="best")
+
+
+# ---------------------------------------------------------------- recommendation
+def bump(x: int) -> float:
+    """A smooth 1-D objective on 0..60: main peak at 20, a lower one at 45."""
+    return float(np.exp(-((x - 20) / 8.0) ** 2) + 0.5 * np.exp(-((x - 45) / 4.0) ** 2))
+
+
+def noisy_bump_search(tmp_path, seed: int, **oracle_kwargs) -> BayesianNASOracle:
+    hp = keras_tuner.HyperParameters()
+    hp.Int("x", 0, 60)
+    noise = np.random.default_rng(seed)
+    oracle = BayesianNASOracle(objective=objective(), max_trials=30, hyperparameters=hp, seed=seed, **oracle_kwargs)
+    run_oracle(oracle, lambda values: bump(values["x"]) + 0.3 * noise.normal(), 30,
+               directory=str(tmp_path / f"bump{seed}"))
+    return oracle
+
+
+def test_recommendation_is_the_order_of_the_posterior_mean(tmp_path):
+    oracle = noisy_bump_search(tmp_path, seed=2)
+    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
+    cspace, _ = oracle._configuration_space()
+    train = [dict(t.hyperparameters.values) for t in completed]
+    reference = gp_module.DistanceGP().fit_fixed(
+        oracle._distance_channels(cspace, train, train),
+        warp_scores(np.array([t.score for t in completed]), "rank"),
+        oracle._theta,
+    )
+    expected = [completed[i].trial_id for i in np.argsort(-reference.training_mean(), kind="stable")]
+
+    ranked = [t.trial_id for t in oracle.get_best_trials(len(completed))]
+
+    assert ranked == expected
+    # Seed 2 is a case of the winner's curse: the luckiest draw is not the best x.
+    observed_best = keras_tuner.Oracle.get_best_trials(oracle, 1)[0]
+    recommended = oracle.get_best_trials(1)[0]
+    assert bump(recommended.hyperparameters.values["x"]) > bump(observed_best.hyperparameters.values["x"])
+
+
+def test_recommendation_under_noise_is_at_least_as_good_as_the_best_score(tmp_path):
+    recommended, observed = [], []
+    for seed in range(N_SEEDS):
+        oracle = noisy_bump_search(tmp_path, seed)
+        recommended.append(bump(oracle.get_best_trials(1)[0].hyperparameters.values["x"]))
+        observed.append(bump(keras_tuner.Oracle.get_best_trials(oracle, 1)[0].hyperparameters.values["x"]))
+    assert np.mean(recommended) >= np.mean(observed), (np.mean(recommended), np.mean(observed))
+
+
+def test_observed_recommendation_and_the_initial_design_rank_like_keras_tuner(tmp_path):
+    oracle = noisy_bump_search(tmp_path, seed=1, recommendation="observed")
+    assert oracle.get_best_trials(30) == keras_tuner.Oracle.get_best_trials(oracle, 30)
+
+    early = BayesianNASOracle(objective=objective(), max_trials=3, hyperparameters=architecture_hp(),
+                              search_space=ARCH_SPACE, seed=0)
+    run_oracle(early, arch_values_score, 3, directory=str(tmp_path / "early"))
+    assert early.get_best_trials(3) == keras_tuner.Oracle.get_best_trials(early, 3)
+
+
+def test_recommendation_falls_back_to_scores_when_the_gp_fails(tmp_path, monkeypatch):
+    oracle = noisy_bump_search(tmp_path, seed=3)
+
+    def broken(self, *args, **kwargs):
+        raise np.linalg.LinAlgError("injected failure")
+
+    monkeypatch.setattr(gp_module.DistanceGP, "fit_fixed", broken)
+    oracle._recommendation_cache = None
+    with pytest.warns(RuntimeWarning, match="injected failure"):
+        ranked = oracle.get_best_trials(5)
+    assert ranked == keras_tuner.Oracle.get_best_trials(oracle, 5)

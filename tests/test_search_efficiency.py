@@ -262,3 +262,25 @@ def test_the_table_state_of_a_run_is_rebuilt_and_its_validation_ceiling_computed
     assert ceiling["top_k"]["1"] == 0.0
     assert ceiling["top_k"][str(M)] == pytest.approx(np.mean([ACCURACY[BEST] - v for v in ACCURACY.values()]))
     assert ceiling["spearman_top_decile"] == pytest.approx(1.0)
+
+
+def test_recommendations_are_recorded_for_model_ranked_oracles_only(noisy_table):
+    ours = se.run_contender(noisy_table, "kbnas", seed=0, budget=25)
+    theirs = se.run_contender(noisy_table, "random", seed=0, budget=25)
+
+    assert set(ours["recommended"]) == {"10", "25"}
+    assert all(a in noisy_table for a in ours["recommended"].values())
+    assert ours["recommended_regret"]["25"] == noisy_table.regret(ours["recommended"]["25"])
+    assert ours["ranking"] == "posterior_mean" and theirs["ranking"] == "observed"
+    # Ranking by score recommends the incumbent; so do records without a recommendation.
+    assert se.recommended_regret(theirs, 25) == theirs["regret"][24]
+    assert theirs["recommended"]["25"] == se.incumbent_trajectory([tuple(q) for q in theirs["queries"]])[-1]
+    del theirs["recommended_regret"]
+    assert se.recommended_regret(theirs, 10) == theirs["regret"][9]
+    summary = se.summarize([ours, theirs])
+    assert summary["contenders"]["kbnas"]["recommends_by_model"]
+    assert not summary["contenders"]["random"]["recommends_by_model"]
+    assert summary["contenders"]["kbnas"]["recommended_regret"]["25"]["mean"] == pytest.approx(
+        ours["recommended_regret"]["25"]
+    )
+    assert "oracle.get_best_trials(1)" in se.format_report_markdown(summary)
