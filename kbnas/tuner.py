@@ -183,7 +183,10 @@ class BayesianNAS(keras_tuner.Tuner):
         """
         import keras
 
-        keras.utils.set_random_seed(trial_training_seed(self.oracle.seed, trial.trial_id))
+        # On a KerasTuner worker the oracle is an OracleClient around a local copy
+        # built from the same arguments (and seed) as the chief's.
+        oracle = getattr(self.oracle, "_oracle", self.oracle)
+        keras.utils.set_random_seed(trial_training_seed(oracle.seed, trial.trial_id))
         return super().run_trial(trial, *args, **kwargs)
 
     def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
