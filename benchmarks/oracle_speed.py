@@ -103,6 +103,12 @@ def main() -> None:
     parser.add_argument("--skip-keras-tuner-above", type=int, default=10**9,
                         help="skip KerasTuner's oracle above this size (it is slow)")
     parser.add_argument("--output", default=str(RESULTS / "oracle_speed.json"))
+    parser.add_argument("--distance", default="edit", choices=["edit", "otmann"],
+                        help="kbnas' architecture distance (default edit)")
+    parser.add_argument("--spaces", nargs="+", default=["mixed", "architecture"],
+                        choices=["mixed", "architecture"])
+    parser.add_argument("--oracles", nargs="+", default=["kbnas", "keras_tuner"],
+                        choices=["kbnas", "keras_tuner"])
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="sklearn")  # KerasTuner's GP convergence chatter
     objective = keras_tuner.Objective("score", "max")
@@ -122,7 +128,7 @@ def main() -> None:
         ("architecture", "kbnas"): (
             lambda n: BayesianNASOracle(objective=objective, max_trials=n + args.repeats,
                                         hyperparameters=architecture_hp(), search_space=ARCH_SPACE, seed=0,
-                                        num_initial_points=n),
+                                        num_initial_points=n, distance=args.distance),
             lambda v: architecture_score(Architecture.decode(v["architecture"])),
         ),
         ("architecture", "keras_tuner"): (
@@ -134,6 +140,8 @@ def main() -> None:
     }
     rows = []
     for (space, name), (make, evaluate) in contenders.items():
+        if space not in args.spaces or name not in args.oracles:
+            continue
         for n in args.sizes:
             if name == "keras_tuner" and n > args.skip_keras_tuner_above:
                 continue
@@ -156,7 +164,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "command": "python -m benchmarks.oracle_speed " + " ".join(
-            ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)]),
+            ["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats), "--distance", args.distance,
+             "--spaces", *args.spaces, "--oracles", *args.oracles]),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
         "load_average_at_end": os.getloadavg(),
