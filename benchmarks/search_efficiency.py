@@ -1140,7 +1140,7 @@ def format_surrogate_markdown(result: dict[str, Any]) -> str:
         + " | ".join(f"regret of argmax n={n} (pp)" for n in sizes)
         + " | noise fraction n="
         + str(sizes[-1])
-        + " | fits with |μ| > 10, n="
+        + " | fits with abs(μ) > 10, n="
         + "/".join(str(n) for n in sizes)
         + " |",
         "|---|" + "---|" * (3 * len(sizes) + 2),
