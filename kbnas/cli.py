@@ -131,8 +131,9 @@ def _make_tuner(args, hypermodel, quiet: bool):
             elapsed = time.perf_counter() - self._started
             done_now = max(1, number - self._done_at_start)
             remaining = elapsed / done_now * max(0, self.oracle.max_trials - number)
-            best = self.oracle.get_best_trials(1)
-            best_score = best[0].score if best and best[0].score is not None else float("nan")
+            scores = [t.score for t in self.oracle.trials.values() if t.status == "COMPLETED" and t.score is not None]
+            pick = max if self.oracle.objective.direction == "max" else min
+            best_score = pick(scores) if scores else float("nan")
             arch = finished.hyperparameters.values.get(hypermodel.architecture_hp, "?")
             if finished.status == "COMPLETED":
                 result = f"{self.oracle.objective.name}={finished.score:.4f}"
@@ -205,6 +206,26 @@ def cmd_search(args) -> int:
     return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
 
 
+def _trial_number(trial_id: str) -> str:
+    """KerasTuner's zero-padded trial id as the 1-based number the progress lines show."""
+    return str(int(trial_id) + 1) if trial_id.isdigit() else trial_id
+
+
+def _best_trial_heading(oracle, trial) -> str:
+    """Which trial is exported, and why when it is not the one with the best score."""
+    name = oracle.objective.name
+    heading = f"best architecture (trial {_trial_number(trial.trial_id)}, {name}={trial.score:.4f}"
+    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED" and t.score is not None]
+    pick = max if oracle.objective.direction == "max" else min
+    top = pick(completed, key=lambda t: t.score) if completed else trial
+    if top.score != trial.score:
+        heading += (
+            f"; ranked first by the GP posterior mean, the best single score is {top.score:.4f} "
+            f"in trial {_trial_number(top.trial_id)}, see docs/oracle.md"
+        )
+    return heading + ")"
+
+
 def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     from kbnas.export import export_model
 
@@ -235,7 +256,7 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         search_settings={**settings, "test_metrics": results},
     )
     if not args.quiet:
-        print(f"\nbest architecture (trial {trial.trial_id}, {tuner.oracle.objective.name}={trial.score:.4f}):")
+        print(f"\n{_best_trial_heading(tuner.oracle, trial)}:")
         print(hypermodel.search_space.summary(arch))
         metrics = ", ".join(f"test {k}={v:.4f}" for k, v in results.items())
         print(f"{metrics}  (search time {_format_seconds(seconds)})")

@@ -137,3 +137,20 @@ def test_process_exit_code_and_debug_traceback(tmp_path):
     result = run_cli("--debug", "search", "--data", str(tmp_path / "missing.npz"))
     assert result.returncode != 0
     assert "Traceback" in result.stderr
+
+
+def test_best_trial_heading_says_when_the_recommendation_is_not_the_best_score():
+    from types import SimpleNamespace
+
+    from kbnas.cli import _best_trial_heading
+
+    def trial(trial_id, score):
+        return SimpleNamespace(trial_id=trial_id, score=score, status="COMPLETED")
+
+    trials = {t.trial_id: t for t in (trial("00", 0.9), trial("01", 0.98), trial("02", 0.97))}
+    oracle = SimpleNamespace(trials=trials, objective=SimpleNamespace(name="val_accuracy", direction="max"))
+
+    assert _best_trial_heading(oracle, trials["01"]) == "best architecture (trial 2, val_accuracy=0.9800)"
+    heading = _best_trial_heading(oracle, trials["02"])
+    assert heading.startswith("best architecture (trial 3, val_accuracy=0.9700; ranked first by the GP")
+    assert "0.9800 in trial 2" in heading
