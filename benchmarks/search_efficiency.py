@@ -714,10 +714,10 @@ def recommended_regret(record: dict[str, Any], k: int) -> float:
     KerasTuner's ``get_best_trials`` returns for them.
     """
     recorded = record.get("recommended_regret") or {}
-    if str(k) not in recorded:
+    value = recorded.get(str(k))
+    if value is None:  # not recorded, or nothing completed yet: as the incumbent
         return float(record["regret"][k - 1])
-    value = recorded[str(k)]
-    return math.nan if value is None else float(value)
+    return float(value)
 
 
 def check_target(summary: dict[str, Any], metric: str = "regret") -> dict[str, Any]:

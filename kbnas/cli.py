@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import pathlib
 import sys
@@ -131,7 +132,8 @@ def _make_tuner(args, hypermodel, quiet: bool):
             elapsed = time.perf_counter() - self._started
             done_now = max(1, number - self._done_at_start)
             remaining = elapsed / done_now * max(0, self.oracle.max_trials - number)
-            scores = [t.score for t in self.oracle.trials.values() if t.status == "COMPLETED" and t.score is not None]
+            scores = [t.score for t in self.oracle.trials.values()
+                      if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)]
             pick = max if self.oracle.objective.direction == "max" else min
             best_score = pick(scores) if scores else float("nan")
             arch = finished.hyperparameters.values.get(hypermodel.architecture_hp, "?")
@@ -215,7 +217,8 @@ def _best_trial_heading(oracle, trial) -> str:
     """Which trial is exported, and why when it is not the one with the best score."""
     name = oracle.objective.name
     heading = f"best architecture (trial {_trial_number(trial.trial_id)}, {name}={trial.score:.4f}"
-    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED" and t.score is not None]
+    completed = [t for t in oracle.trials.values()
+                 if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)]
     pick = max if oracle.objective.direction == "max" else min
     top = pick(completed, key=lambda t: t.score) if completed else trial
     if top.score != trial.score:

@@ -218,6 +218,7 @@ class BayesianNASOracle(ResumableOracle):
             fn = get_architecture_distance(self.distance, search_space)
             self._arch_distances = IncrementalDistanceMatrix(fn)
         self._configuration_space_cache = None
+        self._recommendation_cache = None
 
     def _configuration_space(self) -> tuple[ConfigurationSpace, list[dict] | None]:
         key = tuple((hp.name, repr(hp.get_config())) for hp in self.hyperparameters.space)

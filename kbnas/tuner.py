@@ -180,14 +180,23 @@ class BayesianNAS(keras_tuner.Tuner):
 
         The seed is `trial_training_seed` of the oracle's seed and the trial id; with
         ``executions_per_trial > 1`` the executions continue from that random state.
+        Python's and numpy's global random states are restored afterwards, so code
+        that runs after a search does not inherit the last trial's seed.
         """
+        import random
+
         import keras
 
         # On a KerasTuner worker the oracle is an OracleClient around a local copy
         # built from the same arguments (and seed) as the chief's.
         oracle = getattr(self.oracle, "_oracle", self.oracle)
-        keras.utils.set_random_seed(trial_training_seed(oracle.seed, trial.trial_id))
-        return super().run_trial(trial, *args, **kwargs)
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            keras.utils.set_random_seed(trial_training_seed(oracle.seed, trial.trial_id))
+            return super().run_trial(trial, *args, **kwargs)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
     def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
         """``val_accuracy`` (max) for classification, ``val_loss`` (min) for regression."""

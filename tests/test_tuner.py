@@ -215,3 +215,16 @@ def test_a_search_with_a_fixed_seed_trains_the_same_models_again(tmp_path, digit
     first, second = scores("a"), scores("b")
     assert [a for a, _ in first] == [a for a, _ in second]
     np.testing.assert_allclose([v for _, v in first], [v for _, v in second], rtol=1e-4)
+
+
+def test_a_search_leaves_numpy_global_random_state_as_it_found_it(tmp_path, digits):
+    # run_trial seeds every generator for the trial and restores Python's and numpy's
+    # afterwards. (Python's own generator is also drawn from by Keras/KerasTuner
+    # outside run_trial, so only numpy's can be checked exactly.)
+    x, y, xv, yv = digits
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=1, seed=5, directory=str(tmp_path))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert np.random.rand() == expected
