@@ -1049,6 +1049,8 @@ def surrogate_quality(table: TabularBenchmark, settings: SurrogateSettings = Sur
         noise_fraction     σ_n² / (s² + σ_n²) of the fitted GP
         exploded           1 when some posterior mean exceeds 10 in magnitude (the
                            targets are warped to about N(0, 1)), else 0
+        zero_variance      share of held-out architectures whose posterior variance
+                           was clipped to 0
 
     Reference rows: ``knn`` (mean observed value of the k nearest training
     architectures in edit distance), and the ``noise ceiling`` ρ between one
@@ -1102,11 +1104,12 @@ def surrogate_quality(table: TabularBenchmark, settings: SurrogateSettings = Sur
                 gp = DistanceGP(spectrum_flip=flip).fit(
                     dists[np.ix_(train, train)][np.newaxis], z, n_restarts=3, rng=np.random.default_rng([repeat, n, 1])
                 )
-                mean, _ = gp.predict(dists[np.ix_(test, train)][np.newaxis])
+                mean, var = gp.predict(dists[np.ix_(test, train)][np.newaxis])
                 noise = gp.noise_variance_ / (gp.signal_variance_ + gp.noise_variance_)
                 name = f"gp {distance} {warping}" + ("" if flip else " without spectrum flip")
                 exploded = float(np.max(np.abs(mean)) > 10.0)
-                record(name, n, mean, test, noise_fraction=noise, exploded=exploded)
+                zero_variance = float(np.mean(var <= 0.0))
+                record(name, n, mean, test, noise_fraction=noise, exploded=exploded, zero_variance=zero_variance)
             nearest = np.argsort(matrices["edit"][np.ix_(test, train)], axis=1, kind="stable")[:, : settings.neighbours]
             record(f"knn{settings.neighbours} edit", n, y[nearest].mean(axis=1), test)
     rows = {
@@ -1142,8 +1145,10 @@ def format_surrogate_markdown(result: dict[str, Any]) -> str:
         + str(sizes[-1])
         + " | fits with abs(μ) > 10, n="
         + "/".join(str(n) for n in sizes)
+        + " | held-out with zero variance (%), n="
+        + "/".join(str(n) for n in sizes)
         + " |",
-        "|---|" + "---|" * (3 * len(sizes) + 2),
+        "|---|" + "---|" * (3 * len(sizes) + 3),
     ]
     repeats = result["settings"]["repeats"]
 
@@ -1152,6 +1157,12 @@ def format_surrogate_markdown(result: dict[str, Any]) -> str:
         if any(c is None for c in counts):
             return "—"
         return "/".join(str(round(c["mean"] * repeats)) for c in counts) + f" of {repeats}"
+
+    def zero_variance_shares(by_size: dict[str, Any]) -> str:
+        shares = [by_size.get(str(n), {}).get("zero_variance") for n in sizes]
+        if any(share is None for share in shares):
+            return "—"
+        return "/".join(f"{100 * share['mean']:.0f}" for share in shares)
 
     for method, by_size in result["rows"].items():
         def cell(n: int, key: str, scale: float = 1.0, digits: int = 2) -> str:
@@ -1168,7 +1179,7 @@ def format_surrogate_markdown(result: dict[str, Any]) -> str:
             + " | ".join(cell(n, "spearman_top") for n in sizes)
             + " | "
             + " | ".join(cell(n, "regret_of_argmax", 100.0) for n in sizes)
-            + f" | {noise} | {exploded_counts(by_size)} |"
+            + f" | {noise} | {exploded_counts(by_size)} | {zero_variance_shares(by_size)} |"
         )
     ceiling = result["noise_ceiling"]
     lines += [

@@ -241,6 +241,7 @@ def test_surrogate_quality_reports_rank_correlations(noisy_table):
     assert row["regret_of_argmax"]["mean"] >= 0.0
     assert "knn2 edit" in result["rows"]
     assert row["exploded"]["mean"] in (0.0, 0.5, 1.0)
+    assert 0.0 <= row["zero_variance"]["mean"] <= 1.0
     assert "gp edit rank without spectrum flip" in result["rows"]
     markdown = se.format_surrogate_markdown(result)
     assert "| gp edit rank |" in markdown and " of 2 |" in markdown
