@@ -818,24 +818,9 @@ def format_report_markdown(summary: dict[str, Any]) -> str:
         "Mean regret t* − mean_test(incumbent), in percentage points of test accuracy, ± the "
         "half-width of the 95 % t-interval over seeds (lower is better; **bold**: lowest mean):",
         "",
-        "| contender | " + " | ".join(f"{k} queries" for k in budgets) + " |",
-        "|---|" + "---|" * len(budgets),
     ]
-    lowest = {
-        str(k): min(data["regret"][str(k)]["mean"] for data in summary["contenders"].values()) for k in budgets
-    }
-    for name, data in summary["contenders"].items():
-        cells = []
-        for k in budgets:
-            cell = data["regret"][str(k)]
-            text = f"{_pp(cell['mean'])} ± {_pp(cell['ci'])}"
-            cells.append(f"**{text}**" if cell["mean"] == lowest[str(k)] else text)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += _metric_table(summary, "regret", bold_lowest=True)
     if any(data.get("recommends_by_model") for data in summary["contenders"].values()):
-        lowest_recommended = {
-            str(k): min(data["recommended_regret"][str(k)]["mean"] for data in summary["contenders"].values())
-            for k in budgets
-        }
         lines += [
             "",
             "Mean regret of each oracle's own recommendation, `oracle.get_best_trials(1)` (what "
@@ -843,29 +828,16 @@ def format_report_markdown(summary: dict[str, Any]) -> str:
             "from the incumbent only for oracles marked †, which rank trials by a model "
             "(kbnas: the GP posterior mean); for the others it is the table above:",
             "",
-            "| contender | " + " | ".join(f"{k} queries" for k in budgets) + " |",
-            "|---|" + "---|" * len(budgets),
         ]
-        for name, data in summary["contenders"].items():
-            cells = []
-            for k in budgets:
-                cell = data["recommended_regret"][str(k)]
-                text = f"{_pp(cell['mean'])} ± {_pp(cell['ci'])}"
-                cells.append(f"**{text}**" if cell["mean"] == lowest_recommended[str(k)] else text)
-            mark = " †" if data.get("recommends_by_model") else ""
-            lines.append(f"| {name}{mark} | " + " | ".join(cells) + " |")
+        lines += _metric_table(summary, "recommended_regret", bold_lowest=True, mark_model_ranked=True)
     lines += [
         "",
         "Diagnostic: mean *validation* regret max_a mean_val(a) − mean_val(incumbent), percentage "
         "points ± 95 % t-interval: how well each search optimises what it observes, leaving out "
         "the validation/test disagreement:",
         "",
-        "| contender | " + " | ".join(f"{k} queries" for k in budgets) + " |",
-        "|---|" + "---|" * len(budgets),
     ]
-    for name, data in summary["contenders"].items():
-        cells = [data["val_regret"][str(k)] for k in budgets]
-        lines.append(f"| {name} | " + " | ".join(f"{_pp(c['mean'])} ± {_pp(c['ci'])}" for c in cells) + " |")
+    lines += _metric_table(summary, "val_regret")
     lines += [
         "",
         "| contender | s/query (mean) | s/query (median) | s/query (max) | invalid queries | distinct architectures | proposals outside the table per run |",
@@ -919,6 +891,35 @@ def format_report_markdown(summary: dict[str, Any]) -> str:
         ):
             lines += ["", f"The same target on the oracles' recommendations: {_verdict(recommended)}."]
     return "\n".join(lines)
+
+
+def _metric_table(
+    summary: dict[str, Any], metric: str, *, bold_lowest: bool = False, mark_model_ranked: bool = False
+) -> list[str]:
+    """Markdown rows (header first) of one per-budget metric, mean ± 95 % t-interval.
+
+    Args:
+        summary: from `summarize`.
+        metric: ``"regret"``, ``"recommended_regret"`` or ``"val_regret"``.
+        bold_lowest: bold the lowest mean of each budget.
+        mark_model_ranked: mark with † the contenders that rank trials by a model.
+    """
+    budgets = [str(k) for k in summary["budgets"]]
+    contenders = summary["contenders"]
+    lowest = {k: min(data[metric][k]["mean"] for data in contenders.values()) for k in budgets}
+    rows = [
+        "| contender | " + " | ".join(f"{k} queries" for k in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
+    for name, data in contenders.items():
+        cells = []
+        for k in budgets:
+            cell = data[metric][k]
+            text = f"{_pp(cell['mean'])} ± {_pp(cell['ci'])}"
+            cells.append(f"**{text}**" if bold_lowest and cell["mean"] == lowest[k] else text)
+        mark = " †" if mark_model_ranked and data.get("recommends_by_model") else ""
+        rows.append(f"| {name}{mark} | " + " | ".join(cells) + " |")
+    return rows
 
 
 def _verdict(target: dict[str, Any]) -> str:
