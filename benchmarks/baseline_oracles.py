@@ -45,7 +45,6 @@ a local optimum of the observed values.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import keras_tuner
@@ -104,9 +103,6 @@ class _ArchitectureOracle(ResumableOracle):
         )
         if not isinstance(search_space, SearchSpace):
             raise TypeError(f"search_space must be a kbnas SearchSpace, got {type(search_space).__name__}")
-        # keras_tuner.Oracle does `seed or random.randint(...)`: seed=0 must stay 0.
-        self.seed = seed if seed is not None else random.randint(1, 10000)
-        self._seed_state = self.seed
         self.search_space = search_space
         self.architecture_hp = architecture_hp
         self._space_size: int | None = None

@@ -63,8 +63,33 @@ class ResumableOracle(keras_tuner.Oracle):
 
     KerasTuner saves the oracle before it drops a finished trial from
     `ongoing_trials`, and a reload sends every "ongoing" trial back for a retry,
-    so a plain reload re-runs the last finished trial.
+    so a plain reload re-runs the last finished trial. It also keeps ``seed=0``:
+    `keras_tuner.Oracle` does ``seed or random.randint(...)``.
     """
+
+    def __init__(
+        self,
+        objective: Any = None,
+        max_trials: int | None = None,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        allow_new_entries: bool = True,
+        tune_new_entries: bool = True,
+        seed: int | None = None,
+        max_retries_per_trial: int = 0,
+        max_consecutive_failed_trials: int = 3,
+    ) -> None:
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            hyperparameters=hyperparameters,
+            allow_new_entries=allow_new_entries,
+            tune_new_entries=tune_new_entries,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        self.seed = seed if seed is not None else random.randint(1, 10000)
+        self._seed_state = self.seed
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
@@ -173,9 +198,6 @@ class BayesianNASOracle(ResumableOracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        # keras_tuner.Oracle does `seed or random.randint(...)`: seed=0 must stay 0.
-        self.seed = seed if seed is not None else random.randint(1, 10000)
-        self._seed_state = self.seed
         if acquisition not in ACQUISITIONS:
             raise ValueError(
                 f"acquisition={acquisition!r} is not one of {', '.join(ACQUISITIONS)}"
