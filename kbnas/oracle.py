@@ -330,10 +330,7 @@ class BayesianNASOracle(ResumableOracle):
         key = (tuple((t.trial_id, t.score) for t in completed), None if self._theta is None else self._theta.tobytes())
         if self._recommendation_cache is not None and self._recommendation_cache[0] == key:
             return self._recommendation_cache[1]
-        train = [dict(t.hyperparameters.values) for t in completed]
-        scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
-        z = warp_scores(scores, self.score_warping)
-        dists = self._distance_channels(cspace, train, train)
+        train, scores, z, dists = self._training_data(cspace, completed)
         gp = DistanceGP()
         if self._theta is not None and len(self._theta) == dists.shape[0] + 2:
             gp.fit_fixed(dists, z, self._theta)
@@ -369,11 +366,14 @@ class BayesianNASOracle(ResumableOracle):
     def _maximize_sign(self) -> float:
         return 1.0 if self.objective.direction == "max" else -1.0
 
-    def _bayesian_proposal(self, cspace, everything, completed, avoid, rng):
+    def _training_data(self, cspace, completed) -> tuple[list[dict], np.ndarray, np.ndarray, np.ndarray]:
+        """Values, scores to maximise, warped scores z and distance channels of ``completed``."""
         train = [dict(t.hyperparameters.values) for t in completed]
-        y = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
-        z = warp_scores(y, self.score_warping)
-        dists = self._distance_channels(cspace, train, train)
+        scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
+        return train, scores, warp_scores(scores, self.score_warping), self._distance_channels(cspace, train, train)
+
+    def _bayesian_proposal(self, cspace, everything, completed, avoid, rng):
+        train, _, z, dists = self._training_data(cspace, completed)
         gp = DistanceGP()
         theta0 = self._theta
         if theta0 is not None and len(theta0) != dists.shape[0] + 2:
