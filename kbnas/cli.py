@@ -132,10 +132,8 @@ def _make_tuner(args, hypermodel, quiet: bool):
             elapsed = time.perf_counter() - self._started
             done_now = max(1, number - self._done_at_start)
             remaining = elapsed / done_now * max(0, self.oracle.max_trials - number)
-            scores = [t.score for t in self.oracle.trials.values()
-                      if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)]
-            pick = max if self.oracle.objective.direction == "max" else min
-            best_score = pick(scores) if scores else float("nan")
+            top = _best_observed_trial(self.oracle)
+            best_score = top.score if top is not None else float("nan")
             arch = finished.hyperparameters.values.get(hypermodel.architecture_hp, "?")
             if finished.status == "COMPLETED":
                 result = f"{self.oracle.objective.name}={finished.score:.4f}"
@@ -213,14 +211,21 @@ def _trial_number(trial_id: str) -> str:
     return str(int(trial_id) + 1) if trial_id.isdigit() else trial_id
 
 
+def _best_observed_trial(oracle):
+    """The completed trial with the best finite score (KerasTuner's ranking), or None."""
+    completed = [t for t in oracle.trials.values()
+                 if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)]
+    if not completed:
+        return None
+    pick = max if oracle.objective.direction == "max" else min
+    return pick(completed, key=lambda t: t.score)
+
+
 def _best_trial_heading(oracle, trial) -> str:
     """Which trial is exported, and why when it is not the one with the best score."""
     name = oracle.objective.name
     heading = f"best architecture (trial {_trial_number(trial.trial_id)}, {name}={trial.score:.4f}"
-    completed = [t for t in oracle.trials.values()
-                 if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)]
-    pick = max if oracle.objective.direction == "max" else min
-    top = pick(completed, key=lambda t: t.score) if completed else trial
+    top = _best_observed_trial(oracle) or trial
     if top.score != trial.score:
         heading += (
             f"; ranked first by the GP posterior mean, the best single score is {top.score:.4f} "
