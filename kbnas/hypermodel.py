@@ -10,26 +10,15 @@ under its name, `build` then builds the proposal. With KerasTuner's own oracles
 changes: they train the default architecture and search only the other
 hyperparameters (learning rate, optimizer).
 
-Model built for an architecture ``l_0 … l_{n-1}`` over a space with input shape S:
-
-    Input(data_shape) → [Reshape(S) for grayscale (H, W)] → Normalization
-        → l_0 → … → l_{n-1} → [Flatten] → Dense(num_outputs, head activation)
-
-The Normalization layer holds the per-channel mean and variance of the training
-inputs (computed by `configure`), so the model — and its export — takes raw
-inputs. It has no weights, so ``model.count_params() == space.param_count(arch)``.
-The head is softmax (multiclass), sigmoid (binary) or linear (regression), and
-runs in float32 even under a ``mixed_float16`` policy.
-
-Layer semantics are exactly those of `kbnas.space`: convolutions stride 1,
-padding "same", no activation; pooling size 2 stride 2 "valid"; a dense layer on a
-spatial tensor flattens it first. Layers are named ``l{i}_{token}``, e.g.
-``l0_conv3_32``, ``l1_relu``, ``l2_maxpool``, ``l3_flatten``, ``l3_dense_64``.
+`ConvNetHyperModel` holds the configuration (search space, data spec, input
+statistics) and declares the hyperparameters. The model itself, its layers and
+their names come from `kbnas.model_builder`; `fit` follows the training recipe of
+`kbnas.training`. Their public names (`make_optimizer`, `search_callbacks`,
+`DEFAULT_EPOCHS`, …) are re-exported here.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import keras
@@ -39,20 +28,22 @@ import tensorflow as tf
 
 from kbnas import data_inference
 from kbnas.data_inference import BINARY, MULTICLASS, REGRESSION, DataSpec
-from kbnas.space import (
-    AVGPOOL,
-    BATCHNORM,
-    CONV_KINDS,
-    DENSE,
-    DROPOUT,
-    KERNEL_SIZES,
-    MAXPOOL,
-    POOL_SIZE,
-    RELU,
-    SPATIAL_KINDS,
-    Architecture,
-    InvalidArchitectureError,
-    SearchSpace,
+from kbnas.model_builder import build_model, compile_model
+from kbnas.space import SPATIAL_KINDS, Architecture, InvalidArchitectureError, SearchSpace
+from kbnas.training import _name_fit_arguments, fit_model
+
+# Re-exported: code imports these from kbnas.hypermodel.
+from kbnas.model_builder import _HEAD, make_optimizer  # noqa: F401
+from kbnas.training import (  # noqa: F401
+    _FIT_PARAMETERS,
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    EARLY_STOPPING_PATIENCE,
+    VALIDATION_CHECK_EXAMPLES,
+    _batched,
+    _DivergenceGuard,
+    _split_off_validation,
+    search_callbacks,
 )
 
 TASK_CHOICES = ("auto", MULTICLASS, BINARY, REGRESSION)
@@ -62,103 +53,9 @@ _INPUT_KIND_BY_RANK = {
     1: data_inference.FLAT,
 }
 
-#: Epochs of a trial when the caller passes none (early stopping usually ends it sooner).
-DEFAULT_EPOCHS = 20
-#: Examples per replica per step when the caller passes no batch size.
-DEFAULT_BATCH_SIZE = 32
-#: Early stopping patience, in epochs without improvement of the monitored loss.
-EARLY_STOPPING_PATIENCE = 3
-#: Examples read from a tf.data validation set to check its labels.
-VALIDATION_CHECK_EXAMPLES = 1024
-
-# Keras `Model.fit` positional parameter order, to name positional fit arguments.
-_FIT_PARAMETERS = (
-    "x",
-    "y",
-    "batch_size",
-    "epochs",
-    "verbose",
-    "callbacks",
-    "validation_split",
-    "validation_data",
-    "shuffle",
-    "class_weight",
-    "sample_weight",
-    "initial_epoch",
-    "steps_per_epoch",
-    "validation_steps",
-    "validation_batch_size",
-    "validation_freq",
-)
-
-_HEAD = {
-    MULTICLASS: ("softmax", "sparse_categorical_crossentropy", ["accuracy"]),
-    BINARY: ("sigmoid", "binary_crossentropy", ["accuracy"]),
-    REGRESSION: ("linear", "mean_squared_error", ["mean_absolute_error"]),
-}
-
 
 class NotConfiguredError(RuntimeError):
     """The hypermodel does not know its input shape and task yet."""
-
-
-def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
-    """A Keras optimizer from its name (``"adam"``, ``"sgd"``, ``"rmsprop"``, …).
-
-    Args:
-        name: any name `keras.optimizers.get` accepts as a class name.
-        learning_rate: initial learning rate.
-    """
-    return keras.optimizers.get({"class_name": name, "config": {"learning_rate": float(learning_rate)}})
-
-
-class _DivergenceGuard(keras.callbacks.TerminateOnNaN):
-    """TerminateOnNaN that also remembers the (0-based) epoch the loss diverged in."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.epoch = 0
-        self.diverged_epoch: int | None = None
-        self.diverged_loss: float | None = None
-
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self.epoch = epoch
-
-    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and self.diverged_epoch is None and not math.isfinite(float(loss)):
-            self.diverged_epoch = self.epoch
-            self.diverged_loss = float(loss)
-        super().on_batch_end(batch, logs)
-
-
-def search_callbacks(
-    callbacks: Sequence[keras.callbacks.Callback], *, monitor: str = "val_loss"
-) -> list[keras.callbacks.Callback]:
-    """The callbacks of a search trial: the caller's plus the search defaults.
-
-    Adds ``EarlyStopping(monitor, patience=EARLY_STOPPING_PATIENCE,
-    restore_best_weights=True)`` unless an EarlyStopping is already present, and
-    always a divergence guard (a ``keras.callbacks.TerminateOnNaN`` that records
-    the epoch of the first non-finite loss).
-
-    Args:
-        callbacks: the caller's callbacks (not modified).
-        monitor: quantity early stopping watches: ``"val_loss"`` with validation
-            data, ``"loss"`` without.
-
-    Returns:
-        A new list.
-    """
-    callbacks = list(callbacks)
-    if not any(isinstance(callback, keras.callbacks.EarlyStopping) for callback in callbacks):
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=EARLY_STOPPING_PATIENCE, restore_best_weights=True
-            )
-        )
-    callbacks.append(_DivergenceGuard())
-    return callbacks
 
 
 class ConvNetHyperModel(keras_tuner.HyperModel):
@@ -467,75 +364,24 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             architecture = space.from_hp_value(architecture)
         else:
             space.validate(architecture)
-        model = self._functional_model(architecture)
-        activation, loss, metrics = _HEAD[self.data_spec.task]
-        model.compile(
-            optimizer=make_optimizer(
-                optimizer if optimizer is not None else self.optimizers[0],
-                learning_rate if learning_rate is not None else self.learning_rates[0],
-            ),
-            loss=loss,
-            metrics=list(metrics),
+        model = build_model(
+            architecture,
+            space,
+            self.data_spec,
+            input_mean=self.input_mean,
+            input_variance=self.input_variance,
         )
-        return model
-
-    def _functional_model(self, architecture: Architecture) -> keras.Model:
-        space = self.search_space
-        spec = self.data_spec
-        inputs = keras.Input(shape=spec.data_shape, name="inputs")
-        tensor = inputs
-        if spec.data_shape != space.input_shape:
-            tensor = keras.layers.Reshape(space.input_shape, name="add_channel_axis")(tensor)
-        tensor = keras.layers.Normalization(
-            axis=-1,
-            mean=self.input_mean,
-            variance=self.input_variance,
-            dtype="float32",
-            name="normalization",
-        )(tensor)
-        spatial_rank = len(space.input_shape) - 1
-        for position, layer in enumerate(architecture):
-            name = f"l{position}_{layer.kind}" + ("" if layer.width is None else f"_{layer.width}")
-            is_spatial = len(tensor.shape) > 2
-            if layer.kind in CONV_KINDS:
-                convolution = keras.layers.Conv2D if spatial_rank == 2 else keras.layers.Conv1D
-                tensor = convolution(
-                    layer.width, KERNEL_SIZES[layer.kind], strides=1, padding="same", name=name
-                )(tensor)
-            elif layer.kind in (MAXPOOL, AVGPOOL):
-                pools = {
-                    (MAXPOOL, 2): keras.layers.MaxPooling2D,
-                    (MAXPOOL, 1): keras.layers.MaxPooling1D,
-                    (AVGPOOL, 2): keras.layers.AveragePooling2D,
-                    (AVGPOOL, 1): keras.layers.AveragePooling1D,
-                }
-                tensor = pools[layer.kind, spatial_rank](
-                    pool_size=POOL_SIZE, strides=POOL_SIZE, padding="valid", name=name
-                )(tensor)
-            elif layer.kind == RELU:
-                tensor = keras.layers.ReLU(name=name)(tensor)
-            elif layer.kind == DENSE:
-                if is_spatial:
-                    tensor = keras.layers.Flatten(name=f"l{position}_flatten")(tensor)
-                tensor = keras.layers.Dense(layer.width, name=name)(tensor)
-            elif layer.kind == BATCHNORM:
-                tensor = keras.layers.BatchNormalization(name=name)(tensor)
-            elif layer.kind == DROPOUT:
-                tensor = keras.layers.Dropout(space.dropout_rate, name=name)(tensor)
-            else:
-                raise InvalidArchitectureError(architecture, [f"unknown layer kind {layer.kind!r}"])
-        if len(tensor.shape) > 2:
-            tensor = keras.layers.Flatten(name="head_flatten")(tensor)
-        activation = _HEAD[spec.task][0]
-        outputs = keras.layers.Dense(
-            spec.num_outputs, activation=activation, dtype="float32", name="head"
-        )(tensor)
-        return keras.Model(inputs, outputs, name="convnet")
+        return compile_model(
+            model,
+            self.data_spec.task,
+            optimizer=optimizer if optimizer is not None else self.optimizers[0],
+            learning_rate=learning_rate if learning_rate is not None else self.learning_rates[0],
+        )
 
     # ------------------------------------------------------------------ training
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any):
-        """Train one trial's model with search defaults.
+        """Train one trial's model with search defaults (`kbnas.training.fit_model`).
 
         Defaults added unless the caller sets them: ``epochs=DEFAULT_EPOCHS``;
         an ``EarlyStopping`` on ``val_loss`` (``loss`` without validation data),
@@ -563,164 +409,8 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             ValueError: the data do not match the configured input shape or task.
         """
         arguments = _name_fit_arguments(args, kwargs)
-        x = arguments.pop("x", None)
-        y = arguments.pop("y", None)
-        sample_weight = arguments.pop("sample_weight", None)
-        batch_size = arguments.pop("batch_size", None) or DEFAULT_BATCH_SIZE
-        validation_batch_size = arguments.pop("validation_batch_size", None) or batch_size
-        validation_split = arguments.pop("validation_split", 0.0) or 0.0
-        validation_data = arguments.pop("validation_data", None)
-        shuffle = arguments.pop("shuffle", True)
-        arguments.setdefault("epochs", DEFAULT_EPOCHS)
-        callbacks = list(arguments.pop("callbacks", None) or [])
-        replicas = model.distribute_strategy.num_replicas_in_sync
-
-        if data_inference.is_dataset(x):
-            if validation_split:
-                raise ValueError("validation_split is not supported with tf.data inputs; pass validation_data")
-            self._check_dataset_shape(x, "x")
-            train = _batched(x, batch_size * replicas)
-        else:
-            x, y, sample_weight = self._as_training_arrays(x, y, sample_weight)
-            if validation_split:
-                if validation_data is not None:
-                    raise ValueError("pass validation_split or validation_data, not both")
-                x, y, sample_weight, validation_data = _split_off_validation(
-                    x, y, sample_weight, validation_split
-                )
-            train = self._array_dataset(x, y, sample_weight, batch_size * replicas, shuffle)
-
-        validation = None
-        if validation_data is not None:
-            validation = self._validation_dataset(validation_data, validation_batch_size * replicas)
-
-        callbacks = search_callbacks(callbacks, monitor="val_loss" if validation is not None else "loss")
-        guard = next(callback for callback in callbacks if isinstance(callback, _DivergenceGuard))
-
-        try:
-            history = model.fit(
-                train,
-                validation_data=validation,
-                callbacks=callbacks,
-                shuffle=False,  # the pipeline shuffles
-                **arguments,
-            )
-        except tf.errors.ResourceExhaustedError as error:
-            raise keras_tuner.errors.FailedTrialError(
-                f"out of memory while training {model.name}: {error.message}"
-            ) from error
-
-        losses = history.history.get("loss", [])
-        diverged_epoch, bad_loss = guard.diverged_epoch, guard.diverged_loss
-        if diverged_epoch is None:
-            diverged_epoch, bad_loss = next(
-                ((epoch, loss) for epoch, loss in zip(history.epoch, losses) if not math.isfinite(loss)),
-                (None, None),
-            )
-        if diverged_epoch is not None:
-            what = "NaN" if math.isnan(bad_loss) else "infinite"
-            raise keras_tuner.errors.FailedTrialError(
-                f"training diverged: loss became {what} at epoch {diverged_epoch + 1}"
-            )
-        return history
-
-    def _check_dataset_shape(self, dataset: Any, what: str) -> None:
-        spec = self._require_spec()
-        shape = data_inference.example_shape(dataset)
-        if shape != spec.data_shape:
-            raise ValueError(
-                f"{what} has per-example shape {shape}, but the model was configured "
-                f"for {spec.data_shape}"
-            )
+        return fit_model(model, self._require_spec(), seed=self.seed, **arguments)
 
     def _require_spec(self) -> DataSpec:
         self._require_configured()
         return self.data_spec
-
-    def _as_training_arrays(
-        self, x: Any, y: Any, sample_weight: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        spec = self._require_spec()
-        if x is None or y is None:
-            raise ValueError("fit needs x and y (or a tf.data.Dataset of (x, y) as x)")
-        x = np.asarray(x, dtype=np.float32)
-        y = np.asarray(y)
-        if tuple(x.shape[1:]) != spec.data_shape:
-            raise ValueError(
-                f"x has per-example shape {tuple(x.shape[1:])}, but the model was "
-                f"configured for {spec.data_shape}"
-            )
-        if len(x) != len(y):
-            raise ValueError(f"x and y lengths differ: x has {len(x)} examples, y has {len(y)}")
-        y = y.astype(np.int32 if spec.task == MULTICLASS else np.float32)
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight, dtype=np.float32)
-        return x, y, sample_weight
-
-    def _array_dataset(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        sample_weight: np.ndarray | None,
-        global_batch_size: int,
-        shuffle: bool,
-    ) -> tf.data.Dataset:
-        tensors = (x, y) if sample_weight is None else (x, y, sample_weight)
-        dataset = tf.data.Dataset.from_tensor_slices(tensors)
-        if shuffle:
-            dataset = dataset.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
-        return dataset.batch(global_batch_size).prefetch(tf.data.AUTOTUNE)
-
-    def _validation_dataset(self, validation_data: Any, global_batch_size: int) -> tf.data.Dataset:
-        spec = self._require_spec()
-        if data_inference.is_dataset(validation_data):
-            self._check_dataset_shape(validation_data, "validation x")
-            data_inference.check_validation_data(
-                spec, validation_data, max_examples=VALIDATION_CHECK_EXAMPLES
-            )
-            return _batched(validation_data, global_batch_size)
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ValueError(
-                "validation_data must be (x_val, y_val), (x_val, y_val, sample_weight) "
-                "or a tf.data.Dataset"
-            )
-        x_val, y_val = validation_data[0], validation_data[1]
-        data_inference.check_validation_data(spec, x_val, y_val)
-        weights = validation_data[2] if len(validation_data) == 3 else None
-        x_val, y_val, weights = self._as_training_arrays(x_val, y_val, weights)
-        tensors = (x_val, y_val) if weights is None else (x_val, y_val, weights)
-        return tf.data.Dataset.from_tensor_slices(tensors).batch(global_batch_size).prefetch(
-            tf.data.AUTOTUNE
-        )
-
-
-def _name_fit_arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
-    if len(args) > len(_FIT_PARAMETERS):
-        raise TypeError(f"fit() takes at most {len(_FIT_PARAMETERS)} positional arguments")
-    named = dict(zip(_FIT_PARAMETERS, args))
-    duplicated = sorted(set(named) & set(kwargs))
-    if duplicated:
-        raise TypeError(f"fit() got multiple values for {duplicated}")
-    named.update(kwargs)
-    return named
-
-
-def _split_off_validation(
-    x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None, fraction: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, tuple]:
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation_split must be in (0, 1), got {fraction}")
-    split_at = int(len(x) * (1.0 - fraction))
-    if split_at == 0 or split_at == len(x):
-        raise ValueError(f"validation_split={fraction} leaves an empty part of {len(x)} examples")
-    validation = (x[split_at:], y[split_at:])
-    if sample_weight is not None:
-        validation += (sample_weight[split_at:],)
-        sample_weight = sample_weight[:split_at]
-    return x[:split_at], y[:split_at], sample_weight, validation
-
-
-def _batched(dataset: tf.data.Dataset, global_batch_size: int) -> tf.data.Dataset:
-    if data_inference.dataset_is_batched(dataset):
-        return dataset
-    return dataset.batch(global_batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,4 +1,8 @@
-"""Tests for kbnas.hypermodel.ConvNetHyperModel."""
+"""Tests for kbnas.hypermodel.ConvNetHyperModel: configuration, hyperparameters, tuners.
+
+The layers of the built models are tested in test_model_builder.py, the training
+recipe of `fit` in test_training.py.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,10 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from kbnas.datasets import load_digits
-from kbnas.hypermodel import (
-    ConvNetHyperModel,
-    NotConfiguredError,
-    _split_off_validation,
-    search_callbacks,
-)
-from kbnas.space import LAYER_KINDS, SPATIAL_KINDS, Architecture, SearchSpace
-
-ALL_SPATIAL = LAYER_KINDS
-ALL_FLAT = tuple(kind for kind in LAYER_KINDS if kind not in SPATIAL_KINDS)
+from kbnas.hypermodel import ConvNetHyperModel, NotConfiguredError
+from kbnas.space import SPATIAL_KINDS, Architecture, SearchSpace
 
 
 @pytest.fixture(scope="module")
@@ -33,73 +28,7 @@ def tiny_hypermodel(**kwargs) -> ConvNetHyperModel:
     return ConvNetHyperModel(**settings)
 
 
-class BatchCounter(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.batches_per_epoch: list[int] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.batches_per_epoch.append(0)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batches_per_epoch[-1] += 1
-
-
 # ---------------------------------------------------------------- building
-
-
-@pytest.mark.parametrize(
-    "input_shape, vocabulary",
-    [((8, 8, 2), ALL_SPATIAL), ((12, 3), ALL_SPATIAL), ((10,), ALL_FLAT)],
-    ids=["image", "sequence", "flat"],
-)
-def test_param_count_matches_space_on_sampled_architectures(input_shape, vocabulary):
-    hypermodel = ConvNetHyperModel(
-        vocabulary=vocabulary, filters=(3, 8), units=(5, 16), max_depth=6,
-        input_shape=input_shape, task="multiclass", num_classes=7,
-    )
-    space = hypermodel.search_space
-    assert space.input_shape == input_shape
-    assert space.num_outputs == 7
-    architectures = space.sample_many(40, rng=0, unique=True)
-    kinds_seen = {layer.kind for architecture in architectures for layer in architecture}
-    assert kinds_seen == set(vocabulary)
-    for architecture in architectures:
-        model = hypermodel.build_architecture(architecture)
-        normalization = sum(
-            layer.count_params() for layer in model.layers if isinstance(layer, keras.layers.Normalization)
-        )
-        assert model.count_params() - normalization == space.param_count(architecture), architecture
-        assert model.output_shape == (None, 7)
-
-
-def test_layer_names_and_keras_layer_types():
-    hypermodel = ConvNetHyperModel(
-        vocabulary=ALL_SPATIAL, filters=(32,), units=(64,), max_depth=8, input_shape=(8, 8, 1), task="binary"
-    )
-    architecture = Architecture.decode("conv3-32|batchnorm|relu|avgpool|conv5-32|maxpool|dense-64|dropout")
-    model = hypermodel.build_architecture(architecture)
-    names = [layer.name for layer in model.layers]
-    assert names == [
-        "inputs", "normalization", "l0_conv3_32", "l1_batchnorm", "l2_relu", "l3_avgpool",
-        "l4_conv5_32", "l5_maxpool", "l6_flatten", "l6_dense_64", "l7_dropout", "head",
-    ]
-    conv = model.get_layer("l4_conv5_32")
-    assert isinstance(conv, keras.layers.Conv2D)
-    assert conv.kernel_size == (5, 5) and conv.padding == "same" and conv.strides == (1, 1)
-    assert conv.activation is keras.activations.linear
-    pool = model.get_layer("l3_avgpool")
-    assert isinstance(pool, keras.layers.AveragePooling2D) and pool.padding == "valid"
-    assert model.get_layer("l7_dropout").rate == hypermodel.search_space.dropout_rate
-
-
-def test_sequence_layers_are_one_dimensional():
-    hypermodel = ConvNetHyperModel(input_shape=(16, 2), task="regression", filters=(4,))
-    model = hypermodel.build_architecture("conv5-4|maxpool|conv3-4")
-    assert isinstance(model.get_layer("l0_conv5_4"), keras.layers.Conv1D)
-    assert isinstance(model.get_layer("l1_maxpool"), keras.layers.MaxPooling1D)
-    assert model.get_layer("l1_maxpool").output.shape == (None, 8, 4)
-    assert [layer.name for layer in model.layers][-2:] == ["head_flatten", "head"]
 
 
 @pytest.mark.parametrize(
@@ -171,22 +100,6 @@ def test_unconfigured_hypermodel_raises_a_clear_error():
         hypermodel.configure(input_shape=(4,))
 
 
-def test_mixed_precision_keeps_head_in_float32():
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        hypermodel = tiny_hypermodel(input_shape=(8, 8, 1), task="multiclass", num_classes=10)
-        architecture = hypermodel.search_space.default_architecture()
-        model = hypermodel.build_architecture(architecture)
-        assert model.get_layer("l0_conv3_8").compute_dtype == "float16"
-        assert model.get_layer("head").compute_dtype == "float32"
-        assert model.get_layer("normalization").compute_dtype == "float32"
-        assert model.output.dtype == "float32"
-        assert model.count_params() == hypermodel.search_space.param_count(architecture)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 # ---------------------------------------------------------------- hyperparameters
 
 
@@ -232,96 +145,6 @@ def test_invalid_architecture_value_fails_the_trial():
     hp.values["architecture"] = "not an architecture"
     with pytest.raises(keras_tuner.errors.FailedTrialError, match="not an encoding"):
         hypermodel.build(hp)
-
-
-# ---------------------------------------------------------------- fit
-
-
-def test_search_callbacks_add_early_stopping_and_nan_guard():
-    callbacks = search_callbacks([], monitor="val_loss")
-    stopping = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
-    assert len(stopping) == 1
-    assert stopping[0].monitor == "val_loss" and stopping[0].patience == 3
-    assert stopping[0].restore_best_weights
-    assert any(isinstance(c, keras.callbacks.TerminateOnNaN) for c in callbacks)
-
-    mine = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=1)
-    callbacks = search_callbacks([mine], monitor="val_loss")
-    assert [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)] == [mine]
-
-
-def test_validation_split_takes_the_last_examples():
-    x, y = np.arange(10.0)[:, None], np.arange(10)
-    x_train, y_train, weights, (x_val, y_val) = _split_off_validation(x, y, None, 0.3)
-    np.testing.assert_array_equal(y_train, np.arange(7))
-    np.testing.assert_array_equal(y_val, [7, 8, 9])
-    assert weights is None
-
-
-@pytest.mark.integration
-def test_fit_batches_arrays_and_datasets(digits):
-    x, y = digits
-    hypermodel = tiny_hypermodel().configure(x, y)
-    hp = keras_tuner.HyperParameters()
-
-    counter = BatchCounter()
-    history = hypermodel.fit(
-        hp, hypermodel.build(hp), x, y, batch_size=50, epochs=2, verbose=0,
-        validation_data=(x[:30], y[:30]), callbacks=[counter],
-    )
-    assert counter.batches_per_epoch == [4, 4]  # ceil(160 / 50)
-    assert set(history.history) >= {"loss", "val_loss", "accuracy", "val_accuracy"}
-
-    counter = BatchCounter()
-    unbatched = tf.data.Dataset.from_tensor_slices((x, y))
-    hypermodel.fit(hp, hypermodel.build(hp), unbatched, batch_size=40, epochs=1, verbose=0, callbacks=[counter])
-    assert counter.batches_per_epoch == [4]
-
-    counter = BatchCounter()
-    batched = tf.data.Dataset.from_tensor_slices((x, y)).batch(100)
-    hypermodel.fit(
-        hp, hypermodel.build(hp), batched, epochs=1, verbose=0, callbacks=[counter],
-        validation_data=tf.data.Dataset.from_tensor_slices((x[:20], y[:20])),
-    )
-    assert counter.batches_per_epoch == [2]
-
-    with pytest.raises(ValueError, match="per-example shape"):
-        hypermodel.fit(hp, hypermodel.build(hp), x[:, :4], y, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"validation labels.*\[0, 10\)"):
-        hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=1, verbose=0, validation_data=(x[:2], np.array([1, 12])))
-
-
-@pytest.mark.integration
-def test_early_stopping_restores_and_stops(digits):
-    x, y = digits
-    hypermodel = tiny_hypermodel(learning_rates=(0.0,)).configure(x, y)
-    hp = keras_tuner.HyperParameters()
-    # A zero learning rate never improves the loss: patience 3 stops after 1 + 3 epochs.
-    history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=10, verbose=0)
-    assert len(history.epoch) == 4
-
-
-@pytest.mark.integration
-def test_nan_loss_fails_the_trial(digits):
-    x, y = digits
-    hypermodel = tiny_hypermodel(learning_rates=(1e8,), optimizers=("sgd",)).configure(x, y)
-    hp = keras_tuner.HyperParameters()
-    with pytest.raises(keras_tuner.errors.FailedTrialError, match="training diverged: loss became NaN at epoch 1"):
-        hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=3, verbose=0)
-
-
-def test_out_of_memory_fails_the_trial(digits, monkeypatch):
-    x, y = digits
-    hypermodel = tiny_hypermodel().configure(x, y)
-    hp = keras_tuner.HyperParameters()
-    model = hypermodel.build(hp)
-
-    def exhausted(*args, **kwargs):
-        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
-
-    monkeypatch.setattr(model, "fit", exhausted)
-    with pytest.raises(keras_tuner.errors.FailedTrialError, match="out of memory.*OOM when allocating"):
-        hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
 
 
 # ---------------------------------------------------------------- with KerasTuner's tuners
