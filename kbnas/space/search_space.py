@@ -1,47 +1,10 @@
-"""Architectures as plain data, and the search space they are drawn from.
+"""The search space: a declared vocabulary, width choices, depth bounds, input shape
+and parameter budget; which architectures it contains, their shapes and parameter
+counts, its default architecture, and its KerasTuner and config forms.
 
-An *architecture* is an immutable sequence of layers drawn from a declared
-vocabulary. A *search space* declares the vocabulary, the width choices, the depth
-bounds, the input shape and an optional parameter budget.
-
-This module imports only the standard library and numpy: it never imports
-TensorFlow, Keras or KerasTuner.
-
-Encoding:
-    A layer is a token, ``kind`` or ``kind-width``: ``"conv3-32"``, ``"dense-64"``,
-    ``"maxpool"``. An architecture joins its tokens with ``"|"``:
-    ``"conv3-32|relu|maxpool|dense-64|relu"``. The encoding is canonical (one string
-    per architecture) and round-trips exactly, so KerasTuner can store an
-    architecture as one string hyperparameter and detect duplicates by equality.
-
-Model semantics (the Keras HyperModel builds exactly this):
-    Shapes carry no batch dimension. The input is (H, W, C) for images, (T, C) for
-    sequences or (F,) for flat features; d = len(shape) - 1 spatial dimensions.
-
-    ``conv3-F``, ``conv5-F``  convolution, kernel k = 3 or 5 (k×k for images, k for
-                              sequences), F filters, stride 1, padding "same", no
-                              built-in activation. (…, C) -> (…, F);
-                              params = k^d · C · F + F.
-    ``maxpool``, ``avgpool``  pool size 2, stride 2, padding "valid": every spatial
-                              dimension s becomes floor(s / 2); invalid when some
-                              spatial dimension is below 2. 0 params.
-    ``relu``                  elementwise ReLU. 0 params.
-    ``dense-U``               flattens a spatial input first, then U units:
-                              shape -> (U,); params = prod(shape) · U + U. Nothing
-                              spatial (convolution, pooling) may follow a dense layer.
-    ``batchnorm``             batch normalisation over the last axis; params = 4 · C
-                              (Keras counts gamma, beta, moving mean and moving
-                              variance).
-    ``dropout``               dropout at `SearchSpace.dropout_rate`. 0 params.
-    head                      flatten, then Dense(num_outputs):
-                              params = prod(shape) · num_outputs + num_outputs.
-
-Validity (`SearchSpace.violations` lists every broken rule):
-    depth in [min_depth, max_depth]; every kind in the vocabulary; every width among
-    the space's choices; no convolution or pooling on a flat tensor (after a dense
-    layer, or on a flat input); no pooling of a spatial dimension below 2; no two
-    consecutive identical ``relu``, ``batchnorm`` or ``dropout`` layers (redundant);
-    total parameter count (stack plus head) at most max_params.
+Sampling, neighbours and enumeration are methods of `SearchSpace` too; their
+implementations live in `kbnas.space.sampling`, `kbnas.space.neighbours` and
+`kbnas.space.enumeration`.
 """
 
 from __future__ import annotations
@@ -50,244 +13,31 @@ import dataclasses
 import functools
 import math
 import numbers
-import re
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-#: Layer kinds of the vocabulary, with the canonical token used in encodings.
-CONV3 = "conv3"
-CONV5 = "conv5"
-MAXPOOL = "maxpool"
-AVGPOOL = "avgpool"
-RELU = "relu"
-DENSE = "dense"
-BATCHNORM = "batchnorm"
-DROPOUT = "dropout"
-
-LAYER_KINDS = (CONV3, CONV5, MAXPOOL, AVGPOOL, RELU, DENSE, BATCHNORM, DROPOUT)
-CONV_KINDS = (CONV3, CONV5)
-POOL_KINDS = (MAXPOOL, AVGPOOL)
-#: Kinds that carry a width (filters for convolutions, units for dense layers).
-WIDTH_KINDS = (CONV3, CONV5, DENSE)
-#: Kinds that need a spatial input: (H, W, C) or (T, C).
-SPATIAL_KINDS = CONV_KINDS + POOL_KINDS
-#: Kinds for which two consecutive copies are redundant, hence invalid.
-NO_REPEAT_KINDS = (RELU, BATCHNORM, DROPOUT)
-#: Kernel size k of each convolution kind.
-KERNEL_SIZES = {CONV3: 3, CONV5: 5}
-#: Pool size and stride of the pooling layers.
-POOL_SIZE = 2
-
-#: Separator between layer tokens in an architecture encoding.
-TOKEN_SEPARATOR = "|"
-
-_TOKEN_PATTERN = re.compile(r"^([a-z][a-z0-9]*)(?:-([0-9]+))?$")
-_MAX_SAMPLE_TRIES = 1000
-_MAX_MUTATE_TRIES = 100
-_MAX_UNIQUE_COLLISIONS = 1000
-
-Shape = tuple[int, ...]
-
-
-class InvalidArchitectureError(ValueError):
-    """An architecture breaks the rules of a search space.
-
-    Attributes:
-        architecture: the offending architecture.
-        reasons: every broken rule, one readable sentence each.
-    """
-
-    def __init__(self, architecture: "Architecture", reasons: Sequence[str]):
-        self.architecture = architecture
-        self.reasons = list(reasons)
-        super().__init__(
-            f"invalid architecture {architecture.encode()!r}: " + "; ".join(self.reasons)
-        )
-
-
-def _as_positive_int(value: Any, what: str) -> int:
-    """Return ``value`` as an int, or raise a ValueError naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class Layer:
-    """One layer of an architecture.
-
-    Attributes:
-        kind: one of `LAYER_KINDS`.
-        width: number of filters (convolutions) or units (dense); `None` for
-            kinds without a width.
-    """
-
-    kind: str
-    width: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in LAYER_KINDS:
-            raise ValueError(f"unknown layer kind {self.kind!r}; expected one of {LAYER_KINDS}")
-        if self.kind in WIDTH_KINDS:
-            width = _as_positive_int(self.width, f"width of a {self.kind} layer")
-            object.__setattr__(self, "width", width)
-        elif self.width is not None:
-            raise ValueError(f"a {self.kind} layer has no width, got width={self.width!r}")
-
-    def encode(self) -> str:
-        """Canonical token: ``"conv3-32"``, ``"dense-64"``, ``"maxpool"``."""
-        return self.kind if self.width is None else f"{self.kind}-{self.width}"
-
-    @classmethod
-    def decode(cls, token: str) -> "Layer":
-        """Parse a canonical token; the inverse of `encode`.
-
-        Args:
-            token: ``kind`` or ``kind-width`` with a decimal width without leading
-                zeros, e.g. ``"conv5-16"``.
-
-        Raises:
-            ValueError: the token is not canonical, names an unknown kind, lacks a
-                width its kind needs or has one its kind does not take.
-        """
-        if not isinstance(token, str):
-            raise ValueError(f"layer token must be a string, got {token!r}")
-        match = _TOKEN_PATTERN.match(token)
-        if match is None:
-            raise ValueError(
-                f"malformed layer token {token!r}; expected 'kind' or 'kind-width', "
-                "e.g. 'conv3-32' or 'maxpool'"
-            )
-        kind, width_text = match.groups()
-        if kind not in LAYER_KINDS:
-            raise ValueError(
-                f"unknown layer kind {kind!r} in token {token!r}; expected one of {LAYER_KINDS}"
-            )
-        if kind in WIDTH_KINDS:
-            if width_text is None:
-                raise ValueError(f"layer token {token!r} lacks a width, e.g. '{kind}-32'")
-            if width_text.startswith("0"):
-                raise ValueError(
-                    f"width in layer token {token!r} must be a positive integer "
-                    "without leading zeros"
-                )
-            return cls(kind, int(width_text))
-        if width_text is not None:
-            raise ValueError(f"layer token {token!r}: a {kind} layer takes no width")
-        return cls(kind)
-
-    def __str__(self) -> str:
-        return self.encode()
-
-
-@dataclasses.dataclass(frozen=True, order=True)
-class Architecture:
-    """An immutable stack of layers, applied in order to the input.
-
-    The canonical string encoding joins layer tokens with ``"|"``, e.g.
-    ``"conv3-32|relu|maxpool|dense-64|relu"``; it round-trips exactly. The empty
-    architecture encodes as ``""``.
-    """
-
-    layers: tuple[Layer, ...]
-
-    def __post_init__(self) -> None:
-        layers = tuple(self.layers)
-        for position, layer in enumerate(layers, start=1):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layer {position} must be a Layer, got {layer!r}")
-        object.__setattr__(self, "layers", layers)
-
-    @classmethod
-    def from_layers(cls, layers: Iterable[Layer | str]) -> "Architecture":
-        """Build from `Layer` objects or their tokens, e.g. ``["conv3-32", "relu"]``."""
-        return cls(
-            tuple(layer if isinstance(layer, Layer) else Layer.decode(layer) for layer in layers)
-        )
-
-    def encode(self) -> str:
-        """Canonical encoding: layer tokens joined with ``"|"``."""
-        return TOKEN_SEPARATOR.join(layer.encode() for layer in self.layers)
-
-    @classmethod
-    def decode(cls, text: str) -> "Architecture":
-        """Parse a canonical encoding; the inverse of `encode`.
-
-        Raises:
-            ValueError: some token is malformed; the message names its position.
-        """
-        if not isinstance(text, str):
-            raise ValueError(f"architecture encoding must be a string, got {text!r}")
-        if text == "":
-            return cls(())
-        layers = []
-        for position, token in enumerate(text.split(TOKEN_SEPARATOR), start=1):
-            try:
-                layers.append(Layer.decode(token))
-            except ValueError as error:
-                raise ValueError(
-                    f"cannot decode architecture {text!r}: token {position}: {error}"
-                ) from None
-        return cls(tuple(layers))
-
-    def __len__(self) -> int:
-        return len(self.layers)
-
-    def __iter__(self) -> Iterator[Layer]:
-        return iter(self.layers)
-
-    def __getitem__(self, index: int) -> Layer:
-        return self.layers[index]
-
-    def __str__(self) -> str:
-        return self.encode()
-
-    def __repr__(self) -> str:
-        return f"Architecture.decode({self.encode()!r})"
-
-
-def _describe(position: int, layer: Layer) -> str:
-    """``"layer 3 (maxpool)"`` with a 0-based ``position``."""
-    return f"layer {position + 1} ({layer.encode()})"
-
-
-def _output_shape_and_params(layer: Layer, shape: Shape) -> tuple[Shape, int]:
-    """Shape after ``layer`` and its parameter count, for a structurally valid input."""
-    kind = layer.kind
-    if kind in CONV_KINDS:
-        spatial_dims = len(shape) - 1
-        params = KERNEL_SIZES[kind] ** spatial_dims * shape[-1] * layer.width + layer.width
-        return shape[:-1] + (layer.width,), params
-    if kind in POOL_KINDS:
-        return tuple(size // POOL_SIZE for size in shape[:-1]) + (shape[-1],), 0
-    if kind == DENSE:
-        return (layer.width,), math.prod(shape) * layer.width + layer.width
-    if kind == BATCHNORM:
-        return shape, 4 * shape[-1]
-    return shape, 0
-
-
-def _swapped(layers: tuple[Layer, ...], position: int) -> tuple[Layer, ...]:
-    """``layers`` with the layers at ``position`` and ``position + 1`` exchanged."""
-    return layers[:position] + (layers[position + 1], layers[position]) + layers[position + 2 :]
-
-
-def _is_flat(shape: Shape) -> bool:
-    return len(shape) == 1
-
-
-def _can_pool(shape: Shape) -> bool:
-    return not _is_flat(shape) and min(shape[:-1]) >= POOL_SIZE
-
-
-@dataclasses.dataclass
-class _Propagation:
-    """Per-layer shapes and parameters, and the structural problems met on the way."""
-
-    shapes: list[Shape]
-    params: list[int]
-    problems: list[str]
+from kbnas.space import enumeration, neighbours, sampling
+from kbnas.space.layers import (
+    AVGPOOL,
+    CONV3,
+    CONV5,
+    CONV_KINDS,
+    DENSE,
+    LAYER_KINDS,
+    MAXPOOL,
+    NO_REPEAT_KINDS,
+    POOL_KINDS,
+    RELU,
+    SPATIAL_KINDS,
+    WIDTH_KINDS,
+    Architecture,
+    InvalidArchitectureError,
+    Layer,
+    _as_positive_int,
+    _describe,
+)
+from kbnas.space.shapes import Shape, _can_pool, _is_flat, _Propagation, _propagate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -464,38 +214,6 @@ class SearchSpace:
     def _allowed_kinds(self, shape: Shape, previous_kind: str | None) -> list[str]:
         return [kind for kind in self.vocabulary if self._kind_allowed(kind, shape, previous_kind)]
 
-    def _propagate(self, architecture: Architecture) -> _Propagation:
-        """Shapes and params layer by layer; a layer that cannot apply leaves the shape as is."""
-        shape = self.input_shape
-        shapes: list[Shape] = []
-        params: list[int] = []
-        problems: list[str] = []
-        seen_dense = False
-        for position, layer in enumerate(architecture):
-            problem = None
-            if layer.kind in SPATIAL_KINDS and _is_flat(shape):
-                if seen_dense:
-                    problem = f"{_describe(position, layer)} follows a dense layer"
-                else:
-                    problem = (
-                        f"{_describe(position, layer)} needs a spatial input "
-                        f"but the input shape {shape} is flat"
-                    )
-            elif layer.kind in POOL_KINDS and not _can_pool(shape):
-                problem = (
-                    f"{_describe(position, layer)} would shrink spatial size "
-                    f"{min(shape[:-1])} below 1"
-                )
-            if problem is None:
-                shape, layer_params = _output_shape_and_params(layer, shape)
-            else:
-                problems.append(problem)
-                layer_params = 0
-            shapes.append(shape)
-            params.append(layer_params)
-            seen_dense = seen_dense or layer.kind == DENSE
-        return _Propagation(shapes, params, problems)
-
     def _head_params(self, shape: Shape) -> int:
         return math.prod(shape) * self.num_outputs + self.num_outputs
 
@@ -523,7 +241,7 @@ class SearchSpace:
                     f"{choices_name} {self.widths(layer.kind)}"
                 )
 
-        propagation = self._propagate(architecture)
+        propagation = _propagate(self.input_shape, architecture)
         reasons.extend(propagation.problems)
 
         run_start = 0
@@ -563,7 +281,7 @@ class SearchSpace:
     # ------------------------------------------------------------------ shapes and parameters
 
     def _shapes_and_params(self, architecture: Architecture) -> _Propagation:
-        propagation = self._propagate(architecture)
+        propagation = _propagate(self.input_shape, architecture)
         if propagation.problems:
             raise InvalidArchitectureError(architecture, propagation.problems)
         return propagation
@@ -647,37 +365,7 @@ class SearchSpace:
             RuntimeError: no valid architecture after 1000 draws (the space is empty
                 or the parameter budget leaves almost nothing).
         """
-        rng = np.random.default_rng(rng)
-        for _ in range(_MAX_SAMPLE_TRIES):
-            architecture = self._draw_once(rng)
-            if architecture is not None:
-                return architecture
-        raise RuntimeError(
-            f"no valid architecture in {_MAX_SAMPLE_TRIES} draws from {self!r}; the space is "
-            "empty or max_params leaves too few architectures"
-        )
-
-    def _draw_once(self, rng: np.random.Generator) -> Architecture | None:
-        depth = int(rng.integers(self.min_depth, self.max_depth + 1))
-        shape = self.input_shape
-        previous_kind = None
-        stack_params = 0
-        layers = []
-        for _ in range(depth):
-            kinds = self._allowed_kinds(shape, previous_kind)
-            if not kinds:
-                return None
-            kind = kinds[int(rng.integers(len(kinds)))]
-            choices = self._layers_by_kind[kind]
-            layer = choices[int(rng.integers(len(choices)))]
-            shape, layer_params = _output_shape_and_params(layer, shape)
-            stack_params += layer_params
-            layers.append(layer)
-            previous_kind = kind
-        total_params = stack_params + self._head_params(shape)
-        if self.max_params is not None and total_params > self.max_params:
-            return None
-        return Architecture(tuple(layers))
+        return sampling.sample(self, rng)
 
     def sample_many(
         self, n: int, rng: np.random.Generator | int | None = None, unique: bool = False
@@ -693,47 +381,9 @@ class SearchSpace:
             RuntimeError: ``unique`` and 1000 consecutive draws gave only duplicates,
                 e.g. the space has fewer than ``n`` architectures.
         """
-        rng = np.random.default_rng(rng)
-        if not unique:
-            return [self.sample(rng) for _ in range(n)]
-        found: dict[Architecture, None] = {}
-        collisions = 0
-        while len(found) < n:
-            architecture = self.sample(rng)
-            if architecture in found:
-                collisions += 1
-                if collisions >= _MAX_UNIQUE_COLLISIONS:
-                    raise RuntimeError(
-                        f"found only {len(found)} distinct architectures of the {n} asked for "
-                        f"({collisions} consecutive duplicate draws)"
-                    )
-                continue
-            collisions = 0
-            found[architecture] = None
-        return list(found)
+        return sampling.sample_many(self, n, rng, unique)
 
     # ------------------------------------------------------------------ neighbours
-
-    def _candidate_neighbours(self, architecture: Architecture) -> Iterator[tuple[Layer, ...]]:
-        """Every single-step edit, in order: insert, delete, substitute, swap.
-
-        Substitution covers both a change of kind and a change of width: the layer
-        is replaced by any other layer of the alphabet.
-        """
-        layers = architecture.layers
-        alphabet = self._alphabet
-        for position in range(len(layers) + 1):
-            for layer in alphabet:
-                yield layers[:position] + (layer,) + layers[position:]
-        for position in range(len(layers)):
-            yield layers[:position] + layers[position + 1 :]
-        for position, old in enumerate(layers):
-            for layer in alphabet:
-                if layer != old:
-                    yield layers[:position] + (layer,) + layers[position + 1 :]
-        for position in range(len(layers) - 1):
-            if layers[position] != layers[position + 1]:
-                yield _swapped(layers, position)
 
     def mutations(self, architecture: Architecture) -> list[Architecture]:
         """All distinct valid single-step neighbours of ``architecture``.
@@ -744,14 +394,7 @@ class SearchSpace:
         itself is excluded; the order is deterministic (by step, then position,
         then alphabet order; first occurrence kept).
         """
-        neighbours: dict[Architecture, None] = {}
-        for layers in self._candidate_neighbours(architecture):
-            candidate = Architecture(layers)
-            if candidate == architecture or candidate in neighbours:
-                continue
-            if self.is_valid(candidate):
-                neighbours[candidate] = None
-        return list(neighbours)
+        return neighbours.mutations(self, architecture)
 
     def mutate(
         self, architecture: Architecture, rng: np.random.Generator | int | None = None
@@ -766,86 +409,16 @@ class SearchSpace:
         Raises:
             ValueError: ``architecture`` has no valid neighbour.
         """
-        rng = np.random.default_rng(rng)
-        layers = architecture.layers
-        depth = len(layers)
-        for _ in range(_MAX_MUTATE_TRIES):
-            step = int(rng.integers(5))
-            if step == 0:
-                position = int(rng.integers(depth + 1))
-                new_layer = self._alphabet[int(rng.integers(len(self._alphabet)))]
-                candidate = layers[:position] + (new_layer,) + layers[position:]
-            elif depth == 0:
-                continue
-            elif step == 1:
-                position = int(rng.integers(depth))
-                candidate = layers[:position] + layers[position + 1 :]
-            elif step == 2:
-                position = int(rng.integers(depth))
-                kinds = [kind for kind in self.vocabulary if kind != layers[position].kind]
-                if not kinds:
-                    continue
-                choices = self._layers_by_kind[kinds[int(rng.integers(len(kinds)))]]
-                new_layer = choices[int(rng.integers(len(choices)))]
-                candidate = layers[:position] + (new_layer,) + layers[position + 1 :]
-            elif step == 3:
-                position = int(rng.integers(depth))
-                old = layers[position]
-                choices = [
-                    layer for layer in self._layers_by_kind.get(old.kind, ()) if layer != old
-                ]
-                if not choices:
-                    continue
-                new_layer = choices[int(rng.integers(len(choices)))]
-                candidate = layers[:position] + (new_layer,) + layers[position + 1 :]
-            else:
-                if depth < 2:
-                    continue
-                position = int(rng.integers(depth - 1))
-                candidate = _swapped(layers, position)
-            mutant = Architecture(candidate)
-            if mutant != architecture and self.is_valid(mutant):
-                return mutant
-        neighbours = self.mutations(architecture)
-        if not neighbours:
-            raise ValueError(
-                f"architecture {architecture.encode()!r} has no valid neighbour in this space"
-            )
-        return neighbours[int(rng.integers(len(neighbours)))]
+        return neighbours.mutate(self, architecture, rng)
 
     # ------------------------------------------------------------------ enumeration
-
-    def _extensions(
-        self, layers: tuple[Layer, ...], shape: Shape, previous_kind: str | None, stack_params: int
-    ) -> Iterator[Architecture]:
-        """Valid architectures that extend the structurally valid prefix ``layers``, pre-order.
-
-        Pruning is exact: structural rules only look backwards, and the stack's
-        parameter count only grows, while any head has at least 2·num_outputs
-        parameters.
-        """
-        depth = len(layers)
-        if depth >= self.min_depth and (
-            self.max_params is None or stack_params + self._head_params(shape) <= self.max_params
-        ):
-            yield Architecture(layers)
-        if depth == self.max_depth:
-            return
-        for kind in self._allowed_kinds(shape, previous_kind):
-            for layer in self._layers_by_kind[kind]:
-                next_shape, layer_params = _output_shape_and_params(layer, shape)
-                next_params = stack_params + layer_params
-                smallest_total = next_params + 2 * self.num_outputs
-                if self.max_params is not None and smallest_total > self.max_params:
-                    continue
-                yield from self._extensions(layers + (layer,), next_shape, kind, next_params)
 
     def enumerate(self) -> Iterator[Architecture]:
         """Every valid architecture exactly once: depth-first, in alphabet order.
 
         A prefix is yielded before its extensions. Can be huge: see `count`.
         """
-        return self._extensions((), self.input_shape, None, 0)
+        return enumeration.architectures(self)
 
     def count(self) -> int:
         """Number of valid architectures.
@@ -853,25 +426,7 @@ class SearchSpace:
         Without max_params, a dynamic programme over (layers left, spatial
         dimensions, previous kind); with max_params, by enumeration.
         """
-        if self.max_params is not None:
-            return sum(1 for _ in self.enumerate())
-
-        @functools.lru_cache(maxsize=None)
-        def sequences(layers_left: int, shape: Shape, previous_kind: str | None) -> int:
-            if layers_left == 0:
-                return 1
-            total = 0
-            for kind in self._allowed_kinds(shape, previous_kind):
-                choices = self._layers_by_kind[kind]
-                # Channels do not affect validity, so one representative width stands for all.
-                next_shape, _ = _output_shape_and_params(choices[0], shape)
-                next_shape = next_shape[:-1] + (1,)
-                total += len(choices) * sequences(layers_left - 1, next_shape, kind)
-            return total
-
-        start = self.input_shape[:-1] + (1,)
-        depths = range(self.min_depth, self.max_depth + 1)
-        return sum(sequences(depth, start, None) for depth in depths)
+        return enumeration.count(self)
 
     # ------------------------------------------------------------------ defaults and KerasTuner
 
@@ -889,39 +444,7 @@ class SearchSpace:
         Raises:
             ValueError: the space contains no valid architecture.
         """
-        def nearest(choices: tuple[int, ...], target: int) -> int:
-            return min(choices, key=lambda width: (abs(math.log(width / target)), width))
-
-        for preferred_filters, preferred_units in ((32, 64), (1, 1)):
-            layers: list[Layer] = []
-            shape = self.input_shape
-            previous_kind = None
-            stack_params = 0
-            for options in ((CONV3, CONV5), (RELU,), (MAXPOOL, AVGPOOL), (DENSE,), (RELU,)):
-                kind = next((kind for kind in options if kind in self.vocabulary), None)
-                if kind is None or not self._kind_allowed(kind, shape, previous_kind):
-                    continue
-                if kind == RELU and previous_kind not in WIDTH_KINDS:
-                    continue
-                if kind in CONV_KINDS:
-                    layer = Layer(kind, nearest(self.filters, preferred_filters))
-                elif kind == DENSE:
-                    layer = Layer(kind, nearest(self.units, preferred_units))
-                else:
-                    layer = Layer(kind)
-                shape, layer_params = _output_shape_and_params(layer, shape)
-                stack_params += layer_params
-                layers.append(layer)
-                previous_kind = kind
-                if len(layers) == self.max_depth:
-                    break
-            found = next(self._extensions(tuple(layers), shape, previous_kind, stack_params), None)
-            if found is not None:
-                return found
-        found = next(self.enumerate(), None)
-        if found is None:
-            raise ValueError(f"{self!r} contains no valid architecture")
-        return found
+        return enumeration.default_architecture(self)
 
     def to_hp_value(self, architecture: Architecture) -> str:
         """The KerasTuner hyperparameter value of ``architecture``: its encoding.
