@@ -38,7 +38,15 @@ from kbnas.oracle import BayesianNASOracle
 from kbnas.space import Architecture, SearchSpace
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-ARCH_SPACE = SearchSpace(input_shape=(8, 8, 1))
+#: The space of the speed figures in docs/oracle.md (kbnas' default space before
+#: issue 9 widened it), kept so that the figures stay comparable across sessions.
+ARCH_SPACE = SearchSpace(
+    input_shape=(8, 8, 1),
+    vocabulary=("conv3", "conv5", "maxpool", "avgpool", "relu", "dense"),
+    filters=(16, 32, 64),
+    units=(32, 64, 128),
+    max_depth=6,
+)
 
 
 def mixed_space() -> keras_tuner.HyperParameters:

@@ -99,7 +99,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         filters: Sequence[int] | None = None,
         units: Sequence[int] | None = None,
         min_depth: int = 1,
-        max_depth: int = 6,
+        max_depth: int = 12,
         max_params: int | None = None,
         dropout_rate: float | None = None,
         input_shape: Sequence[int] | None = None,

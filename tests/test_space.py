@@ -37,7 +37,28 @@ decode = Architecture.decode
 
 @pytest.fixture
 def image_space() -> SearchSpace:
-    return SearchSpace((8, 8, 1))
+    """Conv/pool/relu/dense over an 8×8 image, depth up to 6 (kbnas' default before issue 9)."""
+    return SearchSpace(
+        (8, 8, 1),
+        vocabulary=("conv3", "conv5", "maxpool", "avgpool", "relu", "dense"),
+        filters=(16, 32, 64),
+        units=(32, 64, 128),
+        max_depth=6,
+    )
+
+
+def test_default_space_holds_the_textbook_convnet_and_wider_deeper_ones():
+    """Issue 9: activations, batchnorm and dropout, widths up to 128, depth up to 12."""
+    space = SearchSpace((8, 8, 1))
+    assert set(space.vocabulary) == set(LAYER_KINDS)
+    assert max(space.filters) >= 128 and max(space.units) >= 128
+    assert space.max_depth >= 12
+    textbook = Architecture.decode("conv3-32|relu|conv3-64|relu|maxpool|dropout|dense-128|relu")
+    assert space.is_valid(textbook)
+    deeper = Architecture.decode(
+        "conv3-32|batchnorm|relu|conv3-64|batchnorm|relu|maxpool|conv3-128|relu|dropout|dense-256|relu"
+    )
+    assert space.is_valid(deeper)
 
 
 @pytest.fixture

@@ -20,10 +20,12 @@ import numpy as np
 from kbnas.space import enumeration, neighbours, sampling
 from kbnas.space.layers import (
     AVGPOOL,
+    BATCHNORM,
     CONV3,
     CONV5,
     CONV_KINDS,
     DENSE,
+    DROPOUT,
     LAYER_KINDS,
     MAXPOOL,
     NO_REPEAT_KINDS,
@@ -59,11 +61,11 @@ class SearchSpace:
     """
 
     input_shape: tuple[int, ...]
-    vocabulary: tuple[str, ...] = (CONV3, CONV5, MAXPOOL, AVGPOOL, RELU, DENSE)
-    filters: tuple[int, ...] = (16, 32, 64)
-    units: tuple[int, ...] = (32, 64, 128)
+    vocabulary: tuple[str, ...] = (CONV3, CONV5, MAXPOOL, AVGPOOL, RELU, DENSE, BATCHNORM, DROPOUT)
+    filters: tuple[int, ...] = (16, 32, 64, 128)
+    units: tuple[int, ...] = (32, 64, 128, 256)
     min_depth: int = 1
-    max_depth: int = 6
+    max_depth: int = 12
     max_params: int | None = None
     num_outputs: int = 10
     dropout_rate: float = 0.25
