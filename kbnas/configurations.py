@@ -98,12 +98,16 @@ class ConfigurationSpace:
         return hp.random_sample(int(rng.integers(2**31 - 1)))
 
     def complete(
-        self, values: dict, rng: np.random.Generator, resample: str | None = None
+        self,
+        values: dict,
+        rng: np.random.Generator | None,
+        resample: str | None = None,
     ) -> dict:
         """Active values of a configuration, in space order.
 
         Inactive hyperparameters are dropped; active ones missing from ``values``
-        (and the one named ``resample``) are drawn at random.
+        (and the one named ``resample``) are drawn at random, or take their
+        declared default when ``rng`` is None.
         """
         out: dict = {}
         for hp in self.space:
@@ -111,6 +115,8 @@ class ConfigurationSpace:
                 continue
             if hp.name in values and hp.name != resample:
                 out[hp.name] = values[hp.name]
+            elif rng is None:
+                out[hp.name] = hp.default
             else:
                 out[hp.name] = self._sample_hp(hp, rng)
         return out

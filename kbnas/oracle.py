@@ -45,6 +45,8 @@ from kbnas.core.distances import get_architecture_distance, hyperparameter_dista
 from kbnas.core.gp import DistanceGP
 from kbnas.core.warping import warp_scores
 from kbnas.space import Architecture, SearchSpace
+from kbnas.space.templates import random_template
+from kbnas.space.templates import templates as space_templates
 
 ACQUISITIONS = acq.ACQUISITIONS
 #: How `BayesianNASOracle.get_best_trials` ranks completed trials.
@@ -53,6 +55,12 @@ RECOMMENDATIONS = ("posterior_mean", "observed")
 FULL_REFIT_LIMIT = 100
 #: Kernel hyperparameters are fitted on a random subset of at most this many observations.
 MAX_HYPERPARAMETER_FIT_POINTS = 200
+#: Initial-design slots left to random draws however many templates there are.
+MIN_RANDOM_INITIAL = 2
+#: Random draws a space-filling initial point is chosen from.
+SPACE_FILLING_POOL = 32
+#: Random templates drawn before falling back to a uniform draw.
+RANDOM_TEMPLATE_TRIES = 20
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
 COMPLETED = "COMPLETED"
@@ -161,6 +169,17 @@ class BayesianNASOracle(ResumableOracle):
             the best raw score is the luckiest draw (the winner's curse); see
             docs/oracle.md. Before the GP takes over (the initial design), and if
             its fit fails, trials are ranked by their score.
+        initial_points: configurations evaluated first, in order, before anything
+            else: each a dict of hyperparameter values (missing ones take their
+            defaults) or, for an architecture search, an architecture encoding
+            such as ``"conv3-32|relu|maxpool|dense-64|relu"``.
+        templates: start an architecture search from the known-good templates of
+            `kbnas.space.templates` (adapted to the space) before random draws.
+        max_time: wall-clock budget of the search in seconds (None: no limit).
+            No trial is started once it is spent, nor when the time left is below
+            half the median duration of the finished trials; `remaining_time`
+            tells a tuner when to cut the running trial short. Time spent before
+            a reload counts.
     """
 
     def __init__(
@@ -187,6 +206,9 @@ class BayesianNASOracle(ResumableOracle):
         exhaustive_limit: int = 2000,
         evolution: EvolutionSettings = EvolutionSettings(),
         recommendation: str = "posterior_mean",
+        initial_points: Sequence[dict | str] | None = None,
+        templates: bool = True,
+        max_time: float | None = None,
     ) -> None:
         super().__init__(
             objective=objective,
@@ -211,7 +233,20 @@ class BayesianNASOracle(ResumableOracle):
             raise ValueError(
                 f"recommendation={recommendation!r} is not one of {', '.join(RECOMMENDATIONS)}"
             )
+        if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
+            raise ValueError(f"max_time must be a positive number of seconds, got {max_time!r}")
         self.recommendation = recommendation
+        self.initial_points = [_as_initial_point(point, architecture_hp) for point in initial_points or ()]
+        self.templates = bool(templates)
+        self.max_time = None if max_time is None else float(max_time)
+        #: Search seconds spent before this process (restored on reload).
+        self._seconds_before = 0.0
+        #: time.monotonic() of this process's first trial, None before it.
+        self._clock_start: float | None = None
+        #: trial_id -> time.monotonic() of its creation, for the trial's duration.
+        self._trial_started: dict[str, float] = {}
+        #: trial_id -> wall seconds from its creation to its end.
+        self.trial_seconds: dict[str, float] = {}
         self._recommendation_cache: tuple[tuple, list[str]] | None = None
         self.architecture_hp = architecture_hp
         self.distance = distance
@@ -237,6 +272,12 @@ class BayesianNASOracle(ResumableOracle):
         self.search_space = search_space
         self._arch_distances = None
         if search_space is not None:
+            for number, point in enumerate(self.initial_points, start=1):
+                if self.architecture_hp in point:
+                    try:
+                        search_space.from_hp_value(point[self.architecture_hp])
+                    except ValueError as error:
+                        raise ValueError(f"initial point {number}: {error}") from None
             fn = get_architecture_distance(self.distance, search_space)
             self._arch_distances = IncrementalDistanceMatrix(fn)
         self._configuration_space_cache = None
@@ -257,39 +298,139 @@ class BayesianNASOracle(ResumableOracle):
         return int(np.clip(dims + 2, 4, 8))
 
     # ------------------------------------------------------------------ proposals
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str):
+        """KerasTuner's `create_trial`, after starting the search clock."""
+        if self._clock_start is None:
+            self._clock_start = time.monotonic()
+        trial = super().create_trial(tuner_id)
+        if trial.status == RUNNING:
+            self._trial_started.setdefault(trial.trial_id, time.monotonic())
+        return trial
+
+    @keras_tuner.synchronized
+    def end_trial(self, trial) -> None:
+        started = self._trial_started.pop(trial.trial_id, None)
+        if started is not None:
+            self.trial_seconds[trial.trial_id] = time.monotonic() - started
+        super().end_trial(trial)
+
     def populate_space(self, trial_id: str) -> dict:
-        """Proposes the values of a new trial (KerasTuner protocol)."""
+        """Proposes the values of a new trial (KerasTuner protocol).
+
+        In order: the initial design (the user's `initial_points`, then the
+        space's templates), space-filling random draws until the initial design
+        has `_initial_points` completed trials, then the GP. Nothing once the time
+        budget is spent.
+        """
         start = time.perf_counter()
+        if self._out_of_time():
+            return {"status": STOPPED, "values": None}
         # One generator per trial index: the same seed gives the same proposals,
         # also after a search is reloaded from its directory.
         rng = np.random.default_rng([self.seed, len(self.trials)])
-        cspace, everything = self._configuration_space()
         avoid = set(self._tried_so_far)
-        completed = self._completed_trials()
-        info: dict[str, Any] = {"method": "random"}
-        values = None
-        if len(completed) >= self._initial_points(cspace) and cspace.n_dimensions > 0:
-            try:
-                # The matrices are small (n <= a few hundred): multithreaded BLAS
-                # only adds contention, badly so next to TensorFlow's threads.
-                with threadpool_limits(limits=1, user_api="blas"):
-                    values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng)
-            except Exception as error:  # noqa: BLE001 - never raise under the lock
-                warnings.warn(
-                    f"kbnas: the GP proposal failed ({type(error).__name__}: {error}); "
-                    "falling back to a random configuration.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                info = {"method": "random (GP failed)", "error": f"{type(error).__name__}: {error}"}
-                values = None
-        if values is None:
-            values = self._random_new(cspace, everything, avoid, rng)
+        values, info = None, {"method": "random"}
+        try:
+            # The matrices are small (n <= a few hundred): multithreaded BLAS
+            # only adds contention, badly so next to TensorFlow's threads.
+            with threadpool_limits(limits=1, user_api="blas"):
+                values, info = self._propose(avoid, rng)
+        except Exception as error:  # noqa: BLE001 - never raise under the lock
+            warnings.warn(
+                f"kbnas: the proposal failed ({type(error).__name__}: {error}); "
+                "falling back to a random configuration.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            info = {"method": "random (GP failed)", "error": f"{type(error).__name__}: {error}"}
+            values = self._random_new(*self._configuration_space(), avoid, rng)
         info["seconds"] = time.perf_counter() - start
         if values is None:
             return {"status": STOPPED, "values": None}
         self.proposal_log[trial_id] = info
         return {"status": RUNNING, "values": values}
+
+    def _propose(self, avoid: set, rng: np.random.Generator) -> tuple[dict | None, dict]:
+        cspace, everything = self._configuration_space()
+        for method, values in self._initial_design(cspace):
+            if self._key(values) not in avoid:
+                return values, {"method": method}
+        completed = self._completed_trials()
+        if len(completed) >= self._initial_points(cspace) and cspace.n_dimensions > 0:
+            values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng)
+            if values is not None:
+                return values, info
+        return self._space_filling_random(cspace, everything, avoid, rng), {"method": "random"}
+
+    # ------------------------------------------------------------------ initial design
+    def _initial_design(self, cspace: ConfigurationSpace) -> list[tuple[str, dict]]:
+        """(method, values) of the user's initial points, then of the templates.
+
+        Templates fill the initial design up to `_initial_points` minus
+        `MIN_RANDOM_INITIAL` slots, which are left to space-filling random draws.
+        """
+        design = [("initial", cspace.complete(point, None)) for point in self.initial_points]
+        slots = self._initial_points(cspace) - MIN_RANDOM_INITIAL - len(design)
+        if self.templates and cspace.has_architecture and slots > 0:
+            for architecture in space_templates(self.search_space)[:slots]:
+                design.append(("template", cspace.complete({self.architecture_hp: architecture.encode()}, None)))
+        return design
+
+    def _random_draw(self, cspace, everything, avoid, rng) -> dict | None:
+        """A random untried configuration: a random template (`kbnas.space.templates`)
+        when templates are on in an architecture space too large to enumerate,
+        else a uniform draw."""
+        if self.templates and cspace.has_architecture and everything is None:
+            for _ in range(RANDOM_TEMPLATE_TRIES):
+                architecture = random_template(self.search_space, rng)
+                if architecture is None:
+                    continue
+                values = cspace.complete({self.architecture_hp: architecture.encode()}, rng)
+                if self._key(values) not in avoid:
+                    return values
+        return self._random_new(cspace, everything, avoid, rng)
+
+    def _space_filling_random(self, cspace, everything, avoid, rng) -> dict | None:
+        """The farthest of `SPACE_FILLING_POOL` random draws from every tried configuration.
+
+        Distance: the sum over channels of each channel's distance divided by
+        its largest value in the pool (maximin design).
+        """
+        pool: dict[str, dict] = {}
+        for _ in range(SPACE_FILLING_POOL):
+            values = self._random_draw(cspace, everything, avoid | set(pool), rng)
+            if values is None:
+                break
+            pool[self._key(values)] = values
+        candidates = list(pool.values())
+        tried = [dict(t.hyperparameters.values) for t in self.trials.values() if t.hyperparameters.values]
+        if len(candidates) < 2 or not tried or cspace.n_dimensions == 0:
+            return candidates[0] if candidates else None
+        channels = self._distance_channels(cspace, candidates, tried)
+        scale = channels.reshape(len(channels), -1).max(axis=1)
+        scale[scale <= 0] = 1.0
+        nearest = (channels / scale[:, None, None]).sum(axis=0).min(axis=1)
+        return candidates[int(np.argmax(nearest))]
+
+    # ------------------------------------------------------------------ time budget
+    def search_seconds(self) -> float:
+        """Wall seconds of search so far, including the time before a reload."""
+        running = 0.0 if self._clock_start is None else time.monotonic() - self._clock_start
+        return self._seconds_before + running
+
+    def remaining_time(self) -> float | None:
+        """Seconds left of `max_time` (never negative), or None without a budget."""
+        if self.max_time is None:
+            return None
+        return max(0.0, self.max_time - self.search_seconds())
+
+    def _out_of_time(self) -> bool:
+        remaining = self.remaining_time()
+        if remaining is None:
+            return False
+        durations = list(self.trial_seconds.values())
+        return remaining <= 0.0 or (bool(durations) and remaining < 0.5 * float(np.median(durations)))
 
     # ------------------------------------------------------------------ recommendation
     def get_best_trials(self, num_trials: int = 1) -> list:
@@ -524,6 +665,8 @@ class BayesianNASOracle(ResumableOracle):
             "theta": None if self._theta is None else [float(t) for t in self._theta],
             "objective": {"name": self.objective.name, "direction": self.objective.direction},
             "proposal_log": self.proposal_log,
+            "search_seconds": self.search_seconds(),
+            "trial_seconds": self.trial_seconds,
         }
         return state
 
@@ -536,3 +679,20 @@ class BayesianNASOracle(ResumableOracle):
             self.set_search_space(SearchSpace.from_config(saved["search_space"]))
         self._theta = None if saved["theta"] is None else np.array(saved["theta"])
         self.proposal_log = dict(saved.get("proposal_log", {}))
+        self._seconds_before = float(saved.get("search_seconds", 0.0))
+        self._clock_start = None
+        self.trial_seconds = {k: float(v) for k, v in saved.get("trial_seconds", {}).items()}
+
+
+def _as_initial_point(point: dict | str, architecture_hp: str) -> dict:
+    """A user's initial point as hyperparameter values: an encoding becomes the architecture."""
+    if isinstance(point, str):
+        return {architecture_hp: point}
+    if isinstance(point, Architecture):
+        return {architecture_hp: point.encode()}
+    if not isinstance(point, dict):
+        raise ValueError(
+            f"an initial point must be a dict of hyperparameter values or an architecture "
+            f"encoding, got {type(point).__name__}"
+        )
+    return dict(point)

@@ -19,9 +19,11 @@ tuner's arguments) and adds what a NAS search needs:
 
 from __future__ import annotations
 
+import time
 import zlib
 from typing import Any, Callable
 
+import keras
 import keras_tuner
 import numpy as np
 
@@ -44,6 +46,24 @@ def trial_training_seed(oracle_seed: int, trial_id: str) -> int:
     return zlib.crc32(f"{oracle_seed}:{trial_id}".encode()) % (2**31 - 1)
 
 
+class StopAtDeadline(keras.callbacks.Callback):
+    """Stops training ``seconds`` after its creation (checked after each batch).
+
+    The epoch in progress still runs its validation, so the trial ends with the
+    metrics of its best epoch so far.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.deadline = time.monotonic() + seconds
+        self.stopped = False
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if time.monotonic() >= self.deadline:
+            self.model.stop_training = True
+            self.stopped = True
+
+
 class BayesianNAS(keras_tuner.Tuner):
     """Neural architecture search by Bayesian optimization.
 
@@ -63,6 +83,14 @@ class BayesianNAS(keras_tuner.Tuner):
         n_restarts, refit_every, exhaustive_limit, evolution, recommendation: see
             `BayesianNASOracle` (``recommendation`` decides which trial
             ``get_best_models()`` returns).
+        initial_points: configurations trained first, in order: architecture
+            encodings or dicts of hyperparameter values (see `BayesianNASOracle`).
+        templates: start from the known-good architectures of
+            `kbnas.space.templates` (default True).
+        max_time: wall-clock budget of the search in seconds (None: only
+            ``max_trials`` limits it). No trial starts once it is spent, and the
+            running trial's training stops at the deadline (it keeps its best
+            epoch so far and completes).
         distribution_strategy: ``"auto"`` (default: all visible GPUs, see
             `kbnas.distribute.default_strategy`), None (KerasTuner's default) or a
             `tf.distribute.Strategy`.
@@ -94,6 +122,9 @@ class BayesianNAS(keras_tuner.Tuner):
         exhaustive_limit: int = 2000,
         evolution: EvolutionSettings = EvolutionSettings(),
         recommendation: str = "posterior_mean",
+        initial_points: Any = None,
+        templates: bool = True,
+        max_time: float | None = None,
         distribution_strategy: Any = "auto",
         **kwargs: Any,
     ) -> None:
@@ -121,6 +152,9 @@ class BayesianNAS(keras_tuner.Tuner):
             exhaustive_limit=exhaustive_limit,
             evolution=evolution,
             recommendation=recommendation,
+            initial_points=initial_points,
+            templates=templates,
+            max_time=max_time,
         )
         self._user_objective = objective
         self._set_default_objective(oracle, hypermodel)
@@ -190,6 +224,9 @@ class BayesianNAS(keras_tuner.Tuner):
         # On a KerasTuner worker the oracle is an OracleClient around a local copy
         # built from the same arguments (and seed) as the chief's.
         oracle = getattr(self.oracle, "_oracle", self.oracle)
+        remaining = self.oracle.remaining_time() if hasattr(self.oracle, "remaining_time") else None
+        if remaining is not None:
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAtDeadline(remaining)]
         python_state, numpy_state = random.getstate(), np.random.get_state()
         try:
             keras.utils.set_random_seed(trial_training_seed(oracle.seed, trial.trial_id))

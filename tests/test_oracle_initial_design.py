@@ -1,0 +1,124 @@
+"""The oracle's initial design and time budget, through KerasTuner's protocol (no training)."""
+
+from __future__ import annotations
+
+import time
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from kbnas.configurations import architecture_hyperparameters
+from kbnas.offline import run_oracle
+from kbnas.oracle import BayesianNASOracle
+from kbnas.space import Architecture, SearchSpace
+from kbnas.space.templates import templates
+
+SPACE = SearchSpace(input_shape=(8, 8, 1), max_depth=12)
+OBJECTIVE = keras_tuner.Objective("score", "max")
+
+
+def depth_score(values: dict) -> float:
+    """A closed-form stand-in: longer architectures score more, up to 1."""
+    return len(Architecture.decode(values["architecture"])) / SPACE.max_depth
+
+
+def make_oracle(**kwargs) -> BayesianNASOracle:
+    return BayesianNASOracle(
+        objective=OBJECTIVE,
+        hyperparameters=architecture_hyperparameters(SPACE),
+        search_space=SPACE,
+        seed=kwargs.pop("seed", 0),
+        **kwargs,
+    )
+
+
+def test_user_initial_points_are_evaluated_first_in_order(tmp_path):
+    mine = ["conv5-16|maxpool|dense-32", "dense-64|relu"]
+    oracle = make_oracle(max_trials=8, initial_points=[mine[0], {"architecture": mine[1]}])
+    trials = run_oracle(oracle, depth_score, 8, directory=str(tmp_path))
+    archs = [t.values["architecture"] for t in trials]
+    assert archs[:2] == mine
+    methods = [oracle.proposal_log[t.trial_id]["method"] for t in trials]
+    assert methods[:2] == ["initial", "initial"]
+
+
+def test_templates_follow_the_user_points_then_space_filling_random(tmp_path):
+    oracle = make_oracle(max_trials=6, num_initial_points=6, initial_points=["dense-64|relu"])
+    trials = run_oracle(oracle, depth_score, 6, directory=str(tmp_path))
+    methods = [oracle.proposal_log[t.trial_id]["method"] for t in trials]
+    # 6 initial points: the user's, 6 - 2 - 1 = 3 templates, 2 random draws.
+    assert methods == ["initial", "template", "template", "template", "random", "random"]
+    expected = [a.encode() for a in templates(SPACE)[:3]]
+    assert [t.values["architecture"] for t in trials[1:4]] == expected
+
+
+def test_templates_can_be_switched_off(tmp_path):
+    oracle = make_oracle(max_trials=4, num_initial_points=4, templates=False)
+    trials = run_oracle(oracle, depth_score, 4, directory=str(tmp_path))
+    assert {oracle.proposal_log[t.trial_id]["method"] for t in trials} == {"random"}
+
+
+def test_space_filling_draw_is_the_farthest_of_its_pool(tmp_path):
+    """The random initial draw maximizes its distance to the tried configurations."""
+    oracle = make_oracle(max_trials=5, num_initial_points=5, templates=False)
+    trials = run_oracle(oracle, depth_score, 5, directory=str(tmp_path))
+    tried = [t.values for t in trials]
+    cspace, everything = oracle._configuration_space()
+    rng = np.random.default_rng(1)
+    chosen = oracle._space_filling_random(cspace, everything, set(oracle._tried_so_far), rng)
+    pool = [cspace.sample(np.random.default_rng(seed)) for seed in range(64)]
+    channels = oracle._distance_channels(cspace, pool + [chosen], tried)
+    nearest = channels.sum(axis=0).min(axis=1)
+    # Far from everything tried: above the median of fresh uniform draws.
+    assert nearest[-1] > np.median(nearest[:-1])
+
+
+def test_invalid_user_architecture_is_a_clear_value_error():
+    with pytest.raises(ValueError, match="initial point 1: .*not in vocabulary|initial point 1"):
+        make_oracle(max_trials=3, initial_points=["conv3-32|lstm-4"])
+    with pytest.raises(ValueError, match="initial point 1"):
+        make_oracle(max_trials=3, initial_points=["dense-64|conv3-32"])
+
+
+@pytest.mark.parametrize("bad", [0, -5, "3m"])
+def test_max_time_must_be_positive_seconds(bad):
+    with pytest.raises(ValueError, match="max_time"):
+        make_oracle(max_trials=3, max_time=bad)
+
+
+def test_wall_clock_budget_stops_the_search(tmp_path):
+    """Each trial takes 0.2 s; a 1.5 s budget ends the search long before max_trials."""
+
+    def slow_score(values):
+        time.sleep(0.2)
+        return depth_score(values)
+
+    oracle = make_oracle(max_trials=100, max_time=1.5)
+    start = time.monotonic()
+    trials = run_oracle(oracle, slow_score, 100, directory=str(tmp_path))
+    elapsed = time.monotonic() - start
+    assert 3 <= len(trials) <= 9
+    assert elapsed < 1.5 + 0.5
+    assert oracle.remaining_time() == 0.0 or oracle.remaining_time() < 0.1
+    assert oracle.search_seconds() >= 1.4
+
+
+def test_search_seconds_survive_reload(tmp_path):
+    oracle = make_oracle(max_trials=3, max_time=1000.0)
+    run_oracle(oracle, lambda v: (time.sleep(0.1), depth_score(v))[1], 3, directory=str(tmp_path))
+    spent = oracle.search_seconds()
+    assert spent >= 0.3
+    reloaded = make_oracle(max_trials=5, max_time=1000.0)
+    reloaded._set_project_dir(str(tmp_path), "offline")
+    reloaded.reload()
+    assert reloaded.search_seconds() == pytest.approx(spent, abs=0.05)
+    assert set(reloaded.trial_seconds) == set(oracle.trial_seconds)
+    assert reloaded.remaining_time() == pytest.approx(1000.0 - spent, abs=0.05)
+
+
+def test_no_trial_starts_when_less_than_half_a_trial_is_left(tmp_path):
+    """With 0.45 s trials and a 1.0 s budget, a third trial (it would start at ~0.9 s) is not begun."""
+    oracle = make_oracle(max_trials=100, max_time=1.0, templates=False)
+    trials = run_oracle(oracle, lambda v: (time.sleep(0.45), depth_score(v))[1], 100, directory=str(tmp_path))
+    assert len(trials) == 2
