@@ -33,6 +33,11 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     assert (export / "model.keras").exists()
     info = json.loads((export / "architecture.json").read_text())
     assert info["trial_id"] in ("0", "1")
+    # Retraining on train + validation is the default; the searched model's test
+    # metrics are kept beside the retrained model's.
+    assert "retraining trial" in printed
+    assert info["search_settings"]["retrained"]["examples"] == 1079 + 359
+    assert set(info["search_settings"]["test_metrics_before_retraining"]) >= {"accuracy", "loss"}
 
     # The same command with a larger budget resumes: one more trial, not three.
     assert main(["search", "--max-trials", "3", "--epochs", "1", "--max-depth", "3", "--output", out]) == 0
@@ -86,6 +91,11 @@ def _bad_npz(tmp_path, name, x, y):
         ("unknown_acquisition", "invalid choice"),
         ("missing_label_column", "no column named"),
         ("bad_extension", "unsupported data file"),
+        ("zero_batch_size", "--batch-size must be at least 1"),
+        ("negative_batch_size", "--batch-size must be at least 1"),
+        ("zero_time_budget", "positive duration"),
+        ("garbled_time_budget", "positive duration"),
+        ("invalid_start_architecture", "initial point 1"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, case, expected):
@@ -105,6 +115,12 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, case, expect
         args = ["search", "--data", _bad_npz(tmp_path, "a.npz", x, y), *out]
     elif case == "unknown_acquisition":
         args = ["search", "--acquisition", "magic", *out]
+    elif case in ("zero_batch_size", "negative_batch_size"):
+        args = ["search", "--batch-size", "0" if case == "zero_batch_size" else "-5", *out]
+    elif case in ("zero_time_budget", "garbled_time_budget"):
+        args = ["search", "--time-budget", "0" if case == "zero_time_budget" else "3 minutes", *out]
+    elif case == "invalid_start_architecture":
+        args = ["search", *FAST, "--start", "dense-32|conv3-16", *out]
     elif case == "missing_label_column":
         (tmp_path / "a.csv").write_text("a,b\n1,2\n")
         args = ["search", "--data", str(tmp_path / "a.csv"), *out]
@@ -154,3 +170,34 @@ def test_best_trial_heading_says_when_the_recommendation_is_not_the_best_score()
     heading = _best_trial_heading(oracle, trials["02"])
     assert heading.startswith("best architecture (trial 3, val_accuracy=0.9700; ranked first by the GP")
     assert "0.9800 in trial 2" in heading
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("90", 90.0), ("90s", 90.0), ("3m", 180.0), ("1.5h", 5400.0), ("0.5M", 30.0), ("none", None)],
+)
+def test_time_budget_durations(text, seconds):
+    from kbnas.cli import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "-3m", "3 minutes", "m", "", "nan", "inf"])
+def test_time_budget_refuses_what_is_not_a_positive_duration(text):
+    import argparse
+
+    from kbnas.cli import parse_duration
+
+    with pytest.raises(argparse.ArgumentTypeError, match="positive duration"):
+        parse_duration(text)
+
+
+def test_start_architectures_are_trained_first(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    args = ["search", "--max-trials", "2", "--epochs", "1", "--no-retrain", "--output", out,
+            "--start", "dense-32|relu", "--start", "conv3-16|relu|maxpool"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "trial 1/2 [initial] dense-32|relu " in printed
+    assert "trial 2/2 [initial] conv3-16|relu|maxpool " in printed
+    assert "retraining" not in printed

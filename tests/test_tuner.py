@@ -228,3 +228,40 @@ def test_a_search_leaves_numpy_global_random_state_as_it_found_it(tmp_path, digi
     tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=1, seed=5, directory=str(tmp_path))
     tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
     assert np.random.rand() == expected
+
+
+class EpochCounter(keras.callbacks.Callback):
+    """Counts the epochs of every trial (KerasTuner deep-copies search callbacks)."""
+
+    epochs: list[int] = []
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def on_train_begin(self, logs=None):
+        EpochCounter.epochs.append(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        EpochCounter.epochs[-1] += 1
+
+
+def test_time_budget_ends_the_search_and_cuts_the_running_trial(tmp_path, digits):
+    """max_time=4 s with 500-epoch trials: one or two trials, cut long before 500 epochs."""
+    import time
+
+    x, y, xv, yv = digits
+    EpochCounter.epochs = []
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=3), max_trials=50, seed=0, max_time=4.0,
+                        directory=str(tmp_path), project_name="p")
+    start = time.monotonic()
+    # EarlyStopping with a patience no trial reaches: only the deadline can end training.
+    never = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10_000)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=500, verbose=0, callbacks=[never, EpochCounter()])
+    elapsed = time.monotonic() - start
+    trials = list(tuner.oracle.trials.values())
+    assert 1 <= len(trials) <= 3
+    assert all(t.status == "COMPLETED" for t in trials)
+    assert all(1 <= epochs < 500 for epochs in EpochCounter.epochs), EpochCounter.epochs
+    assert tuner.oracle.search_seconds() >= 4.0
+    # Building, compiling and checkpointing come on top of the budget, not 500 epochs.
+    assert elapsed < 4.0 + 30.0

@@ -1,0 +1,456 @@
+"""Real training at equal wall-clock budgets: ``kbnas search`` against what a user writes instead.
+
+The question of issue 9: with the same minutes of a 2-core machine, does the main
+job give a better model than the network a Keras user writes by hand, and than
+KerasTuner's own tuners? Every run happens in a fresh process
+(``python -m benchmarks.equal_time --one CONTENDER --case CASE --seed S``), one at
+a time, seed-major, and appends one JSON line to `DEFAULT_OUTPUT`.
+
+Cases and contenders (`CONTENDERS`):
+
+digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train /
+359 validation / 359 test):
+    kbnas               ``kbnas search --seed S --output DIR --quiet``, every other
+                        option at its default (time budget, space, initial design,
+                        retraining), called in-process through `kbnas.cli.main`;
+                        test accuracy from the export's ``architecture.json``
+    textbook            the hand-written Keras convnet: Normalization →
+                        Conv2D(32, 3, relu) → Conv2D(64, 3, relu) → MaxPool →
+                        Flatten → Dropout(0.3) → Dense(128, relu) → softmax; Adam,
+                        batch 64, ≤ 30 epochs, EarlyStopping(val_loss, patience 5,
+                        restore_best_weights); no budget (one training)
+    keras-tuner-random, keras-tuner-bo, keras-tuner-hyperband
+                        ``keras_tuner.RandomSearch`` / ``BayesianOptimization`` /
+                        ``Hyperband(max_epochs=30, factor=3)`` over
+                        `benchmarks.end_to_end.HandWrittenConvNet` (up to three
+                        conv blocks and two dense layers, trained with the kbnas
+                        recipe), objective val_accuracy, stopped at the budget: no
+                        trial starts after it, the running one stops at it
+                        (`kbnas.tuner.StopAtDeadline`); test accuracy of
+                        ``get_best_models(1)[0]``
+
+breast-cancer (scikit-learn's copy of the UCI Wisconsin data, 569 × 30, written
+as a CSV and split 60/20/20 as ``kbnas search --data`` splits it):
+    kbnas               ``kbnas search --data bc.csv`` with its defaults
+    logistic-regression StandardScaler + LogisticRegression (scikit-learn defaults),
+                        fitted on train + validation
+    mlp                 Normalization → Dense(64, relu) → Dropout(0.3) → Dense(32,
+                        relu) → sigmoid; Adam, batch 32, ≤ 100 epochs,
+                        EarlyStopping(val_loss, patience 10, restore_best_weights)
+
+Budget: ``--budget`` seconds (default: ``kbnas search``'s default time budget) of
+search for every tuner. kbnas' retraining of the exported architecture on train
++ validation comes after its search, so the record keeps ``search_seconds`` and
+``total_seconds`` apart; the KerasTuner tuners get ``--budget`` plus
+`KERAS_TUNER_EXTRA_SECONDS` to cover it.
+
+Each record: case, contender, seed, budget, test_accuracy, search_seconds,
+total_seconds, trials (completed), best (the chosen model in words), load averages
+at start and end, versions.
+
+Commands:
+    python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas textbook
+    python -m benchmarks.equal_time --case digits --seeds 10 --contenders all
+    python -m benchmarks.equal_time --case breast-cancer --seeds 5 --contenders all
+    python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
+
+Finished (case, contender, seed, budget) runs are skipped on restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Sequence
+
+from benchmarks import stats
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+DEFAULT_OUTPUT = RESULTS_DIR / "equal_time.jsonl"
+DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
+CASES = ("digits", "breast-cancer")
+CONTENDERS = {
+    "digits": ("kbnas", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
+    "breast-cancer": ("kbnas", "logistic-regression", "mlp"),
+}
+#: Seconds added to the KerasTuner tuners' budget for kbnas' final retraining.
+KERAS_TUNER_EXTRA_SECONDS = 20.0
+TEXTBOOK_EPOCHS = 30
+TEXTBOOK_PATIENCE = 5
+BATCH_SIZE = 64
+MLP_EPOCHS = 100
+MLP_PATIENCE = 10
+MLP_BATCH_SIZE = 32
+#: Trials cap of the KerasTuner tuners (the budget ends them first).
+KERAS_TUNER_MAX_TRIALS = 1000
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_budget() -> float:
+    from kbnas.cli import DEFAULT_TIME_BUDGET
+
+    return float(DEFAULT_TIME_BUDGET)
+
+
+# ---------------------------------------------------------------------- data
+def breast_cancer_csv(directory: str | pathlib.Path) -> pathlib.Path:
+    """scikit-learn's breast-cancer data as ``bc.csv`` (30 feature columns, then ``label``)."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer()
+    path = pathlib.Path(directory) / "bc.csv"
+    header = ",".join([f"f{i}" for i in range(data.data.shape[1])] + ["label"])
+    rows = np.column_stack([data.data, data.target])
+    np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt=["%.10g"] * data.data.shape[1] + ["%d"])
+    return path
+
+
+def user_split(x, y):
+    """The 60/20/20 stratified split that ``kbnas search --data`` makes (`kbnas.cli`)."""
+    from kbnas import datasets
+    from kbnas.cli import USER_SPLIT_FRACTIONS, USER_SPLIT_SEED
+
+    train, val, test = datasets.stratified_split_indices(y, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
+    return (x[train], y[train]), (x[val], y[val]), (x[test], y[test])
+
+
+# ---------------------------------------------------------------------- contenders
+def run_kbnas(case: str, seed: int, budget: float, directory: str) -> dict[str, Any]:
+    from kbnas import cli
+
+    argv = ["search", "--seed", str(seed), "--output", os.path.join(directory, "search"), "--quiet"]
+    if budget != default_budget():
+        argv += ["--time-budget", f"{budget}s"]
+    if case == "breast-cancer":
+        argv += ["--data", str(breast_cancer_csv(directory))]
+    start = time.perf_counter()
+    status = cli.main(argv)
+    total = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f"kbnas search exited with {status}")
+    described = json.loads(pathlib.Path(directory, "search", "export", "architecture.json").read_text())
+    settings = described["search_settings"]
+    oracle = json.loads(pathlib.Path(directory, "search", "search", "oracle.json").read_text())
+    trials = [json.loads(p.read_text()) for p in pathlib.Path(directory, "search", "search").glob("trial_*/trial.json")]
+    return {
+        "test_accuracy": float(settings["test_metrics"]["accuracy"]),
+        "search_seconds": float(oracle.get("kbnas", {}).get("search_seconds", float("nan"))),
+        "total_seconds": total,
+        "trials": sum(t.get("status") == "COMPLETED" for t in trials),
+        "best": described.get("architecture", {}).get("encoding"),
+        "retrained": settings.get("retrained"),
+    }
+
+
+def _textbook_model(x_train):
+    import keras
+
+    normalization = keras.layers.Normalization(axis=-1)
+    normalization.adapt(x_train)
+    model = keras.Sequential(
+        [
+            keras.Input(x_train.shape[1:]),
+            normalization,
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(128, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def run_textbook(seed: int) -> dict[str, Any]:
+    import keras
+
+    from kbnas import datasets
+
+    split = datasets.load_digits_split()
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    model = _textbook_model(split.x_train)
+    model.fit(
+        split.x_train,
+        split.y_train,
+        validation_data=(split.x_val, split.y_val),
+        epochs=TEXTBOOK_EPOCHS,
+        batch_size=BATCH_SIZE,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=TEXTBOOK_PATIENCE, restore_best_weights=True)],
+    )
+    seconds = time.perf_counter() - start
+    accuracy = model.evaluate(split.x_test, split.y_test, verbose=0, return_dict=True)["accuracy"]
+    return {"test_accuracy": float(accuracy), "search_seconds": seconds, "total_seconds": seconds, "trials": 1,
+            "best": "textbook convnet"}
+
+
+def run_keras_tuner(contender: str, seed: int, budget: float, directory: str) -> dict[str, Any]:
+    import keras
+    import keras_tuner
+
+    from benchmarks.end_to_end import HandWrittenConvNet, handwritten_tokens
+    from kbnas import datasets
+    from kbnas.hypermodel import ConvNetHyperModel
+    from kbnas.tuner import StopAtDeadline
+
+    split = datasets.load_digits_split()
+    keras.utils.set_random_seed(seed)
+    seconds = budget + KERAS_TUNER_EXTRA_SECONDS
+    start = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    trainer = ConvNetHyperModel(seed=seed).configure(split.x_train, split.y_train)
+    common = dict(objective="val_accuracy", seed=seed + 1, directory=directory, project_name="search", overwrite=True)
+    hypermodel = HandWrittenConvNet(trainer)
+    if contender == "keras-tuner-hyperband":
+        tuner = keras_tuner.Hyperband(hypermodel, max_epochs=TEXTBOOK_EPOCHS, factor=3, **common)
+    else:
+        tuner_class = keras_tuner.RandomSearch if contender == "keras-tuner-random" else keras_tuner.BayesianOptimization
+        tuner = tuner_class(hypermodel, max_trials=KERAS_TUNER_MAX_TRIALS, **common)
+
+    create_trial = tuner.oracle.create_trial
+
+    def create_trial_within_budget(tuner_id):
+        if time.monotonic() >= deadline:  # KerasTuner's own stop: max_trials reached
+            tuner.oracle.max_trials = len(tuner.oracle.trials)
+        return create_trial(tuner_id)
+
+    tuner.oracle.create_trial = create_trial_within_budget
+
+    class Deadline(StopAtDeadline):
+        def __init__(self) -> None:
+            super().__init__(0.0)
+            self.deadline = deadline
+
+        def __deepcopy__(self, memo):
+            return Deadline()
+
+    tuner.search(
+        split.x_train,
+        split.y_train,
+        validation_data=(split.x_val, split.y_val),
+        epochs=TEXTBOOK_EPOCHS,
+        batch_size=BATCH_SIZE,
+        verbose=0,
+        callbacks=[Deadline()],
+    )
+    search_seconds = time.perf_counter() - start
+    best_trial = tuner.oracle.get_best_trials(1)[0]
+    model = tuner.get_best_models(1)[0]
+    accuracy = model.evaluate(split.x_test, split.y_test, verbose=0, return_dict=True)["accuracy"]
+    return {
+        "test_accuracy": float(accuracy),
+        "search_seconds": search_seconds,
+        "total_seconds": time.perf_counter() - start,
+        "trials": sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values()),
+        "best": "|".join(handwritten_tokens(best_trial.hyperparameters.values)) or "(head only)",
+    }
+
+
+def run_logistic_regression(directory: str) -> dict[str, Any]:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from kbnas.data_files import load_data
+
+    x, y = load_data(str(breast_cancer_csv(directory)), label_column="label")
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
+    start = time.perf_counter()
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]))
+    seconds = time.perf_counter() - start
+    return {"test_accuracy": float(model.score(x_test, y_test)), "search_seconds": seconds,
+            "total_seconds": seconds, "trials": 1, "best": "standardized logistic regression"}
+
+
+def run_mlp(seed: int, directory: str) -> dict[str, Any]:
+    import keras
+
+    from kbnas.data_files import load_data
+
+    x, y = load_data(str(breast_cancer_csv(directory)), label_column="label")
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
+    keras.utils.set_random_seed(seed)
+    start = time.perf_counter()
+    normalization = keras.layers.Normalization(axis=-1)
+    normalization.adapt(x_train)
+    model = keras.Sequential(
+        [
+            keras.Input(x_train.shape[1:]),
+            normalization,
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(
+        x_train, y_train.astype("float32"), validation_data=(x_val, y_val.astype("float32")),
+        epochs=MLP_EPOCHS, batch_size=MLP_BATCH_SIZE, verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping("val_loss", patience=MLP_PATIENCE, restore_best_weights=True)],
+    )
+    seconds = time.perf_counter() - start
+    accuracy = model.evaluate(x_test, y_test.astype("float32"), verbose=0, return_dict=True)["accuracy"]
+    return {"test_accuracy": float(accuracy), "search_seconds": seconds, "total_seconds": seconds, "trials": 1,
+            "best": "hand-written MLP"}
+
+
+def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, Any]:
+    """One run in this process; the JSON record (module docstring)."""
+    if contender not in CONTENDERS[case]:
+        raise ValueError(f"unknown contender {contender!r} for {case}; expected one of {CONTENDERS[case]}")
+    import keras
+    import tensorflow as tf
+
+    load_start = os.getloadavg()
+    started_at = _utc_now()
+    with tempfile.TemporaryDirectory(prefix=f"equal_time_{contender}_{seed}_") as directory:
+        if contender == "kbnas":
+            result = run_kbnas(case, seed, budget, directory)
+        elif contender == "textbook":
+            result = run_textbook(seed)
+        elif contender.startswith("keras-tuner"):
+            result = run_keras_tuner(contender, seed, budget, directory)
+        elif contender == "logistic-regression":
+            result = run_logistic_regression(directory)
+        else:
+            result = run_mlp(seed, directory)
+    return {
+        "case": case,
+        "contender": contender,
+        "seed": seed,
+        "budget": budget,
+        **result,
+        "started_at": started_at,
+        "load_start": list(load_start),
+        "load_end": list(os.getloadavg()),
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
+    }
+
+
+# ---------------------------------------------------------------------- the runner
+def run_key(record: dict[str, Any]) -> tuple:
+    return record["case"], record["contender"], int(record["seed"]), float(record["budget"])
+
+
+def run_all(case: str, contenders: Sequence[str], seeds: Sequence[int], budget: float, output: pathlib.Path) -> None:
+    """Runs every missing (contender, seed), seed-major, each in a fresh process."""
+    done = {run_key(record) for record in stats.read_jsonl(output)}
+    for seed in seeds:
+        for contender in contenders:
+            if (case, contender, seed, budget) in done:
+                continue
+            command = [sys.executable, "-m", "benchmarks.equal_time", "--one", contender, "--case", case,
+                       "--seed", str(seed), "--budget", str(budget)]
+            print(f"[{_utc_now()}] {case} {contender} seed {seed}", flush=True)
+            completed = subprocess.run(command, capture_output=True, text=True,
+                                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+            lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+            if completed.returncode != 0 or not lines:
+                print(f"  failed ({completed.returncode}): {completed.stderr.strip().splitlines()[-1:]}", flush=True)
+                continue
+            record = json.loads(lines[-1])
+            stats.append_jsonl(output, [record])
+            print(f"  test accuracy {record['test_accuracy']:.4f}, {record['trials']} trials, "
+                  f"{record['total_seconds']:.0f} s", flush=True)
+
+
+# ---------------------------------------------------------------------- the summary
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per case and budget: each contender's mean test accuracy and its paired difference to kbnas."""
+    summary: dict[str, Any] = {}
+    for case in CASES:
+        for budget in sorted({float(r["budget"]) for r in records if r["case"] == case}):
+            rows = [r for r in records if r["case"] == case and float(r["budget"]) == budget]
+            accuracy = {c: {int(r["seed"]): r["test_accuracy"] for r in rows if r["contender"] == c}
+                        for c in CONTENDERS[case]}
+            table = {}
+            for contender in CONTENDERS[case]:
+                mine = [r for r in rows if r["contender"] == contender]
+                if not mine:
+                    continue
+                table[contender] = {
+                    "test_accuracy": stats.mean_and_interval(list(accuracy[contender].values())),
+                    "total_seconds": stats.mean_and_interval([r["total_seconds"] for r in mine]),
+                    "trials": stats.mean_and_interval([r["trials"] for r in mine]),
+                    "kbnas_minus_this": None if contender == "kbnas" else stats.paired_difference(
+                        accuracy["kbnas"], accuracy[contender]),
+                }
+            summary[f"{case}@{budget:g}s"] = table
+    return summary
+
+
+def _pct(interval: dict[str, Any] | None, signed: bool = False) -> str:
+    if not interval or interval.get("mean") is None:
+        return "–"
+    mean = 100 * interval["mean"]
+    text = f"{mean:+.2f}" if signed else f"{mean:.2f}"
+    if interval.get("ci95"):
+        low, high = (100 * v for v in interval["ci95"])
+        text += f" [{low:+.2f}, {high:+.2f}]" if signed else f" [{low:.2f}, {high:.2f}]"
+    return text
+
+
+def format_markdown(summary: dict[str, Any]) -> str:
+    lines = []
+    for key, table in summary.items():
+        lines += [f"**{key}** (test accuracy in %, mean [95 % t-interval]; paired kbnas − contender on the same seeds)", "",
+                  "| contender | seeds | test accuracy | kbnas − contender | trials | wall s |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for contender, row in table.items():
+            lines.append(
+                f"| {contender} | {row['test_accuracy']['n']} | {_pct(row['test_accuracy'])} | "
+                f"{_pct(row['kbnas_minus_this'], signed=True)} | {row['trials']['mean']:.1f} | "
+                f"{row['total_seconds']['mean']:.0f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=CASES, default="digits")
+    parser.add_argument("--contenders", nargs="+", default=["all"])
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0 … N-1")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--budget", type=float, default=None, help="search seconds (default: kbnas search's)")
+    parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--one", help="run one contender in this process and print its record")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--summary", action="store_true")
+    args = parser.parse_args(argv)
+    budget = default_budget() if args.budget is None else args.budget
+    if args.one:
+        print(json.dumps(run_one(args.case, args.one, args.seed, budget)), flush=True)
+        return 0
+    if args.summary:
+        summary = summarize(stats.read_jsonl(args.output))
+        DEFAULT_SUMMARY.write_text(json.dumps(summary, indent=2))
+        print(format_markdown(summary))
+        return 0
+    contenders = CONTENDERS[args.case] if args.contenders == ["all"] else args.contenders
+    run_all(args.case, contenders, range(args.first_seed, args.first_seed + args.seeds), budget, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
