@@ -77,11 +77,14 @@ from benchmarks import stats
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS_DIR / "equal_time.jsonl"
 DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
+DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
     "digits": ("kbnas", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "logistic-regression", "mlp"),
 }
+#: Summary row of kbnas' searched model before its final retraining (same runs).
+NO_RETRAINING = "kbnas before retraining"
 #: Seconds added to the KerasTuner tuners' budget for kbnas' final retraining.
 KERAS_TUNER_EXTRA_SECONDS = 20.0
 TEXTBOOK_EPOCHS = 30
@@ -152,6 +155,7 @@ def run_kbnas(case: str, seed: int, budget: float, directory: str) -> dict[str, 
         "trials": sum(t.get("status") == "COMPLETED" for t in trials),
         "best": described.get("architecture", {}).get("encoding"),
         "retrained": settings.get("retrained"),
+        "test_accuracy_before_retraining": (settings.get("test_metrics_before_retraining") or {}).get("accuracy"),
     }
 
 
@@ -395,6 +399,18 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     "kbnas_minus_this": None if contender == "kbnas" else stats.paired_difference(
                         accuracy["kbnas"], accuracy[contender]),
                 }
+            before = {int(r["seed"]): r["test_accuracy_before_retraining"] for r in rows
+                      if r["contender"] == "kbnas" and r.get("test_accuracy_before_retraining") is not None}
+            if before:
+                # The same kbnas runs' searched model, before the final retraining on
+                # train + validation: what the retraining default gives, paired.
+                mine = [r for r in rows if r["contender"] == "kbnas" and int(r["seed"]) in before]
+                table[NO_RETRAINING] = {
+                    "test_accuracy": stats.mean_and_interval(list(before.values())),
+                    "total_seconds": stats.mean_and_interval([r["search_seconds"] for r in mine]),
+                    "trials": stats.mean_and_interval([r["trials"] for r in mine]),
+                    "kbnas_minus_this": stats.paired_difference(accuracy["kbnas"], before),
+                }
             summary[f"{case}@{budget:g}s"] = table
     return summary
 
@@ -426,6 +442,58 @@ def format_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot(records: Sequence[dict[str, Any]], path: str | pathlib.Path) -> None:
+    """Test accuracy against wall time: every run a dot, each contender's mean a cross
+    with its 95 % t-intervals on both axes; one panel per case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = [case for case in CASES if any(r["case"] == case for r in records)]
+    figure, axes = plt.subplots(1, len(cases), figsize=(6.2 * len(cases), 4.4), squeeze=False)
+    for axis, case in zip(axes[0], cases):
+        for index, contender in enumerate(CONTENDERS[case]):
+            mine = [r for r in records if r["case"] == case and r["contender"] == contender]
+            if not mine:
+                continue
+            color = f"C{index}"
+            seconds = [r["total_seconds"] for r in mine]
+            accuracy = [100 * r["test_accuracy"] for r in mine]
+            axis.scatter(seconds, accuracy, s=12, alpha=0.35, color=color)
+            x, y = stats.mean_and_interval(seconds), stats.mean_and_interval(accuracy)
+            xerr = None if x["ci95"] is None else [[x["mean"] - x["ci95"][0]], [x["ci95"][1] - x["mean"]]]
+            yerr = None if y["ci95"] is None else [[y["mean"] - y["ci95"][0]], [y["ci95"][1] - y["mean"]]]
+            axis.errorbar([x["mean"]], [y["mean"]], xerr=xerr, yerr=yerr, fmt="x", color=color, capsize=4,
+                          markersize=9, label=f"{contender} (n={len(mine)})")
+        axis.set_xlabel("wall seconds per run (search + final training)")
+        axis.set_ylabel("test accuracy (%)")
+        axis.set_title(f"{case}: test accuracy against wall time")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_into(markdown_path: str | pathlib.Path, block: str, command: str) -> None:
+    """Replace the text between the ``equal-time`` markers of a Markdown file.
+
+    Raises:
+        ValueError: the file lacks the markers.
+    """
+    import re
+
+    path = pathlib.Path(markdown_path)
+    text = path.read_text(encoding="utf-8")
+    begin, end = "<!-- equal-time:begin", "<!-- equal-time:end -->"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text) is None:
+        raise ValueError(f"{path} has no '{begin} ...' … '{end}' block")
+    replacement = f"{begin} (generated by `{command}`; do not edit) -->\n{block}\n{end}"
+    path.write_text(pattern.sub(lambda _: replacement, text, count=1), encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=CASES, default="digits")
@@ -436,16 +504,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--one", help="run one contender in this process and print its record")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--summary", action="store_true")
+    parser.add_argument("--summary", action="store_true", help="print the tables, write the summary and the plot")
+    parser.add_argument("--write-into", type=pathlib.Path, help="with --summary: replace the equal-time block of this file")
     args = parser.parse_args(argv)
     budget = default_budget() if args.budget is None else args.budget
     if args.one:
         print(json.dumps(run_one(args.case, args.one, args.seed, budget)), flush=True)
         return 0
     if args.summary:
-        summary = summarize(stats.read_jsonl(args.output))
+        records = stats.read_jsonl(args.output)
+        summary = summarize(records)
         DEFAULT_SUMMARY.write_text(json.dumps(summary, indent=2))
-        print(format_markdown(summary))
+        plot(records, DEFAULT_PLOT)
+        block = format_markdown(summary)
+        print(block)
+        if args.write_into:
+            write_into(args.write_into, block, "python -m benchmarks.equal_time --summary")
         return 0
     contenders = CONTENDERS[args.case] if args.contenders == ["all"] else args.contenders
     run_all(args.case, contenders, range(args.first_seed, args.first_seed + args.seeds), budget, args.output)

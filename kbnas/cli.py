@@ -345,6 +345,11 @@ def _retrain(hypermodel, trial, arrays, args):
 
 
 def cmd_show(args) -> int:
+    """The trials of a search, best score first, numbered 1, 2, … as the progress lines.
+
+    The exported trial (the recommendation) is marked ``*``; ``how`` is how the
+    oracle proposed each trial, ``seconds`` its wall time.
+    """
     output = pathlib.Path(args.output)
     trial_files = sorted((output / PROJECT_NAME).glob("trial_*/trial.json"))
     if not trial_files:
@@ -353,31 +358,50 @@ def cmd_show(args) -> int:
     for f in trial_files:
         t = json.loads(f.read_text())
         values = t.get("hyperparameters", {}).get("values", {})
-        rows.append((t.get("trial_id"), t.get("status"), t.get("score"), values))
-    direction = _objective_direction(output)
+        rows.append((str(t.get("trial_id")), t.get("status"), t.get("score"), values))
+    saved = _oracle_state(output)
+    direction = (saved.get("objective") or {}).get("direction", "max")
+    proposals = saved.get("proposal_log") or {}
+    seconds = saved.get("trial_seconds") or {}
+    exported = _exported_trial_id(output)
+
     def sort_key(row):
         score = row[2]
         if score is None:
             return (1, 0.0)
         return (0, -score if direction == "max" else score)
+
     rows.sort(key=sort_key)
-    print(f"{'trial':>5}  {'status':<9}  {'score':>8}  architecture / hyperparameters")
+    print(f"{'trial':>6}  {'status':<9}  {'score':>8}  {'how':<9}  {'seconds':>7}  architecture / hyperparameters")
     for trial_id, status, score, values in rows:
         score_text = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
+        mark = "*" if trial_id == exported else " "
+        how = (proposals.get(trial_id) or {}).get("method", "-")
+        took = f"{seconds[trial_id]:.1f}" if trial_id in seconds else "-"
         arch = values.get("architecture", "")
         others = ", ".join(f"{k}={v}" for k, v in values.items() if k != "architecture")
-        print(f"{trial_id:>5}  {status:<9}  {score_text:>8}  {arch}{'  ' + others if others else ''}")
+        print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  "
+              f"{arch}{'  ' + others if others else ''}")
+    if exported is not None:
+        print("* the exported trial (the recommendation, see docs/oracle.md)")
     return 0
 
 
-def _objective_direction(output: pathlib.Path) -> str:
+def _oracle_state(output: pathlib.Path) -> dict:
+    """The kbnas part of a search's oracle.json ({} when absent or unreadable)."""
     oracle_file = output / PROJECT_NAME / "oracle.json"
-    if oracle_file.exists():
+    try:
         state = json.loads(oracle_file.read_text())
-        objective = (state.get("kbnas") or {}).get("objective")
-        if isinstance(objective, dict) and "direction" in objective:
-            return objective["direction"]
-    return "max"
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return state.get("kbnas") or {}
+
+
+def _exported_trial_id(output: pathlib.Path) -> str | None:
+    try:
+        return str(json.loads((output / EXPORT_DIR / "architecture.json").read_text())["trial_id"])
+    except (OSError, json.JSONDecodeError, KeyError):
+        return None
 
 
 def cmd_export(args) -> int:

@@ -47,9 +47,17 @@ def test_search_show_export_and_resume(tmp_path, capsys):
 
     assert main(["show", "--output", out]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert len(table) == 1 + 3
-    scores = [float(line.split()[2]) for line in table[1:]]
+    assert len(table) == 1 + 3 + 1  # header, trials, the footnote of the exported mark
+    rows = [line.lstrip("*").split() for line in table[1:4]]
+    scores = [float(row[2]) for row in rows]
     assert scores == sorted(scores, reverse=True)
+    # One numbering everywhere: 1-based, as the progress lines; the exported trial marked.
+    assert sorted(row[0] for row in rows) == ["1", "2", "3"]
+    assert {row[3] for row in rows} <= {"template", "random", "gp-ei", "initial"}
+    marked = [line for line in table[1:4] if line.startswith("*")]
+    assert len(marked) == 1
+    exported = json.loads((export / "architecture.json").read_text())["trial_id"]
+    assert marked[0].lstrip("*").split()[0] == str(int(exported) + 1)
 
     best_score = max(scores)
     assert main(["export", "--output", out]) == 0
