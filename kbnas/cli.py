@@ -31,6 +31,9 @@ DEFAULT_OUTPUT = "kbnas_search"
 DEFAULT_TIME_BUDGET = 180.0
 DEFAULT_MAX_TRIALS = 100
 DEFAULT_MAX_DEPTH = 12
+#: Deepest stack the command accepts: far beyond what a 2-core search trains, and
+#: well inside Python's recursion limit for the space's enumeration.
+MAX_DEPTH_LIMIT = 100
 #: Fractions of a user's data held out for validation and test.
 USER_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 USER_SPLIT_SEED = 0
@@ -213,13 +216,13 @@ def cmd_search(args) -> int:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if args.max_depth < 1:
-        raise UsageError(f"--max-depth must be at least 1, got {args.max_depth}")
+    if not 1 <= args.max_depth <= MAX_DEPTH_LIMIT:
+        raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
     arrays, source = _load_split(args)
     output = pathlib.Path(args.output)
     settings = _run_settings(args, source)
     resuming = _check_run_file(output, settings)
-    _quiet_tensorflow()
+    _quiet_tensorflow(args.debug)
     output.mkdir(parents=True, exist_ok=True)
     (output / RUN_FILE).write_text(json.dumps(settings, indent=2))
 
@@ -419,7 +422,7 @@ def cmd_export(args) -> int:
     arrays, source = _load_split(args)
     if source["digest"] != saved["digest"]:
         raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
-    _quiet_tensorflow()
+    _quiet_tensorflow(args.debug)
     hypermodel = _hypermodel(args)
     hypermodel.configure(*arrays["train"])
     tuner = _make_tuner(args, hypermodel, True)
@@ -427,8 +430,27 @@ def cmd_export(args) -> int:
     return _export_best(tuner, hypermodel, arrays, output, args, 0.0)
 
 
-def _quiet_tensorflow() -> None:
+def _quiet_tensorflow(debug: bool = False) -> None:
+    """Silence TensorFlow's start-up lines unless ``debug``.
+
+    TF_CPP_MIN_LOG_LEVEL hides the C++ INFO logs, but TensorFlow 2.21 prints its
+    oneDNN notices through absl before absl's logging is initialized, ignoring
+    it; those go to file descriptor 2 during ``import tensorflow``, which is
+    therefore done here with that descriptor pointed at /dev/null. Python
+    exceptions of the import are unaffected (they are printed after it).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if debug or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 # ---------------------------------------------------------------------- entry point
@@ -495,6 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     try:
         args = build_parser().parse_args(argv)
+        args.debug = debug
         return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as error:
         if debug:

@@ -104,6 +104,7 @@ def _bad_npz(tmp_path, name, x, y):
         ("zero_time_budget", "positive duration"),
         ("garbled_time_budget", "positive duration"),
         ("invalid_start_architecture", "initial point 1"),
+        ("huge_max_depth", "--max-depth must be between 1 and 100"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, case, expected):
@@ -127,6 +128,8 @@ def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, case, expect
         args = ["search", "--batch-size", "0" if case == "zero_batch_size" else "-5", *out]
     elif case in ("zero_time_budget", "garbled_time_budget"):
         args = ["search", "--time-budget", "0" if case == "zero_time_budget" else "3 minutes", *out]
+    elif case == "huge_max_depth":
+        args = ["search", "--max-depth", "1000", *out]
     elif case == "invalid_start_architecture":
         args = ["search", *FAST, "--start", "dense-32|conv3-16", *out]
     elif case == "missing_label_column":
@@ -209,3 +212,10 @@ def test_start_architectures_are_trained_first(tmp_path, capsys):
     assert "trial 1/2 [initial] dense-32|relu " in printed
     assert "trial 2/2 [initial] conv3-16|relu|maxpool " in printed
     assert "retraining" not in printed
+
+
+def test_quiet_search_prints_nothing_not_even_tensorflow_start_up_lines(tmp_path):
+    result = run_cli("search", *FAST, "--no-retrain", "--quiet", "--output", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert "oneDNN" not in result.stderr and "absl" not in result.stderr, result.stderr
