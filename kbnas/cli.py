@@ -86,17 +86,21 @@ def _load_split(args) -> tuple[dict, dict]:
             "val": (split.x_val, split.y_val),
             "test": (split.x_test, split.y_test),
         }
-        return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train)}
+        return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train),
+                        "task": "multiclass, 10 classes"}
 
     from kbnas.data_files import load_data
     from kbnas.data_inference import infer_data_spec
 
     x, y = load_data(args.data, label_column=args.label_column, image_size=args.image_size)
-    spec = infer_data_spec(x, y)  # names NaN, shape and label problems
+    spec = infer_data_spec(x, y, task=getattr(args, "task", "auto"))  # names NaN, shape and label problems
     strata = y if spec.task != "regression" else np.zeros(len(x), dtype=int)
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
-    return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y)}
+    task = spec.task + (f", {spec.num_classes} classes" if spec.task == "multiclass" else "")
+    if getattr(args, "task", "auto") == "auto":
+        task += ", inferred: pass --task to change"
+    return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task}
 
 
 def _digest(x: np.ndarray, y: np.ndarray) -> str:
@@ -119,6 +123,7 @@ def _run_settings(args, source: dict) -> dict:
         "max_depth": args.max_depth,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
+        "task": args.task,
     }
 
 
@@ -205,7 +210,7 @@ def _make_tuner(args, hypermodel, quiet: bool):
 def _hypermodel(args):
     from kbnas.hypermodel import ConvNetHyperModel
 
-    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed)
+    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed, task=getattr(args, "task", "auto"))
 
 
 # ---------------------------------------------------------------------- commands
@@ -239,7 +244,8 @@ def cmd_search(args) -> int:
         done = len(tuner.oracle.trials)
         print(
             f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
-            f"({len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} test examples), "
+            f"({source['task']}; {len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} "
+            f"test examples), "
             f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
             f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
             f"{f', {done} done' if resuming else ''}",
@@ -415,6 +421,7 @@ def cmd_export(args) -> int:
     saved = json.loads(run_file.read_text())
     for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
         setattr(args, key, saved[key])
+    args.task = saved.get("task", "auto")
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     args.max_trials = 1
     args.time_budget = None
@@ -466,6 +473,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the bundled 8x8 digits")
     search.add_argument("--label-column", default="label", help="label column of a CSV file (default: label)")
     search.add_argument("--image-size", type=int, default=32, help="side of resized images of an image folder")
+    search.add_argument("--task", choices=("auto", "multiclass", "binary", "regression"), default="auto",
+                        help="what the labels are (default auto: non-integer labels, or more than 20 integer "
+                             "values with fewer than 10 examples each, are a regression target)")
     search.add_argument("--time-budget", type=parse_duration, default=DEFAULT_TIME_BUDGET,
                         help="wall-clock budget of the search: 90s, 3m, 1h or none (default 3m); "
                              "the trial running at the deadline stops there")

@@ -53,6 +53,10 @@ INPUT_KINDS = (IMAGE, SEQUENCE, FLAT)
 #: Bound on the examples read from a `tf.data.Dataset` to infer labels and
 #: input statistics (the dataset may be infinite or very large).
 DEFAULT_MAX_EXAMPLES = 10_000
+#: With task="auto", integer labels with more distinct values than this ...
+AUTO_CLASSES_LIMIT = 20
+#: ... and fewer than this many examples per distinct value are a regression target.
+MIN_EXAMPLES_PER_CLASS = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,6 +373,17 @@ def infer_task(
             )
         return REGRESSION, None
     labels = labels.astype(np.int64)
+    distinct = np.unique(labels)
+    if task == "auto" and num_classes is None:
+        if len(distinct) == 1:
+            raise ValueError(
+                f"y has a single class (every label is {int(distinct[0])}); classification needs at "
+                "least two classes, and a constant target cannot be learned"
+            )
+        if len(distinct) > AUTO_CLASSES_LIMIT and len(distinct) * MIN_EXAMPLES_PER_CLASS > len(labels):
+            # Integer-valued targets with too few examples per value are counts or
+            # measurements (scikit-learn's diabetes: 214 values in 442 rows), not classes.
+            return REGRESSION, None
     lowest, highest = int(labels.min()), int(labels.max())
     if lowest < 0:
         raise ValueError(f"class labels must be non-negative, found {lowest}")
@@ -387,7 +402,7 @@ def infer_task(
                 "them or pass task='multiclass'"
             )
         return BINARY, 2
-    if task == "auto" and num_classes is None and len(np.unique(labels)) <= 2:
+    if task == "auto" and num_classes is None and len(distinct) <= 2:
         raise ValueError(
             f"y has only the distinct labels {np.unique(labels).tolist()}; binary "
             "labels must be 0 and 1 (remap them), or pass task='multiclass'"

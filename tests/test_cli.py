@@ -219,3 +219,26 @@ def test_quiet_search_prints_nothing_not_even_tensorflow_start_up_lines(tmp_path
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert "oneDNN" not in result.stderr and "absl" not in result.stderr, result.stderr
+
+
+def test_integer_regression_target_is_inferred_and_task_can_be_forced(tmp_path, capsys):
+    """Many integer values with few rows each (scikit-learn's diabetes) are a regression target."""
+    from sklearn.datasets import load_diabetes
+
+    data = load_diabetes()
+    lines = [",".join(f"f{i}" for i in range(10)) + ",label"]
+    lines += [",".join(f"{v:.6f}" for v in row) + f",{int(t)}" for row, t in zip(data.data, data.target)]
+    (tmp_path / "diabetes.csv").write_text("\n".join(lines) + "\n")
+    args = ["search", *FAST, "--no-retrain", "--data", str(tmp_path / "diabetes.csv")]
+    assert main([*args, "--output", str(tmp_path / "a")]) == 0
+    printed = capsys.readouterr().out
+    assert "(regression, inferred: pass --task to change;" in printed
+    assert "val_loss=" in printed and "test mean_absolute_error=" in printed
+    assert main([*args, "--task", "multiclass", "--output", str(tmp_path / "b")]) == 0
+    assert "(multiclass, 347 classes;" in capsys.readouterr().out
+
+
+def test_single_class_labels_are_refused(tmp_path, capsys):
+    np.savez(tmp_path / "one.npz", x=np.random.default_rng(0).normal(size=(40, 3)), y=np.zeros(40, dtype=int))
+    assert main(["search", "--data", str(tmp_path / "one.npz"), "--output", str(tmp_path / "o")]) == 2
+    assert "single class" in capsys.readouterr().err

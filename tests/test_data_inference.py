@@ -86,7 +86,6 @@ def test_input_kind_hint_must_match_rank():
         (np.array([0, 1, 1, 0]), (BINARY, 2)),
         (np.array([True, False, True, True]), (BINARY, 2)),
         (np.array([0.0, 1.0, 1.0]), (BINARY, 2)),
-        (np.array([1, 1, 1]), (BINARY, 2)),
         (np.array([0, 3, 1, 2]), (MULTICLASS, 4)),
         (np.array([0.0, 4.0, 2.0]), (MULTICLASS, 5)),
         (np.array([[0], [2], [1]]), (MULTICLASS, 3)),
@@ -95,6 +94,22 @@ def test_input_kind_hint_must_match_rank():
 )
 def test_task_inference_rules(labels, expected):
     assert infer_task(labels) == expected
+
+
+def test_many_integer_values_with_few_examples_each_are_a_regression_target():
+    """scikit-learn's diabetes target: 214 distinct integers in 442 rows."""
+    from sklearn.datasets import load_diabetes
+
+    target = load_diabetes().target
+    assert np.all(target == np.round(target)) and len(np.unique(target)) == 214
+    assert infer_task(target) == (REGRESSION, None)
+    # 21 classes with 10 examples each stay classes; 21 with 9 each are a target.
+    assert infer_task(np.repeat(np.arange(21), 10)) == (MULTICLASS, 21)
+    assert infer_task(np.repeat(np.arange(21), 9)) == (REGRESSION, None)
+    # 20 distinct values are always classes when the task is inferred.
+    assert infer_task(np.arange(20)) == (MULTICLASS, 20)
+    # An explicit task or number of classes is never overridden.
+    assert infer_task(target, task=MULTICLASS)[0] == MULTICLASS
 
 
 def test_num_classes_beyond_max_label_is_kept():
@@ -110,6 +125,10 @@ def test_explicit_task_overrides_inference():
 def test_label_errors():
     with pytest.raises(ValueError, match="non-negative"):
         infer_task(np.array([0, -1, 2]))
+    with pytest.raises(ValueError, match="single class"):
+        infer_task(np.array([1, 1, 1]))
+    with pytest.raises(ValueError, match="single class"):
+        infer_task(np.zeros(50, dtype=int))
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         infer_task(np.array([0, 1, 3]), num_classes=3)
     with pytest.raises(ValueError, match="binary labels must be 0 and 1"):
@@ -171,7 +190,7 @@ def test_validation_data_checks(digits):
 def test_input_statistics_are_per_channel():
     rng = np.random.default_rng(1)
     x = rng.normal(loc=[1.0, -2.0, 5.0], scale=[1.0, 3.0, 0.5], size=(50, 4, 4, 3))
-    spec = infer_data_spec(x, np.zeros(50, dtype=int))
+    spec = infer_data_spec(x, np.arange(50) % 2)
     mean, variance = input_statistics(x, spec)
     np.testing.assert_allclose(mean, x.reshape(-1, 3).mean(axis=0))
     np.testing.assert_allclose(variance, x.reshape(-1, 3).var(axis=0))
@@ -179,7 +198,7 @@ def test_input_statistics_are_per_channel():
 
 def test_constant_channel_gets_unit_variance():
     x = np.column_stack([np.zeros(10), np.arange(10.0)])
-    spec = infer_data_spec(x, np.zeros(10, dtype=int))
+    spec = infer_data_spec(x, np.arange(10) % 2)
     mean, variance = input_statistics(x, spec)
     np.testing.assert_allclose(mean, [0.0, 4.5])
     np.testing.assert_allclose(variance, [1.0, np.var(np.arange(10.0))])
