@@ -46,7 +46,9 @@ search for every tuner. kbnas' retraining of the exported architecture on train
 
 Each record: case, contender, seed, budget, test_accuracy, search_seconds,
 total_seconds, trials (completed), best (the chosen model in words), load averages
-at start and end, versions.
+at start and end, versions; kbnas records add ``retrained`` and
+``test_accuracy_before_retraining`` (the searched model's, from the export), which
+the summary pairs with the retrained model's as "kbnas before retraining".
 
 Commands:
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas textbook

@@ -212,7 +212,7 @@ def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):
             "kbnas": options,
             "kbnas-otmann": {"distance": "otmann"},
             "kbnas-ucb": {"acquisition": "ucb"},
-            "random": {"num_initial_points": budget + 1, "recommendation": "observed"},
+            "random": {"num_initial_points": budget + 1, "recommendation": "observed", "templates": False},
         }[base]
         oracle = BayesianNASOracle(
             hyperparameters=architecture_hyperparameters(space), search_space=space, **common, **kwargs

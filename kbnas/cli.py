@@ -87,20 +87,30 @@ def _load_split(args) -> tuple[dict, dict]:
             "test": (split.x_test, split.y_test),
         }
         return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train),
-                        "task": "multiclass, 10 classes"}
+                        "task": _task_description(split.x_train, split.y_train, args)}
 
     from kbnas.data_files import load_data
-    from kbnas.data_inference import infer_data_spec
 
     x, y = load_data(args.data, label_column=args.label_column, image_size=args.image_size)
-    spec = infer_data_spec(x, y, task=getattr(args, "task", "auto"))  # names NaN, shape and label problems
-    strata = y if spec.task != "regression" else np.zeros(len(x), dtype=int)
+    task = _task_description(x, y, args)  # names NaN, shape and label problems
+    strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
-    task = spec.task + (f", {spec.num_classes} classes" if spec.task == "multiclass" else "")
-    if getattr(args, "task", "auto") == "auto":
-        task += ", inferred: pass --task to change"
     return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task}
+
+
+def _task_description(x: np.ndarray, y: np.ndarray, args) -> str:
+    """``"multiclass, 10 classes"``, with ``", inferred: …"`` when --task was left at auto.
+
+    Raises:
+        ValueError: the data or labels are invalid (`kbnas.data_inference.infer_data_spec`).
+    """
+    from kbnas.data_inference import infer_data_spec
+
+    requested = getattr(args, "task", "auto")
+    spec = infer_data_spec(x, y, task=requested)
+    task = spec.task + (f", {spec.num_classes} classes" if spec.task == "multiclass" else "")
+    return task + (", inferred: pass --task to change" if requested == "auto" else "")
 
 
 def _digest(x: np.ndarray, y: np.ndarray) -> str:
@@ -346,7 +356,7 @@ def _retrain(hypermodel, trial, arrays, args):
     x = np.concatenate([arrays["train"][0], arrays["val"][0]])
     y = np.concatenate([arrays["train"][1], arrays["val"][1]])
     if not args.quiet:
-        print(f"retraining trial {trial.trial_id} on {len(x)} train + validation examples for {epochs} epochs",
+        print(f"retraining trial {_trial_number(trial.trial_id)} on {len(x)} train + validation examples for {epochs} epochs",
               flush=True)
     model = hypermodel.build(trial.hyperparameters)
     model.fit(x, y, epochs=epochs, batch_size=args.batch_size, verbose=0)

@@ -145,7 +145,8 @@ class BayesianNASOracle(ResumableOracle):
             ``"ucb"`` or ``"thompson"``.
         kappa: UCB multiplier of the posterior standard deviation, μ + κσ.
         xi: EI/PI improvement margin, in units of the warped scores.
-        num_initial_points: random trials before the GP is used. Default:
+        num_initial_points: trials of the initial design (initial points,
+            templates, space-filling random draws) before the GP is used. Default:
             ``(tunable dimensions) + 2`` clipped to [4, 8], where the architecture
             counts as four dimensions (6 for an architecture-only search).
         score_warping: ``"rank"`` (default), ``"standardize"`` or ``"none"``.
