@@ -174,8 +174,12 @@ class BayesianNASOracle(ResumableOracle):
             else: each a dict of hyperparameter values (missing ones take their
             defaults) or, for an architecture search, an architecture encoding
             such as ``"conv3-32|relu|maxpool|dense-64|relu"``.
-        templates: start an architecture search from the known-good templates of
-            `kbnas.space.templates` (adapted to the space) before random draws.
+        templates: the initial design of issue 9: start an architecture search
+            from the known-good templates of `kbnas.space.templates` (adapted to
+            the space), then choose each random draw as the farthest of
+            `SPACE_FILLING_POOL` random templates (uniform draws in a space small
+            enough to enumerate). False: uniform random draws only, the design
+            of earlier versions and of plain random search.
         max_time: wall-clock budget of the search in seconds (None: no limit).
             No trial is started once it is spent, nor when the time left is below
             half the median duration of the finished trials; `remaining_time`
@@ -362,6 +366,8 @@ class BayesianNASOracle(ResumableOracle):
             values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng)
             if values is not None:
                 return values, info
+        if not self.templates:
+            return self._random_new(cspace, everything, avoid, rng), {"method": "random"}
         return self._space_filling_random(cspace, everything, avoid, rng), {"method": "random"}
 
     # ------------------------------------------------------------------ initial design

@@ -53,15 +53,22 @@ def test_templates_follow_the_user_points_then_space_filling_random(tmp_path):
     assert [t.values["architecture"] for t in trials[1:4]] == expected
 
 
-def test_templates_can_be_switched_off(tmp_path):
+def test_templates_can_be_switched_off_for_uniform_random_draws(tmp_path):
     oracle = make_oracle(max_trials=4, num_initial_points=4, templates=False)
     trials = run_oracle(oracle, depth_score, 4, directory=str(tmp_path))
     assert {oracle.proposal_log[t.trial_id]["method"] for t in trials} == {"random"}
+    # The same draws as the uniform sampler with the oracle's per-trial generators.
+    cspace, _ = oracle._configuration_space()
+    expected = []
+    for index in range(4):
+        rng = np.random.default_rng([0, index])
+        expected.append(cspace.sample(rng)["architecture"])
+    assert [t.values["architecture"] for t in trials] == expected
 
 
 def test_space_filling_draw_is_the_farthest_of_its_pool(tmp_path):
     """The random initial draw maximizes its distance to the tried configurations."""
-    oracle = make_oracle(max_trials=5, num_initial_points=5, templates=False)
+    oracle = make_oracle(max_trials=5, num_initial_points=5)
     trials = run_oracle(oracle, depth_score, 5, directory=str(tmp_path))
     tried = [t.values for t in trials]
     cspace, everything = oracle._configuration_space()
