@@ -349,7 +349,10 @@ class BayesianNASOracle(ResumableOracle):
                 stacklevel=2,
             )
             info = {"method": "random (GP failed)", "error": f"{type(error).__name__}: {error}"}
-            values = self._random_new(*self._configuration_space(), avoid, rng)
+            try:
+                values = self._random_new(*self._configuration_space(), avoid, rng)
+            except Exception:  # noqa: BLE001 - nothing can be proposed: stop, lock released
+                values = None
         info["seconds"] = time.perf_counter() - start
         if values is None:
             return {"status": STOPPED, "values": None}

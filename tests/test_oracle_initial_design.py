@@ -129,3 +129,20 @@ def test_no_trial_starts_when_less_than_half_a_trial_is_left(tmp_path):
     oracle = make_oracle(max_trials=100, max_time=1.0, templates=False)
     trials = run_oracle(oracle, lambda v: (time.sleep(0.45), depth_score(v))[1], 100, directory=str(tmp_path))
     assert len(trials) == 2
+
+
+def test_a_proposal_that_cannot_be_made_stops_the_search_without_raising(tmp_path, monkeypatch):
+    """KerasTuner's lock is released only on a normal return: populate_space must not raise."""
+    oracle = make_oracle(max_trials=3)
+    oracle._set_project_dir(str(tmp_path), "broken")
+
+    def broken():
+        raise RuntimeError("the configuration space cannot be built")
+
+    monkeypatch.setattr(oracle, "_configuration_space", broken)
+    with pytest.warns(RuntimeWarning, match="the proposal failed"):
+        trial = oracle.create_trial("tuner0")
+    assert trial.status == "STOPPED"
+    # The lock was released: another call goes through instead of hanging.
+    with pytest.warns(RuntimeWarning):
+        assert oracle.create_trial("tuner1").status == "STOPPED"
