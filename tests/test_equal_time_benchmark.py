@@ -1,0 +1,54 @@
+"""The equal-time benchmark's statistics and summary, on synthetic records (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from benchmarks import equal_time, stats
+
+
+def test_t_interval_matches_the_closed_form():
+    # Mean 2, s = sqrt(2/3), n = 4: half width t_{0.975,3} · s / 2.
+    values = [1.0, 2.0, 3.0, 2.0]
+    low, high = stats.t_interval(values)
+    half = 3.182446305284263 * math.sqrt(2 / 3) / 2
+    assert (low, high) == pytest.approx((2 - half, 2 + half))
+    assert stats.t_interval([1.0]) is None
+
+
+def test_paired_difference_uses_only_common_seeds():
+    result = stats.paired_difference({0: 0.9, 1: 0.8, 2: 0.7}, {1: 0.7, 2: 0.6, 3: 0.1})
+    assert result["seeds"] == [1, 2]
+    assert result["mean"] == pytest.approx(0.1)
+    assert result["ci95"] == pytest.approx((0.1, 0.1))
+
+
+def _record(contender, seed, accuracy, **extra):
+    return {"case": "digits", "contender": contender, "seed": seed, "budget": 180.0, "test_accuracy": accuracy,
+            "search_seconds": 180.0, "total_seconds": 200.0, "trials": 10, **extra}
+
+
+def test_summary_pairs_every_contender_and_the_searched_model_with_kbnas():
+    records = [_record("kbnas", s, 0.99, test_accuracy_before_retraining=0.98) for s in range(3)]
+    records += [_record("textbook", s, 0.985 - 0.005 * s) for s in range(3)]
+    table = equal_time.summarize(records)["digits@180s"]
+    assert table["kbnas"]["kbnas_minus_this"] is None
+    assert table["textbook"]["kbnas_minus_this"]["mean"] == pytest.approx(0.01)
+    assert table[equal_time.NO_RETRAINING]["kbnas_minus_this"]["mean"] == pytest.approx(0.01)
+    markdown = equal_time.format_markdown(equal_time.summarize(records))
+    assert "| textbook | 3 | 98.00 [" in markdown and "+1.00" in markdown
+
+
+def test_write_into_replaces_only_the_marked_block(tmp_path):
+    path = tmp_path / "b.md"
+    path.write_text("before\n<!-- equal-time:begin -->\nold\n<!-- equal-time:end -->\nafter\n")
+    equal_time.write_into(path, "new table", "cmd")
+    text = path.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n")
+    assert "new table" in text and "old" not in text
+    unmarked = tmp_path / "unmarked.md"
+    unmarked.write_text("no markers here\n")
+    with pytest.raises(ValueError, match="no '<!-- equal-time:begin"):
+        equal_time.write_into(unmarked, "t", "c")
