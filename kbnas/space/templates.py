@@ -37,7 +37,6 @@ This module imports only the standard library (and the space).
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 from kbnas.space import (
@@ -57,6 +56,7 @@ from kbnas.space import (
     Layer,
     SearchSpace,
 )
+from kbnas.space.enumeration import _nearest_width
 
 #: Convolutional templates (images and sequences), best-known first.
 SPATIAL_TEMPLATES = (
@@ -78,8 +78,9 @@ _SIBLINGS = {CONV3: CONV5, CONV5: CONV3, MAXPOOL: AVGPOOL, AVGPOOL: MAXPOOL}
 _OPTIONAL_KINDS = (DROPOUT, BATCHNORM)
 
 
-def _nearest(choices: Sequence[int], target: int) -> int:
-    return min(choices, key=lambda width: (abs(math.log(width / target)), width))
+def _is_spatial(space: SearchSpace) -> bool:
+    """Whether the convolutional families apply: a spatial input and a convolution to use."""
+    return space.input_kind != "flat" and any(kind in space.vocabulary for kind in (CONV3, CONV5))
 
 
 def _translate(layers: Sequence[Layer], space: SearchSpace) -> list[Layer]:
@@ -98,7 +99,7 @@ def _translate(layers: Sequence[Layer], space: SearchSpace) -> list[Layer]:
             continue
         if kind in NO_REPEAT_KINDS and kept and kept[-1].kind == kind:
             continue
-        width = _nearest(space.widths(kind), layer.width) if kind in WIDTH_KINDS else None
+        width = _nearest_width(space.widths(kind), layer.width) if kind in WIDTH_KINDS else None
         kept.append(Layer(kind, width))
         shape = space.output_shapes(Architecture(tuple(kept)))[-1]
     return kept
@@ -130,8 +131,9 @@ def adapt_template(template: str | Architecture, space: SearchSpace) -> Architec
     """
     if isinstance(template, str):
         template = Architecture.decode(template)
-    layers = _shorten(_no_repeats(_translate(template.layers, space)), space.max_depth)
-    candidate = Architecture(tuple(_no_repeats(layers)))
+    # Shortening can bring two relu/batchnorm/dropout layers together: drop repeats after it.
+    layers = _no_repeats(_shorten(_translate(template.layers, space), space.max_depth))
+    candidate = Architecture(tuple(layers))
     return candidate if space.is_valid(candidate) else None
 
 
@@ -143,9 +145,8 @@ def templates(space: SearchSpace) -> list[Architecture]:
     convolutions); each adapted with `adapt_template`, invalid ones and repeats
     left out. May be empty (e.g. a vocabulary without dense layers or convolutions).
     """
-    spatial = space.input_kind != "flat" and any(kind in space.vocabulary for kind in (CONV3, CONV5))
     found: dict[Architecture, None] = {}
-    for template in SPATIAL_TEMPLATES if spatial else FLAT_TEMPLATES:
+    for template in SPATIAL_TEMPLATES if _is_spatial(space) else FLAT_TEMPLATES:
         adapted = adapt_template(template, space)
         if adapted is not None and len(adapted) > 0:
             found.setdefault(adapted, None)
@@ -170,10 +171,9 @@ def random_template(space: SearchSpace, rng) -> Architecture | None:
     Returns:
         A valid architecture of ``space``, or None when the draw does not fit it.
     """
-    spatial = space.input_kind != "flat" and any(kind in space.vocabulary for kind in (CONV3, CONV5))
     tokens: list[str] = []
     units = space.units or (64,)
-    if spatial:
+    if _is_spatial(space):
         for _ in range(int(rng.integers(1, 4))):
             tokens.append(f"{_pick(rng, (CONV3, CONV5))}-{_pick(rng, space.filters)}")
             if _coin(rng):
