@@ -20,6 +20,7 @@ _LAZY = {
     "load_digits": "kbnas.datasets",
     "load_digits_split": "kbnas.datasets",
     "BayesianNASOracle": "kbnas.oracle",
+    "EarlyStopping": "kbnas.core.early_stopping",
     "BayesianNAS": "kbnas.tuner",
     "ConvNetHyperModel": "kbnas.hypermodel",
     "export_model": "kbnas.export",

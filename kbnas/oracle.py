@@ -42,6 +42,7 @@ from kbnas.core.acquisition_optimizer import (
 )
 from kbnas.core.distance_cache import IncrementalDistanceMatrix
 from kbnas.core.distances import get_architecture_distance, hyperparameter_distances
+from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps
 from kbnas.core.gp import DistanceGP
 from kbnas.core.warping import warp_scores
 from kbnas.space import Architecture, SearchSpace
@@ -185,6 +186,18 @@ class BayesianNASOracle(ResumableOracle):
             half the median duration of the finished trials; `remaining_time`
             tells a tuner when to cut the running trial short. Time spent before
             a reload counts.
+        early_stopping: the multi-fidelity rule of issue 10, a
+            `kbnas.EarlyStopping` (default: successive halving at epochs 3, 9,
+            27, ..., keeping the top third of each rung), or None to train every
+            trial fully. It acts on per-epoch reports,
+            ``update_trial(trial_id, metrics, step=epoch)`` (what `kbnas.BayesianNAS`
+            sends after every epoch): when a trial falls out of a rung's top
+            1/η its status becomes ``"STOPPED"`` in the trial returned, the
+            caller stops training, and the trial ends COMPLETED with its metrics
+            so far. Stopped trials enter the GP as observations at their
+            fidelity (epochs trained / the most epochs any trial trained), an
+            extra distance channel |log f − log f'|, and are recommended only
+            after every fully trained trial. See docs/oracle.md §10.
     """
 
     def __init__(
@@ -214,6 +227,7 @@ class BayesianNASOracle(ResumableOracle):
         initial_points: Sequence[dict | str] | None = None,
         templates: bool = True,
         max_time: float | None = None,
+        early_stopping: EarlyStopping | None = EarlyStopping(),
     ) -> None:
         super().__init__(
             objective=objective,
@@ -240,6 +254,17 @@ class BayesianNASOracle(ResumableOracle):
             )
         if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
             raise ValueError(f"max_time must be a positive number of seconds, got {max_time!r}")
+        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+            raise ValueError(
+                f"early_stopping must be a kbnas.EarlyStopping or None, got {type(early_stopping).__name__}"
+            )
+        self.early_stopping = early_stopping
+        #: trial_id -> {"epochs", "best", "last_step", "execution"} of its reported curve.
+        self.learning_curves: dict[str, dict] = {}
+        #: rung epochs r_k (as str, for JSON) -> {trial_id: y_t(r_k)}.
+        self.rung_values: dict[str, dict[str, float]] = {}
+        #: trial_id -> {"epochs", "rung", "value", "peers"}: the trials the rule stopped.
+        self.stopped_early: dict[str, dict] = {}
         self.recommendation = recommendation
         self.initial_points = [_as_initial_point(point, architecture_hp) for point in initial_points or ()]
         self.templates = bool(templates)
@@ -318,7 +343,112 @@ class BayesianNASOracle(ResumableOracle):
         started = self._trial_started.pop(trial.trial_id, None)
         if started is not None:
             self.trial_seconds[trial.trial_id] = time.monotonic() - started
+        if trial.status == STOPPED and trial.trial_id in self.stopped_early:
+            # A trial the rule stopped ends COMPLETED with its metrics so far,
+            # also when its driver hands the STOPPED status back.
+            trial.status = COMPLETED
         super().end_trial(trial)
+
+    # ------------------------------------------------------------------ early stopping
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id: str, metrics: dict, step: int = 0):
+        """Records ``metrics`` at ``step`` (KerasTuner protocol) and applies the
+        early-stopping rule; the returned trial's status is ``"STOPPED"`` when
+        the trial should stop training."""
+        trial = super().update_trial(trial_id, metrics, step)
+        if self.early_stopping is None or trial.status != RUNNING:
+            return trial
+        try:
+            value = self._maximize_sign() * float(self.objective.get_value(metrics))
+        except Exception:  # noqa: BLE001 - a report the rule cannot read is only recorded
+            return trial
+        try:
+            if self._judge_report(trial_id, value, int(step)):
+                trial.status = STOPPED
+                self._save_trial(trial)
+        except Exception as error:  # noqa: BLE001 - never raise under the lock
+            warnings.warn(
+                f"kbnas: the early-stopping rule failed ({type(error).__name__}: {error}); "
+                "the trial continues.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return trial
+
+    def _judge_report(self, trial_id: str, value: float, step: int) -> bool:
+        """Updates the trial's curve and the rungs; True when the trial must stop.
+
+        Only the first execution's curve is judged: a step that does not increase
+        starts another execution (``executions_per_trial > 1``), whose reports are
+        recorded by KerasTuner (averaged per step) but not judged. A trial's first
+        report is recorded, never judged: a lone final report is not a curve.
+        """
+        settings = self.early_stopping
+        curve = self.learning_curves.get(trial_id)
+        first = curve is None
+        if first:
+            # Recorded, never judged, and kept off the rungs: a lone final report
+            # (at KerasTuner's best step) is not a point of a learning curve.
+            self.learning_curves[trial_id] = {
+                "epochs": step + 1,
+                "best": best_so_far(value, -np.inf),
+                "last_step": step,
+                "execution": 0,
+            }
+            return False
+        if step <= curve["last_step"]:
+            curve["execution"] += 1
+        curve["last_step"] = step
+        if curve["execution"] > 0:
+            return False
+        curve["best"] = best_so_far(value, curve["best"])
+        previous_epochs, curve["epochs"] = curve["epochs"], max(curve["epochs"], step + 1)
+        if trial_id in self.stopped_early:
+            self.stopped_early[trial_id]["epochs"] = curve["epochs"]
+        stop = False
+        for k in settings.rungs_reached(curve["epochs"]):
+            rung = settings.rung(k)
+            if rung <= previous_epochs:
+                continue
+            record = self.rung_values.setdefault(str(rung), {})
+            record[trial_id] = curve["best"]
+            if stop or trial_id in self.stopped_early:
+                continue
+            if not keeps(curve["best"], list(record.values()), settings.reduction_factor, self._min_peers()):
+                stop = True
+                self.stopped_early[trial_id] = {
+                    "epochs": curve["epochs"],
+                    "rung": rung,
+                    "value": float(curve["best"]),
+                    "peers": len(record) - 1,
+                }
+                self.proposal_log.setdefault(trial_id, {})["stopped_at_epoch"] = curve["epochs"]
+        return stop
+
+    def _min_peers(self) -> int:
+        if self.early_stopping.min_peers is not None:
+            return self.early_stopping.min_peers
+        cspace, _ = self._configuration_space()
+        return self._initial_points(cspace)
+
+    def is_stopped_early(self, trial_id: str) -> bool:
+        """Whether the early-stopping rule stopped this trial (it is a low-fidelity result)."""
+        return trial_id in self.stopped_early
+
+    def _fidelities(self, trials: Sequence) -> np.ndarray | None:
+        """f_t = epochs trained / the most epochs any trial reported, 1 for trials
+        the rule did not stop; None when none of ``trials`` was stopped."""
+        if not any(t.trial_id in self.stopped_early for t in trials):
+            return None
+        full = max((c["epochs"] for c in self.learning_curves.values()), default=1)
+        return np.array(
+            [
+                min(1.0, max(1, self.stopped_early[t.trial_id]["epochs"]) / max(1, full))
+                if t.trial_id in self.stopped_early
+                else 1.0
+                for t in trials
+            ]
+        )
 
     def populate_space(self, trial_id: str) -> dict:
         """Proposes the values of a new trial (KerasTuner protocol).
@@ -451,14 +581,16 @@ class BayesianNASOracle(ResumableOracle):
         posterior mean at their configurations (`DistanceGP.training_mean`, with
         the last fitted kernel hyperparameters), ties by score; otherwise, as in
         KerasTuner, by score. Trials that did not complete follow, as in KerasTuner,
-        when fewer than ``num_trials`` completed.
+        when fewer than ``num_trials`` completed. Trials stopped early (a lower
+        fidelity: their score is that of fewer epochs, and so is their
+        checkpoint) come after every fully trained one, in either ranking.
         """
         completed = self._completed_trials()
         if self.recommendation == "observed" or not completed:
-            return super().get_best_trials(num_trials)
+            return self._full_fidelity_first(super().get_best_trials(len(self.trials)))[:num_trials]
         cspace, _ = self._configuration_space()
         if len(completed) < self._initial_points(cspace) or cspace.n_dimensions == 0:
-            return super().get_best_trials(num_trials)
+            return self._full_fidelity_first(super().get_best_trials(len(self.trials)))[:num_trials]
         try:
             with threadpool_limits(limits=1, user_api="blas"):
                 ranked_ids = self._rank_by_posterior_mean(cspace, completed)
@@ -469,16 +601,30 @@ class BayesianNASOracle(ResumableOracle):
                 RuntimeWarning,
                 stacklevel=2,
             )
-            return super().get_best_trials(num_trials)
-        ranked = [self.trials[trial_id] for trial_id in ranked_ids]
+            return self._full_fidelity_first(super().get_best_trials(len(self.trials)))[:num_trials]
+        ranked = self._full_fidelity_first([self.trials[trial_id] for trial_id in ranked_ids])
         if len(ranked) < num_trials:
             ranked_set = set(ranked_ids)
             rest = [t for t in super().get_best_trials(len(self.trials)) if t.trial_id not in ranked_set]
             ranked += rest
         return ranked[:num_trials]
 
+    def _full_fidelity_first(self, trials: list) -> list:
+        """Completed trials the rule did not stop, then those it stopped, then the
+        rest, each group in the given order (a stable partition)."""
+
+        def group(trial) -> int:
+            if trial.status != COMPLETED:
+                return 2
+            return int(trial.trial_id in self.stopped_early)
+
+        return sorted(trials, key=group)
+
     def _rank_by_posterior_mean(self, cspace: ConfigurationSpace, completed: list) -> list[str]:
-        key = (tuple((t.trial_id, t.score) for t in completed), None if self._theta is None else self._theta.tobytes())
+        key = (
+            tuple((t.trial_id, t.score, t.trial_id in self.stopped_early) for t in completed),
+            None if self._theta is None else self._theta.tobytes(),
+        )
         if self._recommendation_cache is not None and self._recommendation_cache[0] == key:
             return self._recommendation_cache[1]
         train, scores, z, dists = self._training_data(cspace, completed)
@@ -518,10 +664,27 @@ class BayesianNASOracle(ResumableOracle):
         return 1.0 if self.objective.direction == "max" else -1.0
 
     def _training_data(self, cspace, completed) -> tuple[list[dict], np.ndarray, np.ndarray, np.ndarray]:
-        """Values, scores to maximise, warped scores z and distance channels of ``completed``."""
+        """Values, scores to maximise, warped scores z and distance channels of ``completed``.
+
+        When some of them were stopped early, the channels end with the fidelity
+        channel |log f − log f'| (`_fidelities`), and ``self._train_fidelity``
+        holds f for the cross distances of `_channels`.
+        """
         train = [dict(t.hyperparameters.values) for t in completed]
         scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
-        return train, scores, warp_scores(scores, self.score_warping), self._distance_channels(cspace, train, train)
+        self._train_fidelity = self._fidelities(completed)
+        dists = self._channels(cspace, train, train, self._train_fidelity, self._train_fidelity)
+        return train, scores, warp_scores(scores, self.score_warping), dists
+
+    def _channels(self, cspace, a, b, fidelity_a=None, fidelity_b=None) -> np.ndarray:
+        """`_distance_channels`, plus the fidelity channel when ``fidelity_b`` is
+        given (``fidelity_a`` None: the configurations ``a`` at full fidelity)."""
+        channels = self._distance_channels(cspace, a, b)
+        if fidelity_b is None:
+            return channels
+        fa = np.ones(len(a)) if fidelity_a is None else np.asarray(fidelity_a, dtype=float)
+        fidelity = np.abs(np.log(fa)[:, None] - np.log(np.asarray(fidelity_b, dtype=float))[None, :])
+        return np.concatenate([channels, fidelity[None]], axis=0)
 
     def _bayesian_proposal(self, cspace, everything, completed, avoid, rng):
         train, _, z, dists = self._training_data(cspace, completed)
@@ -553,16 +716,20 @@ class BayesianNASOracle(ResumableOracle):
             for t in self.ongoing_trials.values()
             if t.hyperparameters.values
         ]
+        fidelity = self._train_fidelity
         if pending:
-            # Kriging believer: a running trial is assumed to score its GP mean,
-            # which shrinks the variance around it so parallel proposals differ.
-            fantasy, _ = gp.predict(self._distance_channels(cspace, pending, train))
+            # Kriging believer: a running trial is assumed to score its GP mean
+            # (at full fidelity), which shrinks the variance around it so
+            # parallel proposals differ.
+            fantasy, _ = gp.predict(self._channels(cspace, pending, train, None, fidelity))
             train = train + pending
             z = np.concatenate([z, fantasy])
-            gp.fit_fixed(self._distance_channels(cspace, train, train), z, gp.theta_)
+            if fidelity is not None:
+                fidelity = np.concatenate([fidelity, np.ones(len(pending))])
+            gp.fit_fixed(self._channels(cspace, train, train, fidelity, fidelity), z, gp.theta_)
 
         def posterior(candidates: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-            mean, var = gp.predict(self._distance_channels(cspace, candidates, train))
+            mean, var = gp.predict(self._channels(cspace, candidates, train, None, fidelity))
             return mean, np.sqrt(np.maximum(var, 0.0))
 
         def score(candidates: list[dict]) -> np.ndarray:
@@ -576,7 +743,7 @@ class BayesianNASOracle(ResumableOracle):
         order = np.argsort(-z[: len(completed)])
         starts = [train[i] for i in order[: self.evolution.population_size // 2]]
         if self.acquisition == "thompson":
-            result = self._thompson(cspace, everything, gp, train, starts, avoid, rng)
+            result = self._thompson(cspace, everything, gp, train, starts, avoid, rng, fidelity)
         elif everything is not None:
             result = maximize_exhaustive(everything, score, self._key, avoid)
         else:
@@ -603,7 +770,7 @@ class BayesianNASOracle(ResumableOracle):
         }
         return result.best, info
 
-    def _thompson(self, cspace, everything, gp, train, starts, avoid, rng):
+    def _thompson(self, cspace, everything, gp, train, starts, avoid, rng, fidelity=None):
         """One joint posterior sample over a candidate pool; its argmax."""
         from kbnas.core.acquisition_optimizer import AcquisitionResult
 
@@ -625,8 +792,8 @@ class BayesianNASOracle(ResumableOracle):
         if not pool:
             return AcquisitionResult(None, -np.inf, 0)
         mean, cov = gp.predict_joint(
-            self._distance_channels(cspace, pool, train),
-            self._distance_channels(cspace, pool, pool),
+            self._channels(cspace, pool, train, None, fidelity),
+            self._channels(cspace, pool, pool, None, None if fidelity is None else np.ones(len(pool))),
         )
         sample = acq.thompson_sample(mean, cov, rng, n_samples=1)[0]
         i = int(np.argmax(sample))
@@ -677,6 +844,10 @@ class BayesianNASOracle(ResumableOracle):
             "proposal_log": self.proposal_log,
             "search_seconds": self.search_seconds(),
             "trial_seconds": self.trial_seconds,
+            "early_stopping": None if self.early_stopping is None else self.early_stopping.to_config(),
+            "learning_curves": self.learning_curves,
+            "rung_values": self.rung_values,
+            "stopped_early": self.stopped_early,
         }
         return state
 
@@ -692,6 +863,12 @@ class BayesianNASOracle(ResumableOracle):
         self._seconds_before = float(saved.get("search_seconds", 0.0))
         self._clock_start = None
         self.trial_seconds = {k: float(v) for k, v in saved.get("trial_seconds", {}).items()}
+        # The decisions made stay made; the rule itself is the constructor's.
+        self.learning_curves = {k: dict(v) for k, v in saved.get("learning_curves", {}).items()}
+        for curve in self.learning_curves.values():
+            curve["best"] = float(curve["best"])
+        self.rung_values = {k: dict(v) for k, v in saved.get("rung_values", {}).items()}
+        self.stopped_early = {k: dict(v) for k, v in saved.get("stopped_early", {}).items()}
 
 
 def _as_initial_point(point: dict | str, architecture_hp: str) -> dict:

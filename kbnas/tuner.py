@@ -14,12 +14,18 @@ tuner's arguments) and adds what a NAS search needs:
 * each trial's training is seeded from the oracle's seed and the trial id
   (`trial_training_seed`), so a search with a fixed ``seed`` trains the same
   initial weights and data orders again (up to the nondeterminism of parallel
-  floating-point reductions on the device).
+  floating-point reductions on the device);
+* every epoch's logs go to the oracle, ``oracle.update_trial(trial_id, logs,
+  step=epoch)``, and training stops when the trial it returns is ``"STOPPED"``
+  (the early-stopping rule of `kbnas.EarlyStopping`; also on a KerasTuner worker,
+  whose client returns the chief's trial). The trial then completes with its
+  metrics so far.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 import zlib
 from typing import Any, Callable
 
@@ -28,6 +34,7 @@ import keras_tuner
 import numpy as np
 
 from kbnas.core.acquisition_optimizer import EvolutionSettings
+from kbnas.core.early_stopping import EarlyStopping
 from kbnas.oracle import BayesianNASOracle
 from kbnas.space import SearchSpace
 
@@ -35,6 +42,11 @@ from kbnas.space import SearchSpace
 DEFAULT_VALIDATION_FRACTION = 0.2
 #: A constant, so that every worker of a parallel search holds out the same examples.
 VALIDATION_SPLIT_SEED = 0
+#: KerasTuner (1.4) warns when the oracle already holds the objective after
+#: `run_trial`, which per-epoch reports always cause, and then keeps those
+#: metrics instead of reporting the History again: what kbnas wants. The test
+#: `test_tuner.py::test_per_epoch_reports_are_the_trial_metrics` fails if that changes.
+_PER_EPOCH_REPORT_WARNING = r"The use case of calling `self\.oracle\.update_trial"
 
 
 def trial_training_seed(oracle_seed: int, trial_id: str) -> int:
@@ -85,6 +97,9 @@ class BayesianNAS(keras_tuner.Tuner):
             ``get_best_models()`` returns).
         initial_points: configurations trained first, in order: architecture
             encodings or dicts of hyperparameter values (see `BayesianNASOracle`).
+        early_stopping: a `kbnas.EarlyStopping` (default: successive halving at
+            epochs 3, 9, 27, ...) or None to train every candidate fully (see
+            `BayesianNASOracle`).
         templates: start from the known-good architectures of
             `kbnas.space.templates` (default True).
         max_time: wall-clock budget of the search in seconds (None: only
@@ -125,6 +140,7 @@ class BayesianNAS(keras_tuner.Tuner):
         initial_points: Any = None,
         templates: bool = True,
         max_time: float | None = None,
+        early_stopping: EarlyStopping | None = EarlyStopping(),
         distribution_strategy: Any = "auto",
         **kwargs: Any,
     ) -> None:
@@ -155,7 +171,10 @@ class BayesianNAS(keras_tuner.Tuner):
             initial_points=initial_points,
             templates=templates,
             max_time=max_time,
+            early_stopping=early_stopping,
         )
+        #: trial ids the oracle told to stop (their later executions stop at once).
+        self._stopped_trials: set[str] = set()
         self._user_objective = objective
         self._set_default_objective(oracle, hypermodel)
         if isinstance(distribution_strategy, str):
@@ -207,7 +226,29 @@ class BayesianNAS(keras_tuner.Tuner):
             self._set_default_objective(self.oracle, self.hypermodel)
             if first_time and not self.oracle.get_space().space:
                 super()._populate_initial_space()
-        super().search(*fit_args, **fit_kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
+            super().search(*fit_args, **fit_kwargs)
+
+    def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
+        """Reports the epoch's logs to the oracle; stops training when it says so.
+
+        Logs without the objective are not reported (the oracle could not judge
+        them). A trial stopped in an earlier execution stops again at the end of
+        each later execution's first epoch, without reporting it.
+        """
+        if trial.trial_id in self._stopped_trials:
+            model.stop_training = True
+            return
+        logs = {name: float(value) for name, value in (logs or {}).items() if _is_number(value)}
+        try:
+            self.oracle.objective.get_value(logs)
+        except (KeyError, ValueError, TypeError):
+            return
+        reported = self.oracle.update_trial(trial.trial_id, logs, step=epoch)
+        if getattr(reported, "status", None) == "STOPPED":
+            self._stopped_trials.add(trial.trial_id)
+            model.stop_training = True
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         """KerasTuner's `run_trial` after seeding Python, numpy, TensorFlow and Keras.
@@ -262,6 +303,14 @@ class BayesianNAS(keras_tuner.Tuner):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y")}
         kwargs["validation_data"] = (x[val], y[val])
         return [x[train], y[train], *args], kwargs
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:

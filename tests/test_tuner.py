@@ -140,18 +140,34 @@ def test_a_model_that_diverges_is_a_failed_trial_and_the_search_goes_on(tmp_path
 PARALLEL_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from kbnas import BayesianNAS, ConvNetHyperModel
+    import keras
+    from kbnas import BayesianNAS, ConvNetHyperModel, EarlyStopping
     from kbnas.datasets import load_digits_split
+
+    class CountEpochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            with open(os.path.join(sys.argv[1], "epochs-" + os.environ["KERASTUNER_TUNER_ID"]), "a") as f:
+                f.write("x")
+
     split = load_digits_split()
+    # Every trial after the first that is not the best at epoch 2 (or 4) is stopped there.
     tuner = BayesianNAS(ConvNetHyperModel(max_depth=3), max_trials=6, seed=0, num_initial_points=2,
+                        early_stopping=EarlyStopping(min_epochs=2, reduction_factor=2, min_peers=1),
                         directory=sys.argv[1], project_name="parallel")
     tuner.search(split.x_train[:200], split.y_train[:200],
-                 validation_data=(split.x_val[:100], split.y_val[:100]), epochs=1, verbose=0)
+                 validation_data=(split.x_val[:100], split.y_val[:100]), epochs=5, verbose=0,
+                 callbacks=[CountEpochs()])
     if os.environ["KERASTUNER_TUNER_ID"] == "chief":
-        trials = tuner.oracle.trials.values()
+        oracle = tuner.oracle
+        trials = oracle.trials.values()
         print("STATUSES", *sorted(t.status for t in trials))
         print("DISTINCT", len({t.hyperparameters.values["architecture"] for t in trials}))
-        print("PENDING", max(log.get("n_pending", 0) for log in tuner.oracle.proposal_log.values()))
+        print("PENDING", max(log.get("n_pending", 0) for log in oracle.proposal_log.values()))
+        print("STOPPED", len(oracle.stopped_early))
+        # Epochs each trial reported to the chief: stopped ones no further than their rung.
+        reported = {t.trial_id: len(t.metrics.get_history("val_accuracy")) for t in trials}
+        print("OVERRUN", sum(reported[i] != s["epochs"] for i, s in oracle.stopped_early.items()))
+        print("REPORTED", sum(reported.values()))
     """
 )
 
@@ -191,6 +207,12 @@ def test_chief_and_two_workers_through_keras_tuner_distributed_tuning(tmp_path):
     assert lines["STATUSES"] == ["COMPLETED"] * 6
     assert lines["DISTINCT"] == ["6"]
     assert int(lines["PENDING"][0]) >= 1
+    # Early stopping across processes: the chief stopped trials, the workers'
+    # training really stopped (the epochs they trained are the epochs reported).
+    assert int(lines["STOPPED"][0]) >= 1
+    assert lines["OVERRUN"] == ["0"]
+    trained = sum(len((tmp_path / f"epochs-tuner{i}").read_text()) for i in range(2))
+    assert trained == int(lines["REPORTED"][0]) < 6 * 5
 
 
 def test_trial_training_seed_is_stable_and_differs_between_trials():
@@ -265,3 +287,71 @@ def test_time_budget_ends_the_search_and_cuts_the_running_trial(tmp_path, digits
     assert tuner.oracle.search_seconds() >= 4.0
     # Building, compiling and checkpointing come on top of the budget, not 500 epochs.
     assert elapsed < 4.0 + 30.0
+
+
+class _CountEpochs(keras.callbacks.Callback):
+    """Counts epochs per trial across KerasTuner's deep copies of the callback."""
+
+    counts: dict = {}
+
+    def __init__(self, key="trial"):
+        super().__init__()
+        self.key = key
+
+    def on_epoch_end(self, epoch, logs=None):
+        _CountEpochs.counts[self.key] = _CountEpochs.counts.get(self.key, 0) + 1
+
+
+def test_per_epoch_reports_are_the_trial_metrics_and_stopped_trials_really_stop(tmp_path, digits):
+    import warnings
+
+    from kbnas import EarlyStopping
+
+    x, y, xv, yv = digits
+
+    class Tuner(BayesianNAS):
+        def run_trial(self, trial, *args, **kwargs):
+            kwargs["callbacks"] = [*kwargs.get("callbacks", []), _CountEpochs(trial.trial_id)]
+            return super().run_trial(trial, *args, **kwargs)
+
+    _CountEpochs.counts.clear()
+    tuner = Tuner(ConvNetHyperModel(max_depth=3), max_trials=5, seed=0, num_initial_points=2,
+                  early_stopping=EarlyStopping(min_epochs=2, reduction_factor=2, min_peers=1),
+                  directory=str(tmp_path), project_name="es")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tuner.search(x, y, validation_data=(xv, yv), epochs=6, verbose=0)
+    assert not [w for w in caught if "update_trial" in str(w.message)]
+    oracle = tuner.oracle
+    assert oracle.stopped_early, "with min_peers=1 and η=2 some trial is stopped"
+    for trial in oracle.trials.values():
+        history = trial.metrics.get_history("val_accuracy")
+        # KerasTuner kept the per-epoch reports as the trial's metrics (steps 0..e-1)
+        # and scored the trial by its best epoch, as it scores a History.
+        assert [obs.step for obs in history] == list(range(len(history)))
+        assert trial.score == pytest.approx(max(obs.mean() for obs in history))
+        assert trial.status == "COMPLETED"
+        trained = _CountEpochs.counts[trial.trial_id]
+        if oracle.is_stopped_early(trial.trial_id):
+            assert trained == len(history) == oracle.stopped_early[trial.trial_id]["epochs"] < 6
+        else:
+            assert trained == len(history)
+    best = oracle.get_best_trials(1)[0]
+    assert not oracle.is_stopped_early(best.trial_id)
+    assert tuner.get_best_models(1)[0].predict(xv[:3], verbose=0).shape == (3, 10)
+
+
+def test_logs_without_the_objective_are_not_reported(tmp_path):
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), objective="val_accuracy", max_trials=1, seed=0,
+                        directory=str(tmp_path), project_name="noobj")
+    calls = []
+    tuner.oracle.update_trial = lambda *a, **k: calls.append(a)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+
+    class FakeTrial:
+        trial_id = "00"
+
+    tuner.on_epoch_end(FakeTrial(), model, 0, logs={"loss": 0.5, "accuracy": 0.5})
+    assert calls == [] and not getattr(model, "stop_training", False)
+    tuner.on_epoch_end(FakeTrial(), model, 0, logs={"loss": 0.5, "val_accuracy": 0.5})
+    assert calls == [("00", {"loss": 0.5, "val_accuracy": 0.5})]

@@ -1,0 +1,225 @@
+"""Early stopping through KerasTuner's protocol, with synthetic learning curves.
+
+A driver plays a tuner: create_trial → update_trial(metrics, step=epoch) for each
+epoch until the returned trial is "STOPPED" → end_trial.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from kbnas import BayesianNASOracle, EarlyStopping
+
+EPOCHS = 30
+
+
+def _oracle(tmp_path, hp, *, name="p", seed=1, **kwargs):
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), hyperparameters=hp,
+                               seed=seed, max_trials=kwargs.pop("max_trials", 60), **kwargs)
+    oracle._set_project_dir(str(tmp_path), name)
+    oracle.verbose = 0
+    return oracle
+
+
+def _drive(oracle, curve_of, n_trials, *, executions=1, hand_back_stopped=False):
+    """Runs trials; returns {trial_id: epochs reported in the first execution}."""
+    epochs = {}
+    for _ in range(n_trials):
+        trial = oracle.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            break
+        curve = curve_of(trial.hyperparameters.values)
+        stopped = False
+        for execution in range(executions):
+            for step, value in enumerate(curve):
+                if stopped and step > 0:
+                    break
+                reported = oracle.update_trial(trial.trial_id, {"score": value}, step=step)
+                if execution == 0:
+                    epochs[trial.trial_id] = step + 1
+                if reported.status == "STOPPED":
+                    stopped = True
+                    break
+        trial.status = "STOPPED" if (stopped and hand_back_stopped) else "COMPLETED"
+        oracle.end_trial(trial)
+    return epochs
+
+
+def _choice(n):
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("c", list(range(n)))
+    return hp
+
+
+def crossing_curves(n=12, slow=7):
+    """Config ``slow`` starts slower than three fast starters, which plateau at 0.85,
+    and ends best (0.95); the other eight rise like it but end at 0.55-0.75.
+
+    At the first rung (epoch 3) the slow starter is fourth, far behind the fast
+    ones (0.50 against 0.81): a rule that stops every trial behind the best curve
+    at the same epoch cuts it; successive halving keeps it in most arrival orders.
+    """
+    finals = np.linspace(0.55, 0.75, n)
+    taus = np.full(n, 3.0)
+    for fast in (0, 1, 2):
+        finals[fast], taus[fast] = 0.85, 1.0
+    finals[slow], taus[slow] = 0.95, 4.0
+    e = np.arange(1, EPOCHS + 1)
+    return {c: list(finals[c] * (1 - np.exp(-e / taus[c]))) for c in range(n)}
+
+
+def test_hopeless_trials_stop_at_a_rung_and_end_completed(tmp_path):
+    curves = crossing_curves()
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(min_epochs=3, reduction_factor=3, min_peers=3))
+    epochs = _drive(oracle, lambda v: curves[v["c"]], 12)
+    assert len(epochs) == 12
+    stopped = oracle.stopped_early
+    assert stopped, "some trial must be stopped"
+    for trial_id, info in stopped.items():
+        assert epochs[trial_id] == info["epochs"] == info["rung"]  # training stopped at the rung
+        trial = oracle.trials[trial_id]
+        assert trial.status == "COMPLETED"
+        assert trial.score == pytest.approx(max(curves[trial.hyperparameters.values["c"]][: info["epochs"]]))
+        assert info["peers"] >= 3
+    # The first three reached every rung untouched (min_peers).
+    first = sorted(oracle.trials)[:3]
+    assert not set(first) & set(stopped)
+    assert all(epochs[t] == EPOCHS for t in epochs if t not in stopped)
+    assert sum(epochs.values()) < 12 * EPOCHS
+
+
+def test_crossing_curves_a_slow_starter_that_ends_best_is_found_in_most_seeds(tmp_path):
+    curves = crossing_curves()
+    found = 0
+    for seed in range(10):
+        oracle = _oracle(tmp_path, _choice(12), name=f"s{seed}", seed=seed + 1)
+        _drive(oracle, lambda v: curves[v["c"]], 12)
+        best = oracle.get_best_trials(1)[0]
+        found += best.hyperparameters.values["c"] == 7 and not oracle.is_stopped_early(best.trial_id)
+    assert found >= 7, found
+
+
+def test_a_stopped_trial_ranks_after_every_fully_trained_one(tmp_path):
+    hp = _choice(3)
+    flat = {0: [0.5] * EPOCHS, 1: [0.9] * EPOCHS, 2: [0.8] * EPOCHS}
+    oracle = _oracle(tmp_path, hp, recommendation="observed",
+                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=3, min_peers=2),
+                     initial_points=[{"c": 0}, {"c": 1}, {"c": 2}], num_initial_points=3)
+    _drive(oracle, lambda v: flat[v["c"]], 3)
+    by_c = {t.hyperparameters.values["c"]: t for t in oracle.trials.values()}
+    assert oracle.is_stopped_early(by_c[2].trial_id)  # 0.8 < 0.9: outside the top ⌈3/3⌉
+    assert by_c[2].score == pytest.approx(0.8)
+    assert by_c[2].score > by_c[0].score
+    ranked = [t.hyperparameters.values["c"] for t in oracle.get_best_trials(3)]
+    assert ranked == [1, 0, 2]
+
+
+def test_the_gp_sees_stopped_trials_at_their_fidelity(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+
+    def curve(values):
+        final = 1 - (values["x"] - 0.7) ** 2
+        return [final * (1 - math.exp(-(e + 1) / 5)) for e in range(EPOCHS)]
+
+    oracle = _oracle(tmp_path, hp, num_initial_points=4)
+    epochs = _drive(oracle, curve, 30)
+    assert oracle.stopped_early
+    completed = oracle._completed_trials()
+    fidelity = oracle._fidelities(completed)
+    for trial, f in zip(completed, fidelity):
+        expected = epochs[trial.trial_id] / EPOCHS if oracle.is_stopped_early(trial.trial_id) else 1.0
+        assert f == pytest.approx(expected)
+    cspace, _ = oracle._configuration_space()
+    _, _, _, dists = oracle._training_data(cspace, completed)
+    assert dists.shape[0] == 2  # x, then the fidelity channel
+    np.testing.assert_allclose(dists[1], np.abs(np.log(fidelity)[:, None] - np.log(fidelity)[None, :]))
+    assert oracle.proposal_log[max(oracle.proposal_log)]["method"] == "gp-ei"
+    best = oracle.get_best_trials(1)[0]
+    assert not oracle.is_stopped_early(best.trial_id)
+    assert abs(best.hyperparameters.values["x"] - 0.7) < 0.15
+
+
+def test_early_stopping_none_trains_everything_fully(tmp_path):
+    curves = crossing_curves()
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=None)
+    epochs = _drive(oracle, lambda v: curves[v["c"]], 12)
+    assert set(epochs.values()) == {EPOCHS}
+    assert not oracle.stopped_early
+
+
+def test_a_lone_final_report_is_never_judged(tmp_path):
+    # A driver that reports once per trial (KerasTuner's own Tuner does, at the
+    # best epoch's step) must never see a trial stopped.
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(min_epochs=2, reduction_factor=2, min_peers=1))
+    for i in range(10):
+        trial = oracle.create_trial("t")
+        reported = oracle.update_trial(trial.trial_id, {"score": float(i % 3)}, step=20)
+        assert reported.status == "RUNNING"
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert not oracle.stopped_early and not oracle.rung_values
+
+
+def test_a_handed_back_stopped_status_still_completes(tmp_path):
+    curves = crossing_curves()
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(min_peers=3))
+    _drive(oracle, lambda v: curves[v["c"]], 12, hand_back_stopped=True)
+    assert oracle.stopped_early
+    assert all(oracle.trials[t].status == "COMPLETED" for t in oracle.stopped_early)
+
+
+def test_nan_epochs_are_ignored_and_an_all_nan_curve_is_stopped(tmp_path):
+    nan = float("nan")
+    curves = {0: [0.5] * EPOCHS, 1: [0.6] * EPOCHS, 2: [nan, 0.7] + [0.7] * (EPOCHS - 2), 3: [nan] * EPOCHS}
+    oracle = _oracle(tmp_path, _choice(4), num_initial_points=4, initial_points=[{"c": c} for c in range(4)],
+                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=2, min_peers=2))
+    epochs = _drive(oracle, lambda v: curves[v["c"]], 4)
+    by_c = {t.hyperparameters.values["c"]: t.trial_id for t in oracle.trials.values()}
+    assert not oracle.is_stopped_early(by_c[2])  # the NaN first epoch did not count
+    assert oracle.learning_curves[by_c[2]]["best"] == pytest.approx(0.7)
+    assert oracle.is_stopped_early(by_c[3]) and epochs[by_c[3]] == 3
+    assert oracle.rung_values["3"][by_c[3]] == -math.inf
+
+
+def test_only_the_first_execution_is_judged(tmp_path):
+    curves = crossing_curves()
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(min_peers=3))
+    epochs = _drive(oracle, lambda v: curves[v["c"]], 12, executions=2)
+    assert oracle.stopped_early
+    for trial_id, curve in oracle.learning_curves.items():
+        # A stopped trial's later reports are not judged (nor counted); a full
+        # trial's second execution is seen as one and not judged.
+        assert curve["execution"] == (0 if oracle.is_stopped_early(trial_id) else 1)
+        assert curve["epochs"] == epochs[trial_id]
+    # KerasTuner averages the executions per step: a full trial has two values per epoch.
+    full = next(t for t in oracle.trials.values() if not oracle.is_stopped_early(t.trial_id))
+    assert len(full.metrics.get_history("score")[5].value) == 2
+
+
+def test_reload_keeps_the_decisions(tmp_path):
+    curves = crossing_curves()
+    settings = dict(early_stopping=EarlyStopping(min_peers=3), seed=3)
+    oracle = _oracle(tmp_path, _choice(12), **settings)
+    _drive(oracle, lambda v: curves[v["c"]], 8)
+    assert oracle.stopped_early
+    reloaded = _oracle(tmp_path, _choice(12), **settings)
+    reloaded.reload()
+    assert reloaded.stopped_early == oracle.stopped_early
+    assert reloaded.rung_values == oracle.rung_values
+    assert reloaded.learning_curves == oracle.learning_curves
+    assert [t.trial_id for t in reloaded.get_best_trials(8)] == [t.trial_id for t in oracle.get_best_trials(8)]
+    # The next trial is judged against the rungs recorded before the reload.
+    _drive(reloaded, lambda v: [0.0] * EPOCHS, 1)
+    last = max(reloaded.trials)
+    assert reloaded.is_stopped_early(last)
+    assert reloaded.stopped_early[last]["peers"] == len(oracle.rung_values["3"])
+
+
+def test_a_bad_early_stopping_argument_is_refused():
+    with pytest.raises(ValueError, match="early_stopping"):
+        BayesianNASOracle(objective="val_loss", early_stopping={"min_epochs": 3})
