@@ -134,6 +134,7 @@ def _run_settings(args, source: dict) -> dict:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "task": args.task,
+        "early_stopping": bool(getattr(args, "early_stopping", True)),
     }
 
 
@@ -145,7 +146,8 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
             raise UsageError(f"output directory {output} is not empty and holds no kbnas search; choose another --output")
         return False
     saved = json.loads(path.read_text())
-    differences = [k for k in settings if saved.get(k) != settings[k]]
+    # A key missing from an older run file is not a difference.
+    differences = [k for k in settings if k in saved and saved[k] != settings[k]]
     if differences:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)
         raise UsageError(f"output directory {output} holds a different search ({detail}); use another --output")
@@ -159,6 +161,7 @@ def _format_seconds(seconds: float) -> str:
 
 
 def _make_tuner(args, hypermodel, quiet: bool):
+    from kbnas.core.early_stopping import EarlyStopping
     from kbnas.tuner import BayesianNAS
 
     class ProgressBayesianNAS(BayesianNAS):
@@ -186,6 +189,9 @@ def _make_tuner(args, hypermodel, quiet: bool):
             arch = finished.hyperparameters.values.get(hypermodel.architecture_hp, "?")
             if finished.status == "COMPLETED":
                 result = f"{self.oracle.objective.name}={finished.score:.4f}"
+                stop = getattr(self.oracle, "stopped_early", {}).get(trial.trial_id)
+                if stop is not None:
+                    result += f" (stopped at epoch {stop['epochs']})"
             else:
                 reason = (finished.message or "").strip().splitlines()
                 result = f"{finished.status}: {reason[-1] if reason else 'no message'}"
@@ -214,6 +220,7 @@ def _make_tuner(args, hypermodel, quiet: bool):
         max_consecutive_failed_trials=max(3, args.max_trials),
         max_time=args.time_budget,
         initial_points=list(getattr(args, "start", None) or ()),
+        early_stopping=EarlyStopping() if getattr(args, "early_stopping", True) else None,
     )
 
 
@@ -275,9 +282,13 @@ def _trial_number(trial_id: str) -> str:
 
 
 def _best_observed_trial(oracle):
-    """The completed trial with the best finite score (KerasTuner's ranking), or None."""
+    """The completed trial with the best finite score (KerasTuner's ranking) among
+    the fully trained ones (all completed ones when early stopping stopped every
+    trial), or None."""
     completed = [t for t in oracle.trials.values()
                  if t.status == "COMPLETED" and t.score is not None and math.isfinite(t.score)]
+    stopped = getattr(oracle, "stopped_early", {})
+    completed = [t for t in completed if t.trial_id not in stopped] or completed
     if not completed:
         return None
     pick = max if oracle.objective.direction == "max" else min
@@ -382,6 +393,7 @@ def cmd_show(args) -> int:
     direction = (saved.get("objective") or {}).get("direction", "max")
     proposals = saved.get("proposal_log") or {}
     seconds = saved.get("trial_seconds") or {}
+    stopped = saved.get("stopped_early") or {}
     exported = _exported_trial_id(output)
 
     def sort_key(row):
@@ -391,7 +403,8 @@ def cmd_show(args) -> int:
         return (0, -score if direction == "max" else score)
 
     rows.sort(key=sort_key)
-    print(f"{'trial':>6}  {'status':<9}  {'score':>8}  {'how':<9}  {'seconds':>7}  architecture / hyperparameters")
+    print(f"{'trial':>6}  {'status':<9}  {'score':>8}  {'how':<9}  {'seconds':>7}  {'stopped':>7}  "
+          "architecture / hyperparameters")
     for trial_id, status, score, values in rows:
         score_text = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
         mark = "*" if trial_id == exported else " "
@@ -399,10 +412,14 @@ def cmd_show(args) -> int:
         took = f"{seconds[trial_id]:.1f}" if trial_id in seconds else "-"
         arch = values.get("architecture", "")
         others = ", ".join(f"{k}={v}" for k, v in values.items() if k != "architecture")
-        print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  "
+        cut = f"ep {stopped[trial_id]['epochs']}" if trial_id in stopped else ""
+        print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  {cut:>7}  "
               f"{arch}{'  ' + others if others else ''}")
     if exported is not None:
         print("* the exported trial (the recommendation, see docs/oracle.md)")
+    if stopped:
+        print(f"stopped: {len(stopped)} trials were stopped early at that epoch (their score is "
+              "that of fewer epochs; see docs/oracle.md)")
     return 0
 
 
@@ -432,6 +449,7 @@ def cmd_export(args) -> int:
     for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
         setattr(args, key, saved[key])
     args.task = saved.get("task", "auto")
+    args.early_stopping = saved.get("early_stopping", True)
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     args.max_trials = 1
     args.time_budget = None
@@ -504,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--acquisition", choices=ACQUISITIONS, default="ei", help="acquisition function (default ei)")
     search.add_argument("--distance", choices=("edit", "otmann"), default="edit",
                         help="architecture distance (default edit)")
+    search.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=True,
+                        help="stop hopeless candidates at epochs 3, 9, 27 when they fall out of the top "
+                             "third of the candidates trained that far (default; --no-early-stopping "
+                             "trains every candidate fully)")
     search.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")

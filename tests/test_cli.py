@@ -242,3 +242,32 @@ def test_single_class_labels_are_refused(tmp_path, capsys):
     np.savez(tmp_path / "one.npz", x=np.random.default_rng(0).normal(size=(40, 3)), y=np.zeros(40, dtype=int))
     assert main(["search", "--data", str(tmp_path / "one.npz"), "--output", str(tmp_path / "o")]) == 2
     assert "single class" in capsys.readouterr().err
+
+
+def test_no_early_stopping_is_recorded_and_turns_the_rule_off(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["search", *FAST, "--no-early-stopping", "--no-retrain", "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert json.loads((out / "kbnas_run.json").read_text())["early_stopping"] is False
+    state = json.loads((out / "search" / "oracle.json").read_text())["kbnas"]
+    assert state["early_stopping"] is None
+    # Resuming it with early stopping on would be another search.
+    assert main(["search", *FAST, "--output", str(out)]) == 2
+    assert "early_stopping" in capsys.readouterr().err
+
+
+def test_show_marks_trials_stopped_early(tmp_path, capsys):
+    project = tmp_path / "run" / "search"
+    for trial_id, score in (("00", 0.9), ("01", 0.5)):
+        (project / f"trial_{trial_id}").mkdir(parents=True)
+        (project / f"trial_{trial_id}" / "trial.json").write_text(json.dumps(
+            {"trial_id": trial_id, "status": "COMPLETED", "score": score,
+             "hyperparameters": {"values": {"architecture": "conv3-16|relu"}}}))
+    (project / "oracle.json").write_text(json.dumps({"kbnas": {
+        "objective": {"name": "val_accuracy", "direction": "max"},
+        "stopped_early": {"01": {"epochs": 3, "rung": 3, "value": 0.5, "peers": 6}}}}))
+    assert main(["show", "--output", str(tmp_path / "run")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "stopped" in lines[0]
+    assert "ep 3" in lines[2] and "ep 3" not in lines[1]
+    assert lines[-1].startswith("stopped: 1 trials were stopped early")
