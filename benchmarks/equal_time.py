@@ -14,6 +14,11 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
                         option at its default (time budget, space, initial design,
                         retraining), called in-process through `kbnas.cli.main`;
                         test accuracy from the export's ``architecture.json``
+                        (records before issue 10, 2026-12-01, ran without early
+                        stopping, which did not exist yet)
+    kbnas-full          the same with ``--no-early-stopping`` (issue 10: every
+                        candidate trained fully); run side by side with kbnas in
+                        ``benchmarks/results/equal_time_early_stopping.jsonl``
     textbook            the hand-written Keras convnet: Normalization →
                         Conv2D(32, 3, relu) → Conv2D(64, 3, relu) → MaxPool →
                         Flatten → Dropout(0.3) → Dense(128, relu) → softmax; Adam,
@@ -55,6 +60,8 @@ Commands:
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders all
     python -m benchmarks.equal_time --case breast-cancer --seeds 5 --contenders all
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
+    python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
+        --output benchmarks/results/equal_time_early_stopping.jsonl
 
 Finished (case, contender, seed, budget) runs are skipped on restart.
 """
@@ -82,8 +89,8 @@ DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
 DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
-    "digits": ("kbnas", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
-    "breast-cancer": ("kbnas", "logistic-regression", "mlp"),
+    "digits": ("kbnas", "kbnas-full", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
+    "breast-cancer": ("kbnas", "kbnas-full", "logistic-regression", "mlp"),
 }
 #: Summary row of kbnas' searched model before its final retraining (same runs).
 NO_RETRAINING = "kbnas before retraining"
@@ -133,10 +140,12 @@ def user_split(x, y):
 
 
 # ---------------------------------------------------------------------- contenders
-def run_kbnas(case: str, seed: int, budget: float, directory: str) -> dict[str, Any]:
+def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stopping: bool = True) -> dict[str, Any]:
     from kbnas import cli
 
     argv = ["search", "--seed", str(seed), "--output", os.path.join(directory, "search"), "--quiet"]
+    if not early_stopping:
+        argv.append("--no-early-stopping")
     if budget != default_budget():
         argv += ["--time-budget", f"{budget}s"]
     if case == "breast-cancer":
@@ -155,6 +164,7 @@ def run_kbnas(case: str, seed: int, budget: float, directory: str) -> dict[str, 
         "search_seconds": float(oracle.get("kbnas", {}).get("search_seconds", float("nan"))),
         "total_seconds": total,
         "trials": sum(t.get("status") == "COMPLETED" for t in trials),
+        "stopped_early": len(oracle.get("kbnas", {}).get("stopped_early") or {}),
         "best": described.get("architecture", {}).get("encoding"),
         "retrained": settings.get("retrained"),
         "test_accuracy_before_retraining": (settings.get("test_metrics_before_retraining") or {}).get("accuracy"),
@@ -330,8 +340,8 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
     load_start = os.getloadavg()
     started_at = _utc_now()
     with tempfile.TemporaryDirectory(prefix=f"equal_time_{contender}_{seed}_") as directory:
-        if contender == "kbnas":
-            result = run_kbnas(case, seed, budget, directory)
+        if contender in ("kbnas", "kbnas-full"):
+            result = run_kbnas(case, seed, budget, directory, early_stopping=contender == "kbnas")
         elif contender == "textbook":
             result = run_textbook(seed)
         elif contender.startswith("keras-tuner"):
@@ -516,8 +526,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.summary:
         records = stats.read_jsonl(args.output)
         summary = summarize(records)
-        DEFAULT_SUMMARY.write_text(json.dumps(summary, indent=2))
-        plot(records, DEFAULT_PLOT)
+        # equal_time.jsonl -> equal_time_summary.json and equal_time.png, beside it.
+        args.output.with_name(args.output.stem + "_summary.json").write_text(json.dumps(summary, indent=2))
+        plot(records, args.output.with_name(args.output.stem + ".png"))
         block = format_markdown(summary)
         print(block)
         if args.write_into:

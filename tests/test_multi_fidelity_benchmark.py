@@ -1,0 +1,74 @@
+"""The multi-fidelity replay harness: epoch accounting, the protocol, the report."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import multi_fidelity as mf
+from benchmarks.tabular.table import TabularBenchmark
+
+
+@pytest.fixture(scope="module")
+def table():
+    return TabularBenchmark.load()
+
+
+@pytest.mark.parametrize("contender", ["kbnas", "keras-tuner-hyperband"])
+def test_replay_spends_the_epochs_it_reports(table, contender):
+    record = mf.replay(table, contender, seed=0, max_budget=12)
+    trials = record["trials"]
+    assert record["epochs_spent"] == sum(cost for _, cost, _ in trials)
+    assert 12 * 30 <= record["epochs_spent"] < 12 * 30 + 30
+    assert all(0 <= cost <= 30 for _, cost, _ in trials)
+    assert set(record["recommended"]) == {"5", "10"}
+    assert all(r >= 0 for r in record["val_regret"].values())
+    if contender == "kbnas":
+        # The first six (the initial design) train fully; stopped ones stop at a rung.
+        assert [cost for _, cost, _ in trials[:6]] == [30] * 6
+        assert record["n_stopped"] >= 1
+        assert all(cost in (3, 9, 27) for _, cost, stopped in trials if stopped)
+        assert record["n_stopped"] == sum(1 for t in trials if t[2])
+    else:
+        assert record["n_stopped"] == 0
+
+
+def test_full_fidelity_contender_trains_every_trial_fully(table):
+    record = mf.replay(table, "kbnas-full", seed=1, max_budget=5)
+    assert [cost for _, cost, _ in record["trials"]] == [30] * 5
+
+
+def test_contender_names_are_checked():
+    assert mf.parse_contender("kbnas:min_epochs=2,reduction_factor=2") == (
+        "kbnas", {"min_epochs": 2, "reduction_factor": 2})
+    with pytest.raises(ValueError, match="unknown contender"):
+        mf.parse_contender("hyperband")
+    with pytest.raises(ValueError, match="only kbnas"):
+        mf.parse_contender("random-asha:min_epochs=2")
+    assert mf.main(["--contenders", "nope", "--report"]) == 2
+
+
+def _record(contender, seed, regrets):
+    return {"contender": contender, "seed": seed, "max_budget": 100, "n_trials": 10, "epochs_spent": 300,
+            "val_regret": regrets, "test_regret": regrets}
+
+
+def test_summary_pairs_half_the_epochs_with_full_fidelity(tmp_path):
+    records = []
+    for seed in range(3):
+        records.append(_record("kbnas", seed, {"12.5": 0.01 + 0.001 * seed, "25": 0.005}))
+        records.append(_record("kbnas-full", seed, {"25": 0.008, "12.5": 0.02}))
+    summary = mf.summarize(records)
+    half = summary["half_epochs"]["25"]
+    assert half["es_at"] == "12.5" and half["full_at"] == "25"
+    assert half["difference"]["mean"] == pytest.approx(100 * (0.011 - 0.008))
+    assert summary["contenders"]["kbnas"]["checkpoints"]["25"]["val"]["mean"] == pytest.approx(0.5)
+    text = mf.format_report(summary)
+    assert "| kbnas | 3 |" in text and "B = 25:" in text
+    doc = tmp_path / "doc.md"
+    doc.write_text("a\n<!-- multi-fidelity:begin x -->\nold\n<!-- multi-fidelity:end -->\nb\n")
+    mf.write_generated_block(doc, text)
+    written = doc.read_text()
+    assert "old" not in written and text in written and written.endswith("b\n")
+    (tmp_path / "empty.md").write_text("nothing")
+    with pytest.raises(ValueError, match="markers"):
+        mf.write_generated_block(tmp_path / "empty.md", text)
