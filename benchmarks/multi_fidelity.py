@@ -201,6 +201,9 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
                         recommended[str(c)] = recommend()
             for c in checkpoints:
                 recommended.setdefault(str(c), recommend())
+            # Indices (in ``trials``) of the promotions: stopped configurations trained fully.
+            order = sorted(oracle.trials)
+            promoted = [order.index(t) for t in getattr(oracle, "promoted", {}) if t in oracle.trials]
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     best_val = max(table.mean_val(a) for a in table.architectures)
@@ -212,6 +215,7 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
         "epochs_spent": spent,
         "n_trials": len(trials),
         "n_stopped": sum(1 for t in trials if t[2]),
+        "promoted": promoted,
         "recommended": recommended,
         "val_regret": {k: None if a is None else best_val - table.mean_val(a) for k, a in recommended.items()},
         "test_regret": {k: None if a is None else table.regret(a) for k, a in recommended.items()},

@@ -265,6 +265,8 @@ class BayesianNASOracle(ResumableOracle):
         self.rung_values: dict[str, dict[str, float]] = {}
         #: trial_id -> {"epochs", "rung", "value", "peers"}: the trials the rule stopped.
         self.stopped_early: dict[str, dict] = {}
+        #: trial_id -> id of the stopped trial whose configuration it trains fully.
+        self.promoted: dict[str, str] = {}
         self.recommendation = recommendation
         self.initial_points = [_as_initial_point(point, architecture_hp) for point in initial_points or ()]
         self.templates = bool(templates)
@@ -399,7 +401,7 @@ class BayesianNASOracle(ResumableOracle):
         if step <= curve["last_step"]:
             curve["execution"] += 1
         curve["last_step"] = step
-        if curve["execution"] > 0:
+        if curve["execution"] > 0 or trial_id in self.promoted:
             return False
         curve["best"] = best_so_far(value, curve["best"])
         previous_epochs, curve["epochs"] = curve["epochs"], max(curve["epochs"], step + 1)
@@ -424,6 +426,28 @@ class BayesianNASOracle(ResumableOracle):
                 }
                 self.proposal_log.setdefault(trial_id, {})["stopped_at_epoch"] = curve["epochs"]
         return stop
+
+    def _promotable(self) -> dict[str, str]:
+        """Configuration key -> stopped trial id, for the stopped configurations a
+        promotion may train fully: not trained fully already, not running, not
+        promoted before."""
+        if self.early_stopping is None or not self.early_stopping.promote:
+            return {}
+        done = set()
+        for trial in self.trials.values():
+            if trial.trial_id in self.stopped_early or not trial.hyperparameters.values:
+                continue
+            if trial.status in (COMPLETED, RUNNING) or trial.trial_id in self.promoted:
+                done.add(self._key(dict(trial.hyperparameters.values)))
+        out = {}
+        for trial_id in self.stopped_early:
+            trial = self.trials.get(trial_id)
+            if trial is None or not trial.hyperparameters.values:
+                continue
+            key = self._key(dict(trial.hyperparameters.values))
+            if key not in done:
+                out.setdefault(key, trial_id)
+        return out
 
     def _min_peers(self) -> int:
         if self.early_stopping.min_peers is not None:
@@ -486,6 +510,8 @@ class BayesianNASOracle(ResumableOracle):
         info["seconds"] = time.perf_counter() - start
         if values is None:
             return {"status": STOPPED, "values": None}
+        if "promotes" in info:
+            self.promoted[trial_id] = info["promotes"]
         self.proposal_log[trial_id] = info
         return {"status": RUNNING, "values": values}
 
@@ -496,8 +522,11 @@ class BayesianNASOracle(ResumableOracle):
                 return values, {"method": method}
         completed = self._completed_trials()
         if len(completed) >= self._initial_points(cspace) and cspace.n_dimensions > 0:
-            values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng)
+            promotable = self._promotable()
+            values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng, promotable)
             if values is not None:
+                if self._key(values) in promotable:
+                    info["promotes"] = promotable[self._key(values)]
                 return values, info
         if not self.templates:
             return self._random_new(cspace, everything, avoid, rng), {"method": "random"}
@@ -686,7 +715,7 @@ class BayesianNASOracle(ResumableOracle):
         fidelity = np.abs(np.log(fa)[:, None] - np.log(np.asarray(fidelity_b, dtype=float))[None, :])
         return np.concatenate([channels, fidelity[None]], axis=0)
 
-    def _bayesian_proposal(self, cspace, everything, completed, avoid, rng):
+    def _bayesian_proposal(self, cspace, everything, completed, avoid, rng, promotable=None):
         train, _, z, dists = self._training_data(cspace, completed)
         gp = DistanceGP()
         theta0 = self._theta
@@ -731,6 +760,14 @@ class BayesianNASOracle(ResumableOracle):
         def posterior(candidates: list[dict]) -> tuple[np.ndarray, np.ndarray]:
             mean, var = gp.predict(self._channels(cspace, candidates, train, None, fidelity))
             return mean, np.sqrt(np.maximum(var, 0.0))
+
+        if promotable:
+            # A stopped configuration competes with untried ones only when the
+            # model says it is better at full fidelity than every trained one:
+            # its posterior mean there is at least the incumbent's.
+            stopped_values = [dict(self.trials[t].hyperparameters.values) for t in promotable.values()]
+            mean, _ = posterior(stopped_values)
+            avoid = avoid - {self._key(v) for v, m in zip(stopped_values, mean) if m >= best}
 
         def score(candidates: list[dict]) -> np.ndarray:
             mean, std = posterior(candidates)
@@ -848,6 +885,7 @@ class BayesianNASOracle(ResumableOracle):
             "learning_curves": self.learning_curves,
             "rung_values": self.rung_values,
             "stopped_early": self.stopped_early,
+            "promoted": self.promoted,
         }
         return state
 
@@ -869,6 +907,7 @@ class BayesianNASOracle(ResumableOracle):
             curve["best"] = float(curve["best"])
         self.rung_values = {k: dict(v) for k, v in saved.get("rung_values", {}).items()}
         self.stopped_early = {k: dict(v) for k, v in saved.get("stopped_early", {}).items()}
+        self.promoted = dict(saved.get("promoted", {}))
 
 
 def _as_initial_point(point: dict | str, architecture_hp: str) -> dict:

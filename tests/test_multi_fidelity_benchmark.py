@@ -72,3 +72,16 @@ def test_summary_pairs_half_the_epochs_with_full_fidelity(tmp_path):
     (tmp_path / "empty.md").write_text("nothing")
     with pytest.raises(ValueError, match="markers"):
         mf.write_generated_block(tmp_path / "empty.md", text)
+
+
+def test_stopped_configurations_are_promoted_on_the_table(table):
+    promotions = 0
+    for seed in (1, 4):
+        record = mf.replay(table, "kbnas", seed=seed, max_budget=25)
+        trials = record["trials"]
+        for index in record["promoted"]:
+            arch, cost, stopped = trials[index]
+            assert cost == 30 and not stopped
+            assert any(a == arch and s for a, _, s in trials[:index])  # it was stopped before
+        promotions += len(record["promoted"])
+    assert promotions >= 1

@@ -223,3 +223,37 @@ def test_reload_keeps_the_decisions(tmp_path):
 def test_a_bad_early_stopping_argument_is_refused():
     with pytest.raises(ValueError, match="early_stopping"):
         BayesianNASOracle(objective="val_loss", early_stopping={"min_epochs": 3})
+
+
+def _smooth_curve(values):
+    final = 1 - (values["x"] - 0.7) ** 2
+    return [final * (1 - math.exp(-(e + 1) / 5)) for e in range(EPOCHS)]
+
+
+def test_promotions_train_a_stopped_configuration_fully_once(tmp_path):
+    # Promotions need the GP to rank a stopped configuration above every trained
+    # one at full fidelity; the replay test of benchmarks/multi_fidelity.py sees
+    # them on the real table. Here: whatever is promoted obeys the rules.
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    for seed in range(3):
+        oracle = _oracle(tmp_path, hp, name=f"promote{seed}", seed=seed + 1, num_initial_points=4)
+        epochs = _drive(oracle, _smooth_curve, 40)
+        values = {t: oracle.trials[t].hyperparameters.values["x"] for t in oracle.trials}
+        for new, old in oracle.promoted.items():
+            assert old in oracle.stopped_early and values[new] == values[old]
+            assert not oracle.is_stopped_early(new) and epochs[new] == EPOCHS
+            assert oracle.proposal_log[new]["promotes"] == old
+        # A configuration is promoted at most once, and only a stopped one repeats.
+        assert len(set(oracle.promoted.values())) == len(oracle.promoted)
+        repeats = len(values) - len(set(values.values()))
+        assert repeats == len(oracle.promoted)
+
+
+def test_promote_false_never_trains_a_stopped_configuration_again(tmp_path):
+    curves = crossing_curves()
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(promote=False))
+    _drive(oracle, lambda v: curves[v["c"]], 30)
+    configs = [t.hyperparameters.values["c"] for t in oracle.trials.values()]
+    assert len(configs) == len(set(configs)) == 12
+    assert not oracle.promoted

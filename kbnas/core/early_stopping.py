@@ -61,11 +61,17 @@ class EarlyStopping:
             anything there. None: the oracle's initial-design size, so the
             initial design always trains fully ("never stop before anything
             is known").
+        promote: let the GP propose a stopped configuration again, to be
+            trained fully and never stopped (a promotion): the acquisition
+            ranks stopped configurations by their posterior at full fidelity
+            beside untried ones. False: a stopped configuration is never
+            trained again.
     """
 
     min_epochs: int = 3
     reduction_factor: int = 3
     min_peers: int | None = None
+    promote: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_epochs, int) or self.min_epochs < 2:
@@ -76,6 +82,8 @@ class EarlyStopping:
             )
         if self.min_peers is not None and (not isinstance(self.min_peers, int) or self.min_peers < 1):
             raise ValueError(f"EarlyStopping.min_peers must be None or an integer >= 1, got {self.min_peers!r}")
+        if not isinstance(self.promote, bool):
+            raise ValueError(f"EarlyStopping.promote must be True or False, got {self.promote!r}")
 
     def rung(self, k: int) -> int:
         """r_k = r_0 · η^k, in epochs."""
