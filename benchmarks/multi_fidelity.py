@@ -33,7 +33,9 @@ the epochs spent first reach each checkpoint B · 30 (B = "full trainings' worth
 Contenders (`CONTENDERS`):
     kbnas-full      BayesianNASOracle, early_stopping=None (every trial 30 epochs)
     kbnas           BayesianNASOracle defaults: EarlyStopping() (rungs 3, 9, 27; η = 3)
-    kbnas:k=v,...   EarlyStopping(k=v, ...) variants, e.g. ``kbnas:min_epochs=2,reduction_factor=2``
+    kbnas:k=v,...   variants: EarlyStopping fields (``kbnas:min_epochs=2,reduction_factor=2``,
+                    ``kbnas:promote=false``), other keys go to BayesianNASOracle
+                    (``kbnas:exhaustive_limit=0``: the evolutionary acquisition optimizer)
     random-full     uniform random architectures without replacement, 30 epochs each
     random-asha     the same with EarlyStopping(min_peers=6) (ASHA on random search)
     keras-tuner-hyperband   keras_tuner.oracles.HyperbandOracle (max_epochs=30,
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import dataclasses
 import json
 import math
 import pathlib
@@ -123,7 +126,13 @@ def make_oracle(contender: str, space, seed: int):
             hyperparameters=token_hyperparameters(space), max_epochs=30, factor=3, hyperband_iterations=1000, **common
         )
         return oracle, "tokens"
-    kwargs: dict[str, Any] = {"kbnas-full": {"early_stopping": None}, "kbnas": {"early_stopping": EarlyStopping(**options)}}.get(base, {})
+    rule_fields = {f.name for f in dataclasses.fields(EarlyStopping)}
+    rule = {k: v for k, v in options.items() if k in rule_fields}
+    kwargs: dict[str, Any] = {k: v for k, v in options.items() if k not in rule_fields}
+    if base == "kbnas-full":
+        kwargs["early_stopping"] = None
+    elif base == "kbnas":
+        kwargs["early_stopping"] = EarlyStopping(**rule)
     if base.startswith("random"):
         kwargs = {
             "num_initial_points": MAX_TRIALS + 1,

@@ -146,6 +146,8 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
             raise UsageError(f"output directory {output} is not empty and holds no kbnas search; choose another --output")
         return False
     saved = json.loads(path.read_text())
+    # Searches from before early stopping existed trained every trial fully.
+    saved.setdefault("early_stopping", False)
     # A key missing from an older run file is not a difference.
     differences = [k for k in settings if k in saved and saved[k] != settings[k]]
     if differences:
@@ -449,7 +451,7 @@ def cmd_export(args) -> int:
     for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
         setattr(args, key, saved[key])
     args.task = saved.get("task", "auto")
-    args.early_stopping = saved.get("early_stopping", True)
+    args.early_stopping = saved.get("early_stopping", False)
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     args.max_trials = 1
     args.time_budget = None

@@ -338,7 +338,17 @@ class BayesianNASOracle(ResumableOracle):
         trial = super().create_trial(tuner_id)
         if trial.status == RUNNING:
             self._trial_started.setdefault(trial.trial_id, time.monotonic())
+            # A retried trial (KerasTuner's retry queue, or a trial that was
+            # running when its search was killed) trains from scratch: what the
+            # rule recorded of its first run is forgotten.
+            self._forget_curve(trial.trial_id)
         return trial
+
+    def _forget_curve(self, trial_id: str) -> None:
+        self.learning_curves.pop(trial_id, None)
+        self.stopped_early.pop(trial_id, None)
+        for record in self.rung_values.values():
+            record.pop(trial_id, None)
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
@@ -349,6 +359,17 @@ class BayesianNASOracle(ResumableOracle):
             # A trial the rule stopped ends COMPLETED with its metrics so far,
             # also when its driver hands the STOPPED status back.
             trial.status = COMPLETED
+        stop = self.stopped_early.get(trial.trial_id)
+        if stop is not None:
+            full = max(
+                (c["epochs"] for t, c in self.learning_curves.items() if t not in self.stopped_early),
+                default=None,
+            )
+            if full is not None and stop["epochs"] >= full:
+                # Stopped on the recipe's last epoch (or the user's own early
+                # stopping's): it trained as long as the fully trained trials.
+                del self.stopped_early[trial.trial_id]
+                self.proposal_log.get(trial.trial_id, {}).pop("stopped_at_epoch", None)
         super().end_trial(trial)
 
     # ------------------------------------------------------------------ early stopping
@@ -405,8 +426,6 @@ class BayesianNASOracle(ResumableOracle):
             return False
         curve["best"] = best_so_far(value, curve["best"])
         previous_epochs, curve["epochs"] = curve["epochs"], max(curve["epochs"], step + 1)
-        if trial_id in self.stopped_early:
-            self.stopped_early[trial_id]["epochs"] = curve["epochs"]
         stop = False
         for k in settings.rungs_reached(curve["epochs"]):
             rung = settings.rung(k)
@@ -414,7 +433,7 @@ class BayesianNASOracle(ResumableOracle):
                 continue
             record = self.rung_values.setdefault(str(rung), {})
             record[trial_id] = curve["best"]
-            if stop or trial_id in self.stopped_early:
+            if stop:
                 continue
             if not keeps(curve["best"], list(record.values()), settings.reduction_factor, self._min_peers()):
                 stop = True
@@ -442,7 +461,8 @@ class BayesianNASOracle(ResumableOracle):
         out = {}
         for trial_id in self.stopped_early:
             trial = self.trials.get(trial_id)
-            if trial is None or not trial.hyperparameters.values:
+            # A stopped trial that has not ended yet is not in the GP yet.
+            if trial is None or trial.status != COMPLETED or not trial.hyperparameters.values:
                 continue
             key = self._key(dict(trial.hyperparameters.values))
             if key not in done:
@@ -650,8 +670,10 @@ class BayesianNASOracle(ResumableOracle):
         return sorted(trials, key=group)
 
     def _rank_by_posterior_mean(self, cspace: ConfigurationSpace, completed: list) -> list[str]:
+        fidelity = self._fidelities(completed)
         key = (
             tuple((t.trial_id, t.score, t.trial_id in self.stopped_early) for t in completed),
+            None if fidelity is None else fidelity.tobytes(),
             None if self._theta is None else self._theta.tobytes(),
         )
         if self._recommendation_cache is not None and self._recommendation_cache[0] == key:
@@ -761,13 +783,15 @@ class BayesianNASOracle(ResumableOracle):
             mean, var = gp.predict(self._channels(cspace, candidates, train, None, fidelity))
             return mean, np.sqrt(np.maximum(var, 0.0))
 
+        promotions: list[dict] = []
         if promotable:
             # A stopped configuration competes with untried ones only when the
             # model says it is better at full fidelity than every trained one:
             # its posterior mean there is at least the incumbent's.
             stopped_values = [dict(self.trials[t].hyperparameters.values) for t in promotable.values()]
             mean, _ = posterior(stopped_values)
-            avoid = avoid - {self._key(v) for v, m in zip(stopped_values, mean) if m >= best}
+            promotions = [v for v, m in zip(stopped_values, mean) if m >= best]
+            avoid = avoid - {self._key(v) for v in promotions}
 
         def score(candidates: list[dict]) -> np.ndarray:
             mean, std = posterior(candidates)
@@ -794,6 +818,20 @@ class BayesianNASOracle(ResumableOracle):
                 rng,
                 self.evolution,
             )
+        if promotions and everything is None:
+            # The evolutionary and Thompson candidate pools are built by sampling
+            # and mutation, which seldom rebuild a given configuration: the
+            # promotable ones are scored explicitly.
+            if self.acquisition == "thompson":
+                mean, std = posterior(promotions)
+                values_ = mean + std * rng.standard_normal(len(mean))
+            else:
+                values_ = score(promotions)
+            i = int(np.argmax(values_))
+            if result.best is None or values_[i] > result.value:
+                from kbnas.core.acquisition_optimizer import AcquisitionResult
+
+                result = AcquisitionResult(promotions[i], float(values_[i]), result.n_scored + len(promotions))
         if result.best is None:
             return None, {"method": f"gp-{self.acquisition}", "note": "no new candidate"}
         mean, std = posterior([result.best])

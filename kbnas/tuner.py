@@ -230,6 +230,11 @@ class BayesianNAS(keras_tuner.Tuner):
             warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
             super().search(*fit_args, **fit_kwargs)
 
+    def on_trial_begin(self, trial: Any) -> None:
+        # A retried trial trains again from scratch, judged afresh.
+        self._stopped_trials.discard(trial.trial_id)
+        super().on_trial_begin(trial)
+
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
         """Reports the epoch's logs to the oracle; stops training when it says so.
 
@@ -241,9 +246,8 @@ class BayesianNAS(keras_tuner.Tuner):
             model.stop_training = True
             return
         logs = {name: float(value) for name, value in (logs or {}).items() if _is_number(value)}
-        try:
-            self.oracle.objective.get_value(logs)
-        except (KeyError, ValueError, TypeError):
+        # (MultiObjective.get_value sums whatever is there: has_value checks all.)
+        if not self.oracle.objective.has_value(logs):
             return
         reported = self.oracle.update_trial(trial.trial_id, logs, step=epoch)
         if getattr(reported, "status", None) == "STOPPED":

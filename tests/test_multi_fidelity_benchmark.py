@@ -74,10 +74,13 @@ def test_summary_pairs_half_the_epochs_with_full_fidelity(tmp_path):
         mf.write_generated_block(tmp_path / "empty.md", text)
 
 
-def test_stopped_configurations_are_promoted_on_the_table(table):
+@pytest.mark.parametrize("contender", ["kbnas", "kbnas:exhaustive_limit=0"])
+def test_stopped_configurations_are_promoted_on_the_table(table, contender):
+    # Exhaustive acquisition (918 architectures), and the evolutionary optimizer,
+    # whose sampled pool must be given the promotable configurations explicitly.
     promotions = 0
     for seed in (1, 4):
-        record = mf.replay(table, "kbnas", seed=seed, max_budget=25)
+        record = mf.replay(table, contender, seed=seed, max_budget=25)
         trials = record["trials"]
         for index in record["promoted"]:
             arch, cost, stopped = trials[index]

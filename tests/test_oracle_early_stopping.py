@@ -25,8 +25,11 @@ def _oracle(tmp_path, hp, *, name="p", seed=1, **kwargs):
     return oracle
 
 
-def _drive(oracle, curve_of, n_trials, *, executions=1, hand_back_stopped=False):
-    """Runs trials; returns {trial_id: epochs reported in the first execution}."""
+def _drive(oracle, curve_of, n_trials, *, executions=1, hand_back_stopped=False, later_curve=None):
+    """Runs trials; returns {trial_id: epochs reported in the first execution}.
+
+    ``later_curve``: the curve of executions after the first (default: the same).
+    """
     epochs = {}
     for _ in range(n_trials):
         trial = oracle.create_trial("tuner0")
@@ -35,7 +38,8 @@ def _drive(oracle, curve_of, n_trials, *, executions=1, hand_back_stopped=False)
         curve = curve_of(trial.hyperparameters.values)
         stopped = False
         for execution in range(executions):
-            for step, value in enumerate(curve):
+            run = curve if execution == 0 or later_curve is None else later_curve
+            for step, value in enumerate(run):
                 if stopped and step > 0:
                     break
                 reported = oracle.update_trial(trial.trial_id, {"score": value}, step=step)
@@ -189,8 +193,10 @@ def test_nan_epochs_are_ignored_and_an_all_nan_curve_is_stopped(tmp_path):
 def test_only_the_first_execution_is_judged(tmp_path):
     curves = crossing_curves()
     oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(min_peers=3))
-    epochs = _drive(oracle, lambda v: curves[v["c"]], 12, executions=2)
+    # The second execution would be cut at its first rung if it were judged.
+    epochs = _drive(oracle, lambda v: curves[v["c"]], 12, executions=2, later_curve=[0.0] * EPOCHS)
     assert oracle.stopped_early
+    assert all(info["epochs"] == epochs[t] for t, info in oracle.stopped_early.items())
     for trial_id, curve in oracle.learning_curves.items():
         # A stopped trial's later reports are not judged (nor counted); a full
         # trial's second execution is seen as one and not judged.
@@ -252,8 +258,33 @@ def test_promotions_train_a_stopped_configuration_fully_once(tmp_path):
 
 def test_promote_false_never_trains_a_stopped_configuration_again(tmp_path):
     curves = crossing_curves()
-    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(promote=False))
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(promote=False, min_peers=3))
     _drive(oracle, lambda v: curves[v["c"]], 30)
+    assert oracle.stopped_early
     configs = [t.hyperparameters.values["c"] for t in oracle.trials.values()]
     assert len(configs) == len(set(configs)) == 12
     assert not oracle.promoted
+
+
+def test_a_trial_stopped_on_the_recipes_last_epoch_counts_as_fully_trained(tmp_path):
+    # A recipe of 3 epochs ends on the first rung: nothing is gained by "stopping" there.
+    short = {c: curve[:3] for c, curve in crossing_curves().items()}
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(min_peers=3))
+    _drive(oracle, lambda v: short[v["c"]], 12)
+    assert not oracle.stopped_early
+    assert all(c["epochs"] == 3 for c in oracle.learning_curves.values())
+
+
+def test_a_retried_trial_is_judged_afresh(tmp_path):
+    curves = crossing_curves()
+    oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(min_peers=3), max_retries_per_trial=1)
+    _drive(oracle, lambda v: curves[v["c"]], 8)
+    stopped_id = next(iter(oracle.stopped_early))
+    assert stopped_id in oracle.rung_values["3"]
+    # The trial crashes (INVALID) after its stop: KerasTuner retries it, from scratch.
+    oracle.trials[stopped_id].status = "INVALID"
+    oracle._retry_queue.append(stopped_id)
+    retried = oracle.create_trial("tuner0")
+    assert retried.trial_id == stopped_id
+    assert stopped_id not in oracle.stopped_early and stopped_id not in oracle.learning_curves
+    assert stopped_id not in oracle.rung_values["3"]

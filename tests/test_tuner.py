@@ -329,6 +329,9 @@ def test_per_epoch_reports_are_the_trial_metrics_and_stopped_trials_really_stop(
         # KerasTuner kept the per-epoch reports as the trial's metrics (steps 0..e-1)
         # and scored the trial by its best epoch, as it scores a History.
         assert [obs.step for obs in history] == list(range(len(history)))
+        # One value per epoch: KerasTuner did not report the History once more
+        # after run_trial (it would append a second value at the best step).
+        assert all(len(obs.value) == 1 for obs in history)
         assert trial.score == pytest.approx(max(obs.mean() for obs in history))
         assert trial.status == "COMPLETED"
         trained = _CountEpochs.counts[trial.trial_id]
@@ -355,3 +358,10 @@ def test_logs_without_the_objective_are_not_reported(tmp_path):
     assert calls == [] and not getattr(model, "stop_training", False)
     tuner.on_epoch_end(FakeTrial(), model, 0, logs={"loss": 0.5, "val_accuracy": 0.5})
     assert calls == [("00", {"loss": 0.5, "val_accuracy": 0.5})]
+    # A multi-objective needs every one of its metrics (its get_value would sum what is there).
+    tuner.oracle.objective = keras_tuner.oracles.RandomSearchOracle(
+        objective=[keras_tuner.Objective("val_accuracy", "max"), keras_tuner.Objective("val_loss", "min")]
+    ).objective
+    calls.clear()
+    tuner.on_epoch_end(FakeTrial(), model, 1, logs={"val_accuracy": 0.5})
+    assert calls == []
