@@ -71,6 +71,7 @@ from benchmarks.search_efficiency import (
     NO_FAILURE_LIMIT,
     architecture_from_values,
     architecture_hyperparameters,
+    parse_options,
     token_hyperparameters,
 )
 from benchmarks.stats import mean_and_interval, paired_difference, read_jsonl
@@ -96,16 +97,9 @@ def parse_contender(name: str) -> tuple[str, dict[str, Any]]:
     base, _, text = name.partition(":")
     if base not in CONTENDERS:
         raise ValueError(f"unknown contender {name!r}; expected one of {', '.join(CONTENDERS)} or kbnas:key=value,...")
-    options: dict[str, Any] = {}
-    if text:
-        if base != "kbnas":
-            raise ValueError(f"only kbnas takes options, got {name!r}")
-        for item in text.split(","):
-            key, equals, value = item.partition("=")
-            if not equals:
-                raise ValueError(f"contender option {item!r} is not key=value")
-            options[key] = json.loads(value)
-    return base, options
+    if text and base != "kbnas":
+        raise ValueError(f"only kbnas takes options, got {name!r}")
+    return base, parse_options(text)
 
 
 def make_oracle(contender: str, space, seed: int):

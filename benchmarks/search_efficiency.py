@@ -167,19 +167,28 @@ def parse_contender(name: str) -> tuple[str, dict[str, Any]]:
     base, _, options_text = name.partition(":")
     if base not in CONTENDERS:
         raise ValueError(f"unknown contender {name!r}; expected one of {', '.join(CONTENDERS)} or kbnas:key=value,...")
+    if options_text and base != "kbnas":
+        raise ValueError(f"only kbnas takes options, got {name!r}")
+    return base, parse_options(options_text)
+
+
+def parse_options(text: str) -> dict[str, Any]:
+    """``"key=value,key=value"`` as a dict; values read as JSON when they parse
+    (numbers, true/false), else as strings.
+
+    Raises:
+        ValueError: an item is not key=value.
+    """
     options: dict[str, Any] = {}
-    if options_text:
-        if base != "kbnas":
-            raise ValueError(f"only kbnas takes options, got {name!r}")
-        for item in options_text.split(","):
-            key, equals, text = item.partition("=")
-            if not equals or not key:
-                raise ValueError(f"contender option {item!r} is not key=value")
-            try:
-                options[key] = json.loads(text)
-            except json.JSONDecodeError:
-                options[key] = text
-    return base, options
+    for item in text.split(",") if text else ():
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            raise ValueError(f"contender option {item!r} is not key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
 def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):
