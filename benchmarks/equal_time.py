@@ -51,7 +51,7 @@ search for every tuner. kbnas' retraining of the exported architecture on train
 
 Each record: case, contender, seed, budget, test_accuracy, search_seconds,
 total_seconds, trials (completed), best (the chosen model in words), load averages
-at start and end, versions; kbnas records add ``retrained`` and
+at start and end, versions, the checkout's git commit (from 2026-12-02); kbnas records add ``retrained`` and
 ``test_accuracy_before_retraining`` (the searched model's, from the export), which
 the summary pairs with the retrained model's as "kbnas before retraining".
 
@@ -104,6 +104,19 @@ MLP_PATIENCE = 10
 MLP_BATCH_SIZE = 32
 #: Trials cap of the KerasTuner tuners (the budget ends them first).
 KERAS_TUNER_MAX_TRIALS = 1000
+
+
+def _git_commit() -> str | None:
+    """The checkout's HEAD commit (with "+dirty" when tracked files changed), or None."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def _utc_now() -> str:
@@ -360,6 +373,7 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
         "load_start": list(load_start),
         "load_end": list(os.getloadavg()),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
+        "commit": _git_commit(),
     }
 
 
