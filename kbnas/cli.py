@@ -148,8 +148,7 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     saved = json.loads(path.read_text())
     # Searches from before early stopping existed trained every trial fully.
     saved.setdefault("early_stopping", False)
-    # A key missing from an older run file is not a difference.
-    differences = [k for k in settings if k in saved and saved[k] != settings[k]]
+    differences = [k for k in settings if saved.get(k) != settings[k]]
     if differences:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)
         raise UsageError(f"output directory {output} holds a different search ({detail}); use another --output")

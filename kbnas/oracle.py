@@ -195,7 +195,7 @@ class BayesianNASOracle(ResumableOracle):
             1/η its status becomes ``"STOPPED"`` in the trial returned, the
             caller stops training, and the trial ends COMPLETED with its metrics
             so far. Stopped trials enter the GP as observations at their
-            fidelity (epochs trained / the most epochs any trial trained), an
+            fidelity (epochs trained / the most epochs of a trial not stopped), an
             extra distance channel |log f − log f'|, and are recommended only
             after every fully trained trial. See docs/oracle.md §10.
     """
@@ -361,10 +361,7 @@ class BayesianNASOracle(ResumableOracle):
             trial.status = COMPLETED
         stop = self.stopped_early.get(trial.trial_id)
         if stop is not None:
-            full = max(
-                (c["epochs"] for t, c in self.learning_curves.items() if t not in self.stopped_early),
-                default=None,
-            )
+            full = self._full_epochs()
             if full is not None and stop["epochs"] >= full:
                 # Stopped on the recipe's last epoch (or the user's own early
                 # stopping's): it trained as long as the fully trained trials.
@@ -408,8 +405,7 @@ class BayesianNASOracle(ResumableOracle):
         """
         settings = self.early_stopping
         curve = self.learning_curves.get(trial_id)
-        first = curve is None
-        if first:
+        if curve is None:
             # Recorded, never judged, and kept off the rungs: a lone final report
             # (at KerasTuner's best step) is not a point of a learning curve.
             self.learning_curves[trial_id] = {
@@ -479,15 +475,23 @@ class BayesianNASOracle(ResumableOracle):
         """Whether the early-stopping rule stopped this trial (it is a low-fidelity result)."""
         return trial_id in self.stopped_early
 
+    def _full_epochs(self) -> int | None:
+        """Epochs of a full training: the most any trial the rule did not stop
+        reported (None before any)."""
+        return max(
+            (c["epochs"] for t, c in self.learning_curves.items() if t not in self.stopped_early),
+            default=None,
+        )
+
     def _fidelities(self, trials: Sequence) -> np.ndarray | None:
-        """f_t = epochs trained / the most epochs any trial reported, 1 for trials
-        the rule did not stop; None when none of ``trials`` was stopped."""
+        """f_t = epochs trained / `_full_epochs` (at most 1), 1 for trials the rule
+        did not stop; None when none of ``trials`` was stopped."""
         if not any(t.trial_id in self.stopped_early for t in trials):
             return None
-        full = max((c["epochs"] for c in self.learning_curves.values()), default=1)
+        full = self._full_epochs() or 1
         return np.array(
             [
-                min(1.0, max(1, self.stopped_early[t.trial_id]["epochs"]) / max(1, full))
+                min(1.0, max(1, self.stopped_early[t.trial_id]["epochs"]) / full)
                 if t.trial_id in self.stopped_early
                 else 1.0
                 for t in trials
@@ -678,7 +682,7 @@ class BayesianNASOracle(ResumableOracle):
         )
         if self._recommendation_cache is not None and self._recommendation_cache[0] == key:
             return self._recommendation_cache[1]
-        train, scores, z, dists = self._training_data(cspace, completed)
+        train, scores, z, dists, _ = self._training_data(cspace, completed)
         gp = DistanceGP()
         if self._theta is not None and len(self._theta) == dists.shape[0] + 2:
             gp.fit_fixed(dists, z, self._theta)
@@ -714,18 +718,19 @@ class BayesianNASOracle(ResumableOracle):
     def _maximize_sign(self) -> float:
         return 1.0 if self.objective.direction == "max" else -1.0
 
-    def _training_data(self, cspace, completed) -> tuple[list[dict], np.ndarray, np.ndarray, np.ndarray]:
-        """Values, scores to maximise, warped scores z and distance channels of ``completed``.
+    def _training_data(self, cspace, completed):
+        """Values, scores to maximise, warped scores z, distance channels and
+        fidelities (`_fidelities`: None when no trial was stopped early) of
+        ``completed``.
 
-        When some of them were stopped early, the channels end with the fidelity
-        channel |log f − log f'| (`_fidelities`), and ``self._train_fidelity``
-        holds f for the cross distances of `_channels`.
+        With fidelities, the channels end with the fidelity channel
+        |log f − log f'|; pass them to `_channels` for cross distances.
         """
         train = [dict(t.hyperparameters.values) for t in completed]
         scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
-        self._train_fidelity = self._fidelities(completed)
-        dists = self._channels(cspace, train, train, self._train_fidelity, self._train_fidelity)
-        return train, scores, warp_scores(scores, self.score_warping), dists
+        fidelity = self._fidelities(completed)
+        dists = self._channels(cspace, train, train, fidelity, fidelity)
+        return train, scores, warp_scores(scores, self.score_warping), dists, fidelity
 
     def _channels(self, cspace, a, b, fidelity_a=None, fidelity_b=None) -> np.ndarray:
         """`_distance_channels`, plus the fidelity channel when ``fidelity_b`` is
@@ -738,7 +743,7 @@ class BayesianNASOracle(ResumableOracle):
         return np.concatenate([channels, fidelity[None]], axis=0)
 
     def _bayesian_proposal(self, cspace, everything, completed, avoid, rng, promotable=None):
-        train, _, z, dists = self._training_data(cspace, completed)
+        train, _, z, dists, fidelity = self._training_data(cspace, completed)
         gp = DistanceGP()
         theta0 = self._theta
         if theta0 is not None and len(theta0) != dists.shape[0] + 2:
@@ -767,7 +772,6 @@ class BayesianNASOracle(ResumableOracle):
             for t in self.ongoing_trials.values()
             if t.hyperparameters.values
         ]
-        fidelity = self._train_fidelity
         if pending:
             # Kriging believer: a running trial is assumed to score its GP mean
             # (at full fidelity), which shrinks the variance around it so
@@ -804,7 +808,7 @@ class BayesianNASOracle(ResumableOracle):
         order = np.argsort(-z[: len(completed)])
         starts = [train[i] for i in order[: self.evolution.population_size // 2]]
         if self.acquisition == "thompson":
-            result = self._thompson(cspace, everything, gp, train, starts, avoid, rng, fidelity)
+            result = self._thompson(cspace, everything, gp, train, starts, avoid, rng, fidelity, promotions)
         elif everything is not None:
             result = maximize_exhaustive(everything, score, self._key, avoid)
         else:
@@ -818,15 +822,10 @@ class BayesianNASOracle(ResumableOracle):
                 rng,
                 self.evolution,
             )
-        if promotions and everything is None:
-            # The evolutionary and Thompson candidate pools are built by sampling
-            # and mutation, which seldom rebuild a given configuration: the
-            # promotable ones are scored explicitly.
-            if self.acquisition == "thompson":
-                mean, std = posterior(promotions)
-                values_ = mean + std * rng.standard_normal(len(mean))
-            else:
-                values_ = score(promotions)
+        if promotions and everything is None and self.acquisition != "thompson":
+            # Evolution samples and mutates, which seldom rebuilds a given
+            # configuration: the promotable ones are scored explicitly.
+            values_ = score(promotions)
             i = int(np.argmax(values_))
             if result.best is None or values_[i] > result.value:
                 from kbnas.core.acquisition_optimizer import AcquisitionResult
@@ -845,8 +844,9 @@ class BayesianNASOracle(ResumableOracle):
         }
         return result.best, info
 
-    def _thompson(self, cspace, everything, gp, train, starts, avoid, rng, fidelity=None):
-        """One joint posterior sample over a candidate pool; its argmax."""
+    def _thompson(self, cspace, everything, gp, train, starts, avoid, rng, fidelity=None, promotions=()):
+        """One joint posterior sample over a candidate pool (with every
+        promotable configuration in it); its argmax."""
         from kbnas.core.acquisition_optimizer import AcquisitionResult
 
         pool_size = self.evolution.n_random + self.evolution.offspring_per_generation
@@ -864,6 +864,8 @@ class BayesianNASOracle(ResumableOracle):
                 if k not in seen:
                     seen.add(k)
                     pool.append(v)
+        keys = {self._key(v) for v in pool}
+        pool += [v for v in promotions if self._key(v) not in keys]
         if not pool:
             return AcquisitionResult(None, -np.inf, 0)
         mean, cov = gp.predict_joint(

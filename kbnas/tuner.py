@@ -45,7 +45,8 @@ VALIDATION_SPLIT_SEED = 0
 #: KerasTuner (1.4) warns when the oracle already holds the objective after
 #: `run_trial`, which per-epoch reports always cause, and then keeps those
 #: metrics instead of reporting the History again: what kbnas wants. The test
-#: `test_tuner.py::test_per_epoch_reports_are_the_trial_metrics` fails if that changes.
+#: `test_tuner.py::test_per_epoch_reports_are_the_trial_metrics_and_stopped_trials_really_stop`
+#: fails if that changes.
 _PER_EPOCH_REPORT_WARNING = r"The use case of calling `self\.oracle\.update_trial"
 
 

@@ -139,7 +139,7 @@ def test_the_gp_sees_stopped_trials_at_their_fidelity(tmp_path):
         expected = epochs[trial.trial_id] / EPOCHS if oracle.is_stopped_early(trial.trial_id) else 1.0
         assert f == pytest.approx(expected)
     cspace, _ = oracle._configuration_space()
-    _, _, _, dists = oracle._training_data(cspace, completed)
+    _, _, _, dists, _ = oracle._training_data(cspace, completed)
     assert dists.shape[0] == 2  # x, then the fidelity channel
     np.testing.assert_allclose(dists[1], np.abs(np.log(fidelity)[:, None] - np.log(fidelity)[None, :]))
     assert oracle.proposal_log[max(oracle.proposal_log)]["method"] == "gp-ei"
