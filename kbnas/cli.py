@@ -10,6 +10,7 @@ directory resumes the search. Bad input ends with a one-line error and exit code
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -50,6 +51,19 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _workers_option(text: str) -> int | None:
+    """``--workers``: a positive integer, or ``auto`` (None)."""
+    if str(text).strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number of workers or auto, got {text!r}")
+    return value
 
 
 def parse_duration(text: str) -> float | None:
@@ -161,55 +175,58 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def _make_tuner(args, hypermodel, quiet: bool):
+class _ProgressLines:
+    """``callback(oracle, trial)`` of the oracle: one line per finished trial.
+
+    The trial's number (1-based, as ``kbnas show``), architecture, score, the
+    best score of a fully trained trial so far, and times. It runs where the
+    oracle lives, so a parallel search's lines come from every worker.
+    """
+
+    def __init__(self, oracle, architecture_hp: str) -> None:
+        self._started = time.perf_counter()
+        self._ended_at_start = _ended_trials(oracle)
+        self._architecture_hp = architecture_hp
+
+    def __call__(self, oracle, finished) -> None:
+        if finished.status not in ("COMPLETED", "FAILED"):
+            return  # sent back for a retry: its line comes when it ends
+        elapsed = time.perf_counter() - self._started
+        ended = _ended_trials(oracle)
+        remaining = elapsed / max(1, ended - self._ended_at_start) * max(0, oracle.max_trials - ended)
+        budget_left = oracle.remaining_time()
+        if budget_left is not None:
+            remaining = min(remaining, budget_left)
+        top = _best_observed_trial(oracle)
+        best_score = top.score if top is not None else float("nan")
+        arch = finished.hyperparameters.values.get(self._architecture_hp, "?")
+        if finished.status == "COMPLETED":
+            result = f"{oracle.objective.name}={finished.score:.4f}"
+            stop = oracle.stopped_early.get(finished.trial_id)
+            if stop is not None:
+                result += f" (stopped at epoch {stop['epochs']})"
+        else:
+            reason = (finished.message or "").strip().splitlines()
+            result = f"{finished.status}: {reason[-1] if reason else 'no message'}"
+        method = oracle.proposal_log.get(finished.trial_id, {}).get("method", "resumed")
+        budget = "" if oracle.max_time is None else f" of a {_format_seconds(oracle.max_time)} budget"
+        print(
+            f"trial {_trial_number(finished.trial_id)}/{oracle.max_trials} [{method}] {arch}  {result}  "
+            f"best={best_score:.4f}  elapsed {_format_seconds(elapsed)}, "
+            f"~{_format_seconds(remaining)} left{budget}",
+            flush=True,
+        )
+
+
+def _ended_trials(oracle) -> int:
+    return sum(t.status in ("COMPLETED", "FAILED") for t in oracle.trials.values())
+
+
+def _make_tuner(args, hypermodel):
     from kbnas.core.early_stopping import EarlyStopping
     from kbnas.tuner import BayesianNAS
 
-    class ProgressBayesianNAS(BayesianNAS):
-        """Prints one line per trial: i of N, architecture, score, best, times."""
-
-        def on_search_begin(self):
-            super().on_search_begin()
-            self._started = time.perf_counter()
-            self._done_at_start = len(self.oracle.trials)
-
-        def on_trial_end(self, trial):
-            super().on_trial_end(trial)
-            if quiet:
-                return
-            finished = self.oracle.trials[trial.trial_id]
-            number = len(self.oracle.trials)
-            elapsed = time.perf_counter() - self._started
-            done_now = max(1, number - self._done_at_start)
-            remaining = elapsed / done_now * max(0, self.oracle.max_trials - number)
-            budget_left = self.oracle.remaining_time()
-            if budget_left is not None:
-                remaining = min(remaining, budget_left)
-            top = _best_observed_trial(self.oracle)
-            best_score = top.score if top is not None else float("nan")
-            arch = finished.hyperparameters.values.get(hypermodel.architecture_hp, "?")
-            if finished.status == "COMPLETED":
-                result = f"{self.oracle.objective.name}={finished.score:.4f}"
-                stop = getattr(self.oracle, "stopped_early", {}).get(trial.trial_id)
-                if stop is not None:
-                    result += f" (stopped at epoch {stop['epochs']})"
-            else:
-                reason = (finished.message or "").strip().splitlines()
-                result = f"{finished.status}: {reason[-1] if reason else 'no message'}"
-            method = self.oracle.proposal_log.get(trial.trial_id, {}).get("method", "resumed")
-            print(
-                f"trial {number}/{self.oracle.max_trials} [{method}] {arch}  {result}  "
-                f"best={best_score:.4f}  elapsed {_format_seconds(elapsed)}, "
-                f"~{_format_seconds(remaining)} left{self._budget_note()}",
-                flush=True,
-            )
-
-        def _budget_note(self) -> str:
-            if self.oracle.max_time is None:
-                return ""
-            return f" of a {_format_seconds(self.oracle.max_time)} budget"
-
-    return ProgressBayesianNAS(
+    return BayesianNAS(
         hypermodel,
         max_trials=args.max_trials,
         seed=args.seed,
@@ -223,6 +240,14 @@ def _make_tuner(args, hypermodel, quiet: bool):
         initial_points=list(getattr(args, "start", None) or ()),
         early_stopping=EarlyStopping() if getattr(args, "early_stopping", True) else None,
     )
+
+
+def _build_tuner(args):
+    """The search's tuner, from the command's arguments: also what each worker
+    process of ``--workers N`` calls (it is pickled into them)."""
+    if os.environ.get("KERASTUNER_TUNER_ID"):  # a worker: mixed precision is set where the GPU is
+        _enable_mixed_precision(args, announce=False)
+    return _make_tuner(args, _hypermodel(args))
 
 
 def _hypermodel(args):
@@ -244,19 +269,25 @@ def cmd_search(args) -> int:
     arrays, source = _load_split(args)
     output = pathlib.Path(args.output)
     settings = _run_settings(args, source)
+    if args.connect:
+        return _run_remote_workers(args, arrays, output, settings)
     resuming = _check_run_file(output, settings)
     _quiet_tensorflow(args.debug)
     output.mkdir(parents=True, exist_ok=True)
     (output / RUN_FILE).write_text(json.dumps(settings, indent=2))
 
-    if args.mixed_precision:
-        from kbnas.distribute import enable_mixed_precision_if_gpu
+    workers = _number_of_workers(args)
+    if workers > 1:
+        from kbnas.parallel import ParallelSearch
 
-        enabled = enable_mixed_precision_if_gpu(True)
-        if not args.quiet:
-            print(f"kbnas: mixed precision {'on (GPU)' if enabled else 'off: no GPU'}", flush=True)
-    hypermodel = _hypermodel(args)
-    tuner = _make_tuner(args, hypermodel, args.quiet)
+        search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers))
+        tuner = search.tuner
+    else:
+        _enable_mixed_precision(args, announce=not args.quiet)
+        tuner = _build_tuner(args)
+    hypermodel = tuner.hypermodel
+    if not args.quiet:
+        tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
     (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
     if not args.quiet:
         done = len(tuner.oracle.trials)
@@ -266,15 +297,81 @@ def cmd_search(args) -> int:
             f"test examples), "
             f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
             f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
-            f"{f', {done} done' if resuming else ''}",
+            f"{f', {done} done' if resuming else ''}"
+            f"{_workers_note(search) if workers > 1 else ''}",
             flush=True,
         )
     start = time.perf_counter()
-    tuner.search(
-        x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs,
-        batch_size=args.batch_size, verbose=0,
-    )
+    fit = dict(validation_data=(x_val, y_val), epochs=args.epochs, batch_size=args.batch_size, verbose=0)
+    if workers > 1:
+        search.search(x_train, y_train, **fit)
+    else:
+        tuner.search(x_train, y_train, **fit)
     return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
+
+
+def _number_of_workers(args) -> int:
+    """``--workers``, or with ``auto`` one per visible GPU (1 without GPUs)."""
+    if args.workers is not None:
+        return args.workers
+    import tensorflow as tf
+
+    from kbnas.parallel import default_workers
+
+    return default_workers(len(tf.config.list_physical_devices("GPU")))
+
+
+def _parallel_settings(args, workers: int | None):
+    from kbnas.parallel import ParallelSettings
+
+    host, port = _address(args.listen, "--listen", allow_zero=True) if args.listen else ("127.0.0.1", 0)
+    if args.connect:
+        _address(args.connect, "--connect", allow_zero=False)
+    return ParallelSettings(workers=workers, host=host, port=port, connect=args.connect)
+
+
+def _address(text: str, option: str, allow_zero: bool) -> tuple[str, int]:
+    from kbnas.parallel import parse_address
+
+    try:
+        return parse_address(text, allow_zero=allow_zero)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
+
+
+def _workers_note(search) -> str:
+    plan = search.plans[0]
+    devices = f"GPU {','.join(map(str, plan.gpus))} each" if plan.gpus else f"{plan.threads} CPU thread(s) each"
+    return f"; {search.workers} workers ({devices})"
+
+
+def _enable_mixed_precision(args, announce: bool) -> None:
+    if not getattr(args, "mixed_precision", False):
+        return
+    from kbnas.distribute import enable_mixed_precision_if_gpu
+
+    enabled = enable_mixed_precision_if_gpu(True)
+    if announce:
+        print(f"kbnas: mixed precision {'on (GPU)' if enabled else 'off: no GPU'}", flush=True)
+
+
+def _run_remote_workers(args, arrays, output, settings) -> int:
+    """``--connect``: this host trains trials for a chief on another machine."""
+    from kbnas.parallel import ParallelSearch
+
+    if (output / RUN_FILE).exists():
+        _check_run_file(output, settings)
+    _quiet_tensorflow(args.debug)
+    search = ParallelSearch(functools.partial(_build_tuner, args),
+                            _parallel_settings(args, _number_of_workers(args)))
+    (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
+    if not args.quiet:
+        print(f"kbnas: {search.workers} worker(s) training trials for the chief at {args.connect}", flush=True)
+    search.search(x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs,
+                  batch_size=args.batch_size, verbose=0)
+    if not args.quiet:
+        print("kbnas: the chief has no more trials; the chief exports the best model", flush=True)
+    return 0
 
 
 def _trial_number(trial_id: str) -> str:
@@ -461,7 +558,7 @@ def cmd_export(args) -> int:
     _quiet_tensorflow(args.debug)
     hypermodel = _hypermodel(args)
     hypermodel.configure(*arrays["train"])
-    tuner = _make_tuner(args, hypermodel, True)
+    tuner = _make_tuner(args, hypermodel)
     tuner.oracle.set_search_space(hypermodel.search_space)
     return _export_best(tuner, hypermodel, arrays, output, args, 0.0)
 
@@ -527,6 +624,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="stop hopeless candidates at epochs 3, 9, 27 when they fall out of the top "
                              "third of the candidates trained that far (default; --no-early-stopping "
                              "trains every candidate fully)")
+    search.add_argument("--workers", type=_workers_option, default=None, metavar="N",
+                        help="trials trained at once, each in its own process with its own GPU or share "
+                             "of the CPU cores (default auto: one per GPU, 1 without GPUs); see docs/parallel.md")
+    search.add_argument("--listen", metavar="HOST:PORT",
+                        help="with --workers: where the chief listens (default 127.0.0.1 on a free port; "
+                             "0.0.0.0:PORT for workers on other machines, see --connect)")
+    search.add_argument("--connect", metavar="HOST:PORT",
+                        help="only run --workers N workers for the chief at HOST:PORT (another machine "
+                             "sharing --output); the chief exports the model")
     search.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")

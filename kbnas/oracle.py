@@ -296,6 +296,9 @@ class BayesianNASOracle(ResumableOracle):
         self._configuration_space_cache: tuple[tuple, ConfigurationSpace, Any] | None = None
         #: trial_id -> how it was proposed (method, acquisition value, seconds).
         self.proposal_log: dict[str, dict] = {}
+        #: ``callback(oracle, trial)`` run after each `end_trial`, where the oracle
+        #: lives (the chief of a parallel search): progress lines, reports. Not saved.
+        self.trial_end_callbacks: list[Callable[[Any, Any], None]] = []
         self.set_search_space(search_space)
 
     # ------------------------------------------------------------------ set-up
@@ -368,6 +371,15 @@ class BayesianNASOracle(ResumableOracle):
                 del self.stopped_early[trial.trial_id]
                 self.proposal_log.get(trial.trial_id, {}).pop("stopped_at_epoch", None)
         super().end_trial(trial)
+        for callback in list(self.trial_end_callbacks):
+            try:
+                callback(self, self.trials[trial.trial_id])
+            except Exception as error:  # noqa: BLE001 - never raise under the lock
+                warnings.warn(
+                    f"kbnas: a trial-end callback failed ({type(error).__name__}: {error})",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     # ------------------------------------------------------------------ early stopping
     @keras_tuner.synchronized

@@ -1,0 +1,156 @@
+"""Parallel trials on one host: ``kbnas search --workers 1`` against ``--workers N``.
+
+Issue 11's measurement: the wall time of the same search (the bundled digits,
+``--max-trials 8 --time-budget none --no-retrain``, every other option at its
+default, early stopping included) with one worker and with N, run side by side:
+for each seed, one run of each, in alternating order (seed-major; the order
+flips from seed to seed so that a slow start of the machine hits both), each a
+fresh ``python -m kbnas.cli search`` process. The speed is reported as the ratio
+of the two wall times of the same seed, with the t-interval of the ratio over
+seeds; trials per minute and epochs per second (the searches train different
+architectures once the GP takes over) next to it.
+
+Run from the repository root::
+
+    python -m benchmarks.parallel --seeds 5 --workers 1 2          # appends to DEFAULT_OUTPUT
+    python -m benchmarks.parallel --report                        # the table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Sequence
+
+from benchmarks.stats import mean_and_interval, read_jsonl
+
+DEFAULT_OUTPUT = pathlib.Path("benchmarks/results/parallel.jsonl")
+MAX_TRIALS = 8
+
+
+def _commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _seconds(text: str) -> float:
+    match = re.fullmatch(r"(?:(\d+)m)?(\d+)s", text)
+    return 60.0 * int(match.group(1) or 0) + int(match.group(2))
+
+
+def run_search(workers: int, seed: int, max_trials: int = MAX_TRIALS) -> dict[str, Any]:
+    """One ``kbnas search`` in a fresh process; its times, trials and epochs."""
+    with tempfile.TemporaryDirectory(prefix="kbnas-parallel-") as directory:
+        output = pathlib.Path(directory) / "search"
+        command = [sys.executable, "-m", "kbnas.cli", "search", "--workers", str(workers), "--seed", str(seed),
+                   "--max-trials", str(max_trials), "--time-budget", "none", "--no-retrain",
+                   "--output", str(output)]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
+        search = re.search(r"search time ((?:\d+m)?\d+s)", done.stdout)
+        trials = [json.loads(p.read_text()) for p in (output / "search").glob("trial_*/trial.json")]
+        epochs = [len(t["metrics"]["metrics"]["val_accuracy"]["observations"]) for t in trials]
+        architectures = {t["hyperparameters"]["values"]["architecture"] for t in trials}
+        test = json.loads((output / "export" / "architecture.json").read_text())
+        return {
+            "workers": workers,
+            "seed": seed,
+            "wall_seconds": wall,
+            "search_seconds": _seconds(search.group(1)) if search else None,
+            "trials": len(trials),
+            "completed": sum(t["status"] == "COMPLETED" for t in trials),
+            "distinct": len(architectures),
+            "epochs": sum(epochs),
+            "test_accuracy": test.get("search_settings", {}).get("test_metrics", {}).get("accuracy"),
+            "cpus": os.cpu_count(),
+            "commit": _commit(),
+        }
+
+
+def run_all(seeds: Sequence[int], workers: Sequence[int], output: pathlib.Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["seed"], r["workers"]) for r in read_jsonl(output)}
+    for index, seed in enumerate(seeds):
+        order = list(workers) if index % 2 == 0 else list(reversed(workers))
+        for n in order:
+            if (seed, n) in done:
+                continue
+            record = run_search(n, seed)
+            with output.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+            print(json.dumps(record), flush=True)
+
+
+def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per worker count against one worker on the same seeds: wall-time ratio, throughput."""
+    by = {}
+    for r in records:
+        by.setdefault(r["workers"], {})[r["seed"]] = r
+    base = by.get(1, {})
+    rows = []
+    for n in sorted(by):
+        runs = by[n]
+        seeds = sorted(set(runs) & set(base))
+        rows.append({
+            "workers": n,
+            "seeds": sorted(runs),
+            "ratio": mean_and_interval([runs[s]["wall_seconds"] / base[s]["wall_seconds"] for s in seeds]),
+            "search_ratio": mean_and_interval([runs[s]["search_seconds"] / base[s]["search_seconds"] for s in seeds
+                                               if runs[s]["search_seconds"] and base[s]["search_seconds"]]),
+            "trials_per_minute": mean_and_interval([60 * r["trials"] / r["wall_seconds"] for r in runs.values()]),
+            "epochs_per_second": mean_and_interval([r["epochs"] / r["wall_seconds"] for r in runs.values()]),
+            "all_completed_distinct": all(r["completed"] == r["trials"] == r["distinct"] == MAX_TRIALS
+                                          for r in runs.values()),
+            "test_accuracy": mean_and_interval([r["test_accuracy"] for r in runs.values() if r["test_accuracy"]]),
+        })
+    return rows
+
+
+def _fmt(summary: dict[str, Any], digits: int = 2) -> str:
+    if summary["mean"] is None:
+        return "-"
+    ci = summary["ci95"]
+    return f"{summary['mean']:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
+
+
+def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["| workers | seeds | wall time / 1 worker | search time / 1 worker | trials per minute | "
+             "epochs per second | test accuracy | all trials completed, distinct |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['workers']} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
+                     f"{_fmt(row['trials_per_minute'], 1)} | {_fmt(row['epochs_per_second'], 1)} | "
+                     f"{_fmt(row['test_accuracy'], 4)} | {'yes' if row['all_completed_distinct'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--report", action="store_true", help="print the table of --output and exit")
+    args = parser.parse_args(argv)
+    if not args.report:
+        run_all(range(args.first_seed, args.first_seed + args.seeds), args.workers, args.output)
+    rows = summarize(read_jsonl(args.output))
+    print(format_markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

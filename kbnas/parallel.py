@@ -1,0 +1,613 @@
+"""Parallel trials: one candidate per GPU (or per share of the CPU cores).
+
+NAS candidates are small: synchronous data parallelism across GPUs mostly adds
+all-reduce traffic, while training several candidates at once scales with the
+number of devices. kbnas runs them on KerasTuner's own chief/worker engine
+(``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``):
+
+* the **chief** is the calling process. It holds the oracle and serves it over
+  gRPC from a background thread (KerasTuner's ``tuner.search`` in chief mode);
+  it trains nothing, and hides the GPUs from itself before TensorFlow touches
+  them;
+* each **worker** is a process started with ``multiprocessing``'s "spawn"
+  method. It first restricts what it may use (its GPUs through
+  ``CUDA_VISIBLE_DEVICES``, its CPU cores through the process affinity and
+  TensorFlow's intra/inter-op thread counts), then calls ``build_tuner()`` and
+  runs KerasTuner's worker loop: ask the chief for a trial, train it, report
+  every epoch (so early stopping works), repeat until the chief says stop.
+
+Faults: a worker that dies (killed, out of memory) is started again under the
+same tuner id, and KerasTuner hands it back the trial it was running, which is
+trained again from the start (`ParallelSettings.max_restarts` times per
+worker, then the search stops with an error). Workers exit by themselves when
+the chief's process disappears. A killed chief loses nothing completed: the
+search directory is the state, and running the same search again resumes it
+(KerasTuner retries the trials that were running). Ctrl-C in the chief stops
+every worker before it returns.
+
+Many hosts: run the chief with ``ParallelSettings(host="0.0.0.0", port=P)`` on
+one machine and ``ParallelSettings(connect="chief-host:P")`` on the others; the
+search directory must be shared (each trial's checkpoint is written by the
+worker that trains it and read back by the chief for the export). See
+docs/parallel.md.
+
+This module imports TensorFlow only inside worker processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, Sequence
+
+logger = logging.getLogger(__name__)
+
+ENV_TUNER_ID = "KERASTUNER_TUNER_ID"
+ENV_ORACLE_IP = "KERASTUNER_ORACLE_IP"
+ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
+#: Seconds a worker waits for the chief to accept connections before it gives up
+#: with an error (KerasTuner's own client would wait an hour).
+ENV_CHIEF_TIMEOUT = "KBNAS_CHIEF_TIMEOUT"
+DEFAULT_CHIEF_TIMEOUT = 30.0
+#: Seconds the chief's gRPC server may take to start listening.
+SERVER_START_TIMEOUT = 60.0
+#: Tries at a fresh free port when the chosen one was taken in between.
+PORT_TRIES = 3
+#: How often the chief looks at its workers, in seconds.
+POLL_SECONDS = 0.2
+#: Seconds a stopped worker gets to exit after SIGTERM before SIGKILL.
+TERMINATE_GRACE = 5.0
+
+
+class ChiefUnreachableError(RuntimeError):
+    """A worker could not connect to the chief's oracle server."""
+
+
+class WorkerFailedError(RuntimeError):
+    """A worker kept failing; the search stopped (it can be resumed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParallelSettings:
+    """How a parallel search runs.
+
+    Args:
+        workers: trials trained at once on this host. None: one per GPU group
+            (visible GPUs // ``gpus_per_worker``), or 1 without GPUs.
+        gpus_per_worker: GPUs each worker owns; above 1, a worker trains its
+            candidate under a MirroredStrategy across them (``"auto"``
+            strategy of `kbnas.BayesianNAS`), for candidates too big for one.
+        host: address the chief listens on (loopback by default; ``"0.0.0.0"``
+            for workers on other machines).
+        port: the chief's port; 0 picks a free one.
+        connect: ``"host:port"`` of a chief on another machine: this host then
+            only runs workers for it.
+        max_restarts: times a dead worker is started again before the search
+            stops with `WorkerFailedError`.
+    """
+
+    workers: int | None = None
+    gpus_per_worker: int = 1
+    host: str = "127.0.0.1"
+    port: int = 0
+    connect: str | None = None
+    max_restarts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ValueError(f"workers must be a positive integer or None, got {self.workers!r}")
+        if not isinstance(self.gpus_per_worker, int) or self.gpus_per_worker < 1:
+            raise ValueError(f"gpus_per_worker must be a positive integer, got {self.gpus_per_worker!r}")
+        if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, got {self.port!r}")
+        if self.max_restarts < 0:
+            raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts!r}")
+        if self.connect is not None:
+            parse_address(self.connect)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerPlan:
+    """What one worker may use.
+
+    Attributes:
+        tuner_id: its KerasTuner tuner id (the same after a restart, so that
+            KerasTuner hands the restarted worker its unfinished trial).
+        gpus: physical GPU indices it sees (``CUDA_VISIBLE_DEVICES``); None on a
+            host without GPUs.
+        cpus: CPU cores it is pinned to (empty: not pinned).
+        threads: TensorFlow intra-op and inter-op threads.
+    """
+
+    tuner_id: str
+    gpus: tuple[int, ...] | None
+    cpus: tuple[int, ...]
+    threads: int
+
+
+def parse_address(address: str, allow_zero: bool = False) -> tuple[str, int]:
+    """``"host:port"`` as ``(host, port)``; port 0 (any free port) only if ``allow_zero``.
+
+    Raises:
+        ValueError: not of that form.
+    """
+    host, sep, port = str(address).rpartition(":")
+    lowest = 0 if allow_zero else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) <= 65535:
+        raise ValueError(f"expected an address HOST:PORT such as 127.0.0.1:8000, got {address!r}")
+    return host, int(port)
+
+
+def default_workers(n_gpus: int, gpus_per_worker: int = 1) -> int:
+    """One worker per ``gpus_per_worker`` visible GPUs, at least 1 (a CPU-only host: 1)."""
+    return max(1, n_gpus // gpus_per_worker)
+
+
+def worker_tuner_id(index: int, host: str | None = None) -> str:
+    """``"<host>-w<index>"``: unique across the hosts of a search, and never
+    containing "chief" (KerasTuner treats any such id as the chief)."""
+    host = (host or socket.gethostname()).replace("chief", "c-h-i-e-f")
+    return f"{host}-w{index}"
+
+
+def plan_workers(
+    workers: int,
+    n_gpus: int,
+    cpus: Sequence[int],
+    gpus_per_worker: int = 1,
+    host: str | None = None,
+) -> list[WorkerPlan]:
+    """Splits this host's GPUs and CPU cores between ``workers`` workers.
+
+    GPUs: worker i owns GPUs ``[i·g, (i+1)·g)`` (g = ``gpus_per_worker``), taken
+    modulo the GPU count when there are more workers than GPU groups (several
+    workers then share a GPU, and grow their memory as needed). CPU cores: with at
+    least as many cores as workers, each worker is pinned to its own
+    ``len(cpus) // workers`` cores (the remainder goes to the first ones) and
+    uses that many TensorFlow threads; with fewer cores, nobody is pinned and
+    every worker gets one thread.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    cpus = tuple(cpus)
+    plans = []
+    share, extra = divmod(len(cpus), workers)
+    start = 0
+    for i in range(workers):
+        if n_gpus > 0:
+            gpus = tuple((i * gpus_per_worker + j) % n_gpus for j in range(min(gpus_per_worker, n_gpus)))
+        else:
+            gpus = None
+        if share >= 1:
+            size = share + (1 if i < extra else 0)
+            mine, start = cpus[start : start + size], start + size
+        else:
+            mine = ()
+        plans.append(WorkerPlan(worker_tuner_id(i + 1, host), gpus, mine, max(1, len(mine))))
+    return plans
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether ``port`` cannot be bound on ``host`` (something holds it)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def wait_for_chief(host: str, port: int, timeout: float | None = None) -> None:
+    """Returns once the chief at ``host:port`` accepts TCP connections.
+
+    Args:
+        timeout: seconds to keep trying; default ``$KBNAS_CHIEF_TIMEOUT`` or
+            `DEFAULT_CHIEF_TIMEOUT`.
+
+    Raises:
+        ChiefUnreachableError: nothing accepted a connection in time.
+    """
+    if timeout is None:
+        timeout = float(os.environ.get(ENV_CHIEF_TIMEOUT, DEFAULT_CHIEF_TIMEOUT))
+    deadline = time.monotonic() + timeout
+    error: OSError | None = None
+    while True:
+        try:
+            with socket.create_connection((_connectable(host), port), timeout=2.0):
+                return
+        except OSError as exc:
+            error = exc
+        if time.monotonic() >= deadline:
+            raise ChiefUnreachableError(
+                f"cannot reach the kbnas/KerasTuner chief at {host}:{port} after {timeout:g} s "
+                f"({error}): is the chief running, and is that port open to this machine? "
+                f"(set {ENV_CHIEF_TIMEOUT} to wait longer)"
+            )
+        time.sleep(0.5)
+
+
+def _connectable(host: str) -> str:
+    """The address to connect to for a server listening on ``host``."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def _available_cpus() -> tuple[int, ...]:
+    try:
+        return tuple(sorted(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux: no affinity, one share per core
+        return tuple(range(os.cpu_count() or 1))
+
+
+def _visible_gpus_hidden_from_chief() -> int:
+    """The number of GPUs of this host, after hiding them from this (chief) process.
+
+    The chief trains nothing; a TensorFlow runtime that initializes its GPUs
+    would hold memory on every one of them.
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError:
+            logger.warning(
+                "kbnas: TensorFlow's GPUs were initialized in the chief before the parallel search; "
+                "the chief keeps memory on them (build the tuner inside build_tuner to avoid it)"
+            )
+    return len(gpus)
+
+
+# ---------------------------------------------------------------------- worker side
+@dataclasses.dataclass
+class _WorkerJob:
+    """Everything a worker process needs, pickled into it."""
+
+    build_tuner: Callable[[], Any]
+    plan: WorkerPlan
+    host: str
+    port: int
+    fit_args: tuple
+    fit_kwargs: dict
+    log_path: str
+    deadline: float | None  # time.time() at which training must stop, or None
+    parent_pid: int
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """A daemon thread that ends this process when its parent is gone."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="kbnas-parent-watch", daemon=True).start()
+
+
+def _redirect_output(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _restrict_devices(plan: WorkerPlan) -> None:
+    """GPUs, cores and threads of this worker: before TensorFlow initializes them."""
+    if plan.gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in plan.gpus)
+    if plan.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, plan.cpus)
+    os.environ["OMP_NUM_THREADS"] = str(plan.threads)
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(plan.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(plan.threads)
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as error:  # the script's top level initialized TensorFlow already
+        print(f"kbnas worker: could not restrict TensorFlow ({error})", flush=True)
+
+
+def _worker_main(job: _WorkerJob) -> None:
+    """Entry point of a worker process (multiprocessing target)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
+    _exit_with_parent(job.parent_pid)
+    _redirect_output(job.log_path)
+    plan = job.plan
+    print(f"kbnas worker {plan.tuner_id} pid {os.getpid()}: gpus {plan.gpus}, cpus {list(plan.cpus)}, "
+          f"{plan.threads} threads, chief {job.host}:{job.port}", flush=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _connectable(job.host),
+                       ENV_ORACLE_PORT: str(job.port)})
+    try:
+        _restrict_devices(plan)
+        wait_for_chief(job.host, job.port)
+        tuner = job.build_tuner()
+        fit_kwargs = dict(job.fit_kwargs)
+        if job.deadline is not None:
+            from kbnas.tuner import StopAtDeadline
+
+            fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []),
+                                       StopAtDeadline(max(0.0, job.deadline - time.time()))]
+        tuner.search(*job.fit_args, **fit_kwargs)
+    except BaseException:
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    print(f"kbnas worker {plan.tuner_id}: done", flush=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skips interpreter teardown: TensorFlow's and gRPC's threads can hang it.
+    os._exit(0)
+
+
+# ---------------------------------------------------------------------- chief side
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output"
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class _WorkerPool:
+    """Starts, watches, restarts and stops the worker processes of one host."""
+
+    def __init__(self, build_tuner, plans, host, port, fit_args, fit_kwargs, log_dir,
+                 max_restarts, deadline: Callable[[], float | None], alive: Callable[[], bool]):
+        self._context = multiprocessing.get_context("spawn")
+        self._build_tuner = build_tuner
+        self._plans = plans
+        self._host, self._port = host, port
+        self._fit_args, self._fit_kwargs = tuple(fit_args), dict(fit_kwargs)
+        self._log_dir = log_dir
+        self._max_restarts = max_restarts
+        self._deadline = deadline
+        self._alive = alive
+        self.processes: dict[str, Any] = {}
+        self.restarts: dict[str, int] = {plan.tuner_id: 0 for plan in plans}
+
+    def log_path(self, plan: WorkerPlan) -> str:
+        return os.path.join(self._log_dir, f"{plan.tuner_id}.log")
+
+    def _start(self, plan: WorkerPlan) -> None:
+        job = _WorkerJob(self._build_tuner, plan, self._host, self._port, self._fit_args, self._fit_kwargs,
+                         self.log_path(plan), self._deadline(), os.getpid())
+        process = self._context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
+        process.start()
+        self.processes[plan.tuner_id] = process
+
+    def run(self) -> None:
+        """Runs every worker to its end; restarts dead ones; stops all on any exit."""
+        try:
+            for plan in self._plans:
+                self._start(plan)
+            running = {plan.tuner_id: plan for plan in self._plans}
+            while running:
+                time.sleep(POLL_SECONDS)
+                if not self._alive():
+                    raise WorkerFailedError("the chief's oracle server stopped; the search can be resumed")
+                for tuner_id, plan in list(running.items()):
+                    code = self.processes[tuner_id].exitcode
+                    if code is None:
+                        continue
+                    if code == 0:
+                        del running[tuner_id]
+                        continue
+                    why = f"{_describe_exit(code)}: {_last_line(self.log_path(plan))}"
+                    if self.restarts[tuner_id] >= self._max_restarts:
+                        raise WorkerFailedError(
+                            f"worker {tuner_id} failed {self.restarts[tuner_id] + 1} times ({why}); "
+                            f"its log is {self.log_path(plan)}; run the search again to resume it"
+                        )
+                    self.restarts[tuner_id] += 1
+                    logger.warning("kbnas: worker %s stopped (%s); starting it again, its trial restarts",
+                                   tuner_id, why)
+                    self._start(plan)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """SIGTERM to every live worker, SIGKILL after `TERMINATE_GRACE` seconds."""
+        live = [p for p in self.processes.values() if p.exitcode is None]
+        for process in live:
+            process.terminate()
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for process in live:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                process.kill()
+                process.join(5.0)
+
+
+class _ChiefServer:
+    """KerasTuner's chief: ``tuner.search`` in chief mode, in a daemon thread."""
+
+    def __init__(self, tuner: Any, host: str, port: int, fit_args: tuple, fit_kwargs: dict):
+        self.host, self.port = host, port
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._serve, args=(tuner, fit_args, fit_kwargs), name="kbnas-chief", daemon=True
+        )
+
+    def _serve(self, tuner, fit_args, fit_kwargs) -> None:
+        try:
+            tuner.search(*fit_args, **fit_kwargs)
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            self.error = error
+
+    def start(self) -> None:
+        """Starts serving; returns once the server accepts connections.
+
+        Raises:
+            OSError: the server did not start (e.g. the port was taken).
+        """
+        chief_env = {ENV_TUNER_ID: "chief", ENV_ORACLE_IP: self.host, ENV_ORACLE_PORT: str(self.port)}
+        saved = {name: os.environ.get(name) for name in chief_env}
+        os.environ.update(chief_env)
+        try:
+            self._thread.start()
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while True:
+                if not self._thread.is_alive():
+                    if isinstance(self.error, RuntimeError) and "bind" in str(self.error).lower():
+                        raise OSError(f"the chief's oracle server could not listen on {self.host}:{self.port} "
+                                      f"({self.error})")
+                    if self.error is not None:
+                        raise self.error  # e.g. the data's ValueError from the hypermodel
+                    raise OSError("the chief's oracle server stopped before it listened")
+                try:
+                    with socket.create_connection((_connectable(self.host), self.port), timeout=1.0):
+                        break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        raise OSError(f"the chief's oracle server did not listen on {self.host}:{self.port} "
+                                      f"within {SERVER_START_TIMEOUT:g} s") from None
+                    time.sleep(0.1)
+        finally:
+            # KerasTuner read them when the server started; the rest of this
+            # process (the export, the user's code) is not a KerasTuner worker.
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def alive(self) -> bool:
+        # KerasTuner's server returns once every worker was told to stop: a
+        # finished thread without an error is a finished search.
+        return self.error is None
+
+
+class ParallelSearch:
+    """A search that trains several trials at once, on KerasTuner's chief/worker engine.
+
+    ``build_tuner`` is called in this process (the chief's tuner, `tuner`) and
+    once in every worker process; it must build the same tuner each time (same
+    directory, project and settings). It is pickled into the workers, so it
+    must be importable: a module-level function (or a `functools.partial` of
+    one), with the script's own work under ``if __name__ == "__main__":``.
+
+    Example::
+
+        def build_tuner():
+            return kbnas.BayesianNAS(kbnas.ConvNetHyperModel(), max_trials=40,
+                                     directory="runs", project_name="digits")
+
+        if __name__ == "__main__":
+            search = kbnas.ParallelSearch(build_tuner, kbnas.ParallelSettings(workers=2))
+            tuner = search.search(x, y, epochs=30, validation_data=(x_val, y_val))
+            model = tuner.get_best_models(1)[0]
+
+    Args:
+        build_tuner: ``() -> keras_tuner.Tuner`` (a `kbnas.BayesianNAS` or any
+            KerasTuner tuner).
+        settings: `ParallelSettings`.
+    """
+
+    def __init__(self, build_tuner: Callable[[], Any], settings: ParallelSettings = ParallelSettings()):
+        self.build_tuner = build_tuner
+        self.settings = settings
+        n_gpus = _visible_gpus_hidden_from_chief()
+        workers = settings.workers or default_workers(n_gpus, settings.gpus_per_worker)
+        self.plans = plan_workers(workers, n_gpus, _available_cpus(), settings.gpus_per_worker)
+        #: The chief's tuner: None on a host that only runs workers (``connect``).
+        self.tuner = None if settings.connect else build_tuner()
+        self.worker_restarts: dict[str, int] = {}
+
+    @property
+    def workers(self) -> int:
+        return len(self.plans)
+
+    def search(self, *fit_args: Any, **fit_kwargs: Any) -> Any:
+        """Runs the search (arguments of ``tuner.search``); returns the chief's tuner.
+
+        On a host that only runs workers (``connect``) it returns None once they
+        are told to stop.
+
+        Raises:
+            WorkerFailedError: a worker kept failing, or the chief's server stopped.
+            OSError: the chief's server could not start (port in use).
+            KeyboardInterrupt: after every worker was stopped.
+        """
+        settings = self.settings
+        if settings.connect:
+            host, port = parse_address(settings.connect)
+            log_dir = os.path.join(os.getcwd(), "kbnas_workers")
+            self._run_pool(host, port, fit_args, fit_kwargs, log_dir, lambda: None, lambda: True)
+            return None
+        server = self._start_server(fit_args, fit_kwargs)
+        oracle = self.tuner.oracle
+
+        def deadline() -> float | None:
+            remaining = oracle.remaining_time() if hasattr(oracle, "remaining_time") else None
+            return None if remaining is None else time.time() + remaining
+
+        log_dir = os.path.join(self.tuner.project_dir, "workers")
+        self._run_pool(server.host, server.port, fit_args, fit_kwargs, log_dir, deadline, server.alive)
+        if server.error is not None:
+            raise WorkerFailedError(f"the chief's oracle server failed: {server.error}")
+        return self.tuner
+
+    def _start_server(self, fit_args, fit_kwargs) -> _ChiefServer:
+        settings = self.settings
+        if settings.port and port_in_use(settings.host, settings.port):
+            raise OSError(f"port {settings.port} on {settings.host} is in use: choose another port, "
+                          "or 0 for a free one")
+        for attempt in range(PORT_TRIES):
+            port = settings.port or free_port(settings.host)
+            server = _ChiefServer(self.tuner, settings.host, port, fit_args, fit_kwargs)
+            try:
+                server.start()
+                return server
+            except OSError:
+                if settings.port or attempt == PORT_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _run_pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive) -> None:
+        pool = _WorkerPool(self.build_tuner, self.plans, host, port, fit_args, fit_kwargs, log_dir,
+                           self.settings.max_restarts, deadline, alive)
+        try:
+            pool.run()
+        finally:
+            self.worker_restarts = dict(pool.restarts)
+            self.log_paths = {plan.tuner_id: pool.log_path(plan) for plan in self.plans}
+
+
+def search_in_parallel(build_tuner: Callable[[], Any], *fit_args: Any, workers: int | None = None,
+                       **fit_kwargs: Any) -> Any:
+    """``ParallelSearch(build_tuner, ParallelSettings(workers=workers)).search(*fit_args, **fit_kwargs)``."""
+    return ParallelSearch(build_tuner, ParallelSettings(workers=workers)).search(*fit_args, **fit_kwargs)
