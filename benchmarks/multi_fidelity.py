@@ -140,8 +140,17 @@ def make_oracle(contender: str, space, seed: int):
     return oracle, "architecture"
 
 
-def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: float = MAX_BUDGET) -> dict[str, Any]:
-    """One run: trials until ``max_budget`` full trainings' worth of epochs are spent."""
+def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: float = MAX_BUDGET,
+           concurrency: int = 1) -> dict[str, Any]:
+    """One run: trials until ``max_budget`` full trainings' worth of epochs are spent.
+
+    With ``concurrency`` c > 1, c trials train at once (issue 11: c workers), in
+    lock step: every running trial trains one epoch per time unit and reports it;
+    a slot that frees up gets a new trial at once (the oracle then proposes with
+    the other c − 1 still running). Epochs spent, and so the budgets, count every
+    trial's epochs: the c workers' wall time is about epochs / c. Recommendations
+    are read when a trial ends, as with c = 1.
+    """
     from threadpoolctl import threadpool_limits
 
     space = table.search_space()
@@ -152,6 +161,7 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
     trials, recommended = [], {}
     spent, start = 0, time.perf_counter()
     seeds_of: dict[str, Any] = {}  # Hyperband trial id -> the table record it trains
+    max_pending = 0
     try:
         with threadpool_limits(limits=1):
             oracle, encoding = make_oracle(contender, space, seed + 1)
@@ -164,44 +174,80 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
                     return None
                 return architecture_from_values(dict(best[0].hyperparameters.values), space, encoding)
 
-            while spent < budget_epochs and len(trials) < MAX_TRIALS:
-                trial = oracle.create_trial("replay")
-                if trial.status != "RUNNING":
+            def start_trial(slot: int) -> dict | None:
+                """A new trial in ``slot``: its curve, or None when the oracle stops."""
+                while len(trials) < MAX_TRIALS:
+                    trial = oracle.create_trial(f"slot{slot}")
+                    if trial.status != "RUNNING":
+                        return None
+                    # Trial i draws its table seed with index i (its start order).
+                    index = started[0]
+                    started[0] += 1
+                    values = dict(trial.hyperparameters.values)
+                    arch = architecture_from_values(values, space, encoding)
+                    if arch is None or arch not in table:
+                        trial.status = "FAILED"
+                        oracle.end_trial(trial)
+                        trials.append([None, 0, None])
+                        continue
+                    parent = values.get("tuner/trial_id")
+                    if parent is not None and parent in seeds_of:
+                        record = seeds_of[parent]
+                    else:
+                        rows = table.records(arch)
+                        record = rows[int(np.random.default_rng([seed, index]).integers(len(rows)))]
+                    seeds_of[trial.trial_id] = record
+                    first, last = 0, len(record.val_accuracy_per_epoch)
+                    if "tuner/epochs" in values:
+                        first, last = int(values.get("tuner/initial_epoch", 0)), int(values["tuner/epochs"])
+                    return {"trial": trial, "arch": arch, "curve": record.val_accuracy_per_epoch,
+                            "hyperband": "tuner/epochs" in values, "first": first, "last": last,
+                            "step": first, "cost": 0}
+                return None
+
+            started = [0]
+            running: dict[int, dict] = {}
+            exhausted = False
+            while spent < budget_epochs:
+                for slot in range(concurrency):
+                    if slot not in running and not exhausted:
+                        item = start_trial(slot)
+                        if item is None:
+                            exhausted = True
+                        else:
+                            running[slot] = item
+                if not running:
                     break
-                values = dict(trial.hyperparameters.values)
-                arch = architecture_from_values(values, space, encoding)
-                if arch is None or arch not in table:
-                    trial.status = "FAILED"
+                max_pending = max(max_pending, len(running) - 1)
+                for slot in sorted(running):
+                    item = running[slot]
+                    trial, done, stopped = item["trial"], False, False
+                    item["cost"] += 1
+                    if item["hyperband"]:
+                        item["step"] += 1
+                        if item["step"] >= item["last"]:
+                            value = float(max(item["curve"][item["first"]:item["last"]]))
+                            oracle.update_trial(trial.trial_id, {OBJECTIVE: value}, step=item["last"] - 1)
+                            done = True
+                    else:
+                        step = item["step"]
+                        reported = oracle.update_trial(trial.trial_id, {OBJECTIVE: float(item["curve"][step])}, step=step)
+                        item["step"] += 1
+                        stopped = reported.status == "STOPPED"
+                        done = stopped or item["step"] >= item["last"]
+                    if not done:
+                        continue
+                    trial.status = "COMPLETED"
                     oracle.end_trial(trial)
-                    trials.append([None, 0, None])
-                    continue
-                parent = values.get("tuner/trial_id")
-                if parent is not None and parent in seeds_of:
-                    record = seeds_of[parent]
-                else:
-                    rows = table.records(arch)
-                    record = rows[int(np.random.default_rng([seed, len(trials)]).integers(len(rows)))]
-                seeds_of[trial.trial_id] = record
-                curve = record.val_accuracy_per_epoch
-                if "tuner/epochs" in values:
-                    first, last = int(values.get("tuner/initial_epoch", 0)), int(values["tuner/epochs"])
-                    oracle.update_trial(trial.trial_id, {OBJECTIVE: float(max(curve[first:last]))}, step=last - 1)
-                    cost, stopped = last - first, False
-                else:
-                    cost, stopped = 0, False
-                    for step, value in enumerate(curve):
-                        reported = oracle.update_trial(trial.trial_id, {OBJECTIVE: float(value)}, step=step)
-                        cost += 1
-                        if reported.status == "STOPPED":
-                            stopped = True
-                            break
-                trial.status = "COMPLETED"
-                oracle.end_trial(trial)
-                before, spent = spent, spent + cost
-                trials.append([arch, cost, stopped])
-                for c in checkpoints:
-                    if before < c * epochs_full <= spent:
-                        recommended[str(c)] = recommend()
+                    del running[slot]
+                    before = spent
+                    spent += item["cost"]
+                    trials.append([item["arch"], item["cost"], stopped])
+                    for c in checkpoints:
+                        if before < c * epochs_full <= spent:
+                            recommended[str(c)] = recommend()
+                    if spent >= budget_epochs:
+                        break
             for c in checkpoints:
                 recommended.setdefault(str(c), recommend())
             # Indices (in ``trials``) of the promotions: stopped configurations trained fully.
@@ -214,6 +260,8 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
         "contender": contender,
         "seed": seed,
         "max_budget": max_budget,
+        "concurrency": concurrency,
+        "max_pending": max_pending,
         "epochs_per_full_training": epochs_full,
         "epochs_spent": spent,
         "n_trials": len(trials),
@@ -230,20 +278,20 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
 _TABLE: dict[str, TabularBenchmark] = {}
 
 
-def _job(table_path: str, contender: str, seed: int, max_budget: float) -> dict[str, Any]:
+def _job(table_path: str, contender: str, seed: int, max_budget: float, concurrency: int = 1) -> dict[str, Any]:
     if table_path not in _TABLE:
         _TABLE[table_path] = TabularBenchmark.load(table_path)
-    return replay(_TABLE[table_path], contender, seed=seed, max_budget=max_budget)
+    return replay(_TABLE[table_path], contender, seed=seed, max_budget=max_budget, concurrency=concurrency)
 
 
 def run(contenders: Sequence[str], seeds: Sequence[int], *, output=DEFAULT_OUTPUT, table_path=DEFAULT_TABLE_PATH,
-        max_budget: float = MAX_BUDGET, workers: int = 1) -> None:
+        max_budget: float = MAX_BUDGET, workers: int = 1, concurrency: int = 1) -> None:
     for contender in contenders:
         parse_contender(contender)
     output = pathlib.Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["contender"], r["seed"], r["max_budget"]) for r in read_jsonl(output)}
-    jobs = [(c, s) for s in seeds for c in contenders if (c, s, max_budget) not in done]
+    done = {(r["contender"], r["seed"], r["max_budget"], r.get("concurrency", 1)) for r in read_jsonl(output)}
+    jobs = [(c, s) for s in seeds for c in contenders if (c, s, max_budget, concurrency) not in done]
     print(f"{len(jobs)} runs to do ({len(done)} in {output})", file=sys.stderr, flush=True)
 
     def write(record: dict[str, Any]) -> None:
@@ -251,7 +299,7 @@ def run(contenders: Sequence[str], seeds: Sequence[int], *, output=DEFAULT_OUTPU
             handle.write(json.dumps(record) + "\n")
         regret = record["val_regret"]
         print(
-            f"{record['contender']} seed {record['seed']}: {record['n_trials']} trials "
+            f"{record['contender']} (c={record['concurrency']}) seed {record['seed']}: {record['n_trials']} trials "
             f"({record['n_stopped']} stopped), val regret @25 {regret.get('25')}, {record['wall_seconds']} s",
             file=sys.stderr,
             flush=True,
@@ -259,19 +307,25 @@ def run(contenders: Sequence[str], seeds: Sequence[int], *, output=DEFAULT_OUTPU
 
     if workers <= 1:
         for contender, seed in jobs:
-            write(_job(str(table_path), contender, seed, max_budget))
+            write(_job(str(table_path), contender, seed, max_budget, concurrency))
         return
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        futures = [pool.submit(_job, str(table_path), c, s, max_budget) for c, s in jobs]
+        futures = [pool.submit(_job, str(table_path), c, s, max_budget, concurrency) for c, s in jobs]
         for future in concurrent.futures.as_completed(futures):
             write(future.result())
+
+
+def contender_label(record: dict[str, Any]) -> str:
+    """The contender's name, with `` (c=N)`` for a replay of N concurrent trials."""
+    concurrency = record.get("concurrency", 1)
+    return record["contender"] if concurrency == 1 else f"{record['contender']} (c={concurrency})"
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per contender and checkpoint: mean val/test regret (percentage points) with 95 % t intervals."""
     by: dict[str, dict[int, dict]] = {}
     for r in records:
-        by.setdefault(r["contender"], {})[int(r["seed"])] = r
+        by.setdefault(contender_label(r), {})[int(r["seed"])] = r
     out: dict[str, Any] = {"contenders": {}, "half_epochs": {}}
     for contender, runs in by.items():
         rows = {}
@@ -289,6 +343,18 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "trials_per_run": float(np.mean(trials)),
             "epochs_per_trial": float(np.mean(epochs)),
         }
+    # Issue 11: c concurrent trials against one at a time, at equal epochs.
+    out["concurrency"] = {}
+    for label, runs in by.items():
+        base = label.split(" (c=")[0]
+        if label == base or base not in by:
+            continue
+        for b in (25, 50, 100):
+            key = str(b)
+            par = {s: 100 * r["val_regret"][key] for s, r in runs.items() if r["val_regret"].get(key) is not None}
+            one = {s: 100 * r["val_regret"][key] for s, r in by[base].items() if r["val_regret"].get(key) is not None}
+            if par and one:
+                out["concurrency"].setdefault(label, {})[key] = paired_difference(par, one)
     # The issue's target: early-stopping kbnas at B/2 vs full-fidelity kbnas at B.
     if "kbnas" in by and "kbnas-full" in by:
         for b in (25, 50, 100):
@@ -339,6 +405,12 @@ def format_report(summary: dict[str, Any]) -> str:
                 )
             else:
                 lines.append(f"| {contender} | " + " | ".join(cells) + " |")
+    if summary.get("concurrency"):
+        lines += ["", "Concurrent trials against one at a time at equal epochs (validation regret, "
+                  "contender (c=N) minus the contender, paired by seed; positive: parallel proposals worse):", ""]
+        for label, rows in summary["concurrency"].items():
+            cells = ", ".join(f"B = {b}: {_cell(d)} pp" for b, d in rows.items())
+            lines.append(f"- {label}: {cells} ({next(iter(rows.values()))['n']} seeds)")
     if summary["half_epochs"]:
         lines += ["", "Early stopping at half the epochs against full fidelity (validation regret, "
                   "kbnas at B/2 minus kbnas-full at B, paired by seed; negative: early stopping better):", ""]
@@ -368,7 +440,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--max-budget", type=float, default=MAX_BUDGET)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="replay processes")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="trials each replay trains at once (issue 11: c parallel workers)")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT))
     parser.add_argument("--table", default=str(DEFAULT_TABLE_PATH))
     parser.add_argument("--report", action="store_true")
@@ -388,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_generated_block(args.write_into, text)
         return 0
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    run(args.contenders, seeds, output=args.output, table_path=args.table, max_budget=args.max_budget, workers=args.workers)
+    run(args.contenders, seeds, output=args.output, table_path=args.table, max_budget=args.max_budget,
+        workers=args.workers, concurrency=args.concurrency)
     return 0
 
 

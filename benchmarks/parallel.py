@@ -33,6 +33,22 @@ from benchmarks.stats import mean_and_interval, read_jsonl
 
 DEFAULT_OUTPUT = pathlib.Path("benchmarks/results/parallel.jsonl")
 MAX_TRIALS = 8
+#: The same 8 trials for every run of mode "fixed": the first 8 proposals of a
+#: default digits search (seed 0), given with --start, trained fully for
+#: `FIXED_EPOCHS` epochs (--no-early-stopping), so both worker counts do exactly
+#: the same work with the same training seeds.
+FIXED_ARCHITECTURES = (
+    "conv3-32|relu|conv3-64|relu|maxpool|dropout|dense-128|relu",
+    "conv3-32|batchnorm|relu|maxpool|conv3-64|batchnorm|relu|maxpool|dropout|dense-128|relu|dropout",
+    "conv3-64|relu|conv3-64|relu|maxpool|conv3-128|relu|dropout|dense-128|relu",
+    "conv5-32|relu|maxpool|dense-64|relu",
+    "conv5-128|batchnorm|relu|conv3-16|batchnorm|relu|conv3-128|batchnorm|relu|dropout",
+    "conv5-16|relu|maxpool|conv5-16|relu|maxpool|conv3-16|relu|maxpool|dense-256|relu|dense-128",
+    "conv3-32|relu|conv3-64|relu|maxpool|dropout|dense-64|relu",
+    "conv3-32|relu|conv5-64|relu|maxpool|dropout|dense-128|relu",
+)
+FIXED_EPOCHS = 15
+MODES = ("fixed", "default")
 
 
 def _commit() -> str | None:
@@ -48,13 +64,17 @@ def _seconds(text: str) -> float:
     return 60.0 * int(match.group(1) or 0) + int(match.group(2))
 
 
-def run_search(workers: int, seed: int, max_trials: int = MAX_TRIALS) -> dict[str, Any]:
+def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = MAX_TRIALS) -> dict[str, Any]:
     """One ``kbnas search`` in a fresh process; its times, trials and epochs."""
     with tempfile.TemporaryDirectory(prefix="kbnas-parallel-") as directory:
         output = pathlib.Path(directory) / "search"
         command = [sys.executable, "-m", "kbnas.cli", "search", "--workers", str(workers), "--seed", str(seed),
                    "--max-trials", str(max_trials), "--time-budget", "none", "--no-retrain",
                    "--output", str(output)]
+        if mode == "fixed":
+            command += ["--no-early-stopping", "--epochs", str(FIXED_EPOCHS)]
+            for architecture in FIXED_ARCHITECTURES[:max_trials]:
+                command += ["--start", architecture]
         started = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
         wall = time.perf_counter() - started
@@ -66,6 +86,7 @@ def run_search(workers: int, seed: int, max_trials: int = MAX_TRIALS) -> dict[st
         architectures = {t["hyperparameters"]["values"]["architecture"] for t in trials}
         test = json.loads((output / "export" / "architecture.json").read_text())
         return {
+            "mode": mode,
             "workers": workers,
             "seed": seed,
             "wall_seconds": wall,
@@ -80,31 +101,32 @@ def run_search(workers: int, seed: int, max_trials: int = MAX_TRIALS) -> dict[st
         }
 
 
-def run_all(seeds: Sequence[int], workers: Sequence[int], output: pathlib.Path) -> None:
+def run_all(seeds: Sequence[int], workers: Sequence[int], output: pathlib.Path, mode: str = "fixed") -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["seed"], r["workers"]) for r in read_jsonl(output)}
+    done = {(r["mode"], r["seed"], r["workers"]) for r in read_jsonl(output)}
     for index, seed in enumerate(seeds):
         order = list(workers) if index % 2 == 0 else list(reversed(workers))
         for n in order:
-            if (seed, n) in done:
+            if (mode, seed, n) in done:
                 continue
-            record = run_search(n, seed)
+            record = run_search(n, seed, mode)
             with output.open("a") as f:
                 f.write(json.dumps(record) + "\n")
             print(json.dumps(record), flush=True)
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per worker count against one worker on the same seeds: wall-time ratio, throughput."""
+    """Per mode and worker count against one worker on the same seeds: wall-time ratio, throughput."""
     by = {}
     for r in records:
-        by.setdefault(r["workers"], {})[r["seed"]] = r
-    base = by.get(1, {})
+        by.setdefault((r["mode"], r["workers"]), {})[r["seed"]] = r
     rows = []
-    for n in sorted(by):
-        runs = by[n]
+    for mode, n in sorted(by, key=lambda key: (MODES.index(key[0]), key[1])):
+        runs = by[(mode, n)]
+        base = by.get((mode, 1), {})
         seeds = sorted(set(runs) & set(base))
         rows.append({
+            "mode": mode,
             "workers": n,
             "seeds": sorted(runs),
             "ratio": mean_and_interval([runs[s]["wall_seconds"] / base[s]["wall_seconds"] for s in seeds]),
@@ -127,11 +149,11 @@ def _fmt(summary: dict[str, Any], digits: int = 2) -> str:
 
 
 def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    lines = ["| workers | seeds | wall time / 1 worker | search time / 1 worker | trials per minute | "
+    lines = ["| search | workers | seeds | wall time / 1 worker | search time / 1 worker | trials per minute | "
              "epochs per second | test accuracy | all trials completed, distinct |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
-        lines.append(f"| {row['workers']} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
+        lines.append(f"| {row['mode']} | {row['workers']} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
                      f"{_fmt(row['trials_per_minute'], 1)} | {_fmt(row['epochs_per_second'], 1)} | "
                      f"{_fmt(row['test_accuracy'], 4)} | {'yes' if row['all_completed_distinct'] else 'NO'} |")
     return "\n".join(lines)
@@ -142,11 +164,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--mode", choices=MODES, default="fixed",
+                        help="fixed: the same 8 architectures trained fully (FIXED_ARCHITECTURES); "
+                             "default: a default search (early stopping on; different trials)")
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--report", action="store_true", help="print the table of --output and exit")
     args = parser.parse_args(argv)
     if not args.report:
-        run_all(range(args.first_seed, args.first_seed + args.seeds), args.workers, args.output)
+        run_all(range(args.first_seed, args.first_seed + args.seeds), args.workers, args.output, args.mode)
     rows = summarize(read_jsonl(args.output))
     print(format_markdown(rows))
     return 0

@@ -23,6 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from kbnas.parallel import ChiefUnreachableError, PortInUseError, WorkerFailedError  # stdlib only
+
 EXIT_USAGE = 2
 
 RUN_FILE = "kbnas_run.json"
@@ -277,7 +279,8 @@ def cmd_search(args) -> int:
     (output / RUN_FILE).write_text(json.dumps(settings, indent=2))
 
     workers = _number_of_workers(args)
-    if workers > 1:
+    parallel = workers > 1 or args.listen is not None
+    if parallel:
         from kbnas.parallel import ParallelSearch
 
         search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers))
@@ -298,12 +301,12 @@ def cmd_search(args) -> int:
             f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
             f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
             f"{f', {done} done' if resuming else ''}"
-            f"{_workers_note(search) if workers > 1 else ''}",
+            f"{_workers_note(search) if parallel else ''}",
             flush=True,
         )
     start = time.perf_counter()
     fit = dict(validation_data=(x_val, y_val), epochs=args.epochs, batch_size=args.batch_size, verbose=0)
-    if workers > 1:
+    if parallel:
         search.search(x_train, y_train, **fit)
     else:
         tuner.search(x_train, y_train, **fit)
@@ -668,12 +671,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.debug = debug
         return int(args.func(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as error:
+    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, ChiefUnreachableError,
+            PortInUseError) as error:
         if debug:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"kbnas: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except WorkerFailedError as error:
+        if debug:
+            raise
+        print(f"kbnas: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("kbnas: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

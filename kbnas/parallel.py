@@ -75,6 +75,10 @@ class WorkerFailedError(RuntimeError):
     """A worker kept failing; the search stopped (it can be resumed)."""
 
 
+class PortInUseError(OSError):
+    """The chief's port is taken."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ParallelSettings:
     """How a parallel search runs.
@@ -409,11 +413,18 @@ class _WorkerPool:
         process.start()
         self.processes[plan.tuner_id] = process
 
-    def run(self) -> None:
-        """Runs every worker to its end; restarts dead ones; stops all on any exit."""
+    def start(self) -> None:
+        """Starts every worker (they wait for the chief to listen)."""
         try:
             for plan in self._plans:
                 self._start(plan)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait(self) -> None:
+        """Runs every worker to its end; restarts dead ones; stops all on any exit."""
+        try:
             running = {plan.tuner_id: plan for plan in self._plans}
             while running:
                 time.sleep(POLL_SECONDS)
@@ -565,10 +576,15 @@ class ParallelSearch:
         settings = self.settings
         if settings.connect:
             host, port = parse_address(settings.connect)
-            log_dir = os.path.join(os.getcwd(), "kbnas_workers")
-            self._run_pool(host, port, fit_args, fit_kwargs, log_dir, lambda: None, lambda: True)
+            wait_for_chief(host, port)  # a clear error here, not one per worker
+            pool = self._pool(host, port, fit_args, fit_kwargs, os.path.join(os.getcwd(), "kbnas_workers"),
+                              lambda: None, lambda: True)
+            pool.start()
+            self._wait(pool)
             return None
-        server = self._start_server(fit_args, fit_kwargs)
+        if settings.port and port_in_use(settings.host, settings.port):
+            raise PortInUseError(f"port {settings.port} on {settings.host} is in use: choose another port, "
+                                 "or 0 for a free one")
         oracle = self.tuner.oracle
 
         def deadline() -> float | None:
@@ -576,33 +592,36 @@ class ParallelSearch:
             return None if remaining is None else time.time() + remaining
 
         log_dir = os.path.join(self.tuner.project_dir, "workers")
-        self._run_pool(server.host, server.port, fit_args, fit_kwargs, log_dir, deadline, server.alive)
+        for attempt in range(PORT_TRIES):
+            port = settings.port or free_port(settings.host)
+            server = _ChiefServer(self.tuner, settings.host, port, fit_args, fit_kwargs)
+            pool = self._pool(settings.host, port, fit_args, fit_kwargs, log_dir, deadline, server.alive)
+            # The workers import TensorFlow while the chief configures and starts serving.
+            pool.start()
+            try:
+                server.start()
+                break
+            except OSError as error:
+                pool.stop()
+                if settings.port or attempt == PORT_TRIES - 1:
+                    raise PortInUseError(str(error)) from None
+            except BaseException:
+                pool.stop()
+                raise
+        self._wait(pool)
         if server.error is not None:
             raise WorkerFailedError(f"the chief's oracle server failed: {server.error}")
         return self.tuner
 
-    def _start_server(self, fit_args, fit_kwargs) -> _ChiefServer:
-        settings = self.settings
-        if settings.port and port_in_use(settings.host, settings.port):
-            raise OSError(f"port {settings.port} on {settings.host} is in use: choose another port, "
-                          "or 0 for a free one")
-        for attempt in range(PORT_TRIES):
-            port = settings.port or free_port(settings.host)
-            server = _ChiefServer(self.tuner, settings.host, port, fit_args, fit_kwargs)
-            try:
-                server.start()
-                return server
-            except OSError:
-                if settings.port or attempt == PORT_TRIES - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    def _run_pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive) -> None:
-        pool = _WorkerPool(self.build_tuner, self.plans, host, port, fit_args, fit_kwargs, log_dir,
+    def _pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive) -> _WorkerPool:
+        return _WorkerPool(self.build_tuner, self.plans, host, port, fit_args, fit_kwargs, log_dir,
                            self.settings.max_restarts, deadline, alive)
+
+    def _wait(self, pool: _WorkerPool) -> None:
         try:
-            pool.run()
+            pool.wait()
         finally:
+            #: tuner id -> times its worker was started again; tuner id -> its log file.
             self.worker_restarts = dict(pool.restarts)
             self.log_paths = {plan.tuner_id: pool.log_path(plan) for plan in self.plans}
 

@@ -24,6 +24,7 @@ tuner's arguments) and adds what a NAS search needs:
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 import zlib
@@ -213,6 +214,11 @@ class BayesianNAS(keras_tuner.Tuner):
         `DEFAULT_VALIDATION_FRACTION` of a permutation seeded with
         `VALIDATION_SPLIT_SEED` of the training arrays is held out for validation.
         """
+        if _is_kerastuner_worker():
+            # KerasTuner's client would wait an hour for an unreachable chief.
+            from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, wait_for_chief
+
+            wait_for_chief(os.environ[ENV_ORACLE_IP], int(os.environ[ENV_ORACLE_PORT]))
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
         if hasattr(self.hypermodel, "configure"):
             first_time = self._needs_data_to_configure()
@@ -308,6 +314,11 @@ class BayesianNAS(keras_tuner.Tuner):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y")}
         kwargs["validation_data"] = (x[val], y[val])
         return [x[train], y[train], *args], kwargs
+
+
+def _is_kerastuner_worker() -> bool:
+    """Whether KerasTuner's distributed-tuning variables make this process a worker."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
 
 
 def _is_number(value: Any) -> bool:

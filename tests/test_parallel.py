@@ -1,0 +1,290 @@
+"""Parallel trials (`kbnas.parallel`, ``kbnas search --workers N``): the plan of
+devices, and real searches in real processes: two workers complete a search, a
+killed worker does not stop it, a killed chief resumes, Ctrl-C leaves no process."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from kbnas.parallel import (
+    ChiefUnreachableError,
+    ParallelSettings,
+    default_workers,
+    free_port,
+    parse_address,
+    plan_workers,
+    port_in_use,
+    wait_for_chief,
+    worker_tuner_id,
+)
+
+# ---------------------------------------------------------------------- the plan
+
+
+def test_two_workers_on_two_cores_get_one_pinned_core_and_one_thread_each():
+    plans = plan_workers(2, n_gpus=0, cpus=[0, 1], host="h")
+    assert [(p.tuner_id, p.gpus, p.cpus, p.threads) for p in plans] == [
+        ("h-w1", None, (0,), 1),
+        ("h-w2", None, (1,), 1),
+    ]
+
+
+def test_cores_are_split_with_the_remainder_to_the_first_workers():
+    plans = plan_workers(3, n_gpus=0, cpus=range(8), host="h")
+    assert [p.cpus for p in plans] == [(0, 1, 2), (3, 4, 5), (6, 7)]
+    assert [p.threads for p in plans] == [3, 3, 2]
+
+
+def test_more_workers_than_cores_are_not_pinned_and_use_one_thread():
+    plans = plan_workers(4, n_gpus=0, cpus=[0, 1], host="h")
+    assert all(p.cpus == () and p.threads == 1 for p in plans)
+    assert len({p.tuner_id for p in plans}) == 4
+
+
+@pytest.mark.parametrize(
+    "workers, n_gpus, per_worker, expected",
+    [
+        (4, 4, 1, [(0,), (1,), (2,), (3,)]),
+        (2, 4, 2, [(0, 1), (2, 3)]),
+        (3, 2, 1, [(0,), (1,), (0,)]),  # two workers share GPU 0
+        (1, 1, 2, [(0,)]),  # cannot own more GPUs than there are
+    ],
+)
+def test_gpus_are_dealt_out_per_worker(workers, n_gpus, per_worker, expected):
+    plans = plan_workers(workers, n_gpus=n_gpus, cpus=range(16), gpus_per_worker=per_worker, host="h")
+    assert [p.gpus for p in plans] == expected
+
+
+def test_default_workers_is_one_per_gpu_group_and_one_without_gpus():
+    assert default_workers(0) == 1
+    assert default_workers(8) == 8
+    assert default_workers(8, gpus_per_worker=2) == 4
+    assert default_workers(1, gpus_per_worker=2) == 1
+
+
+def test_worker_ids_never_make_a_worker_the_chief():
+    # KerasTuner treats any tuner id containing "chief" as the chief.
+    assert "chief" not in worker_tuner_id(1, host="chief-node-3")
+    assert worker_tuner_id(1, "a") != worker_tuner_id(2, "a") != worker_tuner_id(1, "b")
+
+
+def test_addresses_and_settings_are_checked():
+    assert parse_address("10.0.0.1:8000") == ("10.0.0.1", 8000)
+    assert parse_address("0.0.0.0:0", allow_zero=True) == ("0.0.0.0", 0)
+    for bad in ("8000", "host:", "host:http", ":8000", "host:70000", "host:0"):
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            parse_address(bad)
+    with pytest.raises(ValueError, match="workers"):
+        ParallelSettings(workers=0)
+    with pytest.raises(ValueError, match="gpus_per_worker"):
+        ParallelSettings(gpus_per_worker=0)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        ParallelSettings(connect="nowhere")
+
+
+def test_port_checks_see_a_listening_socket():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+        wait_for_chief("127.0.0.1", port, timeout=1.0)  # returns at once
+    assert not port_in_use("127.0.0.1", free_port())
+
+
+def test_an_unreachable_chief_is_a_clear_error_within_the_timeout():
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(ChiefUnreachableError, match=rf"127\.0\.0\.1:{port} after 1 s"):
+        wait_for_chief("127.0.0.1", port, timeout=1.0)
+    assert time.monotonic() - started < 10
+
+
+# ---------------------------------------------------------------------- real searches
+TRIALS = 4
+
+
+def _search_command(output: pathlib.Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "kbnas.cli", "search", "--workers", "2", "--max-trials", str(TRIALS),
+            "--max-depth", "3", "--time-budget", "none", "--no-retrain", "--output", str(output), *extra]
+
+
+def _env() -> dict:
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _trials(output: pathlib.Path) -> list[dict]:
+    trials = []
+    for path in (output / "search").glob("trial_*/trial.json"):
+        try:
+            trials.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):  # being written
+            pass
+    return trials
+
+
+def _worker_pids(output: pathlib.Path) -> dict[str, int]:
+    pids = {}
+    for log in (output / "search" / "workers").glob("*.log"):
+        for match in re.finditer(r"kbnas worker (\S+) pid (\d+)", log.read_text(errors="replace")):
+            pids[match.group(1)] = int(match.group(2))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited
+
+
+def _wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _assert_complete_and_distinct(output: pathlib.Path) -> list[dict]:
+    trials = _trials(output)
+    assert len(trials) == TRIALS
+    assert all(t["status"] == "COMPLETED" for t in trials)
+    assert len({t["hyperparameters"]["values"]["architecture"] for t in trials}) == TRIALS
+    return trials
+
+
+@pytest.mark.integration
+def test_two_workers_complete_a_search_with_trials_in_flight_and_export_once(tmp_path):
+    output = tmp_path / "run"
+    done = subprocess.run(_search_command(output, "--epochs", "3"), capture_output=True, text=True,
+                          env=_env(), timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _assert_complete_and_distinct(output)
+    assert "2 workers (1 CPU thread(s) each)" in done.stdout
+    # One progress line per trial, numbered as `kbnas show` numbers them.
+    assert sorted(re.findall(r"^trial (\d+)/4 ", done.stdout, re.M)) == ["1", "2", "3", "4"]
+    assert done.stdout.count("exported to") == 1
+    oracle = json.loads((output / "search" / "oracle.json").read_text())["kbnas"]
+    # Proposals were made while another trial was running (two at once).
+    assert max(log.get("n_pending", 0) for log in oracle["proposal_log"].values()) >= 1
+    logs = sorted((output / "search" / "workers").glob("*.log"))
+    assert len(logs) == 2 and all(": done" in log.read_text() for log in logs)
+
+
+@pytest.mark.integration
+def test_a_worker_killed_mid_trial_is_restarted_and_the_search_finishes(tmp_path):
+    output = tmp_path / "run"
+    # Full training, 6 epochs: the kill lands inside a trial.
+    search = subprocess.Popen(_search_command(output, "--epochs", "6", "--no-early-stopping"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        pids = _wait_for(lambda: len(_worker_pids(output)) == 2 and _worker_pids(output), 120, "two workers")
+        _wait_for(lambda: any(t["status"] == "RUNNING" for t in _trials(output)), 120, "a running trial")
+        time.sleep(1.0)
+        victim = sorted(pids)[0]
+        os.kill(pids[victim], signal.SIGKILL)
+        out, err = search.communicate(timeout=400)
+    finally:
+        if search.poll() is None:
+            search.kill()
+    assert search.returncode == 0, err[-3000:]
+    assert f"worker {victim} stopped (killed by SIGKILL" in err
+    _assert_complete_and_distinct(output)
+    assert _worker_pids(output)[victim] != pids[victim]  # it came back as a new process
+
+
+@pytest.mark.integration
+def test_a_killed_chief_takes_its_workers_down_and_the_same_command_resumes(tmp_path):
+    output = tmp_path / "run"
+    command = _search_command(output, "--epochs", "4")
+    chief = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        _wait_for(lambda: any(t["status"] == "COMPLETED" for t in _trials(output)), 200, "a completed trial")
+        pids = _worker_pids(output)
+        chief.kill()
+        chief.wait(30)
+    finally:
+        if chief.poll() is None:
+            chief.kill()
+    # The workers notice that their chief is gone, and exit.
+    _wait_for(lambda: not any(_alive(pid) for pid in pids.values()), 20, "the workers to exit")
+    completed = {t["trial_id"]: t["score"] for t in _trials(output) if t["status"] == "COMPLETED"}
+    assert completed
+    done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resuming search" in done.stdout
+    trials = _assert_complete_and_distinct(output)
+    # Nothing completed before the kill was lost or trained again.
+    assert {t["trial_id"]: t["score"] for t in trials if t["trial_id"] in completed} == completed
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_the_chief_and_every_worker(tmp_path):
+    output = tmp_path / "run"
+    # Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
+    search = subprocess.Popen(_search_command(output, "--epochs", "30", "--no-early-stopping"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
+                              start_new_session=True)
+    try:
+        pids = _wait_for(lambda: len(_worker_pids(output)) == 2 and _worker_pids(output), 120, "two workers")
+        _wait_for(lambda: any(t["status"] == "RUNNING" for t in _trials(output)), 120, "a running trial")
+        os.killpg(search.pid, signal.SIGINT)
+        out, err = search.communicate(timeout=60)
+    finally:
+        if search.poll() is None:
+            os.killpg(search.pid, signal.SIGKILL)
+    assert search.returncode == 130, err[-3000:]
+    assert "interrupted; run the same command again to resume" in err
+    assert not any(_alive(pid) for pid in pids.values())
+    # Nothing else of the session is left either (multiprocessing's helpers included).
+    _wait_for(lambda: not [p for p in _session_processes(search.pid)], 10, "the session's processes to exit")
+
+
+def _session_processes(sid: int) -> list[int]:
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields: state, ppid, pgrp, session, ...
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_taken_port_is_a_one_line_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        done = subprocess.run(_search_command(tmp_path / "run", "--listen", f"127.0.0.1:{port}"),
+                              capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (f"kbnas: error: port {port} on 127.0.0.1 is in use: choose another port, "
+                                   "or 0 for a free one")
+
+
+def test_connecting_to_no_chief_is_a_one_line_error_within_seconds(tmp_path):
+    port = free_port()
+    started = time.monotonic()
+    done = subprocess.run(_search_command(tmp_path / "run", "--connect", f"127.0.0.1:{port}"),
+                          capture_output=True, text=True, env=dict(_env(), KBNAS_CHIEF_TIMEOUT="2"), timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"kbnas: error: cannot reach the kbnas/KerasTuner chief at 127.0.0.1:{port} after 2 s")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 60
