@@ -24,6 +24,9 @@ _LAZY = {
     "BayesianNAS": "kbnas.tuner",
     "ConvNetHyperModel": "kbnas.hypermodel",
     "export_model": "kbnas.export",
+    "ParallelSearch": "kbnas.parallel",
+    "ParallelSettings": "kbnas.parallel",
+    "search_in_parallel": "kbnas.parallel",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -321,7 +321,7 @@ def _number_of_workers(args) -> int:
 
     from kbnas.parallel import default_workers
 
-    return default_workers(len(tf.config.list_physical_devices("GPU")))
+    return default_workers(len(tf.config.list_physical_devices("GPU")), args.gpus_per_worker)
 
 
 def _parallel_settings(args, workers: int | None):
@@ -330,7 +330,10 @@ def _parallel_settings(args, workers: int | None):
     host, port = _address(args.listen, "--listen", allow_zero=True) if args.listen else ("127.0.0.1", 0)
     if args.connect:
         _address(args.connect, "--connect", allow_zero=False)
-    return ParallelSettings(workers=workers, host=host, port=port, connect=args.connect)
+    if args.gpus_per_worker < 1:
+        raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
+    return ParallelSettings(workers=workers, gpus_per_worker=args.gpus_per_worker, host=host, port=port,
+                            connect=args.connect)
 
 
 def _address(text: str, option: str, allow_zero: bool) -> tuple[str, int]:
@@ -630,6 +633,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--workers", type=_workers_option, default=None, metavar="N",
                         help="trials trained at once, each in its own process with its own GPU or share "
                              "of the CPU cores (default auto: one per GPU, 1 without GPUs); see docs/parallel.md")
+    search.add_argument("--gpus-per-worker", type=int, default=1, metavar="K",
+                        help="GPUs each worker owns (default 1); above 1 each candidate is trained under a "
+                             "MirroredStrategy across its worker's GPUs")
     search.add_argument("--listen", metavar="HOST:PORT",
                         help="with --workers: where the chief listens (default 127.0.0.1 on a free port; "
                              "0.0.0.0:PORT for workers on other machines, see --connect)")

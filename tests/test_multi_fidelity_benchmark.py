@@ -90,3 +90,25 @@ def test_stopped_configurations_are_promoted_on_the_table(table, contender):
             assert any(a == arch and s for a, _, s in trials[:index])  # it was stopped before
         promotions += len(record["promoted"])
     assert promotions >= 1
+
+
+def test_concurrent_replay_keeps_trials_in_flight_and_distinct(table):
+    record = mf.replay(table, "kbnas", seed=0, max_budget=12, concurrency=3)
+    trials = record["trials"]
+    assert record["concurrency"] == 3 and record["max_pending"] == 2
+    assert record["epochs_spent"] == sum(cost for _, cost, _ in trials)
+    assert 12 * 30 <= record["epochs_spent"] < 12 * 30 + 30
+    # The trials in flight never repeat an architecture, and rungs still stop some.
+    assert len({arch for arch, _, _ in trials}) == len(trials)
+    assert record["n_stopped"] >= 1
+    assert all(cost in (3, 9, 27) for _, cost, stopped in trials if stopped)
+
+
+def test_concurrency_is_its_own_contender_in_the_summary(table):
+    one = mf.replay(table, "kbnas", seed=0, max_budget=25)
+    two = mf.replay(table, "kbnas", seed=0, max_budget=25, concurrency=2)
+    summary = mf.summarize([one, two])
+    assert set(summary["contenders"]) == {"kbnas", "kbnas (c=2)"}
+    difference = summary["concurrency"]["kbnas (c=2)"]["25"]
+    assert difference["n"] == 1
+    assert difference["mean"] == pytest.approx(100 * (two["val_regret"]["25"] - one["val_regret"]["25"]))

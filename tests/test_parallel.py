@@ -288,3 +288,36 @@ def test_connecting_to_no_chief_is_a_one_line_error_within_seconds(tmp_path):
     assert done.stderr.startswith(f"kbnas: error: cannot reach the kbnas/KerasTuner chief at 127.0.0.1:{port} after 2 s")
     assert len(done.stderr.strip().splitlines()) == 1
     assert time.monotonic() - started < 60
+
+
+PYTHON_API_SCRIPT = '''
+import functools, json, sys
+import kbnas
+
+def build_tuner(directory):
+    return kbnas.BayesianNAS(kbnas.ConvNetHyperModel(max_depth=2), max_trials=3, seed=0,
+                             num_initial_points=2, directory=directory, project_name="api")
+
+if __name__ == "__main__":
+    split = kbnas.load_digits_split()
+    search = kbnas.ParallelSearch(functools.partial(build_tuner, sys.argv[1]), kbnas.ParallelSettings(workers=2))
+    tuner = search.search(split.x_train[:300], split.y_train[:300], epochs=2, verbose=0,
+                          validation_data=(split.x_val[:100], split.y_val[:100]))
+    model = tuner.get_best_models(1)[0]
+    print(json.dumps({"statuses": sorted(t.status for t in tuner.oracle.trials.values()),
+                      "workers": search.workers, "restarts": search.worker_restarts,
+                      "outputs": int(model.output_shape[-1])}))
+'''
+
+
+@pytest.mark.integration
+def test_the_python_api_runs_a_users_script_on_two_workers(tmp_path):
+    script = tmp_path / "my_search.py"
+    script.write_text(PYTHON_API_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True,
+                          env=_env(), timeout=400, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["statuses"] == ["COMPLETED"] * 3
+    assert result["workers"] == 2 and set(result["restarts"].values()) == {0}
+    assert result["outputs"] == 10
