@@ -544,6 +544,8 @@ class BayesianNASOracle(ResumableOracle):
             except Exception:  # noqa: BLE001 - nothing can be proposed: stop, lock released
                 values = None
         info["seconds"] = time.perf_counter() - start
+        # Trials in flight while this one was proposed (the other workers').
+        info["running"] = len(self.ongoing_trials)
         if values is None:
             return {"status": STOPPED, "values": None}
         if "promotes" in info:
