@@ -16,7 +16,9 @@ Two strategies, chosen by the caller:
   best observed configurations (``starts``) plus fresh random samples; each
   generation mutates the current best ``population_size`` configurations into
   ``offspring_per_generation`` children, scores them in one batch and keeps the
-  best. It stops after ``n_generations`` or when ``time_budget`` seconds are spent.
+  best. It stops after ``n_generations``: a budget in candidates scored, so the
+  same random generator gives the same result on any machine, however busy.
+  ``time_budget`` (off by default) adds a wall-clock limit as a safety net.
   This is the acquisition optimizer of NASBOT (evolutionary search from the
   evaluated networks), scored in batches so the GP posterior is computed once
   per generation.
@@ -42,14 +44,17 @@ class EvolutionSettings:
         n_generations: mutation rounds after the first batch.
         population_size: parents kept between generations.
         offspring_per_generation: children scored per generation.
-        time_budget: wall-clock seconds after which the search returns its best.
+        time_budget: optional wall-clock seconds after which the search returns its
+            best (None, the default: no limit). A time limit makes the result depend
+            on the machine's speed and load, so the same seed could propose
+            differently on a busy machine or after a resume.
     """
 
     n_random: int = 256
     n_generations: int = 8
     population_size: int = 16
     offspring_per_generation: int = 96
-    time_budget: float = 2.0
+    time_budget: float | None = None
 
 
 @dataclasses.dataclass
@@ -155,7 +160,7 @@ def maximize_evolutionary(
     Returns:
         The best new configuration found (``best=None`` if none was found).
     """
-    deadline = time.perf_counter() + settings.time_budget
+    deadline = None if settings.time_budget is None else time.perf_counter() + settings.time_budget
     seen = set(avoid)
     first = [mutate(c, rng) for c in starts for _ in range(4)]
     first += [sample(rng) for _ in range(settings.n_random)]
@@ -172,7 +177,7 @@ def maximize_evolutionary(
             scored.extend(pool)
             values = np.concatenate([values, new_values])
         generation += 1
-        if generation > settings.n_generations or time.perf_counter() > deadline:
+        if generation > settings.n_generations or (deadline is not None and time.perf_counter() > deadline):
             break
         parents = list(starts) if len(scored) == 0 else []
         if len(scored):
