@@ -99,10 +99,29 @@ class ResumableOracle(keras_tuner.Oracle):
         )
         self.seed = seed if seed is not None else random.randint(1, 10000)
         self._seed_state = self.seed
+        #: KerasTuner's error message once `max_consecutive_failed_trials` trials
+        #: failed in a row (None before): the search then stops.
+        self.failure_limit: str | None = None
+
+    #: KerasTuner's error text when `max_consecutive_failed_trials` is reached.
+    _FAILURE_LIMIT_MESSAGE = "Number of consecutive failures"
 
     @keras_tuner.synchronized
     def end_trial(self, trial) -> None:
-        super().end_trial(trial)
+        try:
+            super().end_trial(trial)
+        except RuntimeError as error:
+            if not str(error).startswith(self._FAILURE_LIMIT_MESSAGE):
+                raise
+            # KerasTuner raises this under its lock, which it then never releases
+            # (every other worker of a parallel search would hang), and before it
+            # saves and drops the trial. Finish that here; no new trial is proposed
+            # (`failure_limit`), and `kbnas.BayesianNAS.search` raises the error.
+            self.failure_limit = str(error)
+            self._save_trial(self.trials[trial.trial_id])
+            for tuner_id, ongoing in list(self.ongoing_trials.items()):
+                if ongoing.trial_id == trial.trial_id:
+                    del self.ongoing_trials[tuner_id]
         # KerasTuner saves the oracle before it drops the trial from
         # `ongoing_trials`; a reload would then re-run a finished trial.
         self.save()
@@ -333,17 +352,34 @@ class BayesianNASOracle(ResumableOracle):
         return int(np.clip(dims + 2, 4, 8))
 
     # ------------------------------------------------------------------ proposals
-    @keras_tuner.synchronized
-    def create_trial(self, tuner_id: str):
-        """KerasTuner's `create_trial`, after starting the search clock."""
+    def start_clock(self) -> None:
+        """Starts the search clock of `max_time` now (it starts at the first
+        `create_trial` otherwise); a parallel search starts it before its workers."""
         if self._clock_start is None:
             self._clock_start = time.monotonic()
+
+    @keras_tuner.synchronized
+    def create_trial(self, tuner_id: str):
+        """KerasTuner's `create_trial`, after starting the search clock.
+
+        A trial that comes back (KerasTuner's retry queue, a trial that was running
+        when its search was killed, or the running trial of a worker that died and
+        asks again under the same tuner id) trains again from its first epoch: the
+        metrics and the learning curve of its unfinished run are forgotten.
+        """
+        self.start_clock()
+        restarted = self.ongoing_trials.get(tuner_id)
+        if restarted is not None and restarted.status == STOPPED:
+            # The rule stopped it, and its worker died before ending it.
+            restarted.status = RUNNING
+        existing = set(self.trials)
         trial = super().create_trial(tuner_id)
         if trial.status == RUNNING:
             self._trial_started.setdefault(trial.trial_id, time.monotonic())
-            # A retried trial (KerasTuner's retry queue, or a trial that was
-            # running when its search was killed) trains from scratch: what the
-            # rule recorded of its first run is forgotten.
+            if trial.trial_id in existing:
+                # KerasTuner would average the new run's values with the old ones.
+                trial.metrics = type(trial.metrics)()  # a MetricsTracker: no public name
+                self._save_trial(trial)
             self._forget_curve(trial.trial_id)
         return trial
 
@@ -519,7 +555,7 @@ class BayesianNASOracle(ResumableOracle):
         budget is spent.
         """
         start = time.perf_counter()
-        if self._out_of_time():
+        if self._out_of_time() or self.failure_limit is not None:
             return {"status": STOPPED, "values": None}
         # One generator per trial index: the same seed gives the same proposals,
         # also after a search is reloaded from its directory.

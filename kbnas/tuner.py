@@ -236,6 +236,10 @@ class BayesianNAS(keras_tuner.Tuner):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
             super().search(*fit_args, **fit_kwargs)
+        failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
+        if failure_limit is not None and not _is_kerastuner_worker():
+            # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.
+            raise RuntimeError(failure_limit)
 
     def on_trial_begin(self, trial: Any) -> None:
         # A retried trial trains again from scratch, judged afresh.
