@@ -268,6 +268,8 @@ def cmd_search(args) -> int:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 1 <= args.max_depth <= MAX_DEPTH_LIMIT:
         raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
+    if args.gpus_per_worker < 1:
+        raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
     arrays, source = _load_split(args)
     output = pathlib.Path(args.output)
     settings = _run_settings(args, source)
@@ -285,6 +287,8 @@ def cmd_search(args) -> int:
 
         search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers))
         tuner = search.tuner
+        # The chief keeps one GPU, with memory growth, for the retraining and the export.
+        _enable_mixed_precision(args, announce=not args.quiet)
     else:
         _enable_mixed_precision(args, announce=not args.quiet)
         tuner = _build_tuner(args)
@@ -330,10 +334,8 @@ def _parallel_settings(args, workers: int | None):
     host, port = _address(args.listen, "--listen", allow_zero=True) if args.listen else ("127.0.0.1", 0)
     if args.connect:
         _address(args.connect, "--connect", allow_zero=False)
-    if args.gpus_per_worker < 1:
-        raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
     return ParallelSettings(workers=workers, gpus_per_worker=args.gpus_per_worker, host=host, port=port,
-                            connect=args.connect)
+                            connect=args.connect, log_dir=str(pathlib.Path(args.output) / PROJECT_NAME / "workers"))
 
 
 def _address(text: str, option: str, allow_zero: bool) -> tuple[str, int]:

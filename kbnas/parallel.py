@@ -75,6 +75,14 @@ class WorkerFailedError(RuntimeError):
     """A worker kept failing; the search stopped (it can be resumed)."""
 
 
+class _ChiefGone(Exception):
+    """The chief's server stopped answering (raised inside a worker pool)."""
+
+
+class _BindError(OSError):
+    """The chief's gRPC server could not listen on its address."""
+
+
 class PortInUseError(OSError):
     """The chief's port is taken."""
 
@@ -96,6 +104,8 @@ class ParallelSettings:
             only runs workers for it.
         max_restarts: times a dead worker is started again before the search
             stops with `WorkerFailedError`.
+        log_dir: where each worker writes ``<tuner id>.log``; default the
+            project's ``workers/`` folder (``./kbnas_workers`` with ``connect``).
     """
 
     workers: int | None = None
@@ -104,6 +114,7 @@ class ParallelSettings:
     port: int = 0
     connect: str | None = None
     max_restarts: int = 2
+    log_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
@@ -257,22 +268,31 @@ def _available_cpus() -> tuple[int, ...]:
         return tuple(range(os.cpu_count() or 1))
 
 
-def _visible_gpus_hidden_from_chief() -> int:
-    """The number of GPUs of this host, after hiding them from this (chief) process.
+def _count_gpus() -> int:
+    import tensorflow as tf
 
-    The chief trains nothing; a TensorFlow runtime that initializes its GPUs
-    would hold memory on every one of them.
+    return len(tf.config.list_physical_devices("GPU"))
+
+
+def _gpus_of_the_chief() -> int:
+    """The number of GPUs of this host; the chief process keeps only the first one.
+
+    The chief trains no trial. It keeps GPU 0, with memory growth (it allocates
+    nothing until it builds a model), for what it does after the search: the
+    retraining and the export of the best model. A TensorFlow runtime that
+    initialized every GPU would hold memory on each of them, next to their workers.
     """
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         try:
-            tf.config.set_visible_devices([], "GPU")
+            tf.config.set_visible_devices(gpus[:1], "GPU")
+            tf.config.experimental.set_memory_growth(gpus[0], True)
         except RuntimeError:
             logger.warning(
                 "kbnas: TensorFlow's GPUs were initialized in the chief before the parallel search; "
-                "the chief keeps memory on them (build the tuner inside build_tuner to avoid it)"
+                "the chief keeps memory on them (build models inside build_tuner to avoid it)"
             )
     return len(gpus)
 
@@ -291,6 +311,7 @@ class _WorkerJob:
     log_path: str
     deadline: float | None  # time.time() at which training must stop, or None
     parent_pid: int
+    chief_timeout: float | None  # seconds to wait for the chief (None: $KBNAS_CHIEF_TIMEOUT)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -318,7 +339,12 @@ def _redirect_output(path: str) -> None:
 def _restrict_devices(plan: WorkerPlan) -> None:
     """GPUs, cores and threads of this worker: before TensorFlow initializes them."""
     if plan.gpus is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in plan.gpus)
+        # Plan indices count the GPUs this process inherited: map them through an
+        # inherited CUDA_VISIBLE_DEVICES (indices or UUIDs) when there is one.
+        inherited = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
+            inherited[g] if g < len(inherited) else str(g) for g in plan.gpus
+        )
     if plan.cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, plan.cpus)
     os.environ["OMP_NUM_THREADS"] = str(plan.threads)
@@ -346,7 +372,7 @@ def _worker_main(job: _WorkerJob) -> None:
                        ENV_ORACLE_PORT: str(job.port)})
     try:
         _restrict_devices(plan)
-        wait_for_chief(job.host, job.port)
+        wait_for_chief(job.host, job.port, job.chief_timeout)
         tuner = job.build_tuner()
         fit_kwargs = dict(job.fit_kwargs)
         if job.deadline is not None:
@@ -390,7 +416,8 @@ class _WorkerPool:
     """Starts, watches, restarts and stops the worker processes of one host."""
 
     def __init__(self, build_tuner, plans, host, port, fit_args, fit_kwargs, log_dir,
-                 max_restarts, deadline: Callable[[], float | None], alive: Callable[[], bool]):
+                 max_restarts, deadline: Callable[[], float | None], alive: Callable[[], bool],
+                 chief_timeout: float | None = None):
         self._context = multiprocessing.get_context("spawn")
         self._build_tuner = build_tuner
         self._plans = plans
@@ -400,6 +427,7 @@ class _WorkerPool:
         self._max_restarts = max_restarts
         self._deadline = deadline
         self._alive = alive
+        self._chief_timeout = chief_timeout
         self.processes: dict[str, Any] = {}
         self.restarts: dict[str, int] = {plan.tuner_id: 0 for plan in plans}
 
@@ -408,7 +436,7 @@ class _WorkerPool:
 
     def _start(self, plan: WorkerPlan) -> None:
         job = _WorkerJob(self._build_tuner, plan, self._host, self._port, self._fit_args, self._fit_kwargs,
-                         self.log_path(plan), self._deadline(), os.getpid())
+                         self.log_path(plan), self._deadline(), os.getpid(), self._chief_timeout)
         process = self._context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
         process.start()
         self.processes[plan.tuner_id] = process
@@ -429,7 +457,7 @@ class _WorkerPool:
             while running:
                 time.sleep(POLL_SECONDS)
                 if not self._alive():
-                    raise WorkerFailedError("the chief's oracle server stopped; the search can be resumed")
+                    raise _ChiefGone()
                 for tuner_id, plan in list(running.items()):
                     code = self.processes[tuner_id].exitcode
                     if code is None:
@@ -494,19 +522,19 @@ class _ChiefServer:
             while True:
                 if not self._thread.is_alive():
                     if isinstance(self.error, RuntimeError) and "bind" in str(self.error).lower():
-                        raise OSError(f"the chief's oracle server could not listen on {self.host}:{self.port} "
-                                      f"({self.error})")
+                        raise _BindError(f"the chief's oracle server could not listen on {self.host}:{self.port} "
+                                         f"({self.error})")
                     if self.error is not None:
-                        raise self.error  # e.g. the data's ValueError from the hypermodel
-                    raise OSError("the chief's oracle server stopped before it listened")
+                        raise self.error  # e.g. a ValueError from the hypermodel
+                    raise RuntimeError("the chief's oracle server stopped before it listened")
                 try:
                     with socket.create_connection((_connectable(self.host), self.port), timeout=1.0):
                         break
                 except OSError:
                     if time.monotonic() >= deadline:
-                        raise OSError(f"the chief's oracle server did not listen on {self.host}:{self.port} "
-                                      f"within {SERVER_START_TIMEOUT:g} s") from None
-                    time.sleep(0.1)
+                        raise RuntimeError(f"the chief's oracle server did not listen on {self.host}:{self.port} "
+                                           f"within {SERVER_START_TIMEOUT:g} s") from None
+                    time.sleep(0.05)
         finally:
             # KerasTuner read them when the server started; the rest of this
             # process (the export, the user's code) is not a KerasTuner worker.
@@ -551,12 +579,14 @@ class ParallelSearch:
     def __init__(self, build_tuner: Callable[[], Any], settings: ParallelSettings = ParallelSettings()):
         self.build_tuner = build_tuner
         self.settings = settings
-        n_gpus = _visible_gpus_hidden_from_chief()
+        n_gpus = _gpus_of_the_chief() if settings.connect is None else _count_gpus()
         workers = settings.workers or default_workers(n_gpus, settings.gpus_per_worker)
         self.plans = plan_workers(workers, n_gpus, _available_cpus(), settings.gpus_per_worker)
         #: The chief's tuner: None on a host that only runs workers (``connect``).
         self.tuner = None if settings.connect else build_tuner()
+        #: tuner id -> times its worker was started again; tuner id -> its log file.
         self.worker_restarts: dict[str, int] = {}
+        self.log_paths: dict[str, str] = {}
 
     @property
     def workers(self) -> int:
@@ -565,63 +595,114 @@ class ParallelSearch:
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> Any:
         """Runs the search (arguments of ``tuner.search``); returns the chief's tuner.
 
-        On a host that only runs workers (``connect``) it returns None once they
-        are told to stop.
+        The chief returns once its own workers are done and no trial is running
+        anywhere (workers of other hosts finish theirs first). On a host that only
+        runs workers (``connect``) it returns None once they are told to stop, or
+        once the chief stops answering.
 
         Raises:
             WorkerFailedError: a worker kept failing, or the chief's server stopped.
-            OSError: the chief's server could not start (port in use).
+            PortInUseError: the chief's port is taken.
+            ChiefUnreachableError: ``connect``: no chief answers at that address.
+            RuntimeError: ``max_consecutive_failed_trials`` trials failed in a row.
             KeyboardInterrupt: after every worker was stopped.
         """
+        if self.settings.connect:
+            return self._serve_a_remote_chief(fit_args, fit_kwargs)
         settings = self.settings
-        if settings.connect:
-            host, port = parse_address(settings.connect)
-            wait_for_chief(host, port)  # a clear error here, not one per worker
-            pool = self._pool(host, port, fit_args, fit_kwargs, os.path.join(os.getcwd(), "kbnas_workers"),
-                              lambda: None, lambda: True)
-            pool.start()
-            self._wait(pool)
-            return None
         if settings.port and port_in_use(settings.host, settings.port):
             raise PortInUseError(f"port {settings.port} on {settings.host} is in use: choose another port, "
                                  "or 0 for a free one")
-        oracle = self.tuner.oracle
+        tuner, oracle = self.tuner, self.tuner.oracle
+        if hasattr(tuner, "prepare_search"):
+            # Configured here, so that the server thread reaches KerasTuner's
+            # chief check at once (it reads the environment set around it).
+            fit_args, fit_kwargs = tuner.prepare_search(*fit_args, **fit_kwargs)
+        if hasattr(oracle, "start_clock"):
+            oracle.start_clock()  # the workers' deadlines count from now
 
         def deadline() -> float | None:
             remaining = oracle.remaining_time() if hasattr(oracle, "remaining_time") else None
             return None if remaining is None else time.time() + remaining
 
-        log_dir = os.path.join(self.tuner.project_dir, "workers")
+        # KerasTuner's server stops once every worker it knows of was told to stop
+        # and no trial is running; a worker it does not know of yet (still starting)
+        # would then find no chief. Registered up front, each keeps it up until it
+        # has asked and been told to stop.
+        oracle.tuner_ids.update(plan.tuner_id for plan in self.plans)
+        log_dir = settings.log_dir or os.path.join(tuner.project_dir, "workers")
         for attempt in range(PORT_TRIES):
             port = settings.port or free_port(settings.host)
-            server = _ChiefServer(self.tuner, settings.host, port, fit_args, fit_kwargs)
-            pool = self._pool(settings.host, port, fit_args, fit_kwargs, log_dir, deadline, server.alive)
-            # The workers import TensorFlow while the chief configures and starts serving.
+            server = _ChiefServer(tuner, settings.host, port, fit_args, fit_kwargs)
+            pool = self._pool(settings.host, port, fit_args, fit_kwargs, log_dir, deadline, server.alive,
+                              chief_timeout=SERVER_START_TIMEOUT)
+            # The workers import TensorFlow while the chief starts serving.
             pool.start()
             try:
                 server.start()
                 break
-            except OSError as error:
+            except _BindError as error:
                 pool.stop()
                 if settings.port or attempt == PORT_TRIES - 1:
                     raise PortInUseError(str(error)) from None
             except BaseException:
                 pool.stop()
                 raise
-        self._wait(pool)
-        if server.error is not None:
-            raise WorkerFailedError(f"the chief's oracle server failed: {server.error}")
-        return self.tuner
+        try:
+            self._wait(pool)
+        except _ChiefGone:
+            raise WorkerFailedError(f"the chief's oracle server stopped ({server.error}); "
+                                    "run the search again to resume it") from None
+        self._wait_for_other_hosts(oracle, server)
+        if getattr(oracle, "failure_limit", None):
+            raise RuntimeError(oracle.failure_limit)
+        return tuner
 
-    def _pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive) -> _WorkerPool:
+    @staticmethod
+    def _wait_for_other_hosts(oracle: Any, server: "_ChiefServer") -> None:
+        """Until no trial runs anywhere: workers of other hosts finish theirs."""
+        waiting = False
+        while oracle.ongoing_trials and server.alive():
+            if not waiting:
+                logger.warning("kbnas: waiting for %d trial(s) running on other hosts", len(oracle.ongoing_trials))
+                waiting = True
+            time.sleep(POLL_SECONDS)
+
+    def _serve_a_remote_chief(self, fit_args, fit_kwargs) -> None:
+        host, port = parse_address(self.settings.connect)
+        wait_for_chief(host, port)  # a clear error here, not one per worker
+        checks = {"last": 0.0, "failures": 0}
+
+        def chief_answers() -> bool:
+            # Checked every 2 s; 5 failures in a row (10 s) mean it is gone.
+            now = time.monotonic()
+            if now - checks["last"] >= 2.0:
+                checks["last"] = now
+                try:
+                    with socket.create_connection((_connectable(host), port), timeout=2.0):
+                        checks["failures"] = 0
+                except OSError:
+                    checks["failures"] += 1
+            return checks["failures"] < 5
+
+        log_dir = self.settings.log_dir or os.path.join(os.getcwd(), "kbnas_workers")
+        pool = self._pool(host, port, fit_args, fit_kwargs, log_dir, lambda: None, chief_answers)
+        pool.start()
+        try:
+            self._wait(pool)
+        except _ChiefGone:
+            logger.warning("kbnas: the chief at %s:%d stopped answering: its search is over, or it was "
+                           "stopped (rerun it, then this command, to resume)", host, port)
+        return None
+
+    def _pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive, chief_timeout=None) -> _WorkerPool:
         return _WorkerPool(self.build_tuner, self.plans, host, port, fit_args, fit_kwargs, log_dir,
-                           self.settings.max_restarts, deadline, alive)
+                           self.settings.max_restarts, deadline, alive, chief_timeout)
 
     def _wait(self, pool: _WorkerPool) -> None:
         try:
             pool.wait()
         finally:
-            #: tuner id -> times its worker was started again; tuner id -> its log file.
             self.worker_restarts = dict(pool.restarts)
             self.log_paths = {plan.tuner_id: pool.log_path(plan) for plan in self.plans}
 

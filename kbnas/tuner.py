@@ -213,12 +213,33 @@ class BayesianNAS(keras_tuner.Tuner):
         With numpy inputs and no ``validation_data``, the last
         `DEFAULT_VALIDATION_FRACTION` of a permutation seeded with
         `VALIDATION_SPLIT_SEED` of the training arrays is held out for validation.
+
+        Raises:
+            RuntimeError: ``max_consecutive_failed_trials`` trials failed in a row
+                (KerasTuner's message).
         """
         if _is_kerastuner_worker():
             # KerasTuner's client would wait an hour for an unreachable chief.
             from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, wait_for_chief
 
             wait_for_chief(os.environ[ENV_ORACLE_IP], int(os.environ[ENV_ORACLE_PORT]))
+        fit_args, fit_kwargs = self.prepare_search(*fit_args, **fit_kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
+            super().search(*fit_args, **fit_kwargs)
+        failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
+        if failure_limit is not None and not _is_kerastuner_worker():
+            # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.
+            raise RuntimeError(failure_limit)
+
+    def prepare_search(self, *fit_args: Any, **fit_kwargs: Any) -> tuple[tuple, dict]:
+        """What `search` does before KerasTuner's loop; returns the arguments it trains with.
+
+        Holds out the validation split (see `search`), configures an unconfigured
+        `kbnas.ConvNetHyperModel` from the data, gives the oracle its architecture
+        space and the default objective. Calling it again is harmless.
+        `kbnas.ParallelSearch` calls it before the chief starts serving.
+        """
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
         if hasattr(self.hypermodel, "configure"):
             first_time = self._needs_data_to_configure()
@@ -233,13 +254,7 @@ class BayesianNAS(keras_tuner.Tuner):
             self._set_default_objective(self.oracle, self.hypermodel)
             if first_time and not self.oracle.get_space().space:
                 super()._populate_initial_space()
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
-            super().search(*fit_args, **fit_kwargs)
-        failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
-        if failure_limit is not None and not _is_kerastuner_worker():
-            # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.
-            raise RuntimeError(failure_limit)
+        return tuple(fit_args), fit_kwargs
 
     def on_trial_begin(self, trial: Any) -> None:
         # A retried trial trains again from scratch, judged afresh.

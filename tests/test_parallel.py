@@ -75,7 +75,7 @@ def test_default_workers_is_one_per_gpu_group_and_one_without_gpus():
 def test_worker_ids_never_make_a_worker_the_chief():
     # KerasTuner treats any tuner id containing "chief" as the chief.
     assert "chief" not in worker_tuner_id(1, host="chief-node-3")
-    assert worker_tuner_id(1, "a") != worker_tuner_id(2, "a") != worker_tuner_id(1, "b")
+    assert len({worker_tuner_id(1, "a"), worker_tuner_id(2, "a"), worker_tuner_id(1, "b")}) == 3
 
 
 def test_addresses_and_settings_are_checked():
@@ -100,6 +100,30 @@ def test_port_checks_see_a_listening_socket():
         assert port_in_use("127.0.0.1", port)
         wait_for_chief("127.0.0.1", port, timeout=1.0)  # returns at once
     assert not port_in_use("127.0.0.1", free_port())
+
+
+def test_keras_tuner_forgets_a_registered_worker_only_when_it_tells_it_to_stop(tmp_path):
+    """The contract `ParallelSearch` relies on to keep KerasTuner's server up for
+    workers that have not asked yet (`oracle.tuner_ids`, KerasTuner 1.4)."""
+    import keras_tuner
+
+    from kbnas import BayesianNASOracle
+
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("c", [0, 1])
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), hyperparameters=hp,
+                               max_trials=1, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.verbose = 0
+    oracle.tuner_ids.update({"h-w1", "h-w2"})
+    trial = oracle.create_trial("h-w1")
+    oracle.update_trial(trial.trial_id, {"score": 1.0})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    assert oracle.create_trial("h-w1").status == "STOPPED"
+    assert oracle.tuner_ids == {"h-w2"}  # still expected: the server keeps serving
+    assert oracle.create_trial("h-w2").status == "STOPPED"
+    assert oracle.tuner_ids == set() and oracle.ongoing_trials == {}
 
 
 def test_an_unreachable_chief_is_a_clear_error_within_the_timeout():
@@ -141,6 +165,14 @@ def _worker_pids(output: pathlib.Path) -> dict[str, int]:
     return pids
 
 
+def _ongoing(output: pathlib.Path) -> dict[str, str]:
+    """tuner id -> trial id it runs, from the chief's saved state."""
+    try:
+        return json.loads((output / "search" / "oracle.json").read_text())["ongoing_trials"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return {}
+
+
 def _alive(pid: int) -> bool:
     try:
         status = pathlib.Path(f"/proc/{pid}/status").read_text()
@@ -174,7 +206,7 @@ def test_two_workers_complete_a_search_with_trials_in_flight_and_export_once(tmp
                           env=_env(), timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     _assert_complete_and_distinct(output)
-    assert "2 workers (1 CPU thread(s) each)" in done.stdout
+    assert re.search(r"; 2 workers \((\d+ CPU thread\(s\)|GPU [\d,]+) each\)", done.stdout)
     # One progress line per trial, numbered as `kbnas show` numbers them.
     assert sorted(re.findall(r"^trial (\d+)/4 ", done.stdout, re.M)) == ["1", "2", "3", "4"]
     assert done.stdout.count("exported to") == 1
@@ -193,9 +225,10 @@ def test_a_worker_killed_mid_trial_is_restarted_and_the_search_finishes(tmp_path
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         pids = _wait_for(lambda: len(_worker_pids(output)) == 2 and _worker_pids(output), 120, "two workers")
-        _wait_for(lambda: any(t["status"] == "RUNNING" for t in _trials(output)), 120, "a running trial")
-        time.sleep(1.0)
         victim = sorted(pids)[0]
+        # The trial the victim is training (the chief saves who runs what).
+        running = _wait_for(lambda: _ongoing(output).get(victim), 120, "a trial on the victim")
+        time.sleep(1.0)
         os.kill(pids[victim], signal.SIGKILL)
         out, err = search.communicate(timeout=400)
     finally:
@@ -203,8 +236,12 @@ def test_a_worker_killed_mid_trial_is_restarted_and_the_search_finishes(tmp_path
             search.kill()
     assert search.returncode == 0, err[-3000:]
     assert f"worker {victim} stopped (killed by SIGKILL" in err
-    _assert_complete_and_distinct(output)
+    trials = {t["trial_id"]: t for t in _assert_complete_and_distinct(output)}
     assert _worker_pids(output)[victim] != pids[victim]  # it came back as a new process
+    # Its trial was trained again from the first epoch, and only that run counts.
+    observations = trials[running]["metrics"]["metrics"]["val_accuracy"]["observations"]
+    assert [o["step"] for o in observations] == list(range(len(observations)))
+    assert all(len(o["value"]) == 1 for o in observations)  # not averaged with the killed run
 
 
 @pytest.mark.integration
@@ -228,8 +265,11 @@ def test_a_killed_chief_takes_its_workers_down_and_the_same_command_resumes(tmp_
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming search" in done.stdout
     trials = _assert_complete_and_distinct(output)
-    # Nothing completed before the kill was lost or trained again.
+    # Nothing completed before the kill was lost or trained again: each ended once.
     assert {t["trial_id"]: t["score"] for t in trials if t["trial_id"] in completed} == completed
+    state = json.loads((output / "search" / "oracle.json").read_text())
+    assert all(state["run_times"][trial_id] == 1 for trial_id in completed)
+    assert sorted(state["end_order"]) == sorted(t["trial_id"] for t in trials)
 
 
 @pytest.mark.integration
@@ -321,3 +361,38 @@ def test_the_python_api_runs_a_users_script_on_two_workers(tmp_path):
     assert result["statuses"] == ["COMPLETED"] * 3
     assert result["workers"] == 2 and set(result["restarts"].values()) == {0}
     assert result["outputs"] == 10
+
+
+FAILING_WORKER_SCRIPT = '''
+import os, sys
+import kbnas
+
+def build_tuner(directory):
+    if os.environ.get("KERASTUNER_TUNER_ID", "").endswith("-w2"):
+        raise RuntimeError("this worker cannot start")
+    return kbnas.BayesianNAS(kbnas.ConvNetHyperModel(max_depth=2), max_trials=3, seed=0,
+                             num_initial_points=2, directory=directory, project_name="api")
+
+if __name__ == "__main__":
+    import functools
+    split = kbnas.load_digits_split()
+    search = kbnas.ParallelSearch(functools.partial(build_tuner, sys.argv[1]),
+                                  kbnas.ParallelSettings(workers=2, max_restarts=1))
+    try:
+        search.search(split.x_train[:300], split.y_train[:300], epochs=2, verbose=0,
+                      validation_data=(split.x_val[:100], split.y_val[:100]))
+    except kbnas.parallel.WorkerFailedError as error:
+        print("FAILED", error)
+'''
+
+
+@pytest.mark.integration
+def test_a_worker_that_keeps_failing_stops_the_search_with_its_reason(tmp_path):
+    script = tmp_path / "failing.py"
+    script.write_text(FAILING_WORKER_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True,
+                          env=_env(), timeout=400, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = done.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"FAILED worker \S+-w2 failed 2 times \(exit status 1: RuntimeError: this worker cannot "
+                        r"start\); its log is .*-w2\.log; run the search again to resume it", line), line
