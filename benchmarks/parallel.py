@@ -1,8 +1,8 @@
 """Parallel trials on one host: ``kbnas search --workers 1`` against ``--workers N``.
 
 Issue 11's measurement: the wall time of the same search (the bundled digits,
-``--max-trials 8 --time-budget none --no-retrain``, every other option at its
-default, early stopping included) with one worker and with N, run side by side:
+``--max-trials 8 --time-budget none --no-retrain``) with one worker and with N,
+run side by side:
 for each seed, one run of each, in alternating order (seed-major; the order
 flips from seed to seed so that a slow start of the machine hits both), each a
 fresh ``python -m kbnas.cli search`` process. The speed is reported as the ratio
@@ -10,10 +10,20 @@ of the two wall times of the same seed, with the t-interval of the ratio over
 seeds; trials per minute and epochs per second (the searches train different
 architectures once the GP takes over) next to it.
 
+Two modes (``--mode``): "fixed", the same 8 architectures (`FIXED_ARCHITECTURES`,
+given with ``--start``) trained fully for `FIXED_EPOCHS` epochs, so that both
+worker counts do the same work; and "default", a default search (early stopping
+on), whose trials differ between the two.
+
+``--ceiling N`` measures what two workers can gain at most on this machine: one
+training process against two at once, each pinned to one core (`measure_ceiling`).
+
 Run from the repository root::
 
-    python -m benchmarks.parallel --seeds 5 --workers 1 2          # appends to DEFAULT_OUTPUT
-    python -m benchmarks.parallel --report                        # the table
+    python -m benchmarks.parallel --seeds 5 --workers 1 2 --mode fixed   # appends to DEFAULT_OUTPUT
+    python -m benchmarks.parallel --seeds 3 --workers 1 2 --mode default
+    python -m benchmarks.parallel --report                               # the table
+    python -m benchmarks.parallel --ceiling 5
 """
 
 from __future__ import annotations
@@ -159,6 +169,71 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def train_one(cpus: Sequence[int] | None, threads: int | None, epochs: int) -> float:
+    """Seconds per epoch of the textbook convnet on the digits in this process.
+
+    Pinned to ``cpus`` with ``threads`` TensorFlow threads when given (what a
+    worker of `kbnas.parallel` does), else TensorFlow's defaults.
+    """
+    if cpus:
+        os.sched_setaffinity(0, set(cpus))
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    import tensorflow as tf
+
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras
+
+    from kbnas.datasets import load_digits_split
+
+    split = load_digits_split()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input(split.x_train.shape[1:]),
+        keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(64, 3, padding="same", activation="relu"),
+        keras.layers.MaxPooling2D(), keras.layers.Flatten(),
+        keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    fit = dict(batch_size=64, verbose=0, validation_data=(split.x_val, split.y_val))
+    model.fit(split.x_train, split.y_train, epochs=1, **fit)  # tracing
+    started = time.perf_counter()
+    model.fit(split.x_train, split.y_train, epochs=epochs, **fit)
+    return (time.perf_counter() - started) / epochs
+
+
+def measure_ceiling(repeats: int, epochs: int = 20) -> list[dict[str, Any]]:
+    """The most two workers can gain on this machine: epochs per second of one
+    process with TensorFlow's default threads against two processes at once, each
+    pinned to one core with one thread, training the same model (no search, no
+    start-up). Alternating, ``repeats`` times."""
+    def launch(cpu: int | None, threads: int | None) -> subprocess.Popen:
+        command = [sys.executable, "-m", "benchmarks.parallel", "--train-one", "--epochs", str(epochs)]
+        if cpu is not None:
+            command += ["--cpu", str(cpu), "--threads", str(threads)]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+
+    def seconds(process: subprocess.Popen) -> float:
+        out, _ = process.communicate()
+        return float(out.strip().splitlines()[-1])
+
+    records = []
+    for repeat in range(repeats):
+        one = seconds(launch(None, None))
+        pair = [launch(0, 1), launch(1, 1)]
+        two = [seconds(p) for p in pair]
+        record = {"repeat": repeat, "one_process_seconds_per_epoch": one, "two_processes_seconds_per_epoch": two,
+                  "throughput_ratio": (1 / two[0] + 1 / two[1]) / (1 / one), "cpus": os.cpu_count(),
+                  "commit": _commit()}
+        print(json.dumps(record), flush=True)
+        records.append(record)
+    return records
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
@@ -169,7 +244,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "default: a default search (early stopping on; different trials)")
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--report", action="store_true", help="print the table of --output and exit")
+    parser.add_argument("--ceiling", type=int, metavar="REPEATS",
+                        help="measure the machine's two-process throughput ceiling (see measure_ceiling) and exit")
+    parser.add_argument("--train-one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int, default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.train_one:
+        print(train_one(None if args.cpu is None else [args.cpu], args.threads, args.epochs))
+        return 0
+    if args.ceiling:
+        records = measure_ceiling(args.ceiling, args.epochs)
+        ratios = [r["throughput_ratio"] for r in records]
+        print(f"two pinned single-thread processes / one default process, epochs per second: {_fmt(mean_and_interval(ratios))}")
+        return 0
     if not args.report:
         run_all(range(args.first_seed, args.first_seed + args.seeds), args.workers, args.output, args.mode)
     rows = summarize(read_jsonl(args.output))
