@@ -10,10 +10,12 @@ of the two wall times of the same seed, with the t-interval of the ratio over
 seeds; trials per minute and epochs per second (the searches train different
 architectures once the GP takes over) next to it.
 
-Two modes (``--mode``): "fixed", the same 8 architectures (`FIXED_ARCHITECTURES`,
+Three modes (``--mode``): "fixed", the same 8 architectures (`FIXED_ARCHITECTURES`,
 given with ``--start``) trained fully for `FIXED_EPOCHS` epochs, so that both
-worker counts do the same work; and "default", a default search (early stopping
-on), whose trials differ between the two.
+worker counts do the same work; "default", a default 8-trial search (early
+stopping on), whose trials differ between the two; and "budget", the default
+search under its default 3-minute budget (`BUDGET`), where what counts is the
+work done in the same minutes: trials and epochs, as ratios to one worker.
 
 ``--ceiling N`` measures what two workers can gain at most on this machine: one
 training process against two at once, each pinned to one core (`measure_ceiling`).
@@ -58,7 +60,9 @@ FIXED_ARCHITECTURES = (
     "conv3-32|relu|conv5-64|relu|maxpool|dropout|dense-128|relu",
 )
 FIXED_EPOCHS = 15
-MODES = ("fixed", "default")
+#: Mode "budget": the default search under its default 3-minute budget.
+BUDGET = "3m"
+MODES = ("fixed", "default", "budget")
 
 
 def _commit() -> str | None:
@@ -79,8 +83,11 @@ def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = M
     with tempfile.TemporaryDirectory(prefix="kbnas-parallel-") as directory:
         output = pathlib.Path(directory) / "search"
         command = [sys.executable, "-m", "kbnas.cli", "search", "--workers", str(workers), "--seed", str(seed),
-                   "--max-trials", str(max_trials), "--time-budget", "none", "--no-retrain",
-                   "--output", str(output)]
+                   "--no-retrain", "--output", str(output)]
+        if mode == "budget":
+            command += ["--time-budget", BUDGET]
+        else:
+            command += ["--max-trials", str(max_trials), "--time-budget", "none"]
         if mode == "fixed":
             command += ["--no-early-stopping", "--epochs", str(FIXED_EPOCHS)]
             for architecture in FIXED_ARCHITECTURES[:max_trials]:
@@ -144,8 +151,12 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                                                if runs[s]["search_seconds"] and base[s]["search_seconds"]]),
             "trials_per_minute": mean_and_interval([60 * r["trials"] / r["wall_seconds"] for r in runs.values()]),
             "epochs_per_second": mean_and_interval([r["epochs"] / r["wall_seconds"] for r in runs.values()]),
-            "all_completed_distinct": all(r["completed"] == r["trials"] == r["distinct"] == MAX_TRIALS
+            "all_completed_distinct": all(r["completed"] == r["trials"] == r["distinct"]
+                                          and (mode == "budget" or r["trials"] == MAX_TRIALS)
                                           for r in runs.values()),
+            # Mode "budget": work done in the same minutes, against one worker.
+            "epochs_ratio": mean_and_interval([runs[s]["epochs"] / base[s]["epochs"] for s in seeds]),
+            "trials_ratio": mean_and_interval([runs[s]["trials"] / base[s]["trials"] for s in seeds]),
             "test_accuracy": mean_and_interval([r["test_accuracy"] for r in runs.values() if r["test_accuracy"]]),
         })
     return rows
@@ -163,9 +174,20 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
              "epochs per second | test accuracy | all trials completed, distinct |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        if row["mode"] == "budget":
+            continue
         lines.append(f"| {row['mode']} | {row['workers']} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
                      f"{_fmt(row['trials_per_minute'], 1)} | {_fmt(row['epochs_per_second'], 1)} | "
                      f"{_fmt(row['test_accuracy'], 4)} | {'yes' if row['all_completed_distinct'] else 'NO'} |")
+    budget = [row for row in rows if row["mode"] == "budget"]
+    if budget:
+        lines += ["", f"In the same {BUDGET} budget:", "",
+                  "| workers | seeds | trials / 1 worker | epochs / 1 worker | trials per minute | test accuracy |",
+                  "|---|---|---|---|---|---|"]
+        for row in budget:
+            lines.append(f"| {row['workers']} | {len(row['seeds'])} | {_fmt(row['trials_ratio'])} | "
+                         f"{_fmt(row['epochs_ratio'])} | {_fmt(row['trials_per_minute'], 1)} | "
+                         f"{_fmt(row['test_accuracy'], 4)} |")
     return "\n".join(lines)
 
 

@@ -376,6 +376,8 @@ class BayesianNASOracle(ResumableOracle):
         trial = super().create_trial(tuner_id)
         if trial.status == RUNNING:
             self._trial_started.setdefault(trial.trial_id, time.monotonic())
+            # Which worker trains it (the last one, for a trial that came back).
+            self.proposal_log.setdefault(trial.trial_id, {})["tuner_id"] = tuner_id
             if trial.trial_id in existing:
                 # KerasTuner would average the new run's values with the old ones.
                 trial.metrics = type(trial.metrics)()  # a MetricsTracker: no public name

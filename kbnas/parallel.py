@@ -56,6 +56,8 @@ ENV_ORACLE_PORT = "KERASTUNER_ORACLE_PORT"
 #: Seconds a worker waits for the chief to accept connections before it gives up
 #: with an error (KerasTuner's own client would wait an hour).
 ENV_CHIEF_TIMEOUT = "KBNAS_CHIEF_TIMEOUT"
+#: The host part of this host's worker ids (default: the hostname).
+ENV_HOST_NAME = "KBNAS_HOST_NAME"
 DEFAULT_CHIEF_TIMEOUT = 30.0
 #: Seconds the chief's gRPC server may take to start listening.
 SERVER_START_TIMEOUT = 60.0
@@ -168,8 +170,12 @@ def default_workers(n_gpus: int, gpus_per_worker: int = 1) -> int:
 
 def worker_tuner_id(index: int, host: str | None = None) -> str:
     """``"<host>-w<index>"``: unique across the hosts of a search, and never
-    containing "chief" (KerasTuner treats any such id as the chief)."""
-    host = (host or socket.gethostname()).replace("chief", "c-h-i-e-f")
+    containing "chief" (KerasTuner treats any such id as the chief).
+
+    ``host`` defaults to ``$KBNAS_HOST_NAME``, else the hostname: hosts that share
+    a hostname (containers, or two commands on one machine) set the variable.
+    """
+    host = (host or os.environ.get(ENV_HOST_NAME) or socket.gethostname()).replace("chief", "c-h-i-e-f")
     return f"{host}-w{index}"
 
 

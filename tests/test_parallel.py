@@ -396,3 +396,37 @@ def test_a_worker_that_keeps_failing_stops_the_search_with_its_reason(tmp_path):
     line = done.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"FAILED worker \S+-w2 failed 2 times \(exit status 1: RuntimeError: this worker cannot "
                         r"start\); its log is .*-w2\.log; run the search again to resume it", line), line
+
+
+@pytest.mark.integration
+def test_a_second_host_joins_the_chief_with_listen_and_connect(tmp_path):
+    """Many hosts, played on localhost: a chief with one worker of its own
+    (``--listen``) and another "host" with one worker (``--connect``)."""
+    output, port = tmp_path / "run", free_port()
+    # Enough work (6 trials of 4 epochs) for the second host to start before the first is done.
+    common = ["--max-trials", "6", "--max-depth", "3", "--time-budget", "none", "--no-retrain", "--epochs", "4",
+              "--no-early-stopping", "--output", str(output)]
+    chief = subprocess.Popen([sys.executable, "-m", "kbnas.cli", "search", "--workers", "1", "--listen",
+                              f"127.0.0.1:{port}", *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=dict(_env(), KBNAS_HOST_NAME="first"))
+    try:
+        other = subprocess.run([sys.executable, "-m", "kbnas.cli", "search", "--workers", "1", "--connect",
+                                f"127.0.0.1:{port}", *common], capture_output=True, text=True, timeout=400,
+                               env=dict(_env(), KBNAS_HOST_NAME="second"))
+        out, err = chief.communicate(timeout=400)
+    finally:
+        if chief.poll() is None:
+            chief.kill()
+    assert chief.returncode == 0, err[-3000:]
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert "1 worker(s) training trials for the chief at 127.0.0.1" in other.stdout
+    trials = _trials(output)
+    assert len(trials) == 6 and all(t["status"] == "COMPLETED" for t in trials)
+    assert len({t["hyperparameters"]["values"]["architecture"] for t in trials}) == 6
+    assert out.count("exported to") == 1 and "exported to" not in other.stdout
+    # Both hosts trained trials.
+    proposals = json.loads((output / "search" / "oracle.json").read_text())["kbnas"]["proposal_log"]
+    assert {log["tuner_id"] for log in proposals.values()} == {"first-w1", "second-w1"}
+    logs = {log.stem: log.read_text() for log in (output / "search" / "workers").glob("*.log")}
+    assert set(logs) == {"first-w1", "second-w1"}
+    assert all(": done" in text for text in logs.values())
