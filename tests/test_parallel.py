@@ -350,14 +350,20 @@ if __name__ == "__main__":
 '''
 
 
-@pytest.mark.integration
-def test_the_python_api_runs_a_users_script_on_two_workers(tmp_path):
+def _run_script(tmp_path: pathlib.Path, text: str) -> str:
+    """Runs a user's script (its own file, as multiprocessing's spawn needs) and
+    returns the last line it printed."""
     script = tmp_path / "my_search.py"
-    script.write_text(PYTHON_API_SCRIPT)
+    script.write_text(text)
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True,
                           env=_env(), timeout=400, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.integration
+def test_the_python_api_runs_a_users_script_on_two_workers(tmp_path):
+    result = json.loads(_run_script(tmp_path, PYTHON_API_SCRIPT))
     assert result["statuses"] == ["COMPLETED"] * 3
     assert result["workers"] == 2 and set(result["restarts"].values()) == {0}
     assert result["outputs"] == 10
@@ -388,12 +394,7 @@ if __name__ == "__main__":
 
 @pytest.mark.integration
 def test_a_worker_that_keeps_failing_stops_the_search_with_its_reason(tmp_path):
-    script = tmp_path / "failing.py"
-    script.write_text(FAILING_WORKER_SCRIPT)
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True,
-                          env=_env(), timeout=400, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    line = done.stdout.strip().splitlines()[-1]
+    line = _run_script(tmp_path, FAILING_WORKER_SCRIPT)
     assert re.fullmatch(r"FAILED worker \S+-w2 failed 2 times \(exit status 1: RuntimeError: this worker cannot "
                         r"start\); its log is .*-w2\.log; run the search again to resume it", line), line
 
