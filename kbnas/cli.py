@@ -349,7 +349,7 @@ def _address(text: str, option: str, allow_zero: bool) -> tuple[str, int]:
 
 def _workers_note(search) -> str:
     plan = search.plans[0]
-    devices = f"GPU {','.join(map(str, plan.gpus))} each" if plan.gpus else f"{plan.threads} CPU thread(s) each"
+    devices = f"{len(plan.gpus)} GPU(s) each" if plan.gpus else f"{plan.threads} CPU thread(s) each"
     return f"; {search.workers} workers ({devices})"
 
 

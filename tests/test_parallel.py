@@ -206,7 +206,7 @@ def test_two_workers_complete_a_search_with_trials_in_flight_and_export_once(tmp
                           env=_env(), timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     _assert_complete_and_distinct(output)
-    assert re.search(r"; 2 workers \((\d+ CPU thread\(s\)|GPU [\d,]+) each\)", done.stdout)
+    assert re.search(r"; 2 workers \(\d+ (CPU thread|GPU)\(s\) each\)", done.stdout)
     # One progress line per trial, numbered as `kbnas show` numbers them.
     assert sorted(re.findall(r"^trial (\d+)/4 ", done.stdout, re.M)) == ["1", "2", "3", "4"]
     assert done.stdout.count("exported to") == 1
