@@ -23,7 +23,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from kbnas.parallel import ChiefUnreachableError, PortInUseError, WorkerFailedError  # stdlib only
+from kbnas.parallel import (  # stdlib only
+    ChiefUnreachableError,
+    PortInUseError,
+    WorkerFailedError,
+    is_worker_process,
+)
 
 EXIT_USAGE = 2
 
@@ -247,7 +252,7 @@ def _make_tuner(args, hypermodel):
 def _build_tuner(args):
     """The search's tuner, from the command's arguments: also what each worker
     process of ``--workers N`` calls (it is pickled into them)."""
-    if os.environ.get("KERASTUNER_TUNER_ID"):  # a worker: mixed precision is set where the GPU is
+    if is_worker_process():  # mixed precision is set where the GPU is
         _enable_mixed_precision(args, announce=False)
     return _make_tuner(args, _hypermodel(args))
 

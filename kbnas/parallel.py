@@ -246,13 +246,10 @@ def wait_for_chief(host: str, port: int, timeout: float | None = None) -> None:
     if timeout is None:
         timeout = float(os.environ.get(ENV_CHIEF_TIMEOUT, DEFAULT_CHIEF_TIMEOUT))
     deadline = time.monotonic() + timeout
-    error: OSError | None = None
     while True:
-        try:
-            with socket.create_connection((_connectable(host), port), timeout=2.0):
-                return
-        except OSError as exc:
-            error = exc
+        error = _connection_error(host, port, timeout=2.0)
+        if error is None:
+            return
         if time.monotonic() >= deadline:
             raise ChiefUnreachableError(
                 f"cannot reach the kbnas/KerasTuner chief at {host}:{port} after {timeout:g} s "
@@ -260,6 +257,21 @@ def wait_for_chief(host: str, port: int, timeout: float | None = None) -> None:
                 f"(set {ENV_CHIEF_TIMEOUT} to wait longer)"
             )
         time.sleep(0.5)
+
+
+def _connection_error(host: str, port: int, timeout: float) -> OSError | None:
+    """None when a server listening on ``host:port`` accepts a TCP connection, else why not."""
+    try:
+        with socket.create_connection((_connectable(host), port), timeout=timeout):
+            return None
+    except OSError as error:
+        return error
+
+
+def is_worker_process() -> bool:
+    """Whether KerasTuner's distributed-tuning variables make this process a worker
+    (KerasTuner treats a tuner id containing "chief" as the chief)."""
+    return ENV_ORACLE_IP in os.environ and "chief" not in os.environ.get(ENV_TUNER_ID, "")
 
 
 def _connectable(host: str) -> str:
@@ -533,14 +545,12 @@ class _ChiefServer:
                     if self.error is not None:
                         raise self.error  # e.g. a ValueError from the hypermodel
                     raise RuntimeError("the chief's oracle server stopped before it listened")
-                try:
-                    with socket.create_connection((_connectable(self.host), self.port), timeout=1.0):
-                        break
-                except OSError:
-                    if time.monotonic() >= deadline:
-                        raise RuntimeError(f"the chief's oracle server did not listen on {self.host}:{self.port} "
-                                           f"within {SERVER_START_TIMEOUT:g} s") from None
-                    time.sleep(0.05)
+                if _connection_error(self.host, self.port, timeout=1.0) is None:
+                    break
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"the chief's oracle server did not listen on {self.host}:{self.port} "
+                                       f"within {SERVER_START_TIMEOUT:g} s")
+                time.sleep(0.05)
         finally:
             # KerasTuner read them when the server started; the rest of this
             # process (the export, the user's code) is not a KerasTuner worker.
@@ -684,11 +694,8 @@ class ParallelSearch:
             now = time.monotonic()
             if now - checks["last"] >= 2.0:
                 checks["last"] = now
-                try:
-                    with socket.create_connection((_connectable(host), port), timeout=2.0):
-                        checks["failures"] = 0
-                except OSError:
-                    checks["failures"] += 1
+                reachable = _connection_error(host, port, timeout=2.0) is None
+                checks["failures"] = 0 if reachable else checks["failures"] + 1
             return checks["failures"] < 5
 
         log_dir = self.settings.log_dir or os.path.join(os.getcwd(), "kbnas_workers")

@@ -37,6 +37,7 @@ import numpy as np
 from kbnas.core.acquisition_optimizer import EvolutionSettings
 from kbnas.core.early_stopping import EarlyStopping
 from kbnas.oracle import BayesianNASOracle
+from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
 from kbnas.space import SearchSpace
 
 #: Fraction of the training arrays held out for validation when none is given.
@@ -218,17 +219,15 @@ class BayesianNAS(keras_tuner.Tuner):
             RuntimeError: ``max_consecutive_failed_trials`` trials failed in a row
                 (KerasTuner's message).
         """
-        if _is_kerastuner_worker():
+        if is_worker_process():
             # KerasTuner's client would wait an hour for an unreachable chief.
-            from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, wait_for_chief
-
             wait_for_chief(os.environ[ENV_ORACLE_IP], int(os.environ[ENV_ORACLE_PORT]))
         fit_args, fit_kwargs = self.prepare_search(*fit_args, **fit_kwargs)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
             super().search(*fit_args, **fit_kwargs)
         failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
-        if failure_limit is not None and not _is_kerastuner_worker():
+        if failure_limit is not None:
             # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.
             raise RuntimeError(failure_limit)
 
@@ -333,11 +332,6 @@ class BayesianNAS(keras_tuner.Tuner):
         kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y")}
         kwargs["validation_data"] = (x[val], y[val])
         return [x[train], y[train], *args], kwargs
-
-
-def _is_kerastuner_worker() -> bool:
-    """Whether KerasTuner's distributed-tuning variables make this process a worker."""
-    return "KERASTUNER_ORACLE_IP" in os.environ and "chief" not in os.environ.get("KERASTUNER_TUNER_ID", "")
 
 
 def _is_number(value: Any) -> bool:

@@ -172,16 +172,10 @@ PARALLEL_SCRIPT = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_chief_and_two_workers_through_keras_tuner_distributed_tuning(tmp_path):
-    port = str(_free_port())
+    from kbnas.parallel import free_port
+
+    port = str(free_port())
     base = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERASTUNER_ORACLE_IP="127.0.0.1",
                 KERASTUNER_ORACLE_PORT=port)
     chief = subprocess.Popen([sys.executable, "-c", PARALLEL_SCRIPT, str(tmp_path)],
