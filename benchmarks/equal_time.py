@@ -106,19 +106,6 @@ MLP_BATCH_SIZE = 32
 KERAS_TUNER_MAX_TRIALS = 1000
 
 
-def _git_commit() -> str | None:
-    """The checkout's HEAD commit (with "+dirty" when tracked files changed), or None."""
-    root = pathlib.Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return head + ("+dirty" if dirty else "")
-
-
 def _utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -373,7 +360,7 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
         "load_start": list(load_start),
         "load_end": list(os.getloadavg()),
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
-        "commit": _git_commit(),
+        "commit": stats.git_commit(),
     }
 
 

@@ -41,7 +41,7 @@ import tempfile
 import time
 from typing import Any, Sequence
 
-from benchmarks.stats import mean_and_interval, read_jsonl
+from benchmarks.stats import git_commit, mean_and_interval, read_jsonl
 
 DEFAULT_OUTPUT = pathlib.Path("benchmarks/results/parallel.jsonl")
 MAX_TRIALS = 8
@@ -63,14 +63,6 @@ FIXED_EPOCHS = 15
 #: Mode "budget": the default search under its default 3-minute budget.
 BUDGET = "3m"
 MODES = ("fixed", "default", "budget")
-
-
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def _seconds(text: str) -> float:
@@ -114,7 +106,7 @@ def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = M
             "epochs": sum(epochs),
             "test_accuracy": test.get("search_settings", {}).get("test_metrics", {}).get("accuracy"),
             "cpus": os.cpu_count(),
-            "commit": _commit(),
+            "commit": git_commit(),
         }
 
 
@@ -250,7 +242,7 @@ def measure_ceiling(repeats: int, epochs: int = 20) -> list[dict[str, Any]]:
         two = [seconds(p) for p in pair]
         record = {"repeat": repeat, "one_process_seconds_per_epoch": one, "two_processes_seconds_per_epoch": two,
                   "throughput_ratio": (1 / two[0] + 1 / two[1]) / (1 / one), "cpus": os.cpu_count(),
-                  "commit": _commit()}
+                  "commit": git_commit()}
         print(json.dumps(record), flush=True)
         records.append(record)
     return records

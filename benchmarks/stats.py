@@ -12,6 +12,7 @@ import json
 import math
 import pathlib
 import statistics
+import subprocess
 from typing import Any, Iterable, Sequence
 
 from scipy import stats as _scipy_stats
@@ -71,3 +72,16 @@ def append_jsonl(path: str | pathlib.Path, records: Iterable[dict[str, Any]]) ->
         for record in records:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
+
+
+def git_commit() -> str | None:
+    """The checkout's HEAD commit (with "+dirty" when tracked files changed), or None."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
