@@ -23,6 +23,7 @@ KerasTuner's ``synchronized`` lock is released only on a normal return.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 import time
@@ -368,10 +369,6 @@ class BayesianNASOracle(ResumableOracle):
         metrics and the learning curve of its unfinished run are forgotten.
         """
         self.start_clock()
-        restarted = self.ongoing_trials.get(tuner_id)
-        if restarted is not None and restarted.status == STOPPED:
-            # The rule stopped it, and its worker died before ending it.
-            restarted.status = RUNNING
         existing = set(self.trials)
         trial = super().create_trial(tuner_id)
         if trial.status == RUNNING:
@@ -428,14 +425,15 @@ class BayesianNASOracle(ResumableOracle):
         trial = super().update_trial(trial_id, metrics, step)
         if self.early_stopping is None or trial.status != RUNNING:
             return trial
+        if trial_id in self.stopped_early:
+            return self._stop_reply(trial)  # reports after the verdict change nothing
         try:
             value = self._maximize_sign() * float(self.objective.get_value(metrics))
         except Exception:  # noqa: BLE001 - a report the rule cannot read is only recorded
             return trial
         try:
             if self._judge_report(trial_id, value, int(step)):
-                trial.status = STOPPED
-                self._save_trial(trial)
+                return self._stop_reply(trial)
         except Exception as error:  # noqa: BLE001 - never raise under the lock
             warnings.warn(
                 f"kbnas: the early-stopping rule failed ({type(error).__name__}: {error}); "
@@ -444,6 +442,18 @@ class BayesianNASOracle(ResumableOracle):
                 stacklevel=2,
             )
         return trial
+
+    @staticmethod
+    def _stop_reply(trial):
+        """A copy of ``trial`` with status STOPPED: the verdict goes in the reply.
+
+        The trial the oracle keeps stays RUNNING until it ends, so a worker that
+        dies before then gets it back RUNNING (KerasTuner hands a restarted worker
+        its ongoing trial) and trains it again.
+        """
+        reply = copy.copy(trial)
+        reply.status = STOPPED
+        return reply
 
     def _judge_report(self, trial_id: str, value: float, step: int) -> bool:
         """Updates the trial's curve and the rungs; True when the trial must stop.
