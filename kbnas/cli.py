@@ -25,9 +25,13 @@ import numpy as np
 
 from kbnas.parallel import (  # stdlib only
     ChiefUnreachableError,
+    ParallelSearch,
+    ParallelSettings,
     PortInUseError,
     WorkerFailedError,
+    default_workers,
     is_worker_process,
+    parse_address,
 )
 
 EXIT_USAGE = 2
@@ -288,15 +292,12 @@ def cmd_search(args) -> int:
     workers = _number_of_workers(args)
     parallel = workers > 1 or args.listen is not None
     if parallel:
-        from kbnas.parallel import ParallelSearch
-
         search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers))
         tuner = search.tuner
-        # The chief keeps one GPU, with memory growth, for the retraining and the export.
-        _enable_mixed_precision(args, announce=not args.quiet)
     else:
-        _enable_mixed_precision(args, announce=not args.quiet)
         tuner = _build_tuner(args)
+    # (A parallel search's chief keeps one GPU for the retraining and the export.)
+    _enable_mixed_precision(args, announce=not args.quiet)
     hypermodel = tuner.hypermodel
     if not args.quiet:
         tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
@@ -314,11 +315,7 @@ def cmd_search(args) -> int:
             flush=True,
         )
     start = time.perf_counter()
-    fit = dict(validation_data=(x_val, y_val), epochs=args.epochs, batch_size=args.batch_size, verbose=0)
-    if parallel:
-        search.search(x_train, y_train, **fit)
-    else:
-        tuner.search(x_train, y_train, **fit)
+    (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
     return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
 
 
@@ -328,14 +325,15 @@ def _number_of_workers(args) -> int:
         return args.workers
     import tensorflow as tf
 
-    from kbnas.parallel import default_workers
-
     return default_workers(len(tf.config.list_physical_devices("GPU")), args.gpus_per_worker)
 
 
-def _parallel_settings(args, workers: int | None):
-    from kbnas.parallel import ParallelSettings
+def _fit_keywords(args, arrays) -> dict:
+    """What every trial's ``fit`` gets besides the training arrays."""
+    return dict(validation_data=arrays["val"], epochs=args.epochs, batch_size=args.batch_size, verbose=0)
 
+
+def _parallel_settings(args, workers: int | None):
     host, port = _address(args.listen, "--listen", allow_zero=True) if args.listen else ("127.0.0.1", 0)
     if args.connect:
         _address(args.connect, "--connect", allow_zero=False)
@@ -344,8 +342,6 @@ def _parallel_settings(args, workers: int | None):
 
 
 def _address(text: str, option: str, allow_zero: bool) -> tuple[str, int]:
-    from kbnas.parallel import parse_address
-
     try:
         return parse_address(text, allow_zero=allow_zero)
     except ValueError as error:
@@ -370,18 +366,14 @@ def _enable_mixed_precision(args, announce: bool) -> None:
 
 def _run_remote_workers(args, arrays, output, settings) -> int:
     """``--connect``: this host trains trials for a chief on another machine."""
-    from kbnas.parallel import ParallelSearch
-
     if (output / RUN_FILE).exists():
         _check_run_file(output, settings)
     _quiet_tensorflow(args.debug)
     search = ParallelSearch(functools.partial(_build_tuner, args),
                             _parallel_settings(args, _number_of_workers(args)))
-    (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
     if not args.quiet:
         print(f"kbnas: {search.workers} worker(s) training trials for the chief at {args.connect}", flush=True)
-    search.search(x_train, y_train, validation_data=(x_val, y_val), epochs=args.epochs,
-                  batch_size=args.batch_size, verbose=0)
+    search.search(*arrays["train"], **_fit_keywords(args, arrays))
     if not args.quiet:
         print("kbnas: the chief has no more trials; the chief exports the best model", flush=True)
     return 0
