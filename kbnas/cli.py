@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from kbnas.atomic_files import write_json_atomic  # stdlib only
 from kbnas.parallel import (  # stdlib only
     ChiefUnreachableError,
     ParallelSearch,
@@ -49,6 +50,9 @@ MAX_DEPTH_LIMIT = 100
 #: Fractions of a user's data held out for validation and test.
 USER_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 USER_SPLIT_SEED = 0
+#: The fewest examples, and examples per class, for which every part of the split is non-empty.
+MIN_EXAMPLES = 5
+MIN_EXAMPLES_PER_CLASS = 3
 
 
 class UsageError(Exception):
@@ -74,6 +78,17 @@ def _workers_option(text: str) -> int | None:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number of workers or auto, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    """``--seed``: an integer ≥ 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
 
@@ -119,9 +134,43 @@ def _load_split(args) -> tuple[dict, dict]:
     x, y = load_data(args.data, label_column=args.label_column, image_size=args.image_size)
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
+    _check_splittable(y, task)
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
     return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task}
+
+
+def _check_splittable(y: np.ndarray, task: str) -> None:
+    """Every part of the 60/20/20 split non-empty, and for classification every
+    class in each part (at least 3 examples of each class; 5 examples in all).
+
+    Raises:
+        UsageError: too few examples, or a class with too few examples.
+    """
+    if len(y) < MIN_EXAMPLES:
+        raise UsageError(
+            f"too few examples to split: {len(y)}; the 60/20/20 train/validation/test split needs "
+            f"at least {MIN_EXAMPLES}"
+        )
+    if task.startswith("regression"):
+        return
+    labels, counts = np.unique(y, return_counts=True)
+    few = counts < MIN_EXAMPLES_PER_CLASS
+    if few.any():
+        shown = ", ".join(f"{_label_text(label)} ({count} example{'s' if count > 1 else ''})"
+                          for label, count in list(zip(labels[few], counts[few]))[:5])
+        if few.sum() > 5:
+            shown += f" and {few.sum() - 5} more"
+        raise UsageError(
+            f"class{'es' if few.sum() > 1 else ''} with too few examples for the 60/20/20 split: {shown}; "
+            f"each class needs at least {MIN_EXAMPLES_PER_CLASS} (one each for train, validation and test): "
+            "add examples or drop the class"
+        )
+
+
+def _label_text(label) -> str:
+    value = float(label)
+    return str(int(value)) if value.is_integer() else str(value)
 
 
 def _task_description(x: np.ndarray, y: np.ndarray, args) -> str:
@@ -163,6 +212,31 @@ def _run_settings(args, source: dict) -> dict:
     }
 
 
+def _check_output(output: pathlib.Path) -> pathlib.Path:
+    """``--output`` is a folder, or can be made one; the path itself otherwise.
+
+    Raises:
+        UsageError: it, or a folder above it, is a file; or it cannot be written.
+    """
+    for path in (output, *output.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file, not a folder" if path == output else f"cannot be a folder: {path} is a file"
+                raise UsageError(f"--output {output} {what}; choose another --output")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise UsageError(f"--output {output}: {path} is not writable; choose another --output")
+            return output
+    return output
+
+
+def _read_json(path: pathlib.Path) -> Any:
+    """A JSON file of the search directory; a one-line error naming it if damaged."""
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f"{path} is damaged ({error}); restore it, or choose another --output to start over") from None
+
+
 def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     """True when ``output`` holds this search (resume); error when another."""
     path = output / RUN_FILE
@@ -170,7 +244,7 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
         if (output / PROJECT_NAME).exists() or (output.exists() and any(output.iterdir())):
             raise UsageError(f"output directory {output} is not empty and holds no kbnas search; choose another --output")
         return False
-    saved = json.loads(path.read_text())
+    saved = _read_json(path)
     # Searches from before early stopping existed trained every trial fully.
     saved.setdefault("early_stopping", False)
     differences = [k for k in settings if saved.get(k) != settings[k]]
@@ -279,15 +353,15 @@ def cmd_search(args) -> int:
         raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
     if args.gpus_per_worker < 1:
         raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
+    output = _check_output(pathlib.Path(args.output))
     arrays, source = _load_split(args)
-    output = pathlib.Path(args.output)
     settings = _run_settings(args, source)
     if args.connect:
         return _run_remote_workers(args, arrays, output, settings)
     resuming = _check_run_file(output, settings)
     _quiet_tensorflow(args.debug)
     output.mkdir(parents=True, exist_ok=True)
-    (output / RUN_FILE).write_text(json.dumps(settings, indent=2))
+    write_json_atomic(output / RUN_FILE, settings)
 
     workers = _number_of_workers(args)
     parallel = workers > 1 or args.listen is not None
@@ -548,7 +622,7 @@ def cmd_export(args) -> int:
     run_file = output / RUN_FILE
     if not run_file.exists():
         raise UsageError(f"{output} holds no kbnas search (no {RUN_FILE}); run `kbnas search --output {output}` first")
-    saved = json.loads(run_file.read_text())
+    saved = _read_json(run_file)
     for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
         setattr(args, key, saved[key])
     args.task = saved.get("task", "auto")
@@ -621,7 +695,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="an architecture to train first, e.g. 'conv3-32|relu|maxpool|dense-64|relu' "
                              "(repeatable)")
     search.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
-    search.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    search.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
     search.add_argument("--acquisition", choices=ACQUISITIONS, default="ei", help="acquisition function (default ei)")
     search.add_argument("--distance", choices=("edit", "otmann"), default="edit",
                         help="architecture distance (default edit)")

@@ -30,6 +30,7 @@ from kbnas import data_inference
 from kbnas.data_inference import BINARY, MULTICLASS, REGRESSION, DataSpec
 from kbnas.model_builder import build_model, compile_model
 from kbnas.space import SPATIAL_KINDS, Architecture, InvalidArchitectureError, SearchSpace
+from kbnas.space.layers import _as_positive_int
 from kbnas.training import _name_fit_arguments, fit_model
 
 # Re-exported: code imports these from kbnas.hypermodel.
@@ -122,7 +123,12 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         if not self.learning_rates or not self.optimizers:
             raise ValueError("learning_rates and optimizers need at least one value each")
         self.architecture_hp = architecture_hp
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
+        # The space's own checks, made now rather than when `configure` sees data.
+        if _as_positive_int(max_depth, "max_depth") < _as_positive_int(min_depth, "min_depth"):
+            raise ValueError(f"max_depth {max_depth} is below min_depth {min_depth}")
         # Settings for the space `configure` creates; unset ones keep SearchSpace defaults.
         self.space_settings: dict[str, Any] = {
             "min_depth": min_depth,

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import random
 import time
 import warnings
@@ -34,6 +35,7 @@ import keras_tuner
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.configurations import ConfigurationSpace
 from kbnas.core import acquisition as acq
 from kbnas.core.acquisition_optimizer import (
@@ -88,6 +90,8 @@ class ResumableOracle(keras_tuner.Oracle):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
     ) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         super().__init__(
             objective=objective,
             max_trials=max_trials,
@@ -127,7 +131,29 @@ class ResumableOracle(keras_tuner.Oracle):
         # `ongoing_trials`; a reload would then re-run a finished trial.
         self.save()
 
+    def save(self) -> None:
+        """KerasTuner's ``oracle.json``, written atomically (`kbnas.atomic_files`)."""
+        # KerasTuner 1.4: Oracle.save() is Stateful.save(self._get_oracle_fname()),
+        # i.e. utils.save_json, which writes in place (tests/test_atomic_files.py).
+        path = self._get_oracle_fname()
+        if not is_local_path(path):
+            return super().save()
+        write_json_atomic(path, self.get_state(), indent=None)
+
+    def _save_trial(self, trial) -> None:
+        """KerasTuner's ``trial_<id>/trial.json``, written atomically."""
+        # KerasTuner 1.4: Oracle._save_trial(trial) is trial.save(<trial dir>/trial.json).
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        if not is_local_path(path):
+            return super()._save_trial(trial)
+        write_json_atomic(path, trial.get_state(), indent=None)
+
     def reload(self) -> None:
+        """KerasTuner's reload; a damaged state file is named (`kbnas.atomic_files.DamagedFileError`)."""
+        project = self._project_dir
+        trial_files = [os.path.join(project, name, "trial.json") for name in sorted(os.listdir(project))
+                       if name.startswith("trial_")] if is_local_path(project) and os.path.isdir(project) else []
+        check_json_files([*trial_files, self._get_oracle_fname()])
         super().reload()
         # Only trials that did not finish are sent back for a retry.
         self._retry_queue = [

@@ -34,6 +34,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.core.acquisition_optimizer import EvolutionSettings
 from kbnas.core.early_stopping import EarlyStopping
 from kbnas.oracle import BayesianNASOracle
@@ -200,6 +201,22 @@ class BayesianNAS(keras_tuner.Tuner):
         return hasattr(self.hypermodel, "configure") and not getattr(
             self.hypermodel, "is_configured", True
         )
+
+    def reload(self) -> None:
+        """KerasTuner's reload; a damaged ``<tuner_id>.json`` is named in the error."""
+        check_json_files([self._get_tuner_fname()])
+        super().reload()
+
+    def save(self) -> None:
+        """KerasTuner's save (the oracle's state, then ``<tuner_id>.json``), written atomically."""
+        # KerasTuner 1.4: BaseTuner.save() is oracle.save() on the chief, then
+        # Stateful.save(self._get_tuner_fname()), which writes in place.
+        path = self._get_tuner_fname()
+        if not is_local_path(path):
+            return super().save()
+        if not self._is_worker():
+            self.oracle.save()
+        write_json_atomic(path, self.get_state(), indent=None)
 
     def _populate_initial_space(self) -> None:
         # A ConvNetHyperModel that has not seen data cannot be built yet: its

@@ -1,0 +1,259 @@
+"""Bad input, refused before any trial starts: one line and exit status 2 from
+``kbnas search``, the same message as a ``ValueError`` from the Python API.
+
+One table of cases. Each builds the ``kbnas search`` arguments; the cases that
+exist in the Python API also say how to reach them there
+(`ConvNetHyperModel.configure`, `BayesianNAS`, `BayesianNAS.search`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from kbnas.cli import main
+
+pytestmark = pytest.mark.integration
+
+FAST = ["--max-trials", "2", "--epochs", "1", "--max-depth", "3", "--no-retrain"]
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(60, 4)).astype("float32")
+Y = RNG.integers(0, 3, size=60)
+
+
+def _with(array, index, value):
+    array = np.array(array, dtype=float if isinstance(value, float) else array.dtype)
+    array.flat[index] = value
+    return array
+
+
+#: name → (x, y) for the array cases (written as .npz for the CLI).
+ARRAYS = {
+    "empty arrays": (np.zeros((0, 4), "float32"), np.zeros(0, int)),
+    "length mismatch": (X, Y[:-1]),
+    "nan in x": (_with(X, 5, np.nan), Y),
+    "inf in x": (_with(X, 5, np.inf), Y),
+    "rank 5 x": (RNG.normal(size=(60, 2, 2, 2, 2)), Y),
+    "rank 1 x": (RNG.normal(size=60), Y),
+    "string labels": (X, np.array(["a", "b", "c"] * 20)),
+    "negative labels": (X, _with(Y, 0, -1)),
+    "single class": (X, np.zeros(60, int)),
+    "labels of shape (N, 2)": (X, np.stack([Y, Y], axis=1)),
+}
+#: name → expected fragment of the message (lower case).
+EXPECTED = {
+    "empty arrays": "x is empty",
+    "length mismatch": "lengths differ",
+    "nan in x": "nan or infinite",
+    "inf in x": "nan or infinite",
+    "rank 5 x": "rank 5",
+    "rank 1 x": "rank 1",
+    "string labels": "must be numeric",
+    "negative labels": "non-negative",
+    "single class": "single class",
+    "labels of shape (N, 2)": "one label per example",
+    "fractional labels for multiclass": "non-integer values",
+    "too few examples to split": "too few examples to split",
+    "a class with too few examples": "class with too few examples",
+    "missing file": "no such file",
+    "text file named .npz": "not a readable .npz file",
+    "unsupported extension": "unsupported data file",
+    "empty csv": "empty csv file",
+    "ragged csv": "line 3 has 2 cells",
+    "non-numeric csv": "non-numeric cell",
+    "missing label column": "no column named",
+    "image folder without class folders": "one subfolder per class",
+    "image folder without images": "no images found",
+    "max trials 0": "--max-trials must be at least 1",
+    "epochs 0": "--epochs must be at least 1",
+    "batch size 0": "--batch-size must be at least 1",
+    "batch size -5": "--batch-size must be at least 1",
+    "max depth 0": "--max-depth must be between 1 and 100",
+    "max depth 1000": "--max-depth must be between 1 and 100",
+    "time budget 0": "positive duration",
+    "time budget garbled": "positive duration",
+    "seed -1": "--seed: expected a non-negative integer",
+    "unknown acquisition": "--acquisition: invalid choice",
+    "unknown distance": "--distance: invalid choice",
+    "workers 0": "--workers",
+    "listen without port": "--listen: expected an address",
+    "invalid start architecture": "initial point 1",
+    "output is a file": "is a file, not a folder",
+    "output below a file": "cannot be a folder",
+    "output holds something else": "holds no kbnas search",
+}
+
+
+def _cli_args(case: str, tmp_path) -> list[str]:
+    def npz(x, y):
+        path = tmp_path / "data.npz"
+        np.savez(path, x=x, y=y)
+        return ["--data", str(path)]
+
+    def text(name, content):
+        path = tmp_path / name
+        path.write_text(content)
+        return ["--data", str(path)]
+
+    if case in ARRAYS:
+        return npz(*ARRAYS[case])
+    options = {
+        "max trials 0": ["--max-trials", "0"],
+        "epochs 0": ["--epochs", "0"],
+        "batch size 0": ["--batch-size", "0"],
+        "batch size -5": ["--batch-size", "-5"],
+        "max depth 0": ["--max-depth", "0"],
+        "max depth 1000": ["--max-depth", "1000"],
+        "time budget 0": ["--time-budget", "0"],
+        "time budget garbled": ["--time-budget", "3 minutes"],
+        "seed -1": ["--seed", "-1"],
+        "unknown acquisition": ["--acquisition", "magic"],
+        "unknown distance": ["--distance", "magic"],
+        "workers 0": ["--workers", "0"],
+        "listen without port": ["--listen", "localhost"],
+        "invalid start architecture": ["--start", "dense-32|conv3-16"],
+        "missing file": ["--data", str(tmp_path / "nope.npz")],
+    }
+    if case in options:
+        return options[case]
+    if case == "fractional labels for multiclass":
+        return npz(X, Y + 0.5) + ["--task", "multiclass"]
+    if case == "too few examples to split":
+        return npz(X[:2], np.array([0, 1]))
+    if case == "a class with too few examples":
+        return npz(X, _with(Y, 0, 3))
+    if case == "text file named .npz":
+        return text("data.npz", "hello")
+    if case == "unsupported extension":
+        return text("data.txt", "hello")
+    if case == "empty csv":
+        return text("data.csv", "")
+    if case == "ragged csv":
+        return text("data.csv", "a,b,label\n1,2,0\n1,0\n")
+    if case == "non-numeric csv":
+        return text("data.csv", "a,b,label\n1,x,0\n1,2,1\n")
+    if case == "missing label column":
+        return text("data.csv", "a,b\n1,2\n")
+    if case == "image folder without class folders":
+        (tmp_path / "images").mkdir()
+        return ["--data", str(tmp_path / "images")]
+    if case == "image folder without images":
+        for name in ("cats", "dogs"):
+            (tmp_path / "images" / name).mkdir(parents=True)
+        return ["--data", str(tmp_path / "images")]
+    if case == "output is a file":
+        (tmp_path / "taken").write_text("x")
+        return ["--output", str(tmp_path / "taken")]
+    if case == "output below a file":
+        (tmp_path / "taken").write_text("x")
+        return ["--output", str(tmp_path / "taken" / "run")]
+    if case == "output holds something else":
+        (tmp_path / "busy").mkdir()
+        (tmp_path / "busy" / "notes.txt").write_text("mine")
+        return ["--output", str(tmp_path / "busy")]
+    raise AssertionError(f"no arguments for case {case!r}")
+
+
+def _assert_one_line(captured, expected: str) -> None:
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("kbnas: error: ")
+    assert expected in lines[0].lower(), lines[0]
+    assert "Traceback" not in captured.err
+    assert "trial 1/" not in captured.out  # refused before any trial
+
+
+def test_the_table_has_at_least_25_cases():
+    assert len(EXPECTED) >= 25
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_cli_refuses_with_one_line_and_exit_status_2(tmp_path, capsys, case):
+    args = _cli_args(case, tmp_path)
+    if "--output" not in args:
+        args += ["--output", str(tmp_path / "out")]
+    assert main(["search", *FAST, *args]) == 2
+    _assert_one_line(capsys.readouterr(), EXPECTED[case].lower())
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["search", *FAST, "--quiet", "--output", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "damaged, expected",
+    [
+        ("kbnas_run.json", "kbnas_run.json is damaged"),
+        ("search/oracle.json", "oracle.json is damaged"),
+        ("search/trial_0/trial.json", "trial.json is damaged"),
+        ("search/tuner0.json", "tuner0.json is damaged"),
+    ],
+)
+def test_a_damaged_search_directory_is_named(tmp_path, capsys, finished_search, damaged, expected):
+    out = tmp_path / "run"
+    shutil.copytree(finished_search, out)
+    path = out / damaged
+    path.write_text(path.read_text()[: len(path.read_text()) // 2])
+    assert main(["search", *FAST, "--max-trials", "3", "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kbnas: error: ") and expected in lines[0], captured.err
+
+
+def test_a_different_search_in_the_directory_is_refused(tmp_path, capsys, finished_search):
+    out = tmp_path / "run"
+    shutil.copytree(finished_search, out)
+    assert main(["search", *FAST, "--seed", "5", "--output", str(out)]) == 2
+    captured = capsys.readouterr()
+    _assert_one_line(captured, "holds a different search")
+    assert json.loads((out / "kbnas_run.json").read_text())["seed"] == 0  # untouched
+
+
+# ------------------------------------------------------------------ Python API
+@pytest.mark.parametrize("case", sorted(ARRAYS))
+def test_python_api_gives_the_same_messages_for_bad_arrays(case):
+    from kbnas import ConvNetHyperModel
+
+    x, y = ARRAYS[case]
+    with pytest.raises(ValueError) as raised:
+        ConvNetHyperModel().configure(x, y)
+    assert EXPECTED[case] in str(raised.value).lower()
+
+
+def test_python_api_refuses_fractional_multiclass_labels():
+    from kbnas import ConvNetHyperModel
+
+    with pytest.raises(ValueError, match="non-integer values"):
+        ConvNetHyperModel(task="multiclass").configure(X, Y + 0.5)
+
+
+def test_search_refuses_bad_arrays_before_any_trial(tmp_path):
+    from kbnas import BayesianNAS, ConvNetHyperModel
+
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=3), max_trials=2, directory=str(tmp_path), project_name="p")
+    x, y = ARRAYS["nan in x"]
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tuner.search(x, y, validation_split=0.2, epochs=1)
+    assert not tuner.oracle.trials
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda: __import__("kbnas").ConvNetHyperModel(max_depth=0), "max_depth"),
+        (lambda: __import__("kbnas").BayesianNASOracle(acquisition="magic"), "acquisition"),
+        (lambda: __import__("kbnas").BayesianNASOracle(distance="magic"), "distance"),
+        (lambda: __import__("kbnas").BayesianNASOracle(max_time=0), "max_time"),
+        (lambda: __import__("kbnas").BayesianNASOracle(seed=-1), "seed"),
+    ],
+)
+def test_python_api_refuses_bad_settings(make, expected):
+    with pytest.raises(ValueError) as raised:
+        make()
+    assert expected in str(raised.value)
