@@ -431,7 +431,17 @@ class BayesianNASOracle(ResumableOracle):
                 # stopping's): it trained as long as the fully trained trials.
                 del self.stopped_early[trial.trial_id]
                 self.proposal_log.get(trial.trial_id, {}).pop("stopped_at_epoch", None)
+        reported_completed = trial.status == COMPLETED
         super().end_trial(trial)
+        ended = self.trials[trial.trial_id]
+        if reported_completed and (ended.score is None or not np.isfinite(ended.score)):
+            # (KerasTuner marks such a trial FAILED; it counts towards max_consecutive_failed_trials.)
+            warnings.warn(
+                f"kbnas: trial {trial.trial_id} completed with a non-finite or missing objective "
+                f"({self.objective.name}={ended.score}); it is left out of the GP and of the ranking",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         for callback in list(self.trial_end_callbacks):
             try:
                 callback(self, self.trials[trial.trial_id])
@@ -634,6 +644,17 @@ class BayesianNASOracle(ResumableOracle):
                 return values, {"method": method}
         completed = self._completed_trials()
         if len(completed) >= self._initial_points(cspace) and cspace.n_dimensions > 0:
+            scores = {float(t.score) for t in completed}
+            if len(scores) == 1:
+                # Nothing for the GP to model; keep exploring until the scores differ.
+                warnings.warn(
+                    f"kbnas: all completed trials have the same score ({scores.pop()}); "
+                    "proposing space-filling random configurations until they differ",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                values = self._space_filling_random(cspace, everything, avoid, rng)
+                return values, {"method": "random (constant scores)"}
             promotable = self._promotable()
             values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng, promotable)
             if values is not None:

@@ -1,0 +1,105 @@
+"""Numeric faults, through KerasTuner's protocol: a NaN objective, constant scores,
+identical configurations with different scores, and a failing Cholesky
+factorization each end in a fallback with a warning, never a crash or a hang."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from kbnas import BayesianNASOracle
+
+N_TRIALS = 12
+
+
+def _oracle(tmp_path, **kwargs):
+    hp = keras_tuner.HyperParameters()
+    hp.Int("u", 0, 40)
+    hp.Choice("c", ["a", "b", "c"])
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), hyperparameters=hp, seed=5,
+                               max_trials=N_TRIALS, **kwargs)
+    oracle._set_project_dir(str(tmp_path), "p")
+    return oracle
+
+
+def _smooth(values) -> float:
+    return -((values["u"] - 27) / 10.0) ** 2 + (0.3 if values["c"] == "b" else 0.0)
+
+
+def _run(oracle, objective, *, values_of=None):
+    """KerasTuner's loop: create_trial, update_trial, end_trial, until the oracle stops."""
+    ended = []
+    for _ in range(N_TRIALS + 2):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        if values_of is not None:
+            values_of(trial, ended)
+        oracle.update_trial(trial.trial_id, {"score": objective(trial.hyperparameters.values, len(ended))}, step=0)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        ended.append(trial)
+    return ended
+
+
+def _gp_methods(oracle):
+    return [info["method"] for info in oracle.proposal_log.values()]
+
+
+def test_a_nan_objective_is_left_out_with_a_warning_and_the_gp_still_proposes(tmp_path):
+    oracle = _oracle(tmp_path)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        ended = _run(oracle, lambda values, i: math.nan if i % 3 == 1 else _smooth(values))
+    assert len(ended) == N_TRIALS
+    assert any(method.startswith("gp") for method in _gp_methods(oracle))
+    best = oracle.get_best_trials(1)[0]
+    assert np.isfinite(best.score)
+
+
+def test_constant_scores_fall_back_to_space_filling_draws_with_a_warning(tmp_path):
+    oracle = _oracle(tmp_path)
+    with pytest.warns(RuntimeWarning, match="all completed trials have the same score"):
+        ended = _run(oracle, lambda values, i: 0.5)
+    assert len(ended) == N_TRIALS
+    keys = {tuple(sorted(t.hyperparameters.values.items())) for t in ended}
+    assert len(keys) == N_TRIALS  # still distinct configurations
+    assert "random (constant scores)" in _gp_methods(oracle)
+    assert oracle.get_best_trials(1)[0].score == 0.5
+
+
+def test_identical_configurations_with_different_scores_are_averaged_by_the_noise(tmp_path):
+    """The tuner trains one configuration twice (a retry, a user's duplicate start point)
+    and gets two scores: the GP must fit both (noise), not fail on a singular kernel."""
+    oracle = _oracle(tmp_path)
+
+    def duplicate_the_first(trial, ended):
+        if len(ended) in (6, 7):  # two repeats of trial 0's values
+            trial.hyperparameters.values.update(ended[0].hyperparameters.values)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no fallback needed: the GP copes
+        ended = _run(oracle, lambda values, i: _smooth(values) + 0.05 * i, values_of=duplicate_the_first)
+    assert len(ended) == N_TRIALS
+    assert any(method.startswith("gp") for method in _gp_methods(oracle))
+
+
+def test_a_failing_cholesky_falls_back_to_random_with_a_warning(tmp_path, monkeypatch):
+    import kbnas.core.gp as gp_module
+
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("matrix is not positive definite")
+
+    monkeypatch.setattr(gp_module, "robust_cholesky", broken)
+    oracle = _oracle(tmp_path)
+    with pytest.warns(RuntimeWarning, match="falling back to a random configuration"):
+        ended = _run(oracle, lambda values, i: _smooth(values))
+    assert len(ended) == N_TRIALS
+    assert "random (GP failed)" in _gp_methods(oracle)
+    # The recommendation falls back to the observed best score.
+    with pytest.warns(RuntimeWarning, match="ranking them by score"):
+        best = oracle.get_best_trials(1)[0]
+    assert best.score == max(t.score for t in ended)
