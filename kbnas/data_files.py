@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 import pathlib
 
 import numpy as np
@@ -19,6 +20,8 @@ class DataFileError(ValueError):
 
 def load_npz(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
     """Arrays ``x`` and ``y`` of an ``.npz`` file."""
+    if not zipfile.is_zipfile(path):
+        raise DataFileError(f"{path}: not an .npz archive (write one with numpy.savez(path, x=x, y=y))")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = [k for k in ("x", "y") if k not in data.files]
@@ -75,15 +78,19 @@ def load_image_folder(path: pathlib.Path, image_size: int) -> tuple[np.ndarray, 
     classes = sorted(d.name for d in path.iterdir() if d.is_dir())
     if len(classes) < 2:
         raise DataFileError(f"{path}: an image folder needs one subfolder per class (found {len(classes)})")
-    dataset = keras.utils.image_dataset_from_directory(
-        str(path),
-        labels="inferred",
-        label_mode="int",
-        image_size=(image_size, image_size),
-        batch_size=256,
-        shuffle=False,
-        verbose=False,
-    )
+    try:
+        dataset = keras.utils.image_dataset_from_directory(
+            str(path),
+            labels="inferred",
+            label_mode="int",
+            image_size=(image_size, image_size),
+            batch_size=256,
+            shuffle=False,
+            verbose=False,
+        )
+    except ValueError as error:  # Keras: "No images found in directory …. Allowed formats: …"
+        detail = str(error).split(". ", 1)[-1] if "Allowed formats" in str(error) else str(error)
+        raise DataFileError(f"{path}: no images found in the class folders ({detail})") from None
     xs, ys = [], []
     for xb, yb in dataset:
         xs.append(np.asarray(xb))

@@ -59,7 +59,7 @@ EXPECTED = {
     "too few examples to split": "too few examples to split",
     "a class with too few examples": "class with too few examples",
     "missing file": "no such file",
-    "text file named .npz": "not a readable .npz file",
+    "text file named .npz": "not an .npz archive",
     "unsupported extension": "unsupported data file",
     "empty csv": "empty csv file",
     "ragged csv": "line 3 has 2 cells",
