@@ -285,6 +285,8 @@ class BayesianNASOracle(ResumableOracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
+        # Without one, the objective is the saved search's on reload (`set_state`).
+        self._objective_given = objective is not None
         if acquisition not in ACQUISITIONS:
             raise ValueError(
                 f"acquisition={acquisition!r} is not one of {', '.join(ACQUISITIONS)}"
@@ -1045,6 +1047,8 @@ class BayesianNASOracle(ResumableOracle):
             return
         if self.search_space is None and saved["search_space"] is not None:
             self.set_search_space(SearchSpace.from_config(saved["search_space"]))
+        self._restore_objective(saved.get("objective"))
+        self._warn_about_changed_settings(saved)
         self._theta = None if saved["theta"] is None else np.array(saved["theta"])
         self.proposal_log = dict(saved.get("proposal_log", {}))
         self._seconds_before = float(saved.get("search_seconds", 0.0))
@@ -1057,6 +1061,39 @@ class BayesianNASOracle(ResumableOracle):
         self.rung_values = {k: dict(v) for k, v in saved.get("rung_values", {}).items()}
         self.stopped_early = {k: dict(v) for k, v in saved.get("stopped_early", {}).items()}
         self.promoted = dict(saved.get("promoted", {}))
+
+
+    #: Settings saved in the state and compared with the constructor's on reload.
+    _COMPARED_SETTINGS = ("distance", "acquisition", "kappa", "xi", "num_initial_points", "score_warping",
+                          "recommendation", "early_stopping")
+
+    def _restore_objective(self, saved: dict | None) -> None:
+        """The saved search's objective when none was given; a warning when the given one differs."""
+        if not saved or not saved.get("name") or not isinstance(self.objective, keras_tuner.Objective):
+            return
+        restored = keras_tuner.Objective(saved["name"], saved["direction"])
+        if not self._objective_given:
+            self.objective = restored
+        elif (self.objective.name, self.objective.direction) != (restored.name, restored.direction):
+            warnings.warn(
+                f"kbnas: the saved search's objective is {restored.name} ({restored.direction}), "
+                f"this oracle's is {self.objective.name} ({self.objective.direction}); "
+                "trials are ranked by this oracle's from now on",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _warn_about_changed_settings(self, saved: dict) -> None:
+        current = self.get_state()["kbnas"]
+        changed = [key for key in self._COMPARED_SETTINGS if key in saved and saved[key] != current[key]]
+        if changed:
+            detail = ", ".join(f"{key}={saved[key]!r} there, {current[key]!r} now" for key in changed)
+            warnings.warn(
+                f"kbnas: the saved search was made with other settings ({detail}); "
+                "the constructor's settings apply from now on",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
 def _as_initial_point(point: dict | str, architecture_hp: str) -> dict:

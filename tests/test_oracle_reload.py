@@ -1,0 +1,85 @@
+"""What a reloaded oracle restores: the saved search's objective when none is given,
+and a warning when the constructor's settings differ from the saved ones."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import keras_tuner
+import numpy as np
+import pytest
+
+from kbnas import BayesianNAS, BayesianNASOracle, ConvNetHyperModel
+
+
+def _oracle(tmp_path, **kwargs):
+    hp = keras_tuner.HyperParameters()
+    hp.Int("u", 0, 20)
+    oracle = BayesianNASOracle(hyperparameters=hp, seed=2, max_trials=5, **kwargs)
+    oracle._set_project_dir(str(tmp_path), "p")
+    return oracle
+
+
+def _searched(tmp_path):
+    """A search whose objective was set after construction, as BayesianNAS does once it knows the task."""
+    oracle = _oracle(tmp_path)
+    oracle.objective = keras_tuner.Objective("val_accuracy", "max")
+    for _ in range(3):
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(trial.trial_id, {"val_accuracy": trial.hyperparameters.get("u") / 20}, step=0)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    return oracle
+
+
+def test_the_saved_objective_is_restored_when_none_is_given(tmp_path):
+    searched = _searched(tmp_path)
+    best = max(searched.trials.values(), key=lambda t: t.score)
+    reloaded = _oracle(tmp_path)
+    assert reloaded.objective.name != "val_accuracy"  # KerasTuner's default before the reload
+    reloaded.reload()
+    assert (reloaded.objective.name, reloaded.objective.direction) == ("val_accuracy", "max")
+    assert reloaded.get_best_trials(1)[0].trial_id == best.trial_id
+    reloaded.save()
+    saved = json.loads((tmp_path / "p" / "oracle.json").read_text())["kbnas"]["objective"]
+    assert saved == {"name": "val_accuracy", "direction": "max"}
+
+
+def test_a_given_objective_that_differs_is_kept_with_a_warning(tmp_path):
+    _searched(tmp_path)
+    reloaded = _oracle(tmp_path, objective=keras_tuner.Objective("val_loss", "min"))
+    with pytest.warns(RuntimeWarning, match=r"saved search's objective is val_accuracy \(max\)"):
+        reloaded.reload()
+    assert reloaded.objective.name == "val_loss"
+
+
+def test_changed_settings_are_named_in_a_warning(tmp_path):
+    _searched(tmp_path)
+    reloaded = _oracle(tmp_path, acquisition="ucb", kappa=3.0)
+    with pytest.warns(RuntimeWarning, match=r"acquisition='ei' there, 'ucb' now, kappa=2.0 there, 3.0 now"):
+        reloaded.reload()
+    same = _oracle(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        same.reload()
+
+
+@pytest.mark.integration
+def test_a_reloaded_tuner_ranks_by_the_saved_objective_before_search(tmp_path):
+    """An unconfigured ConvNetHyperModel does not know its task until search();
+    the reloaded tuner must still rank trials by val_accuracy (max)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=3, seed=0, directory=str(tmp_path),
+                        project_name="p", max_time=None)
+    tuner.search(x, y, validation_split=0.25, epochs=2, verbose=0)
+    best_score = max(t.score for t in tuner.oracle.trials.values() if t.status == "COMPLETED")
+
+    reloaded = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=3, seed=0, directory=str(tmp_path),
+                           project_name="p", max_time=None)
+    assert (reloaded.oracle.objective.name, reloaded.oracle.objective.direction) == ("val_accuracy", "max")
+    top = reloaded.oracle.get_best_trials(len(reloaded.oracle.trials))
+    assert max(t.score for t in top[:1]) == pytest.approx(best_score, abs=0.15)  # GP mean may rank a close one first
+    assert top[-1].score == min(t.score for t in top)
