@@ -1007,11 +1007,15 @@ class BayesianNASOracle(ResumableOracle):
         archs_a = [cspace.architecture_of(v) for v in a]
         archs_b = [cspace.architecture_of(v) for v in b]
         cache = self._arch_distances
+        if a is b and not all(self._key(v) in self._tried_so_far for v in b):
+            # Among candidates (Thompson sampling's joint pool): computed, not cached;
+            # only tried configurations (observed or running) belong in the cache.
+            return cache.pairwise(archs_b)
         # Observed architectures (b) live in the cache: their matrix is grown by
         # blocks and never recomputed; candidates (a) only need rows against them.
         columns = cache.extend(archs_b)
         if a is b:
-            return cache.matrix[np.ix_(columns, columns)]
+            return cache.submatrix(columns)
         return cache.cross(archs_a)[:, columns]
 
     # ------------------------------------------------------------------ state

@@ -103,3 +103,26 @@ def test_a_failing_cholesky_falls_back_to_random_with_a_warning(tmp_path, monkey
     with pytest.warns(RuntimeWarning, match="ranking them by score"):
         best = oracle.get_best_trials(1)[0]
     assert best.score == max(t.score for t in ended)
+
+
+def test_thompson_sampling_keeps_only_tried_architectures_in_the_distance_cache(tmp_path):
+    """Issue 12, defect 3: every Thompson pool member used to stay in the cache
+    (4,685 architectures after 40 trials)."""
+    from kbnas.configurations import architecture_hyperparameters
+    from kbnas.space import SearchSpace
+
+    space = SearchSpace(input_shape=(8, 8, 1), max_depth=5)
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), search_space=space,
+                               hyperparameters=architecture_hyperparameters(space),
+                               acquisition="thompson", seed=1, max_trials=14)
+    oracle._set_project_dir(str(tmp_path), "p")
+    for _ in range(14):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        depth = trial.hyperparameters.get("architecture").count("|") + 1
+        oracle.update_trial(trial.trial_id, {"score": -abs(depth - 3)}, step=0)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert any(info["method"].startswith("gp") for info in oracle.proposal_log.values())
+    assert len(oracle._arch_distances) <= len(oracle.trials)

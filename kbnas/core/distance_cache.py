@@ -76,6 +76,32 @@ class IncrementalDistanceMatrix(Generic[Item]):
         size = len(self._items)
         return self._buffer[:size, :size].copy()
 
+    def submatrix(self, indices: np.ndarray) -> np.ndarray:
+        """D[indices][:, indices] for cached positions, copying only that block."""
+        indices = np.asarray(indices, dtype=np.intp)
+        return self._buffer[np.ix_(indices, indices)]
+
+    def pairwise(self, items: Sequence[Item]) -> np.ndarray:
+        """(k, k) distances among ``items`` without caching the uncached ones.
+
+        The cached block is reused; the other entries are computed (the memo is
+        not consulted: it holds rows against the cache, not among new items).
+        """
+        items = list(items)
+        known = np.array([item in self._index for item in items], dtype=bool)
+        if known.all():
+            return self.submatrix(self.indices_of(items))
+        result = np.empty((len(items), len(items)))
+        cached = np.flatnonzero(known)
+        fresh = np.flatnonzero(~known)
+        if cached.size:
+            result[np.ix_(cached, cached)] = self.submatrix(self.indices_of([items[i] for i in cached]))
+            across = self._call([items[i] for i in fresh], [items[i] for i in cached])
+            result[np.ix_(fresh, cached)] = across
+            result[np.ix_(cached, fresh)] = across.T
+        result[np.ix_(fresh, fresh)] = self._call([items[i] for i in fresh], [items[i] for i in fresh])
+        return result
+
     def index_of(self, item: Item) -> int:
         """Position of ``item`` in the cache.
 

@@ -145,3 +145,14 @@ def test_wrong_shape_from_distance_function_raises():
     cache.extend([1])
     with pytest.raises(ValueError, match=r"shape \(1, 2\) for 2 x 1"):
         cache.extend([2, 3])
+
+
+def test_pairwise_among_new_items_matches_recomputation_and_caches_nothing():
+    archs = SPACE.sample_many(30, rng=3, unique=True)
+    cache = IncrementalDistanceMatrix(pairwise_edit_distances)
+    cache.extend(archs[:10])
+    mixed = archs[5:25]  # five cached, fifteen not
+    np.testing.assert_allclose(cache.pairwise(mixed), pairwise_edit_distances(mixed, mixed), rtol=0, atol=1e-12)
+    assert len(cache) == 10
+    np.testing.assert_allclose(cache.pairwise(archs[:4]), pairwise_edit_distances(archs[:4], archs[:4]))
+    np.testing.assert_array_equal(cache.submatrix([3, 1]), cache.matrix[np.ix_([3, 1], [3, 1])])
