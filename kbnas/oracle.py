@@ -27,6 +27,7 @@ import copy
 import dataclasses
 import os
 import random
+import threading
 import time
 import warnings
 from typing import Any, Callable, Sequence
@@ -328,6 +329,9 @@ class BayesianNASOracle(ResumableOracle):
         #: trial_id -> wall seconds from its creation to its end.
         self.trial_seconds: dict[str, float] = {}
         self._recommendation_cache: tuple[tuple, list[str]] | None = None
+        #: Guards the caches shared by proposals (under KerasTuner's lock) and the
+        #: recommendation (`get_best_trials`, which KerasTuner calls without it).
+        self._state_lock = threading.RLock()
         self.architecture_hp = architecture_hp
         self.distance = distance
         self.acquisition = acquisition
@@ -604,6 +608,22 @@ class BayesianNASOracle(ResumableOracle):
         has `_initial_points` completed trials, then the GP. Nothing once the time
         budget is spent.
         """
+        # KerasTuner's lock is held here and is released only if this returns:
+        # nothing below may raise. The state lock guards the caches that
+        # `get_best_trials` (called without KerasTuner's lock) shares.
+        with self._state_lock:
+            try:
+                return self._populate_space(trial_id)
+            except Exception as error:  # noqa: BLE001 - never raise under the lock
+                warnings.warn(
+                    f"kbnas: proposing trial {trial_id} failed ({type(error).__name__}: {error}); "
+                    "the search stops.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                return {"status": STOPPED, "values": None}
+
+    def _populate_space(self, trial_id: str) -> dict:
         start = time.perf_counter()
         if self._out_of_time() or self.failure_limit is not None:
             return {"status": STOPPED, "values": None}
@@ -749,6 +769,10 @@ class BayesianNASOracle(ResumableOracle):
         fidelity: their score is that of fewer epochs, and so is their
         checkpoint) come after every fully trained one, in either ranking.
         """
+        with self._state_lock:
+            return self._best_trials(num_trials)
+
+    def _best_trials(self, num_trials: int) -> list:
         completed = self._completed_trials()
         if self.recommendation == "observed" or not completed:
             return self._full_fidelity_first(super().get_best_trials(len(self.trials)))[:num_trials]

@@ -126,3 +126,50 @@ def test_thompson_sampling_keeps_only_tried_architectures_in_the_distance_cache(
         oracle.end_trial(trial)
     assert any(info["method"].startswith("gp") for info in oracle.proposal_log.values())
     assert len(oracle._arch_distances) <= len(oracle.trials)
+
+
+def test_an_error_anywhere_in_a_proposal_stops_the_search_and_releases_the_lock(tmp_path, monkeypatch):
+    """Issue 12, defect 6: KerasTuner's lock is released only when populate_space returns."""
+    import threading
+
+    oracle = _oracle(tmp_path)
+    monkeypatch.setattr(oracle, "_out_of_time", lambda: 1 / 0)  # before the old try block
+    with pytest.warns(RuntimeWarning, match="proposing trial .* failed .*ZeroDivisionError"):
+        assert oracle.create_trial("tuner0").status == "STOPPED"
+    other = threading.Thread(target=lambda: oracle.create_trial("tuner1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        other.start()
+        other.join(timeout=10)
+    assert not other.is_alive()  # the lock was released
+
+
+def test_the_recommendation_waits_for_a_proposal_in_progress(tmp_path, monkeypatch):
+    """get_best_trials (called without KerasTuner's lock) shares caches with proposals."""
+    import threading
+    import time
+
+    oracle = _oracle(tmp_path)
+    _run(oracle, lambda values, i: _smooth(values))  # N_TRIALS done; the next proposal is GP-made
+    oracle.max_trials = N_TRIALS + 1
+    proposing, release = threading.Event(), threading.Event()
+    real = oracle._propose
+
+    def slow(*args, **kwargs):
+        proposing.set()
+        release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(oracle, "_propose", slow)
+    creator = threading.Thread(target=lambda: oracle.create_trial("tuner0"))
+    creator.start()
+    assert proposing.wait(10)
+    done = []
+    reader = threading.Thread(target=lambda: done.append(oracle.get_best_trials(1)))
+    reader.start()
+    time.sleep(0.3)
+    assert not done  # blocked behind the proposal
+    release.set()
+    creator.join(10)
+    reader.join(10)
+    assert done and done[0][0].status == "COMPLETED"
