@@ -837,6 +837,12 @@ class BayesianNASOracle(ResumableOracle):
             if t.status == COMPLETED and t.score is not None and np.isfinite(t.score)
         ]
 
+    def _failed_trials(self) -> list:
+        """FAILED and INVALID trials that have values (model failures: a model that
+        cannot be built, out of memory, a NaN loss or objective), in id order."""
+        trials = [self.trials[i] for i in sorted(self.trials)]
+        return [t for t in trials if t.status in ("FAILED", "INVALID") and t.hyperparameters.values]
+
     def _key(self, values: dict) -> str:
         return self._compute_values_hash(values)
 
@@ -853,17 +859,23 @@ class BayesianNASOracle(ResumableOracle):
     def _maximize_sign(self) -> float:
         return 1.0 if self.objective.direction == "max" else -1.0
 
-    def _training_data(self, cspace, completed):
+    def _training_data(self, cspace, completed, failed=()):
         """Values, scores to maximise, warped scores z, distance channels and
         fidelities (`_fidelities`: None when no trial was stopped early) of
-        ``completed``.
+        ``completed``, then of the ``failed`` trials, each at the worst observed
+        score.
 
         With fidelities, the channels end with the fidelity channel
         |log f − log f'|; pass them to `_channels` for cross distances.
         """
-        train = [dict(t.hyperparameters.values) for t in completed]
+        trials = [*completed, *failed]
+        train = [dict(t.hyperparameters.values) for t in trials]
         scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
-        fidelity = self._fidelities(completed)
+        if failed:
+            # A model that cannot be built, runs out of memory or diverges is as bad
+            # as the worst one trained: its neighbours lose their appeal.
+            scores = np.concatenate([scores, np.full(len(failed), scores.min())])
+        fidelity = self._fidelities(trials)
         dists = self._channels(cspace, train, train, fidelity, fidelity)
         return train, scores, warp_scores(scores, self.score_warping), dists, fidelity
 
@@ -878,7 +890,7 @@ class BayesianNASOracle(ResumableOracle):
         return np.concatenate([channels, fidelity[None]], axis=0)
 
     def _bayesian_proposal(self, cspace, everything, completed, avoid, rng, promotable=None):
-        train, _, z, dists, fidelity = self._training_data(cspace, completed)
+        train, _, z, dists, fidelity = self._training_data(cspace, completed, self._failed_trials())
         gp = DistanceGP()
         theta0 = self._theta
         if theta0 is not None and len(theta0) != dists.shape[0] + 2:

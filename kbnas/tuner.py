@@ -24,6 +24,7 @@ tuner's arguments) and adds what a NAS search needs:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -148,6 +149,7 @@ class BayesianNAS(keras_tuner.Tuner):
         distribution_strategy: Any = "auto",
         **kwargs: Any,
     ) -> None:
+        search_space = _honour_max_model_size(hypermodel, search_space, kwargs.get("max_model_size"))
         if search_space is None:
             search_space = getattr(hypermodel, "search_space", None)
         oracle = BayesianNASOracle(
@@ -363,3 +365,21 @@ def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:
     x = args[0] if len(args) > 0 else kwargs.get("x")
     y = args[1] if len(args) > 1 else kwargs.get("y")
     return x, y
+
+
+def _honour_max_model_size(hypermodel: Any, search_space: SearchSpace | None, max_model_size: Any):
+    """KerasTuner's ``max_model_size`` as the space's ``max_params``, so that
+    oversized architectures are never proposed (KerasTuner fails them after
+    building). Sets it on an unconfigured `kbnas.ConvNetHyperModel`'s space
+    settings; returns ``search_space`` (or the hypermodel's) limited to it."""
+    if not max_model_size:
+        return search_space
+    limit = int(max_model_size)
+    settings = getattr(hypermodel, "space_settings", None)
+    if isinstance(settings, dict) and getattr(hypermodel, "search_space", None) is None:
+        current = settings.get("max_params")
+        settings["max_params"] = limit if current is None else min(int(current), limit)
+    space = search_space if search_space is not None else getattr(hypermodel, "search_space", None)
+    if isinstance(space, SearchSpace) and (space.max_params is None or space.max_params > limit):
+        return dataclasses.replace(space, max_params=limit)
+    return search_space
