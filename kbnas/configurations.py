@@ -7,9 +7,11 @@ module turns a `keras_tuner.HyperParameters` space into what the core needs:
   honouring conditional hyperparameters (a child is active only when its parent
   conditions hold);
 * an encoding of ordinary hyperparameters as an (n, P) float matrix for
-  `kbnas.core.distances.hyperparameter_distances`: ``Choice`` and ``Boolean`` are
-  unordered categories (integer codes), ``Int``/``Float`` are mapped to [0, 1] by
-  KerasTuner's own ``value_to_prob`` (so log sampling is honoured), ``Fixed`` is
+  `kbnas.core.distances.hyperparameter_distances`: ``Boolean`` and unordered
+  ``Choice`` are categories (integer codes); ``Int``, ``Float`` and ordered
+  ``Choice`` (KerasTuner's default for numeric values, ``ordered=True``; position
+  i of n maps to (i + ½)/n) are mapped to [0, 1] by KerasTuner's own
+  ``value_to_prob`` (so log sampling is honoured), ``Fixed`` is
   ignored, an inactive hyperparameter is NaN;
 * the architecture hyperparameter, a string holding the canonical encoding of a
   `kbnas.space.Architecture`, decoded into architectures for the architecture
@@ -34,6 +36,14 @@ NUMERIC = "numeric"
 
 #: Standard deviation, in KerasTuner's [0, 1] probability scale, of a numeric move.
 NUMERIC_STEP = 0.15
+
+
+def _is_unordered(hp) -> bool:
+    """Boolean, and Choice unless ordered (KerasTuner's default for numeric values):
+    compared as categories; an ordered Choice is compared by its position."""
+    if isinstance(hp, _hp_types.Boolean):
+        return True
+    return isinstance(hp, _hp_types.Choice) and not getattr(hp, "ordered", False)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -74,14 +84,11 @@ class ConfigurationSpace:
             if any(e.name == hp.name for e in self.encoded):
                 continue
             self.encoded.append(hp)
-        self.kinds = [
-            CATEGORICAL if isinstance(hp, (_hp_types.Choice, _hp_types.Boolean)) else NUMERIC
-            for hp in self.encoded
-        ]
+        self.kinds = [CATEGORICAL if _is_unordered(hp) else NUMERIC for hp in self.encoded]
         self._rows: dict[tuple, np.ndarray] = {}
         self._choice_codes = [
             {repr(v): i for i, v in enumerate(hp.values)}
-            if isinstance(hp, _hp_types.Choice)
+            if isinstance(hp, _hp_types.Choice) and _is_unordered(hp)
             else None
             for hp in self.encoded
         ]
@@ -129,7 +136,8 @@ class ConfigurationSpace:
         """A random neighbour: one active tunable dimension moves.
 
         The architecture (when present) takes half of the moves and changes by one
-        `SearchSpace.mutate` step; a Choice moves to another value, a Boolean flips,
+        `SearchSpace.mutate` step; an unordered Choice moves to another value, an
+        ordered one to a neighbouring value (3 times in 4) or any other, a Boolean flips,
         an Int/Float takes a Gaussian step of `NUMERIC_STEP` in KerasTuner's [0, 1]
         probability scale. Children of a changed parent are re-drawn as needed.
         """
@@ -153,7 +161,14 @@ class ConfigurationSpace:
             return not value
         if isinstance(hp, _hp_types.Choice):
             others = [v for v in hp.values if v != value]
-            return others[int(rng.integers(len(others)))] if others else value
+            if not others:
+                return value
+            if _is_unordered(hp) or value not in hp.values or rng.random() < 0.25:
+                return others[int(rng.integers(len(others)))]
+            # Ordered: to a neighbouring position, mostly.
+            index = list(hp.values).index(value)
+            step = 1 if index == 0 else -1 if index == len(hp.values) - 1 else int(rng.choice((-1, 1)))
+            return hp.values[index + step]
         prob = hp.value_to_prob(value)
         for _ in range(4):
             step = rng.normal(0.0, NUMERIC_STEP)
