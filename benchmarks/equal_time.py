@@ -392,6 +392,18 @@ def run_all(case: str, contenders: Sequence[str], seeds: Sequence[int], budget: 
 
 
 # ---------------------------------------------------------------------- the summary
+def merge_records(records: Sequence[dict[str, Any]], *others: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records``, with each run of ``others`` replacing the run of the same
+    (case, contender, seed, budget), later files last."""
+    def key(r):
+        return r["case"], r["contender"], int(r["seed"]), float(r["budget"])
+
+    merged = {key(r): r for r in records}
+    for group in others:
+        merged.update({key(r): r for r in group})
+    return list(merged.values())
+
+
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per case and budget: each contender's mean test accuracy and its paired difference to kbnas."""
     summary: dict[str, Any] = {}
@@ -519,13 +531,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--summary", action="store_true", help="print the tables, write the summary and the plot")
     parser.add_argument("--write-into", type=pathlib.Path, help="with --summary: replace the equal-time block of this file")
+    parser.add_argument("--include", type=pathlib.Path, nargs="+", default=[],
+                        help="with --summary: also these result files; their runs replace the main file's runs of "
+                             "the same case, contender, seed and budget (e.g. a contender re-run at a newer default)")
     args = parser.parse_args(argv)
     budget = default_budget() if args.budget is None else args.budget
     if args.one:
         print(json.dumps(run_one(args.case, args.one, args.seed, budget)), flush=True)
         return 0
     if args.summary:
-        records = stats.read_jsonl(args.output)
+        records = merge_records(stats.read_jsonl(args.output), *(stats.read_jsonl(p) for p in args.include))
         summary = summarize(records)
         # equal_time.jsonl -> equal_time_summary.json and equal_time.png, beside it.
         args.output.with_name(args.output.stem + "_summary.json").write_text(json.dumps(summary, indent=2))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
+import secrets
 from typing import Any
 
 
@@ -56,8 +56,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         OSError: the folder cannot be written; ``path`` is then unchanged.
     """
     target = pathlib.Path(path)
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    temporary = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    # Created 0666 less the umask, as open() would; an existing target's mode is kept.
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        try:
+            os.chmod(temporary, target.stat().st_mode & 0o7777)
+        except FileNotFoundError:
+            pass
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -50,8 +50,8 @@ MAX_DEPTH_LIMIT = 100
 #: Fractions of a user's data held out for validation and test.
 USER_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 USER_SPLIT_SEED = 0
-#: The fewest examples, and examples per class, for which every part of the split is non-empty.
-MIN_EXAMPLES = 5
+#: The fewest examples (and examples per class) for which every part of the split is non-empty.
+MIN_EXAMPLES = 3
 MIN_EXAMPLES_PER_CLASS = 3
 
 
@@ -115,7 +115,7 @@ def parse_duration(text: str) -> float | None:
 
 
 # ---------------------------------------------------------------------- data
-def _load_split(args) -> tuple[dict, dict]:
+def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
     """Train/validation/test arrays and a description of where they came from."""
     from kbnas import datasets
 
@@ -134,7 +134,8 @@ def _load_split(args) -> tuple[dict, dict]:
     x, y = load_data(args.data, label_column=args.label_column, image_size=args.image_size)
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
-    _check_splittable(y, task)
+    if check_split:
+        _check_splittable(y, task)
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
     return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task}
@@ -142,7 +143,7 @@ def _load_split(args) -> tuple[dict, dict]:
 
 def _check_splittable(y: np.ndarray, task: str) -> None:
     """Every part of the 60/20/20 split non-empty, and for classification every
-    class in each part (at least 3 examples of each class; 5 examples in all).
+    class in each part: at least 3 examples (of each class), split 1/1/1.
 
     Raises:
         UsageError: too few examples, or a class with too few examples.
@@ -241,7 +242,9 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     """True when ``output`` holds this search (resume); error when another."""
     path = output / RUN_FILE
     if not path.exists():
-        if (output / PROJECT_NAME).exists() or (output.exists() and any(output.iterdir())):
+        # (A kill during the first write of RUN_FILE leaves only its temporary file.)
+        leftovers = [p for p in output.iterdir() if not p.name.startswith(f".{RUN_FILE}.")] if output.exists() else []
+        if (output / PROJECT_NAME).exists() or leftovers:
             raise UsageError(f"output directory {output} is not empty and holds no kbnas search; choose another --output")
         return False
     saved = _read_json(path)
@@ -353,8 +356,9 @@ def cmd_search(args) -> int:
         raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
     if args.gpus_per_worker < 1:
         raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
-    output = _check_output(pathlib.Path(args.output))
-    arrays, source = _load_split(args)
+    output = pathlib.Path(args.output) if args.connect else _check_output(pathlib.Path(args.output))
+    # A search begun before the split checks existed resumes as it began.
+    arrays, source = _load_split(args, check_split=not (output / RUN_FILE).exists())
     settings = _run_settings(args, source)
     if args.connect:
         return _run_remote_workers(args, arrays, output, settings)
@@ -631,7 +635,7 @@ def cmd_export(args) -> int:
     args.max_trials = 1
     args.time_budget = None
     args.start = None
-    arrays, source = _load_split(args)
+    arrays, source = _load_split(args, check_split=False)
     if source["digest"] != saved["digest"]:
         raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
     _quiet_tensorflow(args.debug)

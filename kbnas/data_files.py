@@ -89,7 +89,9 @@ def load_image_folder(path: pathlib.Path, image_size: int) -> tuple[np.ndarray, 
             verbose=False,
         )
     except ValueError as error:  # Keras: "No images found in directory …. Allowed formats: …"
-        detail = str(error).split(". ", 1)[-1] if "Allowed formats" in str(error) else str(error)
+        if "No images found" not in str(error):
+            raise DataFileError(f"{path}: {error}") from None
+        detail = str(error).split(". ", 1)[-1]
         raise DataFileError(f"{path}: no images found in the class folders ({detail})") from None
     xs, ys = [], []
     for xb, yb in dataset:

@@ -132,6 +132,18 @@ class ResumableOracle(keras_tuner.Oracle):
         # `ongoing_trials`; a reload would then re-run a finished trial.
         self.save()
 
+    def score_trial(self, trial) -> None:
+        """KerasTuner's score; NaN (not an exception) when the objective was never reported.
+
+        KerasTuner raises for a missing metric inside `end_trial`, under its lock,
+        which it then never releases (a parallel search would hang); with a NaN
+        score it marks the trial INVALID (retried, then FAILED) instead.
+        """
+        try:
+            super().score_trial(trial)
+        except (ValueError, KeyError):
+            trial.score, trial.best_step = float("nan"), None
+
     def save(self) -> None:
         """KerasTuner's ``oracle.json``, written atomically (`kbnas.atomic_files`)."""
         # KerasTuner 1.4: Oracle.save() is Stateful.save(self._get_oracle_fname()),
@@ -441,10 +453,12 @@ class BayesianNASOracle(ResumableOracle):
         super().end_trial(trial)
         ended = self.trials[trial.trial_id]
         if reported_completed and (ended.score is None or not np.isfinite(ended.score)):
-            # (KerasTuner marks such a trial FAILED; it counts towards max_consecutive_failed_trials.)
+            # (KerasTuner marks such a trial INVALID: retried while max_retries_per_trial
+            # allows, then FAILED; it counts towards max_consecutive_failed_trials.)
             warnings.warn(
                 f"kbnas: trial {trial.trial_id} completed with a non-finite or missing objective "
-                f"({self.objective.name}={ended.score}); it is left out of the GP and of the ranking",
+                f"({self.objective.name}={ended.score}); it is never recommended, and the GP "
+                "counts it as a failure (the worst observed score)",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -464,7 +478,13 @@ class BayesianNASOracle(ResumableOracle):
         """Records ``metrics`` at ``step`` (KerasTuner protocol) and applies the
         early-stopping rule; the returned trial's status is ``"STOPPED"`` when
         the trial should stop training."""
-        trial = super().update_trial(trial_id, metrics, step)
+        try:
+            trial = super().update_trial(trial_id, metrics, step)
+        except ValueError as error:
+            # KerasTuner raises for a report without the objective, under its lock,
+            # which it then never releases: the report is dropped instead.
+            warnings.warn(f"kbnas: report of trial {trial_id} ignored: {error}", RuntimeWarning, stacklevel=2)
+            return self.trials[trial_id]
         if self.early_stopping is None or trial.status != RUNNING:
             return trial
         if trial_id in self.stopped_early:
@@ -830,7 +850,10 @@ class BayesianNASOracle(ResumableOracle):
         return ranked
 
     def _completed_trials(self) -> list:
-        trials = [self.trials[i] for i in sorted(self.trials)]
+        # A snapshot: KerasTuner adds trials under its own lock, which a
+        # recommendation (get_best_trials) does not hold.
+        snapshot = dict(self.trials)
+        trials = [snapshot[i] for i in sorted(snapshot)]
         return [
             t
             for t in trials
@@ -840,7 +863,8 @@ class BayesianNASOracle(ResumableOracle):
     def _failed_trials(self) -> list:
         """FAILED and INVALID trials that have values (model failures: a model that
         cannot be built, out of memory, a NaN loss or objective), in id order."""
-        trials = [self.trials[i] for i in sorted(self.trials)]
+        snapshot = dict(self.trials)
+        trials = [snapshot[i] for i in sorted(snapshot)]
         return [t for t in trials if t.status in ("FAILED", "INVALID") and t.hyperparameters.values]
 
     def _key(self, values: dict) -> str:
@@ -1109,7 +1133,9 @@ class BayesianNASOracle(ResumableOracle):
 
     def _restore_objective(self, saved: dict | None) -> None:
         """The saved search's objective when none was given; a warning when the given one differs."""
-        if not saved or not saved.get("name") or not isinstance(self.objective, keras_tuner.Objective):
+        if not saved or not saved.get("name") or saved["name"] == "multi_objective":
+            return  # (a MultiObjective's parts are not saved: the constructor's stands)
+        if not isinstance(self.objective, keras_tuner.Objective):
             return
         restored = keras_tuner.Objective(saved["name"], saved["direction"])
         if not self._objective_given:

@@ -149,9 +149,10 @@ class BayesianNAS(keras_tuner.Tuner):
         distribution_strategy: Any = "auto",
         **kwargs: Any,
     ) -> None:
-        search_space = _honour_max_model_size(hypermodel, search_space, kwargs.get("max_model_size"))
+        _limit_space_settings(hypermodel, kwargs.get("max_model_size"))
         if search_space is None:
             search_space = getattr(hypermodel, "search_space", None)
+        search_space = _within_max_model_size(search_space, kwargs.get("max_model_size"))
         oracle = BayesianNASOracle(
             objective=objective,
             max_trials=max_trials,
@@ -267,7 +268,8 @@ class BayesianNAS(keras_tuner.Tuner):
             # On a KerasTuner worker the oracle is a client of the chief's oracle,
             # which was configured by the chief's own search() call.
             if isinstance(self.oracle, BayesianNASOracle):
-                self.oracle.set_search_space(self.hypermodel.search_space)
+                self.oracle.set_search_space(_within_max_model_size(self.hypermodel.search_space,
+                                                                     self.max_model_size))
             # A worker's client checks trial results against this objective too.
             self._set_default_objective(self.oracle, self.hypermodel)
             if first_time and not self.oracle.get_space().space:
@@ -367,19 +369,22 @@ def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:
     return x, y
 
 
-def _honour_max_model_size(hypermodel: Any, search_space: SearchSpace | None, max_model_size: Any):
-    """KerasTuner's ``max_model_size`` as the space's ``max_params``, so that
-    oversized architectures are never proposed (KerasTuner fails them after
-    building). Sets it on an unconfigured `kbnas.ConvNetHyperModel`'s space
-    settings; returns ``search_space`` (or the hypermodel's) limited to it."""
-    if not max_model_size:
-        return search_space
-    limit = int(max_model_size)
+def _limit_space_settings(hypermodel: Any, max_model_size: Any) -> None:
+    """KerasTuner's ``max_model_size`` as the ``max_params`` of the space an
+    unconfigured `kbnas.ConvNetHyperModel` will make."""
     settings = getattr(hypermodel, "space_settings", None)
-    if isinstance(settings, dict) and getattr(hypermodel, "search_space", None) is None:
-        current = settings.get("max_params")
-        settings["max_params"] = limit if current is None else min(int(current), limit)
-    space = search_space if search_space is not None else getattr(hypermodel, "search_space", None)
-    if isinstance(space, SearchSpace) and (space.max_params is None or space.max_params > limit):
-        return dataclasses.replace(space, max_params=limit)
-    return search_space
+    if not max_model_size or not isinstance(settings, dict) or getattr(hypermodel, "search_space", None) is not None:
+        return
+    current = settings.get("max_params")
+    settings["max_params"] = int(max_model_size) if current is None else min(int(current), int(max_model_size))
+
+
+def _within_max_model_size(space: Any, max_model_size: Any) -> Any:
+    """``space`` with ``max_params`` at most KerasTuner's ``max_model_size``, so that
+    oversized architectures are never proposed (KerasTuner fails them after
+    building them); any other value unchanged."""
+    if not max_model_size or not isinstance(space, SearchSpace):
+        return space
+    if space.max_params is None or space.max_params > int(max_model_size):
+        return dataclasses.replace(space, max_params=int(max_model_size))
+    return space

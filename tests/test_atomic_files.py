@@ -128,3 +128,14 @@ def test_the_tuner_file_is_written_atomically(tmp_path, monkeypatch):
     tuner.save()
     assert json.loads((tmp_path / "p" / f"{tuner.tuner_id}.json").read_text()) is not None
     assert "seed" in json.loads((tmp_path / "p" / "oracle.json").read_text())
+
+
+def test_the_file_keeps_its_mode_or_gets_the_umask_default(tmp_path):
+    path = tmp_path / "state.json"
+    write_json_atomic(path, {"a": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(path, 0o640)
+    write_json_atomic(path, {"a": 2})
+    assert path.stat().st_mode & 0o777 == 0o640

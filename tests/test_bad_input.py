@@ -56,7 +56,7 @@ EXPECTED = {
     "single class": "single class",
     "labels of shape (N, 2)": "one label per example",
     "fractional labels for multiclass": "non-integer values",
-    "too few examples to split": "too few examples to split",
+    "too few examples to split": "too few examples to split: 2; the 60/20/20 train/validation/test split needs at least 3",
     "a class with too few examples": "class with too few examples",
     "missing file": "no such file",
     "text file named .npz": "not an .npz archive",

@@ -50,7 +50,7 @@ def _gp_methods(oracle):
     return [info["method"] for info in oracle.proposal_log.values()]
 
 
-def test_a_nan_objective_is_left_out_with_a_warning_and_the_gp_still_proposes(tmp_path):
+def test_a_nan_objective_is_a_failure_with_a_warning_and_the_gp_still_proposes(tmp_path):
     oracle = _oracle(tmp_path)
     with pytest.warns(RuntimeWarning, match="non-finite"):
         ended = _run(oracle, lambda values, i: math.nan if i % 3 == 1 else _smooth(values))
@@ -58,6 +58,25 @@ def test_a_nan_objective_is_left_out_with_a_warning_and_the_gp_still_proposes(tm
     assert any(method.startswith("gp") for method in _gp_methods(oracle))
     best = oracle.get_best_trials(1)[0]
     assert np.isfinite(best.score)
+    assert {t.status for t in ended if not np.isfinite(t.score)} == {"FAILED"}
+
+
+def test_a_trial_that_never_reports_the_objective_fails_without_holding_the_lock(tmp_path):
+    """KerasTuner raises for a missing metric inside end_trial, under its lock."""
+    import threading
+
+    oracle = _oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    with pytest.warns(RuntimeWarning, match="report of trial 00 ignored"):
+        oracle.update_trial(trial.trial_id, {"other": 1.0}, step=0)
+    trial.status = "COMPLETED"
+    with pytest.warns(RuntimeWarning, match="missing objective"):
+        oracle.end_trial(trial)
+    assert oracle.trials[trial.trial_id].status == "FAILED"
+    other = threading.Thread(target=lambda: oracle.create_trial("tuner1"))
+    other.start()
+    other.join(timeout=10)
+    assert not other.is_alive()
 
 
 def test_constant_scores_fall_back_to_space_filling_draws_with_a_warning(tmp_path):
@@ -219,6 +238,8 @@ def test_max_model_size_becomes_the_spaces_max_params(tmp_path):
     space = SearchSpace(input_shape=(8, 8, 1), num_outputs=3, max_depth=3, max_params=100_000)
     tuner = BayesianNAS(ConvNetHyperModel(space, task="multiclass", num_classes=3), max_model_size=5000,
                         max_trials=2, directory=str(tmp_path), project_name="b")
+    rng = np.random.default_rng(0)
+    tuner.prepare_search(rng.normal(size=(30, 8, 8, 1)), rng.integers(0, 3, 30), epochs=1)  # what search() does first
     limited = tuner.oracle.search_space
     assert limited.max_params == 5000
     assert all(limited.param_count(a) <= 5000 for a in limited.sample_many(50, rng=0))
