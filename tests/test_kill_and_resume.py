@@ -19,12 +19,12 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-MAX_TRIALS = 6
+MAX_TRIALS = 5
 LINE = re.compile(r"^trial (\d+)/\d+ ")
 
 
 def _command(output: pathlib.Path) -> list[str]:
-    return [sys.executable, "-m", "kbnas.cli", "search", "--max-trials", str(MAX_TRIALS), "--epochs", "2",
+    return [sys.executable, "-m", "kbnas.cli", "search", "--max-trials", str(MAX_TRIALS), "--epochs", "1",
             "--max-depth", "3", "--no-retrain", "--time-budget", "none", "--output", str(output)]
 
 

@@ -54,8 +54,9 @@ def _drive(oracle, curve_of, n_trials, *, executions=1, hand_back_stopped=False,
 
 
 def _choice(n):
+    """n unrelated configurations (ids, not an ordered quantity: ordered=False)."""
     hp = keras_tuner.HyperParameters()
-    hp.Choice("c", list(range(n)))
+    hp.Choice("c", list(range(n)), ordered=False)
     return hp
 
 
