@@ -41,6 +41,7 @@ from kbnas.core.early_stopping import EarlyStopping
 from kbnas.oracle import BayesianNASOracle
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
 from kbnas.space import SearchSpace
+from kbnas.tf_workarounds import CustomGradientScope
 
 #: Fraction of the training arrays held out for validation when none is given.
 DEFAULT_VALIDATION_FRACTION = 0.2
@@ -321,7 +322,10 @@ class BayesianNAS(keras_tuner.Tuner):
         python_state, numpy_state = random.getstate(), np.random.get_state()
         try:
             keras.utils.set_random_seed(trial_training_seed(oracle.seed, trial.trial_id))
-            return super().run_trial(trial, *args, **kwargs)
+            # TensorFlow keeps every traced model alive through its gradient registry
+            # (kbnas.tf_workarounds): without this a search grows ~20 MiB per trial.
+            with CustomGradientScope():
+                return super().run_trial(trial, *args, **kwargs)
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
