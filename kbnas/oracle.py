@@ -954,8 +954,12 @@ class BayesianNASOracle(ResumableOracle):
                 fidelity = np.concatenate([fidelity, np.ones(len(pending))])
             gp.fit_fixed(self._channels(cspace, train, train, fidelity, fidelity), z, gp.theta_)
 
+        variances = {"scored": 0, "zero": 0}
+
         def posterior(candidates: list[dict]) -> tuple[np.ndarray, np.ndarray]:
             mean, var = gp.predict(self._channels(cspace, candidates, train, None, fidelity))
+            variances["scored"] += len(var)
+            variances["zero"] += int(np.sum(var <= 0.0))
             return mean, np.sqrt(np.maximum(var, 0.0))
 
         promotions: list[dict] = []
@@ -1012,6 +1016,9 @@ class BayesianNASOracle(ResumableOracle):
             "predicted_std": float(std[0]),
             "n_scored": int(result.n_scored),
             "n_pending": len(pending),
+            # Share of the candidates scored whose predictive variance was 0 (the
+            # acquisition then saw a sure outcome); see `kbnas.core.gp`.
+            "zero_variance_share": variances["zero"] / max(1, variances["scored"]),
         }
         return result.best, info
 

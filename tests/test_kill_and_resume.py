@@ -83,15 +83,20 @@ def test_sigkill_at_several_moments_then_resume_loses_nothing(tmp_path):
             return kill_when(lines, seconds)
 
         kill_after[0] = 0.0
+        start = len(log)
         status = _run_until(output, timed, log)
         assert status == -signal.SIGKILL, "\n".join(log[-20:])  # killed before it finished
         now = _completed(output)
         counts.append(len(now))
+        # A resumed run never trains a trial that had finished before it again.
+        numbers_before = {int(trial_id) + 1 for trial_id in finished_before}
+        again = [line for line in _trial_lines(log[start:]) if int(LINE.match(line).group(1)) in numbers_before]
+        assert not again, ("\n".join(again), "\n".join(log))
         # Nothing finished before a kill is lost or changed by a later run.
         for trial_id, state in finished_before.items():
             assert now[trial_id]["metrics"] == state["metrics"], trial_id
         finished_before = now
-    assert counts[0] == 0 and 0 < counts[1] < counts[2] < MAX_TRIALS, counts  # kills before and between trials
+    assert counts[0] == 0 and 0 < counts[1] < counts[2] < MAX_TRIALS, (counts, "\n".join(log))  # kills before and between trials
     assert _run_until(output, lambda lines, seconds: False, log) == 0, "\n".join(log[-20:])
 
     completed = _completed(output)

@@ -286,6 +286,21 @@ def test_running_trials_get_fantasies_and_parallel_proposals_differ(tmp_path):
     assert pending and max(pending) >= 1
 
 
+def test_no_gp_proposal_sees_a_zero_predictive_variance_on_an_architecture_space(tmp_path):
+    """Edit and OTMANN distances make the kernel indefinite; the GP's consistent
+    PSD model (kbnas.core.gp) gives every candidate a positive variance, so EI
+    never scores a sure improvement log(μ − best). (The textbook formulas clipped
+    10 % of the candidates' variances to 0 on this search, and 4 of its 34 GP
+    proposals were made with a zero predicted std.)"""
+    oracle = BayesianNASOracle(objective=objective(), max_trials=40, hyperparameters=architecture_hp(),
+                               search_space=ARCH_SPACE, seed=2)
+    run_oracle(oracle, arch_values_score, 40, directory=str(tmp_path))
+    logs = [log for log in oracle.proposal_log.values() if log["method"] == "gp-ei"]
+    assert len(logs) >= 30
+    assert all(log["zero_variance_share"] == 0.0 for log in logs), [log["zero_variance_share"] for log in logs]
+    assert all(log["predicted_std"] > 0 for log in logs)
+
+
 @pytest.mark.parametrize("acquisition", ["ei", "pi", "ucb", "thompson"])
 @pytest.mark.parametrize("distance", ["edit", "otmann"])
 def test_every_acquisition_and_distance_makes_distinct_gp_proposals_without_fallback(tmp_path, acquisition, distance):

@@ -240,8 +240,10 @@ def test_non_psd_distances_do_not_crash_fit_or_predict(noise_bounds):
     joint_mean, cov = gp.predict_joint(dists[:, :5, :], dists[:, :5, :5])
 
     assert np.isfinite(gp.log_marginal_likelihood_value_)
-    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(var)) and np.all(var >= 0)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(var))  # (the plain model clips var at 0)
     assert np.all(np.isfinite(cov))
+    flipped = DistanceGP().fit(dists, y, rng=0, bounds=bounds)
+    assert np.all(flipped.predict(dists[:, :5, :])[1] > 0)  # no clip there: a sum of positive terms
 
 
 def test_fit_fixed_reports_the_eigenvalue_repair():
@@ -250,7 +252,7 @@ def test_fit_fixed_reports_the_eigenvalue_repair():
 
     assert gp.cholesky_method_ == METHOD_EIGENVALUE_CLIP
     mean, var = gp.predict(dists)
-    assert np.all(np.isfinite(mean)) and np.all(var >= 0)
+    assert np.all(np.isfinite(mean)) and np.all(np.isfinite(var))
 
 
 def test_fit_survives_failing_starts_and_raises_when_all_fail(monkeypatch, regression_data):
@@ -429,3 +431,78 @@ def test_training_mean_interpolates_without_noise_and_keeps_an_indefinite_kernel
     gp = DistanceGP().fit_fixed(dists, y, np.log([1.0, 1.0, 1e-6]))
 
     np.testing.assert_allclose(gp.training_mean(), y, atol=1e-5)
+
+
+def _joint_gram_posterior(gp: DistanceGP, train_dists: np.ndarray, cross: np.ndarray, test: np.ndarray):
+    """Reference: build the flipped joint Gram matrix of training and test points
+    explicitly (pseudo-Euclidean embedding, module docstring) and condition on it."""
+    s2, ratio = gp.signal_variance_, gp.noise_variance_ / gp.signal_variance_
+    correlation = exponential_kernel(train_dists, gp.lengthscales_, 1.0)
+    eigenvalues, vectors = np.linalg.eigh(correlation)
+    signs = np.sign(eigenvalues)
+    phi = vectors * np.sqrt(np.abs(eigenvalues))  # training coordinates, R = Φ J Φᵀ
+    cross_correlation = exponential_kernel(cross, gp.lengthscales_, 1.0)
+    phi_test = cross_correlation @ vectors * (signs / np.sqrt(np.abs(eigenvalues)))  # Φ J φ* = r*
+    outside = exponential_kernel(test, gp.lengthscales_, 1.0) - phi_test @ (phi_test * signs).T
+    w, u = np.linalg.eigh(outside)
+    gram_train = phi @ phi.T
+    gram_cross = phi_test @ phi.T
+    gram_test = phi_test @ phi_test.T + (u * np.abs(w)) @ u.T
+    solve = np.linalg.solve(gram_train + ratio * np.eye(len(gram_train)), np.column_stack([gp.y_train_, gram_cross.T]))
+    mean = s2 * gram_cross @ solve[:, 0] / s2
+    cov = s2 * (gram_test - gram_cross @ solve[:, 1:])
+    return mean, cov
+
+
+def test_predictions_are_the_posterior_of_the_flipped_joint_gram_matrix():
+    dists = non_negative_type_dists(40, seed=6)
+    train, test = np.arange(30), np.arange(30, 40)
+    gp = DistanceGP().fit_fixed(dists[:, train][:, :, train], np.random.default_rng(6).normal(size=30),
+                                np.log([1.3, 1.0, 1e-3]))
+    cross, among = dists[:, test][:, :, train], dists[:, test][:, :, test]
+    assert gp.spectrum_flipped_
+
+    reference_mean, reference_cov = _joint_gram_posterior(gp, dists[:, train][:, :, train], cross, among)
+    mean, var = gp.predict(cross)
+    joint_mean, cov = gp.predict_joint(cross, among)
+
+    np.testing.assert_allclose(mean, reference_mean, atol=1e-8)
+    np.testing.assert_allclose(joint_mean, reference_mean, atol=1e-8)
+    np.testing.assert_allclose(cov, reference_cov, atol=1e-8)
+    for i in test - 30:  # one point alone: its variance, the joint one's diagonal for m = 1
+        _, single = _joint_gram_posterior(gp, dists[:, train][:, :, train], cross[:, [i]], among[:, [i]][:, :, [i]])
+        np.testing.assert_allclose(var[i], single[0, 0], rtol=1e-8, atol=1e-12)
+
+
+def test_held_out_variances_of_an_indefinite_kernel_are_positive_without_a_clip():
+    # The textbook s² − k*ᵀK_y⁻¹k* with the flipped K_y goes negative for many of
+    # these points (checked below); the consistent model's variance is a sum of
+    # non-negative terms.
+    dists = non_negative_type_dists(80, seed=2)
+    train, test = np.arange(50), np.arange(50, 80)
+    train_dists, cross = dists[:, train][:, :, train], dists[:, test][:, :, train]
+    gp = DistanceGP().fit_fixed(train_dists, np.random.default_rng(2).normal(size=50), np.log([1.0, 1.0, 1e-4]))
+    kernel_rows = exponential_kernel(cross, gp.lengthscales_, gp.signal_variance_)
+    whitened = np.linalg.solve(gp.cholesky_factor_, kernel_rows.T)
+    textbook = gp.signal_variance_ - np.sum(whitened**2, axis=0)
+    assert gp.spectrum_flipped_ and np.mean(textbook < 0) > 0.2
+
+    _, var = gp.predict(cross)
+    _, cov = gp.predict_joint(cross, dists[:, test][:, :, test])
+
+    assert np.all(var > 0)
+    assert np.linalg.eigvalsh(cov).min() >= -1e-9 * np.abs(cov).max()
+
+
+def test_the_mean_at_a_training_point_is_its_training_mean_under_an_indefinite_kernel():
+    # EI's incumbent (the best training mean) and the candidates' means come from
+    # one model: a candidate equal to a training configuration has its mean.
+    dists = non_negative_type_dists(40, seed=9)
+    gp = DistanceGP().fit_fixed(dists, np.random.default_rng(9).normal(size=40), np.log([1.0, 1.0, 1e-3]))
+    plain_mean = exponential_kernel(dists, gp.lengthscales_, gp.signal_variance_) @ gp.alpha_
+    assert gp.spectrum_flipped_ and np.max(np.abs(plain_mean - gp.training_mean())) > 1e-2  # the old gap
+
+    mean, var = gp.predict(dists)
+
+    np.testing.assert_allclose(mean, gp.training_mean(), atol=1e-9)
+    assert np.all(var >= 0) and np.all(var < gp.signal_variance_)
