@@ -28,9 +28,10 @@ from typing import Any, Iterator
 import keras_tuner
 import numpy as np
 
+from kbnas import keras_tuner_internals as kt_internals
 from kbnas.space import Architecture, SearchSpace
 
-_hp_types = keras_tuner.engine.hyperparameters
+_hp_types = kt_internals.hyperparameter_types
 CATEGORICAL = "categorical"
 NUMERIC = "numeric"
 

@@ -16,6 +16,8 @@ from typing import Any, Callable
 
 import keras_tuner
 
+from kbnas import keras_tuner_internals as kt_internals
+
 
 @dataclasses.dataclass
 class OfflineTrial:
@@ -61,7 +63,7 @@ def run_oracle(
     """
     if directory is None:
         directory = tempfile.mkdtemp(prefix="kbnas-offline-")
-    oracle._set_project_dir(directory, project_name)
+    kt_internals.set_project_dir(oracle, directory, project_name)
     oracle.verbose = verbose
     name = metric_name or oracle.objective.name
     running: list[tuple[Any, float]] = []

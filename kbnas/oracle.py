@@ -36,6 +36,7 @@ import keras_tuner
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.configurations import ConfigurationSpace
 from kbnas.core import acquisition as acq
@@ -104,7 +105,7 @@ class ResumableOracle(keras_tuner.Oracle):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
         self.seed = seed if seed is not None else random.randint(1, 10000)
-        self._seed_state = self.seed
+        kt_internals.set_seed_state(self, self.seed)
         #: KerasTuner's error message once `max_consecutive_failed_trials` trials
         #: failed in a row (None before): the search then stops.
         self.failure_limit: str | None = None
@@ -124,7 +125,7 @@ class ResumableOracle(keras_tuner.Oracle):
             # saves and drops the trial. Finish that here; no new trial is proposed
             # (`failure_limit`), and `kbnas.BayesianNAS.search` raises the error.
             self.failure_limit = str(error)
-            self._save_trial(self.trials[trial.trial_id])
+            kt_internals.save_trial(self, self.trials[trial.trial_id])
             for tuner_id, ongoing in list(self.ongoing_trials.items()):
                 if ongoing.trial_id == trial.trial_id:
                     del self.ongoing_trials[tuner_id]
@@ -148,7 +149,7 @@ class ResumableOracle(keras_tuner.Oracle):
         """KerasTuner's ``oracle.json``, written atomically (`kbnas.atomic_files`)."""
         # KerasTuner 1.4: Oracle.save() is Stateful.save(self._get_oracle_fname()),
         # i.e. utils.save_json, which writes in place (tests/test_atomic_files.py).
-        path = self._get_oracle_fname()
+        path = kt_internals.oracle_file(self)
         if not is_local_path(path):
             return super().save()
         write_json_atomic(path, self.get_state(), indent=None)
@@ -156,24 +157,24 @@ class ResumableOracle(keras_tuner.Oracle):
     def _save_trial(self, trial) -> None:
         """KerasTuner's ``trial_<id>/trial.json``, written atomically."""
         # KerasTuner 1.4: Oracle._save_trial(trial) is trial.save(<trial dir>/trial.json).
-        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        path = os.path.join(kt_internals.trial_dir(self, trial.trial_id), "trial.json")
         if not is_local_path(path):
             return super()._save_trial(trial)
         write_json_atomic(path, trial.get_state(), indent=None)
 
     def reload(self) -> None:
         """KerasTuner's reload; a damaged state file is named (`kbnas.atomic_files.DamagedFileError`)."""
-        project = self._project_dir
+        project = kt_internals.project_dir(self)
         trial_files = [os.path.join(project, name, "trial.json") for name in sorted(os.listdir(project))
                        if name.startswith("trial_")] if is_local_path(project) and os.path.isdir(project) else []
-        check_json_files([*trial_files, self._get_oracle_fname()])
+        check_json_files([*trial_files, kt_internals.oracle_file(self)])
         super().reload()
         # Only trials that did not finish are sent back for a retry.
-        self._retry_queue = [
+        kt_internals.set_retry_queue(self, [
             trial_id
-            for trial_id in self._retry_queue
+            for trial_id in kt_internals.retry_queue(self)
             if self.trials[trial_id].status not in (COMPLETED, "FAILED")
-        ]
+        ])
 
 
 class BayesianNASOracle(ResumableOracle):
@@ -421,8 +422,8 @@ class BayesianNASOracle(ResumableOracle):
             self.proposal_log.setdefault(trial.trial_id, {})["tuner_id"] = tuner_id
             if trial.trial_id in existing:
                 # KerasTuner would average the new run's values with the old ones.
-                trial.metrics = type(trial.metrics)()  # a MetricsTracker: no public name
-                self._save_trial(trial)
+                trial.metrics = kt_internals.empty_metrics(trial)
+                kt_internals.save_trial(self, trial)
             self._forget_curve(trial.trial_id)
         return trial
 
@@ -633,7 +634,7 @@ class BayesianNASOracle(ResumableOracle):
         # `get_best_trials` (called without KerasTuner's lock) shares.
         with self._state_lock:
             try:
-                return self._populate_space(trial_id)
+                return self._next_trial(trial_id)
             except Exception as error:  # noqa: BLE001 - never raise under the lock
                 warnings.warn(
                     f"kbnas: proposing trial {trial_id} failed ({type(error).__name__}: {error}); "
@@ -643,14 +644,14 @@ class BayesianNASOracle(ResumableOracle):
                 )
                 return {"status": STOPPED, "values": None}
 
-    def _populate_space(self, trial_id: str) -> dict:
+    def _next_trial(self, trial_id: str) -> dict:
         start = time.perf_counter()
         if self._out_of_time() or self.failure_limit is not None:
             return {"status": STOPPED, "values": None}
         # One generator per trial index: the same seed gives the same proposals,
         # also after a search is reloaded from its directory.
         rng = np.random.default_rng([self.seed, len(self.trials)])
-        avoid = set(self._tried_so_far)
+        avoid = set(kt_internals.tried_so_far(self))
         values, info = None, {"method": "random"}
         try:
             # The matrices are small (n <= a few hundred): multithreaded BLAS
@@ -868,7 +869,7 @@ class BayesianNASOracle(ResumableOracle):
         return [t for t in trials if t.status in ("FAILED", "INVALID") and t.hyperparameters.values]
 
     def _key(self, values: dict) -> str:
-        return self._compute_values_hash(values)
+        return kt_internals.values_hash(self, values)
 
     def _random_new(self, cspace, everything, avoid, rng) -> dict | None:
         if everything is not None:
@@ -1074,7 +1075,7 @@ class BayesianNASOracle(ResumableOracle):
         archs_a = [cspace.architecture_of(v) for v in a]
         archs_b = [cspace.architecture_of(v) for v in b]
         cache = self._arch_distances
-        if a is b and not all(self._key(v) in self._tried_so_far for v in b):
+        if a is b and not all(self._key(v) in kt_internals.tried_so_far(self) for v in b):
             # Among candidates (Thompson sampling's joint pool): computed, not cached;
             # only tried configurations (observed or running) belong in the cache.
             return cache.pairwise(archs_b)

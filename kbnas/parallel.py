@@ -645,7 +645,9 @@ class ParallelSearch:
         # and no trial is running; a worker it does not know of yet (still starting)
         # would then find no chief. Registered up front, each keeps it up until it
         # has asked and been told to stop.
-        oracle.tuner_ids.update(plan.tuner_id for plan in self.plans)
+        from kbnas import keras_tuner_internals as kt_internals
+
+        kt_internals.register_tuner_ids(oracle, (plan.tuner_id for plan in self.plans))
         log_dir = settings.log_dir or os.path.join(tuner.project_dir, "workers")
         for attempt in range(PORT_TRIES):
             port = settings.port or free_port(settings.host)

@@ -35,6 +35,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.core.acquisition_optimizer import EvolutionSettings
 from kbnas.core.early_stopping import EarlyStopping
@@ -208,17 +209,17 @@ class BayesianNAS(keras_tuner.Tuner):
 
     def reload(self) -> None:
         """KerasTuner's reload; a damaged ``<tuner_id>.json`` is named in the error."""
-        check_json_files([self._get_tuner_fname()])
+        check_json_files([kt_internals.tuner_file(self)])
         super().reload()
 
     def save(self) -> None:
         """KerasTuner's save (the oracle's state, then ``<tuner_id>.json``), written atomically."""
         # KerasTuner 1.4: BaseTuner.save() is oracle.save() on the chief, then
         # Stateful.save(self._get_tuner_fname()), which writes in place.
-        path = self._get_tuner_fname()
+        path = kt_internals.tuner_file(self)
         if not is_local_path(path):
             return super().save()
-        if not self._is_worker():
+        if not kt_internals.is_worker(self):
             self.oracle.save()
         write_json_atomic(path, self.get_state(), indent=None)
 
@@ -315,7 +316,7 @@ class BayesianNAS(keras_tuner.Tuner):
 
         # On a KerasTuner worker the oracle is an OracleClient around a local copy
         # built from the same arguments (and seed) as the chief's.
-        oracle = getattr(self.oracle, "_oracle", self.oracle)
+        oracle = kt_internals.local_oracle(self.oracle)
         remaining = self.oracle.remaining_time() if hasattr(self.oracle, "remaining_time") else None
         if remaining is not None:
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAtDeadline(remaining)]
