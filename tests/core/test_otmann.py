@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -211,12 +210,11 @@ def test_settings_are_validated():
         OtmannSettings(struct_coeff=-1.0)
 
 
-def test_speed_of_500_by_200_pairs():
+def test_500_by_200_matrix_matches_pairwise_distances():
+    # Its speed is measured in benchmarks/distance_speed.py, not here.
     candidates = CIFAR_SPACE.sample_many(500, rng=10)
     observed = CIFAR_SPACE.sample_many(200, rng=11)
-    start = time.perf_counter()
     distances = pairwise_otmann_distances(candidates, observed, CIFAR_SPACE)
-    elapsed = time.perf_counter() - start
     assert distances.shape == (500, 200)
-    # About 0.8 s on one core; the bound leaves room for a loaded test machine.
-    assert elapsed < 10.0
+    for i, j in [(0, 0), (17, 3), (250, 199), (499, 100), (333, 42)]:
+        assert distances[i, j] == pytest.approx(otmann_distance(candidates[i], observed[j], CIFAR_SPACE), rel=1e-9, abs=1e-9)
