@@ -1220,8 +1220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="parallel replay processes")
     parser.add_argument("--report", action="store_true", help="only summarise the results file")
     parser.add_argument("--fingerprint", default=None, help="for --report: the table fingerprint (default: the most complete)")
-    parser.add_argument("--summary-json", default=str(DEFAULT_SUMMARY), help="where the summary JSON goes")
-    parser.add_argument("--plot", default=str(DEFAULT_PLOT), help="where the PNG goes ('' for none)")
+    parser.add_argument("--summary-json", default=None,
+                        help="where the summary JSON goes (default: the shared one for the default --output, "
+                             "else <output>_summary.json beside it)")
+    parser.add_argument("--plot", default=None, help="where the PNG goes ('' for none; default as --summary-json, .png)")
     parser.add_argument("--surrogate", action="store_true", help="run the surrogate-quality experiment instead")
     parser.add_argument("--surrogate-repeats", type=int, default=10)
     parser.add_argument("--surrogate-output", default=str(DEFAULT_SURROGATE))
@@ -1230,6 +1232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--block", default="report", help="for --report: name of the generated block to replace (default 'report')"
     )
     args = parser.parse_args(argv)
+    # A run into another results file must not overwrite the shared summary and plot.
+    shared = pathlib.Path(args.output).resolve() == DEFAULT_OUTPUT.resolve()
+    stem = pathlib.Path(args.output).with_suffix("")
+    if args.summary_json is None:
+        args.summary_json = str(DEFAULT_SUMMARY if shared else f"{stem}_summary.json")
+    if args.plot is None:
+        args.plot = str(DEFAULT_PLOT if shared else f"{stem}.png")
 
     if args.surrogate:
         table = TabularBenchmark.load(args.table)
