@@ -287,7 +287,7 @@ def test_ctrl_c_stops_the_chief_and_every_worker(tmp_path):
     finally:
         if search.poll() is None:
             os.killpg(search.pid, signal.SIGKILL)
-    assert search.returncode == 130, err[-3000:]
+    assert search.returncode == 130, (out[-3000:], err[-3000:])
     assert "interrupted; run the same command again to resume" in err
     assert not any(_alive(pid) for pid in pids.values())
     # Nothing else of the session is left either (multiprocessing's helpers included).
