@@ -464,6 +464,8 @@ class DistanceGP:
                 eigenvectors,
                 eigenvectors.T @ factorization.alpha,
             )
+            # κ = max_i R̃_ii: no candidate's prior variance exceeds s²κ (module docstring).
+            self._max_prior = float(max(1.0, np.max((eigenvectors**2) @ np.abs(eigenvalues))))
 
     def _cross_kernel(self, cross_dists: np.ndarray) -> np.ndarray:
         if not hasattr(self, "theta_"):
@@ -502,15 +504,20 @@ class DistanceGP:
             squared = coordinates * coordinates
             ratio = self.noise_variance_ / self.signal_variance_
             explained = squared @ (ratio / (magnitudes * (magnitudes + ratio)))
-            residual = 1.0 - squared @ (signs / magnitudes)
-            var = self.signal_variance_ * (explained + np.abs(residual))
-            return coordinates @ mean_weights, var
+            residual = np.abs(1.0 - squared @ (signs / magnitudes))
+            scale = self._shrinkage(squared @ (1.0 / magnitudes) + residual)
+            var = self.signal_variance_ * scale**2 * (explained + residual)
+            return scale * (coordinates @ mean_weights), var
         mean = cross_kernel @ self.alpha_
         whitened = scipy.linalg.solve_triangular(
             self.cholesky_factor_, cross_kernel.T, lower=True, check_finite=False
         )
         var = self.signal_variance_ - np.einsum("ij,ij->j", whitened, whitened)
         return mean, np.maximum(var, 0.0)
+
+    def _shrinkage(self, prior: np.ndarray) -> np.ndarray:
+        """γ = min(1, √(κ / q)) for test points of embedded prior variance q (units of s²)."""
+        return np.sqrt(np.minimum(1.0, self._max_prior / np.maximum(prior, 1e-300)))
 
     def _embedded(self, cross_kernel: np.ndarray):
         """σ, a, c = R* V (m, n) and the mean's weights s² σ ⊙ Vᵀα."""
@@ -562,8 +569,17 @@ class DistanceGP:
             explained = (coordinates * (ratio / (magnitudes * (magnitudes + ratio)))) @ coordinates.T
             residual = prior_cov / self.signal_variance_ - (coordinates * (signs / magnitudes)) @ coordinates.T
             values, vectors = scipy.linalg.eigh(0.5 * (residual + residual.T), check_finite=False)
-            cov = self.signal_variance_ * (explained + (vectors * np.abs(values)) @ vectors.T)
-            return coordinates @ mean_weights, 0.5 * (cov + cov.T)
+            remainder = (vectors * np.abs(values)) @ vectors.T
+            # Rescaled to the diagonal |residual_ii| that `predict` uses (|M| ± M are
+            # PSD, so |M|_ii ≥ |M_ii|): the marginals do not depend on the pool.
+            target = np.abs(np.diag(residual))
+            held = np.diag(remainder)
+            rescale = np.sqrt(np.divide(target, held, out=np.zeros_like(target), where=held > 0))
+            remainder = rescale[:, None] * remainder * rescale[None, :]
+            prior = np.sum(coordinates * coordinates / magnitudes, axis=1) + target
+            scale = self._shrinkage(prior)
+            cov = self.signal_variance_ * scale[:, None] * (explained + remainder) * scale[None, :]
+            return scale * (coordinates @ mean_weights), 0.5 * (cov + cov.T)
         mean = cross_kernel @ self.alpha_
         whitened = scipy.linalg.solve_triangular(
             self.cholesky_factor_, cross_kernel.T, lower=True, check_finite=False

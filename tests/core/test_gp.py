@@ -445,9 +445,17 @@ def _joint_gram_posterior(gp: DistanceGP, train_dists: np.ndarray, cross: np.nda
     phi_test = cross_correlation @ vectors * (signs / np.sqrt(np.abs(eigenvalues)))  # Φ J φ* = r*
     outside = exponential_kernel(test, gp.lengthscales_, 1.0) - phi_test @ (phi_test * signs).T
     w, u = np.linalg.eigh(outside)
+    remainder = (u * np.abs(w)) @ u.T
+    # The remainder keeps each point's own |1 − φᵀJφ| on its diagonal, and a point
+    # whose embedded prior exceeds κ = max_i R̃_ii is shrunk to it.
+    rescale = np.sqrt(np.abs(np.diag(outside)) / np.diag(remainder))
+    remainder = rescale[:, None] * remainder * rescale[None, :]
+    kappa = max(1.0, np.max(np.diag(phi @ phi.T)))
+    prior = np.sum(phi_test**2, axis=1) + np.abs(np.diag(outside))
+    gamma = np.sqrt(np.minimum(1.0, kappa / prior))
     gram_train = phi @ phi.T
-    gram_cross = phi_test @ phi.T
-    gram_test = phi_test @ phi_test.T + (u * np.abs(w)) @ u.T
+    gram_cross = gamma[:, None] * (phi_test @ phi.T)
+    gram_test = gamma[:, None] * (phi_test @ phi_test.T + remainder) * gamma[None, :]
     solve = np.linalg.solve(gram_train + ratio * np.eye(len(gram_train)), np.column_stack([gp.y_train_, gram_cross.T]))
     mean = s2 * gram_cross @ solve[:, 0] / s2
     cov = s2 * (gram_test - gram_cross @ solve[:, 1:])
@@ -472,6 +480,26 @@ def test_predictions_are_the_posterior_of_the_flipped_joint_gram_matrix():
     for i in test - 30:  # one point alone: its variance, the joint one's diagonal for m = 1
         _, single = _joint_gram_posterior(gp, dists[:, train][:, :, train], cross[:, [i]], among[:, [i]][:, :, [i]])
         np.testing.assert_allclose(var[i], single[0, 0], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(np.diag(cov), var, rtol=1e-8, atol=1e-12)  # marginals do not depend on the pool
+
+
+def test_candidate_variances_stay_within_the_flipped_prior_and_means_within_the_data():
+    # Tiny eigenvalues of an indefinite R put inconsistent candidates far out in the
+    # embedding (measured before the shrinkage: variances up to 4125 s² on edit
+    # distances); a candidate's prior is capped at κ = max_i R̃_ii.
+    dists = non_negative_type_dists(60, seed=6)
+    train, test = np.arange(45), np.arange(45, 60)
+    y = np.random.default_rng(6).normal(size=45)
+    gp = DistanceGP().fit_fixed(dists[:, train][:, :, train], y, np.log([1.3, 1.0, 1e-3]))
+    correlation = exponential_kernel(dists[:, train][:, :, train], gp.lengthscales_, 1.0)
+    values, vectors = np.linalg.eigh(correlation)
+    kappa = np.max((vectors**2) @ np.abs(values))
+
+    mean, var = gp.predict(dists[:, test][:, :, train])
+
+    assert gp.spectrum_flipped_
+    assert np.all(var <= gp.signal_variance_ * kappa * (1 + 1e-9))
+    assert np.all(np.abs(mean) <= np.sqrt(kappa) * np.sqrt(45) * np.linalg.norm(y))
 
 
 def test_held_out_variances_of_an_indefinite_kernel_are_positive_without_a_clip():
