@@ -34,8 +34,6 @@ OVERRIDDEN_METHODS = (
     (keras_tuner.engine.base_tuner.BaseTuner, "_populate_initial_space"),
 )
 
-#: Where a worker's ``OracleClient`` lives (KerasTuner exports no public name).
-oracle_client_module = "keras_tuner.src.distribute.oracle_client"
 
 
 def tried_so_far(oracle) -> set[str]:
