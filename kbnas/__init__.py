@@ -27,6 +27,8 @@ _LAZY = {
     "ParallelSearch": "kbnas.parallel",
     "ParallelSettings": "kbnas.parallel",
     "search_in_parallel": "kbnas.parallel",
+    "SelectionSettings": "kbnas.selection",
+    "select_by_cross_validation": "kbnas.selection",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

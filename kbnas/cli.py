@@ -50,6 +50,9 @@ MAX_DEPTH_LIMIT = 100
 #: Fractions of a user's data held out for validation and test.
 USER_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 USER_SPLIT_SEED = 0
+#: --selection choices (kbnas.selection).
+SELECTIONS = ("auto", "cross-validation", "validation")
+SELECTION_FILE = "selection.json"
 #: The fewest examples (and examples per class) for which every part of the split is non-empty.
 MIN_EXAMPLES = 3
 MIN_EXAMPLES_PER_CLASS = 3
@@ -210,6 +213,7 @@ def _run_settings(args, source: dict) -> dict:
         "batch_size": args.batch_size,
         "task": args.task,
         "early_stopping": bool(getattr(args, "early_stopping", True)),
+        "selection": getattr(args, "selection", "auto"),
     }
 
 
@@ -250,6 +254,8 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     saved = _read_json(path)
     # Searches from before early stopping existed trained every trial fully.
     saved.setdefault("early_stopping", False)
+    # … and chose the exported trial by the oracle (the choice does not change the trials).
+    saved.setdefault("selection", settings.get("selection"))
     differences = [k for k in settings if saved.get(k) != settings[k]]
     if differences:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)
@@ -324,7 +330,7 @@ def _make_tuner(args, hypermodel):
         project_name=PROJECT_NAME,
         overwrite=False,
         max_consecutive_failed_trials=max(3, args.max_trials),
-        max_time=args.time_budget,
+        max_time=getattr(args, "search_budget", args.time_budget),
         initial_points=list(getattr(args, "start", None) or ()),
         early_stopping=EarlyStopping() if getattr(args, "early_stopping", True) else None,
     )
@@ -350,7 +356,7 @@ def cmd_search(args) -> int:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
     if args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not 1 <= args.max_depth <= MAX_DEPTH_LIMIT:
         raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
@@ -359,6 +365,13 @@ def cmd_search(args) -> int:
     output = pathlib.Path(args.output) if args.connect else _check_output(pathlib.Path(args.output))
     # A search begun before the split checks existed resumes as it began.
     arrays, source = _load_split(args, check_split=not (output / RUN_FILE).exists())
+    if args.batch_size is None:
+        from kbnas.training import auto_batch_size
+
+        # A resumed search keeps the batch size it began with.
+        saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else {}
+        args.batch_size = saved.get("batch_size") or auto_batch_size(len(arrays["train"][0]))
+    args.search_budget = _search_budget(args, arrays)
     settings = _run_settings(args, source)
     if args.connect:
         return _run_remote_workers(args, arrays, output, settings)
@@ -388,6 +401,7 @@ def cmd_search(args) -> int:
             f"test examples), "
             f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
             f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
+            f"{_selection_note(args, arrays)}"
             f"{f', {done} done' if resuming else ''}"
             f"{_workers_note(search) if parallel else ''}",
             flush=True,
@@ -395,6 +409,38 @@ def cmd_search(args) -> int:
     start = time.perf_counter()
     (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
     return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
+
+
+def _selects_by_cross_validation(args, arrays) -> bool:
+    """--selection, with auto resolved by the size of train + validation."""
+    from kbnas.selection import SelectionSettings
+
+    choice = getattr(args, "selection", "validation")
+    if choice == "auto":
+        return SelectionSettings().applies(len(arrays["train"][0]) + len(arrays["val"][0]))
+    return choice == "cross-validation"
+
+
+def _search_budget(args, arrays) -> float | None:
+    """The oracle's time budget: the whole --time-budget, less the share kept for
+    cross-validation when the exported trial is chosen by it."""
+    from kbnas.selection import SelectionSettings
+
+    if args.time_budget is None or not _selects_by_cross_validation(args, arrays):
+        return args.time_budget
+    return args.time_budget * (1.0 - SelectionSettings().time_share)
+
+
+def _selection_note(args, arrays) -> str:
+    if not _selects_by_cross_validation(args, arrays):
+        return ""
+    from kbnas.selection import SelectionSettings
+
+    settings = SelectionSettings()
+    note = f"; then {settings.folds}-fold cross-validation of the {settings.candidates} best"
+    if args.time_budget:
+        note += f" ({_format_seconds(args.time_budget * settings.time_share)} of the budget)"
+    return note
 
 
 def _number_of_workers(args) -> int:
@@ -476,12 +522,16 @@ def _best_observed_trial(oracle):
     return pick(completed, key=lambda t: t.score)
 
 
-def _best_trial_heading(oracle, trial) -> str:
+def _best_trial_heading(oracle, trial, selection=None) -> str:
     """Which trial is exported, and why when it is not the one with the best score."""
     name = oracle.objective.name
     heading = f"best architecture (trial {_trial_number(trial.trial_id)}, {name}={trial.score:.4f}"
     top = _best_observed_trial(oracle) or trial
-    if top.score != trial.score:
+    if selection is not None and len(selection.scores) > 1:
+        score = next(s for s in selection.scores if s.trial_id == trial.trial_id)
+        heading += (f"; chosen by {len(score.fold_scores)}-fold cross-validation among {len(selection.scores)} "
+                    f"candidates, mean {name} {score.mean:.4f}")
+    elif top.score != trial.score:
         heading += (
             f"; ranked first by the GP posterior mean, the best single score is {top.score:.4f} "
             f"in trial {_trial_number(top.trial_id)}, see docs/oracle.md"
@@ -496,6 +546,9 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     if not best or best[0].status != "COMPLETED":
         raise UsageError("no trial completed: nothing to export (see the messages of the failed trials above)")
     trial = best[0]
+    selection = _selection(tuner, arrays, output, args)
+    if selection is not None:
+        trial = tuner.oracle.trials[selection.trial_id]
     with warnings.catch_warnings():
         # Keras warns that the checkpoint's optimizer state is not restored: only
         # the weights are needed for evaluation and export.
@@ -508,7 +561,8 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         # The searched model's test metrics are kept beside the retrained one's:
         # the benchmarks measure what retraining gives (docs/benchmarks.md).
         settings["test_metrics_before_retraining"] = results
-        model, settings["retrained"] = _retrain(hypermodel, trial, arrays, args)
+        model, settings["retrained"] = _retrain(hypermodel, trial, arrays, args,
+                                                epochs=selection.epochs if selection is not None else None)
         results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     arch = hypermodel.search_space.from_hp_value(trial.hyperparameters.values[hypermodel.architecture_hp])
     export_dir = output / EXPORT_DIR
@@ -520,10 +574,11 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         score=trial.score,
         objective=tuner.oracle.objective.name,
         trial_id=trial.trial_id,
-        search_settings={**settings, "test_metrics": results},
+        search_settings={**settings, "test_metrics": results,
+                         **({"selection": selection.as_dict()} if selection is not None else {})},
     )
     if not args.quiet:
-        print(f"\n{_best_trial_heading(tuner.oracle, trial)}:")
+        print(f"\n{_best_trial_heading(tuner.oracle, trial, selection)}:")
         print(hypermodel.search_space.summary(arch))
         metrics = ", ".join(f"test {k}={v:.4f}" for k, v in results.items())
         print(f"{metrics}  (search time {_format_seconds(seconds)})")
@@ -532,19 +587,60 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     return 0
 
 
-def _retrain(hypermodel, trial, arrays, args):
+def _selection(tuner, arrays, output, args):
+    """The cross-validated choice of the exported trial (`kbnas.selection`), or None
+    when the oracle's pick stands (--selection, small data).
+
+    The choice is kept in ``output/selection.json`` with the number of completed
+    trials it saw; `kbnas export` reuses it while that number is unchanged.
+    """
+    if not _selects_by_cross_validation(args, arrays):
+        return None
+    from kbnas.selection import CandidateScore, Selection, SelectionSettings, select_by_cross_validation
+
+    completed = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    path = output / SELECTION_FILE
+    if path.exists():
+        saved = _read_json(path)
+        if saved.get("completed_trials") == completed and saved.get("trial_id") in tuner.oracle.trials:
+            scores = tuple(CandidateScore(s["trial_id"], tuple(s["fold_scores"]), tuple(s["best_epochs"]),
+                                          s["seconds"]) for s in saved["scores"])
+            return Selection(saved["trial_id"], saved["epochs"], scores, tuple(saved["skipped"]),
+                             saved["objective"], saved["direction"])
+    settings = SelectionSettings(seed=args.seed)
+    x = np.concatenate([arrays["train"][0], arrays["val"][0]])
+    y = np.concatenate([arrays["train"][1], arrays["val"][1]])
+    deadline = time.monotonic() + args.time_budget * settings.time_share if args.time_budget else None
+    if not args.quiet:
+        print(f"cross-validating the {settings.candidates} best candidates on {len(x)} train + validation "
+              f"examples ({settings.folds} folds)", flush=True)
+    selection = select_by_cross_validation(tuner, x, y, settings, deadline=deadline,
+                                           fit_kwargs=dict(epochs=args.epochs, batch_size=args.batch_size))
+    if not args.quiet:
+        for score in selection.scores:
+            print(f"  trial {_trial_number(score.trial_id)}: mean {selection.objective} {score.mean:.4f} "
+                  f"over {len(score.fold_scores)} folds ({_format_seconds(score.seconds)})", flush=True)
+        if selection.skipped:
+            print(f"  not scored before the deadline: trial(s) "
+                  f"{', '.join(_trial_number(t) for t in selection.skipped)}", flush=True)
+    write_json_atomic(path, {**selection.as_dict(), "completed_trials": completed})
+    return selection
+
+
+def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
     """The best architecture trained afresh on train + validation.
 
-    It is trained for the number of epochs at which its validation score was best
-    during the search (early stopping cannot run without a validation set), from
-    the trial's own training seed, so the same search retrains the same model.
+    It is trained for ``epochs``, by default the number of epochs at which its
+    validation score was best during the search (early stopping cannot run
+    without a validation set), from the trial's own training seed, so the same
+    search retrains the same model.
     """
     import keras
 
     from kbnas.tuner import trial_training_seed
 
     keras.utils.set_random_seed(trial_training_seed(args.seed, trial.trial_id))
-    epochs = int(trial.best_step or 0) + 1
+    epochs = epochs or int(trial.best_step or 0) + 1
     x = np.concatenate([arrays["train"][0], arrays["val"][0]])
     y = np.concatenate([arrays["train"][1], arrays["val"][1]])
     if not args.quiet:
@@ -631,6 +727,7 @@ def cmd_export(args) -> int:
         setattr(args, key, saved[key])
     args.task = saved.get("task", "auto")
     args.early_stopping = saved.get("early_stopping", False)
+    args.selection = saved.get("selection", "validation")
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     args.max_trials = 1
     args.time_budget = None
@@ -692,7 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"most architectures to train (default {DEFAULT_MAX_TRIALS}; the time budget "
                              "usually ends the search first)")
     search.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial, with early stopping (default 30)")
-    search.add_argument("--batch-size", type=int, default=64, help="batch size per replica (default 64)")
+    search.add_argument("--batch-size", type=int, default=None,
+                        help="batch size per replica (default auto: 64, smaller on small data so that an epoch "
+                             "has at least 16 steps, never below 16)")
     search.add_argument("--max-depth", type=int, default=DEFAULT_MAX_DEPTH,
                         help=f"maximum number of layers (default {DEFAULT_MAX_DEPTH})")
     search.add_argument("--start", action="append", metavar="ARCHITECTURE",
@@ -722,6 +821,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")
+    search.add_argument("--selection", choices=SELECTIONS, default="auto",
+                        help="how the exported trial is chosen: validation (the oracle's pick), "
+                             "cross-validation (3-fold on train + validation among the 4 best, in the last "
+                             "quarter of the time budget) or auto (default: cross-validation with at most "
+                             "1000 train + validation examples); see docs/cli.md")
     search.add_argument("--mixed-precision", action="store_true",
                         help="train in mixed_float16 when a GPU is present (ignored on CPU)")
     search.add_argument("--quiet", action="store_true", help="print only errors")

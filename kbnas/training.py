@@ -32,6 +32,10 @@ from kbnas.data_inference import MULTICLASS, DataSpec
 DEFAULT_EPOCHS = 20
 #: Examples per replica per step when the caller passes no batch size.
 DEFAULT_BATCH_SIZE = 32
+#: The automatic batch size (`auto_batch_size`) aims for at least this many steps per epoch,
+MIN_STEPS_PER_EPOCH = 16
+#: with batches of at least this many examples.
+MIN_AUTO_BATCH_SIZE = 16
 #: Early stopping patience, in epochs without improvement of the monitored loss.
 EARLY_STOPPING_PATIENCE = 3
 #: Examples read from a tf.data validation set to check its labels.
@@ -56,6 +60,19 @@ _FIT_PARAMETERS = (
     "validation_batch_size",
     "validation_freq",
 )
+
+
+def auto_batch_size(examples: int, largest: int = 64) -> int:
+    """The batch size of the search recipe for ``examples`` training examples:
+
+        b = clip(⌊examples / MIN_STEPS_PER_EPOCH⌋, MIN_AUTO_BATCH_SIZE, largest).
+
+    On small data a fixed batch of 64 leaves a handful of optimizer steps per
+    epoch (343 rows: 6), and early stopping ends training before the model has
+    converged (docs/benchmarks.md, breast cancer); from 1024 examples on the
+    batch is ``largest``.
+    """
+    return int(max(MIN_AUTO_BATCH_SIZE, min(largest, examples // MIN_STEPS_PER_EPOCH)))
 
 
 class _DivergenceGuard(keras.callbacks.TerminateOnNaN):

@@ -97,8 +97,12 @@ def test_early_stopping_restores_and_stops(digits):
     hypermodel = tiny_hypermodel(learning_rates=(0.0,)).configure(x, y)
     hp = keras_tuner.HyperParameters()
     # A zero learning rate never improves the loss: patience 3 stops after 1 + 3 epochs.
-    history = hypermodel.fit(hp, hypermodel.build(hp), x, y, epochs=10, verbose=0)
+    # (No batchnorm or dropout, whose batch statistics and masks move the loss by chance,
+    # and the monitored loss is the validation loss, computed in the same order each epoch.)
+    model = hypermodel.build_architecture("dense-8")
+    history = hypermodel.fit(hp, model, x, y, validation_data=(x, y), epochs=10, verbose=0)
     assert len(history.epoch) == 4
+    assert len(set(history.history["val_loss"])) == 1
 
 
 @pytest.mark.integration
@@ -122,3 +126,12 @@ def test_out_of_memory_fails_the_trial(digits, monkeypatch):
     monkeypatch.setattr(model, "fit", exhausted)
     with pytest.raises(keras_tuner.errors.FailedTrialError, match="out of memory.*OOM when allocating"):
         hypermodel.fit(hp, model, x, y, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("examples, batch", [(0, 16), (100, 16), (256, 16), (343, 21), (1023, 63), (1078, 64),
+                                             (10**6, 64)])
+def test_auto_batch_size_keeps_sixteen_steps_per_epoch_between_16_and_64(examples, batch):
+    from kbnas.training import auto_batch_size
+
+    assert auto_batch_size(examples) == batch
+    assert auto_batch_size(examples, largest=32) == min(batch, 32)

@@ -1,0 +1,294 @@
+"""Choosing the exported trial on small data: k-fold cross-validation of the top candidates.
+
+A search ranks its trials on one validation set. On small data that set is
+small, and its noise decides the pick: with 113 validation rows one row is 0.88
+points of accuracy, and the binomial standard error of a 95 % accuracy is
+√(0.95 · 0.05 / 113) = 2.0 points, larger than the differences between the good
+candidates (docs/benchmarks.md, breast cancer). Re-scoring the few best
+candidates on every example of train ∪ validation removes most of that noise.
+
+Let D = train ∪ validation, n = |D|, partitioned into K stratified folds
+F_1 … F_K (each class spread evenly; a regression target is one stratum). For a
+candidate c with hyperparameters h_c and fold k, train h_c on D ∖ F_k with the
+search recipe (early stopping on F_k) and let s_ck be the best value of the
+objective on F_k over the epochs, as KerasTuner scores a trial, and e_ck the
+(0-based) epoch of the lowest validation loss, whose weights early stopping
+keeps. The candidate's score is
+
+    CV(c) = (1/K) Σ_k s_ck,
+
+and the choice is c* = argmax_c CV(c) (argmin for a "min" objective); a tie goes
+to the candidate the oracle ranked first. Every candidate sees the same folds
+and the same per-fold seeds (common random numbers), so the comparison is
+paired. The final model is then trained on all of D for
+median_k(e_c*k) + 1 epochs (`kbnas.cli`'s retraining).
+
+The candidates are the oracle's first `SelectionSettings.candidates` completed
+trials with a finite score and distinct hyperparameters, in the oracle's order
+(`get_best_trials`: the GP posterior mean for `kbnas.BayesianNASOracle`).
+Candidates are scored in that order until the deadline; one whose folds are not
+all done by then is left out, and with fewer than two scored candidates the
+oracle's first stands.
+
+Cost: candidates × K trainings on (K−1)/K of D; this is why it applies only to
+small data (`SelectionSettings.max_examples`), where a training takes seconds.
+K = 3 by default: every example of D is still scored once, and, measured on the
+breast-cancer data (456 rows, 2 CPU cores), one training takes 1.3–3.9 s, so a
+quarter of a 3-minute budget scores about 4 candidates with K = 3 and 2 with
+K = 5.
+`kbnas search` reserves `SelectionSettings.time_share` of its time budget for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionSettings:
+    """How the exported trial is chosen on small data.
+
+    Attributes:
+        candidates: how many of the oracle's best trials are cross-validated.
+        folds: K, the number of folds.
+        max_examples: cross-validation applies when train + validation hold at
+            most this many examples (`applies`).
+        time_share: the share of a search's time budget kept for it.
+        seed: seed of the fold assignment and of the fold trainings.
+    """
+
+    candidates: int = 4
+    folds: int = 3
+    max_examples: int = 1000
+    time_share: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.candidates < 1:
+            raise ValueError(f"candidates must be at least 1, got {self.candidates}")
+        if self.folds < 2:
+            raise ValueError(f"folds must be at least 2, got {self.folds}")
+        if not 0.0 <= self.time_share < 1.0:
+            raise ValueError(f"time_share must be in [0, 1), got {self.time_share}")
+
+    def applies(self, examples: int) -> bool:
+        """Whether a search on ``examples`` train + validation examples cross-validates."""
+        return self.candidates > 1 and examples <= self.max_examples
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's cross-validation: per fold, the objective's best value and the
+    epoch of the lowest validation loss (the weights early stopping keeps)."""
+
+    trial_id: str
+    fold_scores: tuple[float, ...]
+    best_epochs: tuple[int, ...]
+    seconds: float
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.fold_scores))
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of the final training: median best epoch over the folds, plus one."""
+        return int(np.floor(np.median(self.best_epochs))) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"trial_id": self.trial_id, "mean": self.mean, "fold_scores": list(self.fold_scores),
+                "best_epochs": list(self.best_epochs), "seconds": self.seconds}
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """The chosen trial and the scores it was chosen by.
+
+    Attributes:
+        trial_id: the chosen trial.
+        epochs: epochs for training it on all of train + validation (None when
+            it was not cross-validated: the trial's own best epoch applies).
+        scores: the candidates fully scored, in the oracle's order.
+        skipped: candidates not scored before the deadline.
+        objective: the objective's name and direction.
+    """
+
+    trial_id: str
+    epochs: int | None
+    scores: tuple[CandidateScore, ...]
+    skipped: tuple[str, ...]
+    objective: str
+    direction: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": f"{len(self.scores)} candidates by cross-validation" if len(self.scores) > 1 else "oracle",
+                "trial_id": self.trial_id, "epochs": self.epochs, "objective": self.objective,
+                "direction": self.direction, "scores": [s.as_dict() for s in self.scores],
+                "skipped": list(self.skipped)}
+
+
+def stratified_folds(strata: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    """K disjoint, sorted index arrays covering ``range(len(strata))``.
+
+    Each stratum's members are permuted by one ``default_rng(seed)`` and dealt
+    to the folds in turn, starting after the fold the previous stratum ended on,
+    so fold sizes differ by at most one and each stratum's counts by at most one.
+
+    Raises:
+        ValueError: fewer examples than folds.
+    """
+    strata = np.asarray(strata)
+    if len(strata) < folds:
+        raise ValueError(f"{len(strata)} examples cannot make {folds} folds")
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(strata), dtype=np.int64)
+    offset = 0
+    for value in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == value))
+        assignment[members] = (offset + np.arange(len(members))) % folds
+        offset = (offset + len(members)) % folds
+    return [np.flatnonzero(assignment == k) for k in range(folds)]
+
+
+def candidate_trials(oracle: Any, count: int) -> list[Any]:
+    """The oracle's best ``count`` completed trials with finite scores and distinct
+    hyperparameters, in the oracle's order."""
+    seen: set[tuple] = set()
+    chosen = []
+    for trial in oracle.get_best_trials(len(oracle.trials)):
+        if trial.status != "COMPLETED" or trial.score is None or not math.isfinite(trial.score):
+            continue
+        key = tuple(sorted((k, repr(v)) for k, v in trial.hyperparameters.values.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        chosen.append(trial)
+        if len(chosen) == count:
+            break
+    return chosen
+
+
+def cross_validate(
+    hypermodel: Any,
+    hyperparameters: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: Sequence[np.ndarray],
+    *,
+    objective: Any,
+    seed: int,
+    fit_kwargs: dict[str, Any],
+    deadline: float | None = None,
+    trial_id: str = "",
+) -> CandidateScore | None:
+    """One candidate's K trainings (module docstring); None when ``deadline``
+    (a `time.monotonic` value) passes before the last fold is done.
+
+    Args:
+        hypermodel: a configured `kbnas.ConvNetHyperModel` (or any HyperModel
+            whose ``fit`` returns a History).
+        hyperparameters: the candidate's `keras_tuner.HyperParameters`.
+        x, y: train + validation.
+        folds: validation indices of each fold (`stratified_folds`).
+        objective: a `keras_tuner.Objective` (name, direction).
+        seed: fold k is trained from seed ``seed + k``.
+        fit_kwargs: passed to ``hypermodel.fit`` (epochs, batch_size, verbose, …).
+    """
+    import keras
+
+    from kbnas.tf_workarounds import CustomGradientScope
+    from kbnas.tuner import StopAtDeadline
+
+    start = time.monotonic()
+    scores, epochs = [], []
+    everything = np.arange(len(x))
+    for k, held_out in enumerate(folds):
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        fit = np.setdiff1d(everything, held_out, assume_unique=True)
+        keras.utils.set_random_seed(seed + k)
+        hp = hyperparameters.copy()
+        model = hypermodel.build(hp)
+        arguments = dict(fit_kwargs)
+        if deadline is not None:
+            arguments["callbacks"] = [*arguments.get("callbacks", []), StopAtDeadline(deadline - time.monotonic())]
+        with CustomGradientScope():  # kbnas.tf_workarounds: the fold's graphs are freed after it
+            history = hypermodel.fit(hp, model, x[fit], y[fit], validation_data=(x[held_out], y[held_out]),
+                                     **arguments)
+        values = np.asarray(history.history[objective.name], dtype=float)
+        values = np.where(np.isfinite(values), values, -np.inf if objective.direction == "max" else np.inf)
+        scores.append(float(np.max(values) if objective.direction == "max" else np.min(values)))
+        # The epoch whose weights early stopping keeps (the lowest val_loss): the
+        # objective's best epoch is often the first of a plateau of equal accuracies.
+        monitored = np.asarray(history.history.get("val_loss", values), dtype=float)
+        monitored = np.where(np.isfinite(monitored), monitored, np.inf)
+        epochs.append(int(np.argmin(monitored)) if "val_loss" in history.history else
+                      int(np.argmax(values) if objective.direction == "max" else np.argmin(values)))
+        del model
+    if deadline is not None and time.monotonic() > deadline:
+        return None
+    return CandidateScore(trial_id, tuple(scores), tuple(epochs), time.monotonic() - start)
+
+
+def select_by_cross_validation(
+    tuner: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: SelectionSettings = SelectionSettings(),
+    *,
+    fit_kwargs: dict[str, Any] | None = None,
+    deadline: float | None = None,
+    strata: np.ndarray | None = None,
+) -> Selection:
+    """Cross-validate the oracle's best candidates on train + validation (module docstring).
+
+    Args:
+        tuner: a tuner after its search (its ``oracle`` and ``hypermodel``).
+        x, y: train and validation together.
+        settings: candidates, folds and seed.
+        fit_kwargs: what each training's ``fit`` gets besides the data (the
+            search's epochs and batch size); ``verbose=0`` by default.
+        deadline: a `time.monotonic` value after which no candidate is scored.
+        strata: the fold strata (default: ``y`` for classification, one
+            stratum for a "min" objective such as regression's val_loss).
+
+    Returns:
+        The `Selection`; with fewer than two candidates scored, the oracle's first.
+
+    Raises:
+        ValueError: no completed trial.
+    """
+    oracle = tuner.oracle
+    objective = oracle.objective
+    trials = candidate_trials(oracle, settings.candidates)
+    if not trials:
+        raise ValueError("no completed trial to select from")
+    if strata is None:
+        strata = np.asarray(y).reshape(len(y), -1)[:, 0] if objective.direction == "max" else np.zeros(len(y))
+    folds = stratified_folds(strata, settings.folds, settings.seed)
+    fit_kwargs = {"verbose": 0, **(fit_kwargs or {})}
+    scores, skipped = [], []
+    for trial in trials if len(trials) > 1 else ():
+        score = None
+        # A candidate is not begun when the ones before it say it cannot finish in time;
+        # once one is cut by the deadline, so is every later one.
+        expected = float(np.mean([s.seconds for s in scores])) if scores else 0.0
+        if not skipped and (deadline is None or time.monotonic() + expected <= deadline):
+            score = cross_validate(tuner.hypermodel, trial.hyperparameters, x, y, folds, objective=objective,
+                                   seed=settings.seed, fit_kwargs=fit_kwargs, deadline=deadline,
+                                   trial_id=trial.trial_id)
+        if score is None:
+            skipped.append(trial.trial_id)
+        else:
+            scores.append(score)
+    direction = objective.direction
+    if len(scores) < 2:
+        return Selection(trials[0].trial_id, None, tuple(scores), tuple(skipped), objective.name, direction)
+    pick = max if direction == "max" else min
+    best = pick(scores, key=lambda s: s.mean)  # max/min keep the first of equals: the oracle's order
+    return Selection(best.trial_id, best.epochs, tuple(scores), tuple(skipped), objective.name, direction)
