@@ -276,9 +276,14 @@ def test_a_killed_chief_takes_its_workers_down_and_the_same_command_resumes(tmp_
 def test_ctrl_c_stops_the_chief_and_every_worker(tmp_path):
     output = tmp_path / "run"
     # Its own process group, as a terminal's foreground job: Ctrl-C signals the whole group.
+    # And SIGINT at its default disposition, as in a terminal: a test suite started as a
+    # background job of a non-interactive shell (`pytest &`) has SIGINT ignored, children
+    # inherit that, and Python then installs no KeyboardInterrupt handler (this test got
+    # exit 0 from a search that ran to its end in two such runs).
     search = subprocess.Popen(_search_command(output, "--epochs", "30", "--no-early-stopping"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
-                              start_new_session=True)
+                              start_new_session=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         pids = _wait_for(lambda: len(_worker_pids(output)) == 2 and _worker_pids(output), 120, "two workers")
         _wait_for(lambda: any(t["status"] == "RUNNING" for t in _trials(output)), 120, "a running trial")
