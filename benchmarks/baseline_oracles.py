@@ -328,3 +328,138 @@ class LocalSearchOracle(_ArchitectureOracle):
         self._n_processed = int(saved["n_processed"])
         self._proposed_from = dict(saved["proposed_from"])
         self.proposal_log = dict(saved.get("proposal_log", {}))
+
+
+class ReferenceGPOracle(_ArchitectureOracle):
+    """A deliberately plain small-budget GP-EI: the reference of issue 12.
+
+    Each architecture is its vector of D = ``max_depth`` layer tokens, padded with
+    an empty token; H(a, b) is the Hamming distance between two such vectors (the
+    number of slots whose tokens differ). The GP has one shared lengthscale ℓ:
+
+        k(a, b) = s² · exp(−H(a, b) / ℓ)        (a product over slots of PSD
+                                                  kernels, hence PSD)
+
+    on rank-warped scores z_i = Φ⁻¹((r_i − ½) / n) (r_i the average rank of y_i
+    among the n completed trials, larger is better), with a zero prior mean and
+    noise η · s². (ℓ, η) is the maximizer of the profiled log marginal likelihood
+
+        log L(ℓ, η) = −n/2 · log ŝ² − ½ · log |R + η I|,   ŝ² = zᵀ (R + η I)⁻¹ z / n
+
+    over the grid `LENGTHSCALES` × `NOISE_RATIOS`. Posterior of the latent f at a
+    candidate c: μ(c) = rᵀ(R + ηI)⁻¹ z and σ²(c) = ŝ² (1 − rᵀ(R + ηI)⁻¹ r), with
+    r_i = exp(−H(c, x_i) / ℓ); expected improvement over f* = max_i μ(x_i):
+
+        EI(c) = σ(c) (u Φ(u) + φ(u)),   u = (μ(c) − f*) / σ(c).
+
+    The acquisition is maximized exactly over a finite candidate set: every valid
+    1-edit neighbour (`SearchSpace.mutations`) of the `TOP_ONE_EDIT` best observed
+    architectures, every 2-edit neighbour of the `TOP_TWO_EDIT` best, and
+    `RANDOM_CANDIDATES` random architectures, minus everything tried. The first
+    `INITIAL_POINTS` trials are uniform random architectures.
+    """
+
+    LENGTHSCALES = (0.5, 1.0, 2.0, 4.0, 8.0)
+    NOISE_RATIOS = (1e-3, 1e-2, 1e-1, 0.3)
+    INITIAL_POINTS = 5
+    TOP_ONE_EDIT = 5
+    TOP_TWO_EDIT = 2
+    RANDOM_CANDIDATES = 500
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: trial_id -> "random" or the proposal's (ℓ, η, EI, μ, σ).
+        self.proposal_log: dict[str, Any] = {}
+        self._tokens = {layer.encode(): i + 1 for i, layer in enumerate(self.search_space.alphabet())}
+
+    def _vectors(self, architectures: list[Architecture]) -> np.ndarray:
+        out = np.zeros((len(architectures), self.search_space.max_depth), dtype=np.int32)
+        for row, architecture in enumerate(architectures):
+            for slot, layer in enumerate(architecture.layers):
+                out[row, slot] = self._tokens.get(layer.encode(), -1)
+        return out
+
+    @staticmethod
+    def rank_warp(y: np.ndarray) -> np.ndarray:
+        from scipy.stats import norm, rankdata
+
+        return norm.ppf((rankdata(y) - 0.5) / len(y))
+
+    @classmethod
+    def fit(cls, hamming: np.ndarray, z: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+        """(ℓ, η, ŝ², Cholesky factor of R + ηI) maximizing the profiled likelihood."""
+        n = len(z)
+        best = None
+        for lengthscale in cls.LENGTHSCALES:
+            correlation = np.exp(-hamming / lengthscale)
+            for noise in cls.NOISE_RATIOS:
+                factor = np.linalg.cholesky(correlation + noise * np.eye(n))
+                alpha = np.linalg.solve(factor, z)
+                signal = float(alpha @ alpha) / n
+                value = -0.5 * n * np.log(max(signal, 1e-300)) - float(np.sum(np.log(np.diag(factor))))
+                if best is None or value > best[0]:
+                    best = (value, lengthscale, noise, signal, factor)
+        return best[1], best[2], best[3], best[4]
+
+    def _candidates(self, ranked: list[Architecture], rng: np.random.Generator, avoid: set[str]) -> list[Architecture]:
+        found: dict[str, Architecture] = {}
+        for architecture in ranked[: self.TOP_ONE_EDIT]:
+            for neighbour in self.search_space.mutations(architecture):
+                found.setdefault(neighbour.encode(), neighbour)
+        for architecture in ranked[: self.TOP_TWO_EDIT]:
+            for neighbour in self.search_space.mutations(architecture):
+                for second in self.search_space.mutations(neighbour):
+                    found.setdefault(second.encode(), second)
+        for _ in range(self.RANDOM_CANDIDATES):
+            sample = self.search_space.sample(rng)
+            found.setdefault(sample.encode(), sample)
+        return [a for a in found.values() if self._key(a) not in avoid]
+
+    def populate_space(self, trial_id: str) -> dict:
+        """Proposes the architecture of a new trial (KerasTuner protocol)."""
+        from scipy.stats import norm
+
+        from kbnas import keras_tuner_internals as kt_internals
+
+        rng = self._rng()
+        avoid = set(kt_internals.tried_so_far(self))
+        completed = self._completed_in_end_order()
+        if len(completed) < self.INITIAL_POINTS:
+            self.proposal_log[trial_id] = "random"
+            return self._proposal(self._random_new(rng, avoid))
+        architectures = [arch for _, arch, _ in completed]
+        y = np.array([value for _, _, value in completed])
+        z = self.rank_warp(y)
+        observed = self._vectors(architectures)
+        hamming = np.sum(observed[:, None, :] != observed[None, :, :], axis=2).astype(float)
+        lengthscale, noise, signal, factor = self.fit(hamming, z)
+        alpha = np.linalg.solve(factor.T, np.linalg.solve(factor, z))
+        correlation = np.exp(-hamming / lengthscale)
+        incumbent = float(np.max(correlation @ alpha))
+        ranked = [architectures[i] for i in np.argsort(-y, kind="stable")]
+        candidates = self._candidates(ranked, rng, avoid)
+        if not candidates:
+            self.proposal_log[trial_id] = "random"
+            return self._proposal(self._random_new(rng, avoid))
+        cross = np.exp(-np.sum(self._vectors(candidates)[:, None, :] != observed[None, :, :], axis=2) / lengthscale)
+        mean = cross @ alpha
+        solved = np.linalg.solve(factor, cross.T)
+        std = np.sqrt(np.maximum(signal * (1.0 - np.sum(solved**2, axis=0)), 1e-12))
+        u = (mean - incumbent) / std
+        ei = std * (u * norm.cdf(u) + norm.pdf(u))
+        best = int(np.argmax(ei))
+        self.proposal_log[trial_id] = {"lengthscale": lengthscale, "noise": noise, "ei": float(ei[best]),
+                                       "mean": float(mean[best]), "std": float(std[best]),
+                                       "candidates": len(candidates)}
+        return self._proposal(candidates[best])
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state["reference_gp"] = {**self._settings_state(), "proposal_log": self.proposal_log}
+        return state
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        saved = state.get("reference_gp")
+        if saved:
+            self.proposal_log = dict(saved.get("proposal_log", {}))

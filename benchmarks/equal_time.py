@@ -168,6 +168,8 @@ def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stop
         "best": described.get("architecture", {}).get("encoding"),
         "retrained": settings.get("retrained"),
         "test_accuracy_before_retraining": (settings.get("test_metrics_before_retraining") or {}).get("accuracy"),
+        "batch_size": settings.get("batch_size"),
+        "selection": settings.get("selection"),
     }
 
 

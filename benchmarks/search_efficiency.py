@@ -40,6 +40,9 @@ Contenders (`CONTENDERS`):
     keras-tuner-bo      keras_tuner.oracles.BayesianOptimizationOracle, token encoding
     evolution           aging evolution, population 20, tournament 5
     local-search        first-improvement local search with random restarts
+    reference-gp        issue 12's plain small-budget GP-EI: one shared Hamming
+                        lengthscale, rank-warped scores, EI maximized over every
+                        1-/2-edit neighbour of the best (`ReferenceGPOracle`)
     kbnas:key=value,... BayesianNASOracle with keyword arguments (diagnostics), e.g.
                         ``kbnas:num_initial_points=20,score_warping=standardize``
 
@@ -97,6 +100,7 @@ CONTENDERS = (
     "keras-tuner-bo",
     "evolution",
     "local-search",
+    "reference-gp",
 )
 #: Budgets at which the report gives mean regret and its confidence interval.
 REPORT_BUDGETS = (10, 25, 50, 100, 200)
@@ -206,7 +210,7 @@ def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):
     """
     import keras_tuner
 
-    from benchmarks.baseline_oracles import AgingEvolutionOracle, LocalSearchOracle
+    from benchmarks.baseline_oracles import AgingEvolutionOracle, LocalSearchOracle, ReferenceGPOracle
     from kbnas.oracle import BayesianNASOracle
 
     base, options = parse_contender(contender)
@@ -240,6 +244,9 @@ def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):
             sample_size=5,
             **common,
         )
+        return oracle, "architecture"
+    if base == "reference-gp":
+        oracle = ReferenceGPOracle(hyperparameters=architecture_hyperparameters(space), search_space=space, **common)
         return oracle, "architecture"
     oracle = LocalSearchOracle(hyperparameters=architecture_hyperparameters(space), search_space=space, **common)
     return oracle, "architecture"

@@ -1,4 +1,4 @@
-"""Aging evolution and local search (benchmarks.baseline_oracles) through KerasTuner's protocol."""
+"""Aging evolution, local search and the reference GP (benchmarks.baseline_oracles) through KerasTuner's protocol."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from benchmarks.baseline_oracles import AgingEvolutionOracle, LocalSearchOracle
+from benchmarks.baseline_oracles import AgingEvolutionOracle, LocalSearchOracle, ReferenceGPOracle
 from kbnas.offline import run_oracle
 from kbnas.space import Architecture, SearchSpace
 
@@ -34,7 +34,7 @@ def hyperparameters(space: SearchSpace) -> keras_tuner.HyperParameters:
 
 
 def make(kind: str, space: SearchSpace, *, seed: int = 0, max_trials: int = 100, **kwargs):
-    cls = {"evolution": AgingEvolutionOracle, "local": LocalSearchOracle}[kind]
+    cls = {"evolution": AgingEvolutionOracle, "local": LocalSearchOracle, "reference": ReferenceGPOracle}[kind]
     return cls(objective=keras_tuner.Objective("score", "max"), max_trials=max_trials,
                hyperparameters=hyperparameters(space), search_space=space, seed=seed, **kwargs)
 
@@ -43,7 +43,7 @@ def score(values: dict) -> float:
     return SCORES[values["architecture"]]
 
 
-@pytest.mark.parametrize("kind", ["evolution", "local"])
+@pytest.mark.parametrize("kind", ["evolution", "local", "reference"])
 def test_valid_distinct_architectures_then_stopped_when_exhausted(tmp_path, kind):
     extra = {"population_size": 4, "sample_size": 2} if kind == "evolution" else {}
     oracle = make(kind, TINY_SPACE, max_trials=50, **extra)
@@ -54,7 +54,7 @@ def test_valid_distinct_architectures_then_stopped_when_exhausted(tmp_path, kind
     assert oracle.create_trial("late").status == "STOPPED"
 
 
-@pytest.mark.parametrize("kind", ["evolution", "local"])
+@pytest.mark.parametrize("kind", ["evolution", "local", "reference"])
 def test_same_seed_same_proposals_and_seed_zero_is_real(tmp_path, kind):
     def proposals(seed, folder):
         oracle = make(kind, SMALL_SPACE, seed=seed)
@@ -126,7 +126,7 @@ def test_local_search_moves_on_first_improvement_and_restarts_only_at_local_opti
     assert max(SCORES[e] for e in encodings) == max(SCORES[e] for e in SMALL)
 
 
-@pytest.mark.parametrize("kind", ["evolution", "local"])
+@pytest.mark.parametrize("kind", ["evolution", "local", "reference"])
 def test_reload_resumes_with_the_same_proposals(tmp_path, kind):
     straight = make(kind, SMALL_SPACE, seed=7, population_size=5) if kind == "evolution" else make(kind, SMALL_SPACE, seed=7)
     expected = [t.values["architecture"] for t in run_oracle(straight, score, 20, directory=str(tmp_path / "s"))][12:]
@@ -146,3 +146,47 @@ def test_bad_settings_name_the_problem():
         make("evolution", TINY_SPACE, population_size=0)
     with pytest.raises(TypeError, match="SearchSpace"):
         AgingEvolutionOracle(objective=keras_tuner.Objective("score", "max"), search_space="conv3")
+
+
+# ---------------------------------------------------------------------- the reference GP
+def test_reference_gp_rank_warp_and_fit_match_closed_forms():
+    z = ReferenceGPOracle.rank_warp(np.array([3.0, 1.0, 2.0, 2.0]))
+    from scipy.stats import norm
+
+    assert z == pytest.approx(norm.ppf(np.array([3.5, 0.5, 2.0, 2.0]) / 4))
+    # Two identical points and one far away: the profiled likelihood by hand.
+    hamming = np.array([[0.0, 0.0, 4.0], [0.0, 0.0, 4.0], [4.0, 4.0, 0.0]])
+    z = np.array([1.0, 0.9, -1.0])
+    lengthscale, noise, signal, factor = ReferenceGPOracle.fit(hamming, z)
+
+    def profiled(l, eta):
+        k = np.exp(-hamming / l) + eta * np.eye(3)
+        s2 = z @ np.linalg.solve(k, z) / 3
+        return -1.5 * np.log(s2) - 0.5 * np.linalg.slogdet(k)[1], s2
+
+    grid = {(l, eta): profiled(l, eta) for l in ReferenceGPOracle.LENGTHSCALES for eta in ReferenceGPOracle.NOISE_RATIOS}
+    best = max(grid, key=lambda key: grid[key][0])
+    assert (lengthscale, noise) == best
+    assert signal == pytest.approx(grid[best][1])
+    assert factor @ factor.T == pytest.approx(np.exp(-hamming / lengthscale) + noise * np.eye(3))
+
+
+def test_reference_gp_finds_the_optimum_of_a_smooth_objective_faster_than_random(tmp_path):
+    # Smooth in the Hamming geometry the reference GP assumes: minus the distance to a target.
+    target = Architecture.decode(SMALL[17])
+    slots = SMALL_SPACE.max_depth
+
+    def tokens(architecture):
+        return [layer.encode() for layer in architecture.layers] + [""] * (slots - len(architecture.layers))
+
+    def smooth(values):
+        return -float(sum(a != b for a, b in zip(tokens(Architecture.decode(values["architecture"])), tokens(target))))
+
+    found = []
+    for seed in range(5):
+        oracle = make("reference", SMALL_SPACE, seed=seed)
+        encodings = [t.values["architecture"] for t in run_oracle(oracle, smooth, 30, directory=str(tmp_path / str(seed)))]
+        found.append(encodings.index(target.encode()) + 1 if target.encode() in encodings else 31)
+        assert any(isinstance(log, dict) for log in oracle.proposal_log.values())  # the GP proposed
+    # Random search without replacement needs (55 + 1) / 2 = 28 trials on average.
+    assert np.mean(found) < 15, found
