@@ -123,12 +123,21 @@ def test_end_trial_saves_through_save_trial_and_reload_refills_the_retry_queue(t
 
 
 def test_seed_state_drives_keras_tuner_random_draws(tmp_path):
-    draws = []
-    for _ in range(2):
-        oracle = _oracle(tmp_path / str(len(draws)))
-        kt_internals.set_seed_state(oracle, 123)
-        draws.append(oracle.create_trial("tuner0").hyperparameters.values)
-    assert draws[0] == draws[1]
+    # Oracles of different seeds (1 and 2: KerasTuner replaces a seed of 0 by a random
+    # one) draw from a million values; the seed state alone decides the draws.
+    def draws(seed, state, folder):
+        hp = keras_tuner.HyperParameters()
+        hp.Int("x", 0, 10**6)
+        oracle = keras_tuner.oracles.RandomSearchOracle(
+            objective=keras_tuner.Objective("score", "max"), max_trials=5, hyperparameters=hp, seed=seed)
+        kt_internals.set_project_dir(oracle, str(tmp_path / folder), "p")
+        if state is not None:
+            kt_internals.set_seed_state(oracle, state)
+        return [oracle.create_trial(f"tuner{i}").hyperparameters.values["x"] for i in range(3)]
+
+    assert draws(1, None, "a") != draws(2, None, "b")  # the seeds differ…
+    assert draws(1, 123, "c") == draws(2, 123, "d")  # …the seed state overrides them
+    assert draws(1, 123, "e") != draws(1, 456, "f")
 
 
 def test_local_oracle_of_a_client_and_tuner_files(tmp_path, monkeypatch):

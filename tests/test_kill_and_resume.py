@@ -61,6 +61,22 @@ def _completed(output: pathlib.Path) -> dict[str, dict]:
     return trials
 
 
+def _files(output: pathlib.Path, trial_ids) -> dict[str, dict[str, tuple]]:
+    """trial id -> {file name: (sha256, mtime)} of everything in its trial folder: a
+    deterministic retraining writes the same checkpoint bytes, but not at the same time.
+    (trial.json by content only: a reload after a kill between a trial's end and the
+    oracle's next save writes the finished trial's record again, unchanged.)"""
+    import hashlib
+
+    found = {}
+    for trial_id in trial_ids:
+        folder = output / "search" / f"trial_{trial_id}"
+        found[trial_id] = {p.name: (hashlib.sha256(p.read_bytes()).hexdigest(),
+                                    None if p.suffix == ".json" else p.stat().st_mtime_ns)
+                           for p in sorted(folder.iterdir()) if p.is_file()}
+    return found
+
+
 def _trial_lines(lines):
     return [line for line in lines if LINE.match(line)]
 
@@ -75,6 +91,7 @@ def test_sigkill_at_several_moments_then_resume_loses_nothing(tmp_path):
     ]
     kill_after = [0.0]
     finished_before: dict[str, dict] = {}
+    files_before: dict[str, dict[str, tuple]] = {}
     counts: list[int] = []
     for kill_when in kills:
         def timed(lines, seconds, kill_when=kill_when):
@@ -92,10 +109,14 @@ def test_sigkill_at_several_moments_then_resume_loses_nothing(tmp_path):
         numbers_before = {int(trial_id) + 1 for trial_id in finished_before}
         again = [line for line in _trial_lines(log[start:]) if int(LINE.match(line).group(1)) in numbers_before]
         assert not again, ("\n".join(again), "\n".join(log))
-        # Nothing finished before a kill is lost or changed by a later run.
+        # Nothing finished before a kill is lost or changed by a later run, not even
+        # by a retraining killed before its progress line: no file of its folder
+        # (trial.json, the checkpoint) is rewritten.
         for trial_id, state in finished_before.items():
             assert now[trial_id]["metrics"] == state["metrics"], trial_id
+        assert _files(output, finished_before) == files_before, "\n".join(log)
         finished_before = now
+        files_before = _files(output, now)
     assert counts[0] == 0 and 0 < counts[1] < counts[2] < MAX_TRIALS, (counts, "\n".join(log))  # kills before and between trials
     assert _run_until(output, lambda lines, seconds: False, log) == 0, "\n".join(log[-20:])
 
@@ -105,6 +126,7 @@ def test_sigkill_at_several_moments_then_resume_loses_nothing(tmp_path):
     assert len(set(architectures)) == MAX_TRIALS
     for trial_id, state in finished_before.items():
         assert completed[trial_id]["metrics"] == state["metrics"]
+    assert _files(output, finished_before) == files_before
 
     import keras
 
