@@ -824,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--selection", choices=SELECTIONS, default="auto",
                         help="how the exported trial is chosen: validation (the oracle's pick), "
                              "cross-validation (3-fold on train + validation among the 4 best, in the last "
-                             "quarter of the time budget) or auto (default: cross-validation with at most "
+                             "third of the time budget) or auto (default: cross-validation with at most "
                              "1000 train + validation examples); see docs/cli.md")
     search.add_argument("--mixed-precision", action="store_true",
                         help="train in mixed_float16 when a GPU is present (ignored on CPU)")

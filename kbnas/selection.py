@@ -34,8 +34,8 @@ Cost: candidates × K trainings on (K−1)/K of D; this is why it applies only t
 small data (`SelectionSettings.max_examples`), where a training takes seconds.
 K = 3 by default: every example of D is still scored once, and, measured on the
 breast-cancer data (456 rows, 2 CPU cores), one training takes 1.3–3.9 s, so a
-quarter of a 3-minute budget scores about 4 candidates with K = 3 and 2 with
-K = 5.
+third of a 3-minute budget scores about 4 candidates with K = 3 and 2–3 with
+K = 5 (a quarter scored 1–3 candidates with K = 3 on a loaded machine).
 `kbnas search` reserves `SelectionSettings.time_share` of its time budget for it.
 """
 
@@ -65,7 +65,7 @@ class SelectionSettings:
     candidates: int = 4
     folds: int = 3
     max_examples: int = 1000
-    time_share: float = 0.25
+    time_share: float = 1.0 / 3.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -112,7 +112,9 @@ class Selection:
     Attributes:
         trial_id: the chosen trial.
         epochs: epochs for training it on all of train + validation (None when
-            it was not cross-validated: the trial's own best epoch applies).
+            it was not cross-validated: the trial's own best epoch applies; the
+            oracle's pick keeps its cross-validated epochs when it was the only
+            candidate scored).
         scores: the candidates fully scored, in the oracle's order.
         skipped: candidates not scored before the deadline.
         objective: the objective's name and direction.
@@ -288,7 +290,9 @@ def select_by_cross_validation(
             scores.append(score)
     direction = objective.direction
     if len(scores) < 2:
-        return Selection(trials[0].trial_id, None, tuple(scores), tuple(skipped), objective.name, direction)
+        # The oracle's pick stands; its epochs are known when it was scored.
+        epochs = scores[0].epochs if scores and scores[0].trial_id == trials[0].trial_id else None
+        return Selection(trials[0].trial_id, epochs, tuple(scores), tuple(skipped), objective.name, direction)
     pick = max if direction == "max" else min
     best = pick(scores, key=lambda s: s.mean)  # max/min keep the first of equals: the oracle's order
     return Selection(best.trial_id, best.epochs, tuple(scores), tuple(skipped), objective.name, direction)

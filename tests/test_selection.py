@@ -161,7 +161,8 @@ def test_a_candidate_cut_by_the_deadline_is_not_scored_and_later_ones_are_not_be
     selection = select_by_cross_validation(tuner, x, y, settings, deadline=time.monotonic() + 0.9)
     assert [s.trial_id for s in selection.scores] == ["00"]
     assert selection.skipped == ("01", "02")
-    assert selection.trial_id == "00"  # fewer than two scored: the oracle's first
+    assert selection.trial_id == "00"  # fewer than two scored: the oracle's first,
+    assert selection.epochs == 3  # with its cross-validated epochs
     assert {c for c, _ in tuner.hypermodel.calls} == {"a"}
 
 
