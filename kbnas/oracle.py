@@ -41,15 +41,18 @@ from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomi
 from kbnas.configurations import ConfigurationSpace
 from kbnas.core import acquisition as acq
 from kbnas.core.acquisition_optimizer import (
+    AcquisitionResult,
     EvolutionSettings,
     maximize_evolutionary,
     maximize_exhaustive,
+    maximize_thompson,
+    thompson_pool,
 )
-from kbnas.core.distance_cache import IncrementalDistanceMatrix
-from kbnas.core.distances import get_architecture_distance, hyperparameter_distances
-from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps
 from kbnas.core.gp import DistanceGP
+from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps
+from kbnas.core.surrogate import RefitPolicy, fit_surrogate
 from kbnas.core.warping import warp_scores
+from kbnas.featurizer import Featurizer
 from kbnas.space import Architecture, SearchSpace
 from kbnas.space.templates import random_template
 from kbnas.space.templates import templates as space_templates
@@ -58,9 +61,9 @@ ACQUISITIONS = acq.ACQUISITIONS
 #: How `BayesianNASOracle.get_best_trials` ranks completed trials.
 RECOMMENDATIONS = ("posterior_mean", "observed")
 #: Up to this many observations the kernel hyperparameters are refitted at every proposal.
-FULL_REFIT_LIMIT = 100
+FULL_REFIT_LIMIT = RefitPolicy.full_refit_limit
 #: Kernel hyperparameters are fitted on a random subset of at most this many observations.
-MAX_HYPERPARAMETER_FIT_POINTS = 200
+MAX_HYPERPARAMETER_FIT_POINTS = RefitPolicy.max_fit_points
 #: Initial-design slots left to random draws however many templates there are.
 MIN_RANDOM_INITIAL = 2
 #: Random draws a space-filling initial point is chosen from.
@@ -370,7 +373,6 @@ class BayesianNASOracle(ResumableOracle):
     def set_search_space(self, search_space: SearchSpace | None) -> None:
         """Declare (or replace) the architecture space; resets distance caches."""
         self.search_space = search_space
-        self._arch_distances = None
         if search_space is not None:
             for number, point in enumerate(self.initial_points, start=1):
                 if self.architecture_hp in point:
@@ -378,8 +380,9 @@ class BayesianNASOracle(ResumableOracle):
                         search_space.from_hp_value(point[self.architecture_hp])
                     except ValueError as error:
                         raise ValueError(f"initial point {number}: {error}") from None
-            fn = get_architecture_distance(self.distance, search_space)
-            self._arch_distances = IncrementalDistanceMatrix(fn)
+        #: The distance channels the GP sees, with the cache of tried architectures.
+        self.featurizer = Featurizer(search_space, self.distance,
+                                     lambda values: self._key(values) in kt_internals.tried_so_far(self))
         self._configuration_space_cache = None
         self._recommendation_cache = None
 
@@ -752,7 +755,7 @@ class BayesianNASOracle(ResumableOracle):
         tried = [dict(t.hyperparameters.values) for t in self.trials.values() if t.hyperparameters.values]
         if len(candidates) < 2 or not tried or cspace.n_dimensions == 0:
             return candidates[0] if candidates else None
-        channels = self._distance_channels(cspace, candidates, tried)
+        channels = self.featurizer.distance_channels(cspace, candidates, tried)
         scale = channels.reshape(len(channels), -1).max(axis=1)
         scale[scale <= 0] = 1.0
         nearest = (channels / scale[:, None, None]).sum(axis=0).min(axis=1)
@@ -891,7 +894,7 @@ class BayesianNASOracle(ResumableOracle):
         score.
 
         With fidelities, the channels end with the fidelity channel
-        |log f − log f'|; pass them to `_channels` for cross distances.
+        |log f − log f'|; pass them to `Featurizer.channels` for cross distances.
         """
         trials = [*completed, *failed]
         train = [dict(t.hyperparameters.values) for t in trials]
@@ -901,37 +904,13 @@ class BayesianNASOracle(ResumableOracle):
             # as the worst one trained: its neighbours lose their appeal.
             scores = np.concatenate([scores, np.full(len(failed), scores.min())])
         fidelity = self._fidelities(trials)
-        dists = self._channels(cspace, train, train, fidelity, fidelity)
+        dists = self.featurizer.channels(cspace, train, train, fidelity, fidelity)
         return train, scores, warp_scores(scores, self.score_warping), dists, fidelity
-
-    def _channels(self, cspace, a, b, fidelity_a=None, fidelity_b=None) -> np.ndarray:
-        """`_distance_channels`, plus the fidelity channel when ``fidelity_b`` is
-        given (``fidelity_a`` None: the configurations ``a`` at full fidelity)."""
-        channels = self._distance_channels(cspace, a, b)
-        if fidelity_b is None:
-            return channels
-        fa = np.ones(len(a)) if fidelity_a is None else np.asarray(fidelity_a, dtype=float)
-        fidelity = np.abs(np.log(fa)[:, None] - np.log(np.asarray(fidelity_b, dtype=float))[None, :])
-        return np.concatenate([channels, fidelity[None]], axis=0)
 
     def _bayesian_proposal(self, cspace, everything, completed, avoid, rng, promotable=None):
         train, _, z, dists, fidelity = self._training_data(cspace, completed, self._failed_trials())
-        gp = DistanceGP()
-        theta0 = self._theta
-        if theta0 is not None and len(theta0) != dists.shape[0] + 2:
-            theta0 = None  # the space gained or lost a hyperparameter
-        if theta0 is not None and len(z) > FULL_REFIT_LIMIT and len(z) % self.refit_every:
-            gp.fit_fixed(dists, z, theta0)
-        else:
-            restarts = self.n_restarts if theta0 is None else min(1, self.n_restarts)
-            if len(z) > MAX_HYPERPARAMETER_FIT_POINTS:
-                # θ from a random subset (the likelihood gradient costs O(n³)), then
-                # the posterior from every observation.
-                subset = np.sort(rng.choice(len(z), MAX_HYPERPARAMETER_FIT_POINTS, replace=False))
-                gp.fit(dists[:, subset][:, :, subset], z[subset], theta0=theta0, n_restarts=restarts, rng=rng)
-                gp.fit_fixed(dists, z, gp.theta_)
-            else:
-                gp.fit(dists, z, theta0=theta0, n_restarts=restarts, rng=rng)
+        channels = self.featurizer.channels
+        gp = fit_surrogate(dists, z, self._theta, RefitPolicy(self.n_restarts, self.refit_every), rng)
         self._theta = gp.theta_
         # The incumbent of EI/PI is the best posterior mean at the observed
         # configurations, not the best observation: with noisy scores max(z) is the
@@ -948,17 +927,17 @@ class BayesianNASOracle(ResumableOracle):
             # Kriging believer: a running trial is assumed to score its GP mean
             # (at full fidelity), which shrinks the variance around it so
             # parallel proposals differ.
-            fantasy, _ = gp.predict(self._channels(cspace, pending, train, None, fidelity))
+            fantasy, _ = gp.predict(channels(cspace, pending, train, None, fidelity))
             train = train + pending
             z = np.concatenate([z, fantasy])
             if fidelity is not None:
                 fidelity = np.concatenate([fidelity, np.ones(len(pending))])
-            gp.fit_fixed(self._channels(cspace, train, train, fidelity, fidelity), z, gp.theta_)
+            gp.fit_fixed(channels(cspace, train, train, fidelity, fidelity), z, gp.theta_)
 
         variances = {"scored": 0, "zero": 0}
 
         def posterior(candidates: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-            mean, var = gp.predict(self._channels(cspace, candidates, train, None, fidelity))
+            mean, var = gp.predict(channels(cspace, candidates, train, None, fidelity))
             variances["scored"] += len(var)
             variances["zero"] += int(np.sum(var <= 0.0))
             return mean, np.sqrt(np.maximum(var, 0.0))
@@ -973,40 +952,37 @@ class BayesianNASOracle(ResumableOracle):
             promotions = [v for v, m in zip(stopped_values, mean) if m >= best]
             avoid = avoid - {self._key(v) for v in promotions}
 
-        def score(candidates: list[dict]) -> np.ndarray:
-            mean, std = posterior(candidates)
-            if self.acquisition == "ei":
-                return acq.log_expected_improvement(mean, std, best, xi=self.xi)
-            if self.acquisition == "pi":
-                return acq.log_probability_of_improvement(mean, std, best, xi=self.xi)
-            return acq.upper_confidence_bound(mean, std, kappa=self.kappa)
-
         order = np.argsort(-z[: len(completed)])
         starts = [train[i] for i in order[: self.evolution.population_size // 2]]
         if self.acquisition == "thompson":
-            result = self._thompson(cspace, everything, gp, train, starts, avoid, rng, fidelity, promotions)
-        elif everything is not None:
-            result = maximize_exhaustive(everything, score, self._key, avoid)
-        else:
-            result = maximize_evolutionary(
-                score,
-                cspace.sample,
-                cspace.mutate,
-                self._key,
-                avoid,
-                starts,
-                rng,
-                self.evolution,
-            )
-        if promotions and everything is None and self.acquisition != "thompson":
-            # Evolution samples and mutates, which seldom rebuilds a given
-            # configuration: the promotable ones are scored explicitly.
-            values_ = score(promotions)
-            i = int(np.argmax(values_))
-            if result.best is None or values_[i] > result.value:
-                from kbnas.core.acquisition_optimizer import AcquisitionResult
+            def joint(pool: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+                # Among the pool's own members, at full fidelity.
+                full = None if fidelity is None else np.ones(len(pool))
+                return gp.predict_joint(channels(cspace, pool, train, None, fidelity),
+                                        channels(cspace, pool, pool, None, full))
 
-                result = AcquisitionResult(promotions[i], float(values_[i]), result.n_scored + len(promotions))
+            pool = thompson_pool(everything, cspace.sample, cspace.mutate, self._key, avoid, starts, rng,
+                                 self.evolution, extra=promotions)
+            result = maximize_thompson(pool, joint, rng)
+        else:
+            acquisition = acq.make_acquisition(self.acquisition, best, xi=self.xi, kappa=self.kappa)
+
+            def score(candidates: list[dict]) -> np.ndarray:
+                return acquisition(*posterior(candidates))
+
+            if everything is not None:
+                result = maximize_exhaustive(everything, score, self._key, avoid)
+            else:
+                result = maximize_evolutionary(score, cspace.sample, cspace.mutate, self._key, avoid, starts, rng,
+                                               self.evolution)
+                if promotions:
+                    # Evolution samples and mutates, which seldom rebuilds a given
+                    # configuration: the promotable ones are scored explicitly.
+                    values_ = score(promotions)
+                    i = int(np.argmax(values_))
+                    if result.best is None or values_[i] > result.value:
+                        result = AcquisitionResult(promotions[i], float(values_[i]),
+                                                   result.n_scored + len(promotions))
         if result.best is None:
             return None, {"method": f"gp-{self.acquisition}", "note": "no new candidate"}
         mean, std = posterior([result.best])
@@ -1022,69 +998,6 @@ class BayesianNASOracle(ResumableOracle):
             "zero_variance_share": variances["zero"] / max(1, variances["scored"]),
         }
         return result.best, info
-
-    def _thompson(self, cspace, everything, gp, train, starts, avoid, rng, fidelity=None, promotions=()):
-        """One joint posterior sample over a candidate pool (with every
-        promotable configuration in it); its argmax."""
-        from kbnas.core.acquisition_optimizer import AcquisitionResult
-
-        pool_size = self.evolution.n_random + self.evolution.offspring_per_generation
-        if everything is not None:
-            pool = [v for v in everything if self._key(v) not in avoid]
-            if len(pool) > pool_size * 4:
-                keep = rng.choice(len(pool), size=pool_size * 4, replace=False)
-                pool = [pool[i] for i in keep]
-        else:
-            raw = [cspace.mutate(s, rng) for s in starts for _ in range(8)]
-            raw += [cspace.sample(rng) for _ in range(self.evolution.n_random)]
-            seen, pool = set(avoid), []
-            for v in raw:
-                k = self._key(v)
-                if k not in seen:
-                    seen.add(k)
-                    pool.append(v)
-        keys = {self._key(v) for v in pool}
-        pool += [v for v in promotions if self._key(v) not in keys]
-        if not pool:
-            return AcquisitionResult(None, -np.inf, 0)
-        mean, cov = gp.predict_joint(
-            self._channels(cspace, pool, train, None, fidelity),
-            self._channels(cspace, pool, pool, None, None if fidelity is None else np.ones(len(pool))),
-        )
-        sample = acq.thompson_sample(mean, cov, rng, n_samples=1)[0]
-        i = int(np.argmax(sample))
-        return AcquisitionResult(pool[i], float(sample[i]), len(pool))
-
-    # ------------------------------------------------------------------ distances
-    def _distance_channels(
-        self, cspace: ConfigurationSpace, a: Sequence[dict], b: Sequence[dict]
-    ) -> np.ndarray:
-        """(C, len(a), len(b)) distance channels between two lists of configurations."""
-        channels = []
-        if cspace.has_architecture:
-            channels.append(self._architecture_distances(cspace, a, b))
-        if cspace.encoded:
-            channels.extend(
-                hyperparameter_distances(cspace.encode(list(a)), cspace.encode(list(b)), cspace.kinds)
-            )
-        if not channels:
-            return np.zeros((1, len(a), len(b)))
-        return np.stack(channels)
-
-    def _architecture_distances(self, cspace, a, b) -> np.ndarray:
-        archs_a = [cspace.architecture_of(v) for v in a]
-        archs_b = [cspace.architecture_of(v) for v in b]
-        cache = self._arch_distances
-        if a is b and not all(self._key(v) in kt_internals.tried_so_far(self) for v in b):
-            # Among candidates (Thompson sampling's joint pool): computed, not cached;
-            # only tried configurations (observed or running) belong in the cache.
-            return cache.pairwise(archs_b)
-        # Observed architectures (b) live in the cache: their matrix is grown by
-        # blocks and never recomputed; candidates (a) only need rows against them.
-        columns = cache.extend(archs_b)
-        if a is b:
-            return cache.submatrix(columns)
-        return cache.cross(archs_a)[:, columns]
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict:

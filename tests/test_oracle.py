@@ -374,7 +374,7 @@ def test_recommendation_is_the_order_of_the_posterior_mean(tmp_path):
     cspace, _ = oracle._configuration_space()
     train = [dict(t.hyperparameters.values) for t in completed]
     reference = gp_module.DistanceGP().fit_fixed(
-        oracle._distance_channels(cspace, train, train),
+        oracle.featurizer.distance_channels(cspace, train, train),
         warp_scores(np.array([t.score for t in completed]), "rank"),
         oracle._theta,
     )

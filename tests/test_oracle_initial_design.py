@@ -75,7 +75,7 @@ def test_space_filling_draw_is_the_farthest_of_its_pool(tmp_path):
     rng = np.random.default_rng(1)
     chosen = oracle._space_filling_random(cspace, everything, set(oracle._tried_so_far), rng)
     pool = [cspace.sample(np.random.default_rng(seed)) for seed in range(64)]
-    channels = oracle._distance_channels(cspace, pool + [chosen], tried)
+    channels = oracle.featurizer.distance_channels(cspace, pool + [chosen], tried)
     nearest = channels.sum(axis=0).min(axis=1)
     # Far from everything tried: above the median of fresh uniform draws.
     assert nearest[-1] > np.median(nearest[:-1])

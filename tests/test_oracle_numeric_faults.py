@@ -144,7 +144,7 @@ def test_thompson_sampling_keeps_only_tried_architectures_in_the_distance_cache(
         trial.status = "COMPLETED"
         oracle.end_trial(trial)
     assert any(info["method"].startswith("gp") for info in oracle.proposal_log.values())
-    assert len(oracle._arch_distances) <= len(oracle.trials)
+    assert len(oracle.featurizer) <= len(oracle.trials)
 
 
 def test_an_error_anywhere_in_a_proposal_stops_the_search_and_releases_the_lock(tmp_path, monkeypatch):

@@ -26,6 +26,7 @@ where EI itself underflows to 0.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import scipy.linalg
@@ -217,3 +218,27 @@ def thompson_sample(
     factor = eigenvectors * np.sqrt(np.maximum(eigenvalues, 0.0))
     standard_normals = rng.standard_normal((n_samples, m))
     return mean + standard_normals @ factor.T
+
+
+def make_acquisition(
+    name: str, best: float, *, xi: float = 0.0, kappa: float = 2.0
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The acquisition ``a(μ, σ)`` called ``name``, for an incumbent ``best``.
+
+    ``"ei"``: `log_expected_improvement` (ξ = ``xi``); ``"pi"``:
+    `log_probability_of_improvement`; ``"ucb"``: `upper_confidence_bound`
+    (κ = ``kappa``). Thompson sampling is not a function of (μ, σ): it draws a
+    joint posterior sample (`thompson_sample`, `kbnas.core.acquisition_optimizer.maximize_thompson`).
+
+    Raises:
+        ValueError: an unknown name, or ``"thompson"``.
+    """
+    if name == "ei":
+        return lambda mean, std: log_expected_improvement(mean, std, best, xi=xi)
+    if name == "pi":
+        return lambda mean, std: log_probability_of_improvement(mean, std, best, xi=xi)
+    if name == "ucb":
+        return lambda mean, std: upper_confidence_bound(mean, std, kappa=kappa)
+    if name == "thompson":
+        raise ValueError("thompson sampling draws a joint sample: use maximize_thompson")
+    raise ValueError(f"unknown acquisition {name!r}; expected one of {', '.join(ACQUISITIONS)}")

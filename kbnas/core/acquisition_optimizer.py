@@ -196,3 +196,60 @@ def maximize_evolutionary(
         return AcquisitionResult(None, -np.inf, 0)
     i = _argmax_breaking_ties(values, scored, key)
     return AcquisitionResult(scored[i], float(values[i]), n_scored)
+
+
+def thompson_pool(
+    candidates: Sequence[C] | None,
+    sample: Callable[[np.random.Generator], C],
+    mutate: Callable[[C, np.random.Generator], C],
+    key: Callable[[C], Hashable],
+    avoid: set,
+    starts: Sequence[C],
+    rng: np.random.Generator,
+    settings: EvolutionSettings = EvolutionSettings(),
+    extra: Sequence[C] = (),
+) -> list[C]:
+    """The candidate pool of one Thompson draw, of size about
+    P = ``n_random + offspring_per_generation``.
+
+    From a finite space (``candidates``): every configuration not in ``avoid``,
+    or 4P of them drawn without replacement when there are more. Otherwise 8
+    mutations of each of ``starts`` plus ``n_random`` random samples, new ones
+    only. ``extra`` configurations (e.g. stopped ones the model may promote) are
+    added when not already in.
+    """
+    pool_size = settings.n_random + settings.offspring_per_generation
+    if candidates is not None:
+        pool = [c for c in candidates if key(c) not in avoid]
+        if len(pool) > pool_size * 4:
+            keep = rng.choice(len(pool), size=pool_size * 4, replace=False)
+            pool = [pool[i] for i in keep]
+    else:
+        raw = [mutate(s, rng) for s in starts for _ in range(8)]
+        raw += [sample(rng) for _ in range(settings.n_random)]
+        pool = _unique_new(raw, key, set(avoid))
+    keys = {key(c) for c in pool}
+    return pool + [c for c in extra if key(c) not in keys]
+
+
+def maximize_thompson(
+    pool: Sequence[C],
+    joint_posterior: Callable[[list[C]], tuple[np.ndarray, np.ndarray]],
+    rng: np.random.Generator,
+) -> AcquisitionResult[C]:
+    """Thompson sampling over a finite pool: one draw f ~ N(μ, Σ) of the joint
+    posterior ``joint_posterior(pool) -> (μ, Σ)``, and its argmax.
+
+    Returns:
+        The pool member with the largest sampled value, that value and the pool
+        size (``best=None`` for an empty pool).
+    """
+    from kbnas.core.acquisition import thompson_sample
+
+    pool = list(pool)
+    if not pool:
+        return AcquisitionResult(None, -np.inf, 0)
+    mean, cov = joint_posterior(pool)
+    draw = thompson_sample(mean, cov, rng, n_samples=1)[0]
+    i = int(np.argmax(draw))
+    return AcquisitionResult(pool[i], float(draw[i]), len(pool))

@@ -165,3 +165,18 @@ def test_thompson_sample_is_reproducible_and_validates_shapes():
     np.testing.assert_array_equal(first, second)
     with pytest.raises(ValueError, match="shape"):
         thompson_sample(np.zeros(3), np.eye(2), 0)
+
+
+def test_acquisition_from_its_name_is_the_named_function():
+    from kbnas.core import acquisition as acq
+
+    mean, std = np.array([0.0, 0.5, 1.0]), np.array([0.3, 0.0, 1.0])
+    np.testing.assert_array_equal(acq.make_acquisition("ei", 0.4, xi=0.01)(mean, std),
+                                  acq.log_expected_improvement(mean, std, 0.4, xi=0.01))
+    np.testing.assert_array_equal(acq.make_acquisition("pi", 0.4, xi=0.01)(mean, std),
+                                  acq.log_probability_of_improvement(mean, std, 0.4, xi=0.01))
+    np.testing.assert_array_equal(acq.make_acquisition("ucb", 0.4, kappa=3.0)(mean, std), mean + 3.0 * std)
+    with pytest.raises(ValueError, match="joint sample"):
+        acq.make_acquisition("thompson", 0.4)
+    with pytest.raises(ValueError, match="unknown acquisition 'poi'"):
+        acq.make_acquisition("poi", 0.4)

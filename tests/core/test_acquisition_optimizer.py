@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from kbnas.core import acquisition_optimizer as ao
 from kbnas.core.acquisition_optimizer import EvolutionSettings, maximize_evolutionary, maximize_exhaustive
@@ -81,3 +82,37 @@ def test_the_time_limit_is_an_opt_in_safety_net(monkeypatch):
 
 def test_the_default_budget_has_no_time_limit():
     assert EvolutionSettings().time_budget is None
+
+
+# ---------------------------------------------------------------------- Thompson sampling
+def test_thompson_pool_from_a_finite_space_leaves_out_the_avoided_and_is_capped():
+    settings = EvolutionSettings(n_random=3, offspring_per_generation=2)  # P = 5
+    candidates = list(range(100))
+    pool = ao.thompson_pool(candidates, None, None, lambda c: c, {0, 1, 2}, [], np.random.default_rng(0), settings)
+    assert len(pool) == 4 * 5 and len(set(pool)) == 20 and not {0, 1, 2} & set(pool)
+    small = ao.thompson_pool(candidates[:8], None, None, lambda c: c, {0}, [], np.random.default_rng(0), settings,
+                             extra=[5, 200])
+    assert small == [1, 2, 3, 4, 5, 6, 7, 200]  # every untried one, then the extra ones not already in
+
+
+def test_thompson_pool_of_an_open_space_mutates_the_starts_and_samples_new_ones_only():
+    settings = EvolutionSettings(n_random=50, offspring_per_generation=1)
+    pool = ao.thompson_pool(None, lambda rng: int(rng.integers(20)), lambda c, rng: c + 1, lambda c: c, {3, 4},
+                            [10], np.random.default_rng(1), settings)
+    assert pool[0] == 11  # the start's mutation first
+    assert len(pool) == len(set(pool)) and not {3, 4} & set(pool)
+    assert set(pool) <= set(range(20)) | {11}
+
+
+def test_maximize_thompson_draws_from_the_joint_posterior():
+    pool = ["a", "b", "c"]
+    # No posterior spread: the draw is the mean, and its argmax is returned.
+    result = ao.maximize_thompson(pool, lambda p: (np.array([0.1, 0.9, 0.5]), np.zeros((3, 3))),
+                                  np.random.default_rng(0))
+    assert (result.best, result.n_scored) == ("b", 3) and result.value == pytest.approx(0.9, abs=1e-4)
+    # Equal means, one point far more uncertain: over many draws each point wins
+    # about a third of the time (by symmetry), and the draws depend on the generator only.
+    wins = [ao.maximize_thompson(pool, lambda p: (np.zeros(3), np.eye(3)), np.random.default_rng(s)).best
+            for s in range(300)]
+    assert all(60 < wins.count(c) < 140 for c in pool), [wins.count(c) for c in pool]
+    assert ao.maximize_thompson([], None, np.random.default_rng(0)).best is None
