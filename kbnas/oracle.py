@@ -50,7 +50,7 @@ from kbnas.core.acquisition_optimizer import (
 )
 from kbnas.core.gp import DistanceGP
 from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps
-from kbnas.core.surrogate import RefitPolicy, fit_surrogate
+from kbnas.core.surrogate import RefitPolicy, fit_surrogate, leave_one_out
 from kbnas.core.warping import warp_scores
 from kbnas.featurizer import Featurizer
 from kbnas.space import Architecture, SearchSpace
@@ -344,6 +344,8 @@ class BayesianNASOracle(ResumableOracle):
         self._trial_started: dict[str, float] = {}
         #: trial_id -> wall seconds from its creation to its end.
         self.trial_seconds: dict[str, float] = {}
+        #: trial_id -> search seconds (`search_seconds`) when it ended.
+        self.trial_ended_at: dict[str, float] = {}
         self._recommendation_cache: tuple[tuple, list[str]] | None = None
         #: Guards the caches shared by proposals (under KerasTuner's lock) and the
         #: recommendation (`get_best_trials`, which KerasTuner calls without it).
@@ -441,6 +443,7 @@ class BayesianNASOracle(ResumableOracle):
         started = self._trial_started.pop(trial.trial_id, None)
         if started is not None:
             self.trial_seconds[trial.trial_id] = time.monotonic() - started
+        self.trial_ended_at[trial.trial_id] = self.search_seconds()
         if trial.status == STOPPED and trial.trial_id in self.stopped_early:
             # A trial the rule stopped ends COMPLETED with its metrics so far,
             # also when its driver hands the STOPPED status back.
@@ -821,6 +824,38 @@ class BayesianNASOracle(ResumableOracle):
             ranked += rest
         return ranked[:num_trials]
 
+    def surrogate_leave_one_out(self) -> dict[str, dict]:
+        """How well the GP predicts each completed trial from the others.
+
+        The trials and their warped scores z are those the proposals see
+        (`kbnas.core.surrogate.leave_one_out`, the last fitted kernel
+        hyperparameters θ, fidelities included); the means and standard
+        deviations are on the warped scale of z, which is monotone in the score
+        (so rank correlations with the scores are meaningful).
+
+        Returns:
+            trial_id -> {"score", "z", "mean", "std"}; empty with fewer than 3
+            completed trials or no dimension to model.
+        """
+        with self._state_lock:
+            completed = self._completed_trials()
+            if len(completed) < 3:
+                return {}
+            cspace, _ = self._configuration_space()
+            if cspace.n_dimensions == 0:
+                return {}
+            _, _, z, dists, _ = self._training_data(cspace, completed)
+            theta = self._theta
+            with threadpool_limits(limits=1, user_api="blas"):
+                if theta is None or len(theta) != dists.shape[0] + 2:
+                    theta = DistanceGP().fit(dists, z, n_restarts=1,
+                                             rng=np.random.default_rng([self.seed or 0, len(z), 2])).theta_
+                mean, var = leave_one_out(dists, z, theta)
+        return {
+            t.trial_id: {"score": float(t.score), "z": float(zi), "mean": float(m), "std": float(np.sqrt(max(v, 0.0)))}
+            for t, zi, m, v in zip(completed, z, mean, var)
+        }
+
     def _full_fidelity_first(self, trials: list) -> list:
         """Completed trials the rule did not stop, then those it stopped, then the
         rest, each group in the given order (a stable partition)."""
@@ -1017,6 +1052,7 @@ class BayesianNASOracle(ResumableOracle):
             "proposal_log": self.proposal_log,
             "search_seconds": self.search_seconds(),
             "trial_seconds": self.trial_seconds,
+            "trial_ended_at": self.trial_ended_at,
             "early_stopping": None if self.early_stopping is None else self.early_stopping.to_config(),
             "learning_curves": self.learning_curves,
             "rung_values": self.rung_values,
@@ -1039,6 +1075,7 @@ class BayesianNASOracle(ResumableOracle):
         self._seconds_before = float(saved.get("search_seconds", 0.0))
         self._clock_start = None
         self.trial_seconds = {k: float(v) for k, v in saved.get("trial_seconds", {}).items()}
+        self.trial_ended_at = {k: float(v) for k, v in saved.get("trial_ended_at", {}).items()}
         # The decisions made stay made; the rule itself is the constructor's.
         self.learning_curves = {k: dict(v) for k, v in saved.get("learning_curves", {}).items()}
         for curve in self.learning_curves.values():

@@ -83,3 +83,33 @@ def test_a_reloaded_tuner_ranks_by_the_saved_objective_before_search(tmp_path):
     top = reloaded.oracle.get_best_trials(len(reloaded.oracle.trials))
     assert max(t.score for t in top[:1]) == pytest.approx(best_score, abs=0.15)  # GP mean may rank a close one first
     assert top[-1].score == min(t.score for t in top)
+
+
+def test_end_times_survive_a_reload_and_grow_with_the_search(tmp_path):
+    searched = _searched(tmp_path)
+    ended = [searched.trial_ended_at[t] for t in sorted(searched.trials)]
+    assert len(ended) == 3 and ended == sorted(ended)
+    assert 0.0 <= ended[-1] <= searched.search_seconds()
+    reloaded = _oracle(tmp_path)
+    reloaded.reload()
+    assert reloaded.trial_ended_at == pytest.approx(searched.trial_ended_at)
+
+
+def test_the_surrogate_leave_one_out_covers_every_completed_trial(tmp_path):
+    oracle = _oracle(tmp_path, objective=keras_tuner.Objective("score", "max"))
+    for _ in range(5):  # max_trials
+        trial = oracle.create_trial("tuner0")
+        u = trial.hyperparameters.get("u")
+        oracle.update_trial(trial.trial_id, {"score": -((u - 12) ** 2)}, step=0)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    loo = oracle.surrogate_leave_one_out()
+    assert set(loo) == set(oracle.trials)
+    assert all(np.isfinite(r["mean"]) and r["std"] >= 0 for r in loo.values())
+    scores = np.array([r["score"] for r in loo.values()])
+    means = np.array([r["mean"] for r in loo.values()])
+    # A smooth one-dimensional objective: the left-out predictions rank the trials.
+    from scipy.stats import spearmanr
+
+    assert spearmanr(scores, means).statistic > 0.5
+    assert _oracle(tmp_path / "empty").surrogate_leave_one_out() == {}

@@ -53,3 +53,34 @@ def test_bad_policies_name_the_problem():
         RefitPolicy(refit_every=0)
     with pytest.raises(ValueError, match="n_restarts"):
         RefitPolicy(n_restarts=-1)
+
+
+def test_leave_one_out_is_the_closed_form_on_a_psd_kernel():
+    # exp(-|x - x'|/l) on Euclidean distances is PSD (Matern 1/2): the n refits
+    # equal Rasmussen & Williams eq. 5.12 from one inverse of K_y.
+    from kbnas.core.kernels import exponential_kernel
+    from kbnas.core.surrogate import leave_one_out
+
+    dists, y = _data(25, seed=4)
+    theta = np.log([1.3, 0.8, 0.05])
+    mean, var = leave_one_out(dists, y, theta)
+    s2, length, noise = np.exp(theta)
+    k_y = exponential_kernel(dists, np.array([length]), s2) + noise * np.eye(len(y))
+    inverse = np.linalg.inv(k_y)
+    np.testing.assert_allclose(mean, y - (inverse @ y) / np.diag(inverse), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(var, 1.0 / np.diag(inverse) - noise, rtol=1e-6, atol=1e-9)
+
+
+def test_leave_one_out_never_sees_the_left_out_target():
+    from kbnas.core.surrogate import leave_one_out
+
+    dists, y = _data(12, seed=5)
+    theta = np.log([1.0, 1.0, 0.01])
+    changed = y.copy()
+    changed[3] += 10.0
+    before, _ = leave_one_out(dists, y, theta)
+    after, _ = leave_one_out(dists, changed, theta)
+    assert after[3] == pytest.approx(before[3])
+    assert abs(after[4] - before[4]) > 1e-3  # the others do see it
+    with pytest.raises(ValueError, match="at least 2"):
+        leave_one_out(dists[:, :1, :1], y[:1], theta)
