@@ -24,6 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from kbnas.atomic_files import write_json_atomic  # stdlib only
+from kbnas.layout import EXPORT_DIR, PROJECT_NAME, REPORT_FILE, RUN_FILE, SELECTION_FILE, TENSORBOARD_DIR  # stdlib only
 from kbnas.parallel import (  # stdlib only
     ChiefUnreachableError,
     ParallelSearch,
@@ -37,9 +38,6 @@ from kbnas.parallel import (  # stdlib only
 
 EXIT_USAGE = 2
 
-RUN_FILE = "kbnas_run.json"
-PROJECT_NAME = "search"
-EXPORT_DIR = "export"
 DEFAULT_OUTPUT = "kbnas_search"
 DEFAULT_TIME_BUDGET = 180.0
 DEFAULT_MAX_TRIALS = 100
@@ -52,7 +50,6 @@ USER_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 USER_SPLIT_SEED = 0
 #: --selection choices (kbnas.selection).
 SELECTIONS = ("auto", "cross-validation", "validation")
-SELECTION_FILE = "selection.json"
 #: The fewest examples (and examples per class) for which every part of the split is non-empty.
 MIN_EXAMPLES = 3
 MIN_EXAMPLES_PER_CLASS = 3
@@ -584,6 +581,38 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         print(f"{metrics}  (search time {_format_seconds(seconds)})")
         print(f"exported to {export_dir}/: SavedModel {paths.saved_model.name}/, "
               f"{paths.keras_model.name}, {paths.architecture_json.name}")
+    if getattr(args, "report", True):
+        _write_report(tuner, args)
+    return 0
+
+
+def _write_report(source, args) -> None:
+    """The search's report.html (`kbnas.report`); a failure is a warning, never a failed search."""
+    from kbnas.report import write_report
+
+    try:
+        path = write_report(source)
+    except Exception as error:  # noqa: BLE001 - the export is done; the report is extra
+        if args.debug:
+            raise
+        print(f"kbnas: warning: the report could not be written ({type(error).__name__}: {error}); "
+              f"run `kbnas report --output {args.output}` to retry", file=sys.stderr)
+        return
+    if not args.quiet:
+        print(f"report: {path}")
+
+
+def cmd_report(args) -> int:
+    """Write the report of a finished (or running) search: ``DIR/report.html``, or ``--to FILE``."""
+    from kbnas.report import write_report
+
+    output = pathlib.Path(args.output)
+    if not (output / PROJECT_NAME / "oracle.json").exists() and not (output / "oracle.json").exists():
+        raise UsageError(f"{output} holds no kbnas search (no {PROJECT_NAME}/oracle.json); "
+                         f"run `kbnas search --output {output}` first")
+    _quiet_tensorflow(args.debug)
+    path = write_report(output, args.to)
+    print(f"report: {path}")
     return 0
 
 
@@ -826,6 +855,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "cross-validation (3-fold on train + validation among the 4 best, in the last "
                              "third of the time budget) or auto (default: cross-validation with at most "
                              "1000 train + validation examples); see docs/cli.md")
+    search.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help=f"write OUTPUT/{REPORT_FILE}, the search's report with its figures, at the end "
+                             "(default; --no-report skips it)")
     search.add_argument("--mixed-precision", action="store_true",
                         help="train in mixed_float16 when a GPU is present (ignored on CPU)")
     search.add_argument("--quiet", action="store_true", help="print only errors")
@@ -837,6 +869,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--debug", action="store_true", help="show stack traces")
     show.set_defaults(func=cmd_show)
 
+    report = sub.add_parser("report", help=f"write a search's report (OUTPUT/{REPORT_FILE}): figures, "
+                                           "every trial, the recommended architecture")
+    report.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
+    report.add_argument("--to", metavar="FILE", default=None,
+                        help=f"the HTML file to write (default OUTPUT/{REPORT_FILE})")
+    report.add_argument("--debug", action="store_true", help="show stack traces")
+    report.set_defaults(func=cmd_report)
+
     export = sub.add_parser("export", help="export the best model of a search")
     export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
     export.add_argument("--label-column", default="label", help="label column of the search's CSV file")
@@ -844,6 +884,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")
+    export.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
+                        help=f"rewrite OUTPUT/{REPORT_FILE} after the export (default)")
     export.add_argument("--quiet", action="store_true", help="print only errors")
     export.add_argument("--debug", action="store_true", help="show stack traces")
     export.set_defaults(func=cmd_export)

@@ -113,6 +113,10 @@ class BayesianNAS(keras_tuner.Tuner):
             ``max_trials`` limits it). No trial starts once it is spent, and the
             running trial's training stops at the deadline (it keeps its best
             epoch so far and completes).
+        log_hparams: write each trial's hyperparameters and final metrics, and the
+            best score so far, for TensorBoard's HParams dashboard under
+            ``<project directory>/tensorboard`` (default True; see
+            `kbnas.tensorboard_log`).
         distribution_strategy: ``"auto"`` (default: all visible GPUs, see
             `kbnas.distribute.default_strategy`), None (KerasTuner's default) or a
             `tf.distribute.Strategy`.
@@ -148,6 +152,7 @@ class BayesianNAS(keras_tuner.Tuner):
         templates: bool = True,
         max_time: float | None = None,
         early_stopping: EarlyStopping | None = EarlyStopping(),
+        log_hparams: bool = True,
         distribution_strategy: Any = "auto",
         **kwargs: Any,
     ) -> None:
@@ -201,6 +206,11 @@ class BayesianNAS(keras_tuner.Tuner):
             distribution_strategy=distribution_strategy,
             **kwargs,
         )
+        if log_hparams and not kt_internals.is_worker(self):
+            from kbnas.tensorboard_log import TENSORBOARD_SUBDIR, HParamsLogger
+
+            # Where the oracle lives: a worker's trials end in the chief's oracle.
+            oracle.trial_end_callbacks.append(HParamsLogger(os.path.join(self.project_dir, TENSORBOARD_SUBDIR)))
 
     def _needs_data_to_configure(self) -> bool:
         return hasattr(self.hypermodel, "configure") and not getattr(
