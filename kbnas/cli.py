@@ -569,7 +569,7 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         architecture=arch,
         search_space=hypermodel.search_space,
         score=trial.score,
-        objective=tuner.oracle.objective.name,
+        objective=tuner.oracle.objective,
         trial_id=trial.trial_id,
         search_settings={**settings, "test_metrics": results,
                          **({"selection": selection.as_dict()} if selection is not None else {})},

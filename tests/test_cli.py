@@ -33,6 +33,7 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     assert (export / "model.keras").exists()
     info = json.loads((export / "architecture.json").read_text())
     assert info["trial_id"] in ("0", "1")
+    assert info["objective"] == {"name": "val_accuracy", "direction": "max"}  # the direction too
     # Retraining on train + validation is the default; the searched model's test
     # metrics are kept beside the retrained model's.
     assert "retraining trial" in printed
