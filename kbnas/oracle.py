@@ -409,6 +409,14 @@ class BayesianNASOracle(ResumableOracle):
         if self._clock_start is None:
             self._clock_start = time.monotonic()
 
+    def stop_clock(self) -> None:
+        """Stops the search clock (`BayesianNAS.search` calls it on return), so
+        that retraining, exporting or idling after a search does not count as
+        search time; the next `create_trial` starts it again."""
+        if self._clock_start is not None:
+            self._seconds_before += time.monotonic() - self._clock_start
+            self._clock_start = None
+
     @keras_tuner.synchronized
     def create_trial(self, tuner_id: str):
         """KerasTuner's `create_trial`, after starting the search clock.

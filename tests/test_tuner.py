@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -284,6 +285,13 @@ def test_time_budget_ends_the_search_and_cuts_the_running_trial(tmp_path, digits
     assert all(t.status == "COMPLETED" for t in trials)
     assert all(1 <= epochs < 500 for epochs in EpochCounter.epochs), EpochCounter.epochs
     assert tuner.oracle.search_seconds() >= 4.0
+    # The clock stopped when search() returned: what follows is not search time,
+    # and the saved state says the same.
+    spent = tuner.oracle.search_seconds()
+    time.sleep(0.3)
+    assert tuner.oracle.search_seconds() == spent
+    saved = json.loads((tmp_path / "p" / "oracle.json").read_text())
+    assert saved["kbnas"]["search_seconds"] == pytest.approx(spent)
     # Building, compiling and checkpointing come on top of the budget, not 500 epochs.
     assert elapsed < 4.0 + 30.0
 
