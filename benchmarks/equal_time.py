@@ -19,6 +19,11 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
     kbnas-full          the same with ``--no-early-stopping`` (issue 10: every
                         candidate trained fully); run side by side with kbnas in
                         ``benchmarks/results/equal_time_early_stopping.jsonl``
+    kbnas-bn099         kbnas with its batchnorm layers at Keras's default momentum
+                        0.99 (`kbnas.model_builder.BATCHNORM_MOMENTUM` before
+                        2026-12-03, set in the run's process): the ablation of
+                        that change, run side by side with kbnas in
+                        ``benchmarks/results/equal_time_batchnorm.jsonl``
     textbook            the hand-written Keras convnet: Normalization →
                         Conv2D(32, 3, relu) → Conv2D(64, 3, relu) → MaxPool →
                         Flatten → Dropout(0.3) → Dense(128, relu) → softmax; Adam,
@@ -62,6 +67,8 @@ Commands:
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
         --output benchmarks/results/equal_time_early_stopping.jsonl
+    python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas-bn099 kbnas \
+        --output benchmarks/results/equal_time_batchnorm.jsonl
 
 Finished (case, contender, seed, budget) runs are skipped on restart.
 """
@@ -89,7 +96,7 @@ DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
 DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
-    "digits": ("kbnas", "kbnas-full", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
+    "digits": ("kbnas", "kbnas-full", "kbnas-bn099", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "kbnas-full", "logistic-regression", "mlp"),
 }
 #: Summary row of kbnas' searched model before its final retraining (same runs).
@@ -344,6 +351,11 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
     with tempfile.TemporaryDirectory(prefix=f"equal_time_{contender}_{seed}_") as directory:
         if contender in ("kbnas", "kbnas-full"):
             result = run_kbnas(case, seed, budget, directory, early_stopping=contender == "kbnas")
+        elif contender == "kbnas-bn099":
+            from kbnas import model_builder
+
+            model_builder.BATCHNORM_MOMENTUM = 0.99  # this process only: Keras's default
+            result = run_kbnas(case, seed, budget, directory)
         elif contender == "textbook":
             result = run_textbook(seed)
         elif contender.startswith("keras-tuner"):

@@ -6,6 +6,7 @@ import keras
 import pytest
 
 from kbnas.hypermodel import ConvNetHyperModel
+from kbnas.model_builder import BATCHNORM_MOMENTUM
 from kbnas.space import LAYER_KINDS, SPATIAL_KINDS, Architecture
 
 ALL_SPATIAL = LAYER_KINDS
@@ -61,6 +62,9 @@ def test_layer_names_and_keras_layer_types():
     pool = model.get_layer("l3_avgpool")
     assert isinstance(pool, keras.layers.AveragePooling2D) and pool.padding == "valid"
     assert model.get_layer("l7_dropout").rate == hypermodel.search_space.dropout_rate
+    batchnorm = model.get_layer("l1_batchnorm")
+    assert isinstance(batchnorm, keras.layers.BatchNormalization)
+    assert batchnorm.momentum == BATCHNORM_MOMENTUM == 0.9  # not Keras's 0.99: see model_builder
 
 
 def test_sequence_layers_are_one_dimensional():
