@@ -297,6 +297,37 @@ def input_statistics(
     return mean, variance
 
 
+def target_statistics(
+    x: Any, y: Any, spec: DataSpec, *, max_examples: int = DEFAULT_MAX_EXAMPLES
+) -> tuple[float, float] | None:
+    """Mean and standard deviation of a regression target, for the model's output scale.
+
+    The model predicts ``ŷ = μ + σ·z``, with z the linear head's output
+    (`kbnas.model_builder`), so that every architecture starts at the target's
+    mean and its head works on a unit scale whatever the target's units. Without
+    it a target far from 0 is out of reach: scikit-learn's diabetes (targets 25 to
+    346) gave a linear model a 3-fold mean squared error of 28,775 after 30
+    epochs, far above the 6,017 of predicting the training mean.
+
+    Args:
+        x, y: the training inputs and targets, as `infer_data_spec` takes them
+            (for a `tf.data.Dataset` x, y is None and at most `max_examples`
+            examples are read).
+        spec: the training set's `DataSpec`.
+
+    Returns:
+        (μ, σ) as floats for a regression task (σ = 1 for a constant target),
+        None for classification.
+    """
+    if spec.task != REGRESSION:
+        return None
+    if is_dataset(x):
+        _, y = sample_dataset(x, max_examples=max_examples)
+    values = np.asarray(y, dtype=np.float64).reshape(-1)
+    mean, std = float(np.mean(values)), float(np.std(values))
+    return mean, (std if std > 1e-12 else 1.0)
+
+
 # ---------------------------------------------------------------------------
 # Labels
 

@@ -145,6 +145,8 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         self.data_spec: DataSpec | None = None
         self.input_mean: np.ndarray | None = None
         self.input_variance: np.ndarray | None = None
+        #: (mean, std) of a regression target, from `configure`'s data (else None).
+        self.target_scale: tuple[float, float] | None = None
         self._requested = {
             "input_shape": None if input_shape is None else tuple(int(d) for d in input_shape),
             "task": task,
@@ -181,9 +183,10 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         With data, the input shape, the task and the number of classes are
         inferred (`kbnas.data_inference.infer_data_spec`) unless given here or in
         the constructor, and the per-channel mean and variance of `x` are stored
-        for the model's Normalization layer. Without data, `input_shape` and a
-        task other than ``"auto"`` are required and the normalisation is the
-        identity.
+        for the model's Normalization layer; for regression, the target's mean
+        and standard deviation set the model's output scale (`target_scale`).
+        Without data, `input_shape` and a task other than ``"auto"`` are
+        required and the normalisation and the output scale are the identity.
 
         Args:
             x: training inputs (array) or a `tf.data.Dataset` of (x, y).
@@ -222,6 +225,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
                 x, y, task=task, num_classes=num_classes, input_kind=input_kind
             )
             mean, variance = data_inference.input_statistics(x, spec)
+            target_scale = data_inference.target_statistics(x, y, spec)
         else:
             shape = input_shape or self._requested["input_shape"]
             if shape is None and self._given_space is not None:
@@ -240,7 +244,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
                 task=task,
                 num_classes=num_classes if task == MULTICLASS else (2 if task == BINARY else None),
             )
-            mean = variance = None
+            mean = variance = target_scale = None
 
         space = self._given_space
         if space is None:
@@ -260,6 +264,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         self.data_spec = spec
         self.input_mean = np.zeros(channels) if mean is None else mean
         self.input_variance = np.ones(channels) if variance is None else variance
+        self.target_scale = target_scale
         return self
 
     def _make_space(self, spec: DataSpec) -> SearchSpace:
@@ -376,6 +381,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             self.data_spec,
             input_mean=self.input_mean,
             input_variance=self.input_variance,
+            target_scale=self.target_scale,
         )
         return compile_model(
             model,

@@ -15,7 +15,10 @@ inputs (computed by `ConvNetHyperModel.configure`), so the model — and its exp
 — takes raw inputs. It has no weights, so
 ``model.count_params() == space.param_count(arch)``. The head is softmax
 (multiclass), sigmoid (binary) or linear (regression), and runs in float32 even
-under a ``mixed_float16`` policy; `_HEAD` maps each task to its head activation,
+under a ``mixed_float16`` policy; for regression trained from data it is followed
+by ``target_scale``, ŷ = μ + σ·z with the training target's mean and standard
+deviation, so that the model predicts in the target's units and starts at its
+mean; `_HEAD` maps each task to its head activation,
 loss and metrics.
 
 Layer semantics are exactly those of `kbnas.space`: convolutions stride 1,
@@ -24,7 +27,8 @@ spatial tensor flattens it first; ``batchnorm`` is a ``BatchNormalization`` with
 momentum `BATCHNORM_MOMENTUM` (0.9, not Keras's 0.99, see there). Layers are named ``l{i}_{token}``, e.g.
 ``l0_conv3_32``, ``l1_relu``, ``l2_maxpool``, ``l3_flatten``, ``l3_dense_64``; the
 fixed layers are ``inputs``, ``add_channel_axis`` (the grayscale Reshape),
-``normalization``, ``head_flatten`` (when the last layer is spatial) and ``head``.
+``normalization``, ``head_flatten`` (when the last layer is spatial), ``head`` and,
+for regression, ``target_scale``.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ def build_model(
     *,
     input_mean: np.ndarray,
     input_variance: np.ndarray,
+    target_scale: tuple[float, float] | None = None,
 ) -> keras.Model:
     """The uncompiled functional model of one architecture (see the module docstring).
 
@@ -99,6 +104,10 @@ def build_model(
             and number of outputs.
         input_mean, input_variance: per-channel statistics of the
             Normalization layer.
+        target_scale: (μ, σ) of a regression target
+            (`kbnas.data_inference.target_statistics`): the head's output z
+            becomes μ + σ·z (a ``Rescaling`` layer named ``target_scale``, no
+            weights). None: no rescaling.
 
     Returns:
         A `keras.Model` named ``"convnet"`` taking raw inputs of shape
@@ -155,6 +164,9 @@ def build_model(
     outputs = keras.layers.Dense(
         spec.num_outputs, activation=activation, dtype="float32", name="head"
     )(tensor)
+    if target_scale is not None and spec.task == REGRESSION:
+        mean, std = (float(value) for value in target_scale)
+        outputs = keras.layers.Rescaling(scale=std, offset=mean, dtype="float32", name="target_scale")(outputs)
     return keras.Model(inputs, outputs, name="convnet")
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from kbnas.data_inference import (
+    target_statistics,
     BINARY,
     MULTICLASS,
     REGRESSION,
@@ -292,3 +293,21 @@ def test_example_shape_of_arrays_and_datasets(digits):
     assert example_shape(tf.data.Dataset.from_tensor_slices((x, y))) == (8, 8, 1)
     assert example_shape(tf.data.Dataset.from_tensor_slices((x, y)).batch(5)) == (8, 8, 1)
     assert example_shape(tf.data.Dataset.from_tensor_slices((x, y)).batch(5, drop_remainder=True)) == (8, 8, 1)
+
+
+def test_target_statistics_of_a_regression_target_in_closed_form():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 3)), 1000.0 + 40.0 * rng.normal(size=50)
+    spec = infer_data_spec(x, y, task="regression")
+    mean, std = target_statistics(x, y, spec)
+    assert mean == pytest.approx(float(np.mean(y))) and std == pytest.approx(float(np.std(y)))
+    # (n, 1) targets and a tf.data dataset give the same.
+    assert target_statistics(x, y[:, None], spec) == pytest.approx((mean, std))
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    assert target_statistics(dataset, None, spec) == pytest.approx((mean, std))
+    # A constant target keeps a unit scale; classification has none.
+    assert target_statistics(x, np.full(50, 3.0), spec) == (3.0, 1.0)
+    labels = np.arange(50) % 3
+    assert target_statistics(x, labels, infer_data_spec(x, labels)) is None

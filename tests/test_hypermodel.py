@@ -52,6 +52,34 @@ def test_head_loss_and_metrics_follow_the_inferred_task(task, labels, activation
     assert set(history.history) == {"loss", metric}
 
 
+def test_regression_model_predicts_in_the_targets_units():
+    """ŷ = μ + σ·z: with a zero head the model predicts the target's mean, and a
+    short training reaches a target far from 0 (without the scale, a linear model
+    on scikit-learn's diabetes stayed far above the mean predictor's error)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4))
+    y = 1000.0 + 50.0 * x[:, 0] + rng.normal(scale=5.0, size=200)
+    # Adam at 1e-2 moves a weight about 0.01 a step: without the scale, the head's bias
+    # alone would need ~10^5 steps to reach 1000.
+    hypermodel = ConvNetHyperModel(units=(8,), seed=0, learning_rates=(1e-2,)).configure(x, y, task="regression")
+    assert hypermodel.target_scale == pytest.approx((float(y.mean()), float(y.std())))
+    model = hypermodel.build_architecture("dropout")
+    assert model.layers[-1].name == "target_scale"
+    assert model.count_params() == hypermodel.search_space.param_count(Architecture.decode("dropout")) + sum(
+        layer.count_params() for layer in model.layers if isinstance(layer, keras.layers.Normalization))
+    head = model.get_layer("head")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    np.testing.assert_allclose(np.asarray(model.predict(x[:5], verbose=0))[:, 0], y.mean(), rtol=1e-5)
+    keras.utils.set_random_seed(0)
+    model = hypermodel.build_architecture("dropout")
+    model.fit(x, y, epochs=30, batch_size=16, verbose=0)
+    error = model.evaluate(x, y, verbose=0, return_dict=True)["loss"]  # without the dropout's noise
+    assert error < 0.1 * y.var()  # y.var() is the mean predictor's error
+    # Configured without data (no target statistics), the head is the model's output.
+    plain = ConvNetHyperModel(units=(8,)).configure(input_shape=(4,), task="regression")
+    assert plain.build_architecture("dropout").layers[-1].name == "head"
+
+
 def test_flat_space_drops_spatial_kinds_from_default_vocabulary():
     x = np.random.default_rng(0).normal(size=(30, 5))
     hypermodel = ConvNetHyperModel().configure(x, np.arange(30) % 3)
