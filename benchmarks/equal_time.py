@@ -147,10 +147,11 @@ def user_split(x, y):
 
 
 # ---------------------------------------------------------------------- contenders
-def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stopping: bool = True) -> dict[str, Any]:
+def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stopping: bool = True,
+              extra: Sequence[str] = ()) -> dict[str, Any]:
     from kbnas import cli
 
-    argv = ["search", "--seed", str(seed), "--output", os.path.join(directory, "search"), "--quiet"]
+    argv = ["search", "--seed", str(seed), "--output", os.path.join(directory, "search"), "--quiet", *extra]
     if not early_stopping:
         argv.append("--no-early-stopping")
     if budget != default_budget():
@@ -355,7 +356,8 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
             from kbnas import model_builder
 
             model_builder.BATCHNORM_MOMENTUM = 0.99  # this process only: Keras's default
-            result = run_kbnas(case, seed, budget, directory)
+            # One process: worker processes (one per GPU by default) would import 0.9 afresh.
+            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
         elif contender == "textbook":
             result = run_textbook(seed)
         elif contender.startswith("keras-tuner"):

@@ -211,6 +211,9 @@ def _run_settings(args, source: dict) -> dict:
         "task": args.task,
         "early_stopping": bool(getattr(args, "early_stopping", True)),
         "selection": getattr(args, "selection", "auto"),
+        # Regression models end with the target's scale (kbnas.model_builder); a
+        # search from before it resumes, and exports, without it.
+        "scale_targets": bool(getattr(args, "scale_targets", True)),
     }
 
 
@@ -253,6 +256,7 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     saved.setdefault("early_stopping", False)
     # … and chose the exported trial by the oracle (the choice does not change the trials).
     saved.setdefault("selection", settings.get("selection"))
+    saved.setdefault("scale_targets", False)
     differences = [k for k in settings if saved.get(k) != settings[k]]
     if differences:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)
@@ -344,7 +348,8 @@ def _build_tuner(args):
 def _hypermodel(args):
     from kbnas.hypermodel import ConvNetHyperModel
 
-    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed, task=getattr(args, "task", "auto"))
+    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed, task=getattr(args, "task", "auto"),
+                             scale_targets=getattr(args, "scale_targets", True))
 
 
 # ---------------------------------------------------------------------- commands
@@ -368,6 +373,9 @@ def cmd_search(args) -> int:
         # A resumed search keeps the batch size it began with.
         saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else {}
         args.batch_size = saved.get("batch_size") or auto_batch_size(len(arrays["train"][0]))
+    if (output / RUN_FILE).exists():
+        # A search from before regression models had the target's scale resumes without it.
+        args.scale_targets = bool(_read_json(output / RUN_FILE).get("scale_targets", False))
     args.search_budget = _search_budget(args, arrays)
     settings = _run_settings(args, source)
     if args.connect:
@@ -757,6 +765,7 @@ def cmd_export(args) -> int:
     args.task = saved.get("task", "auto")
     args.early_stopping = saved.get("early_stopping", False)
     args.selection = saved.get("selection", "validation")
+    args.scale_targets = saved.get("scale_targets", False)
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     args.max_trials = 1
     args.time_budget = None

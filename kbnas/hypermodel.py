@@ -89,6 +89,9 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             ``hp.Choice("learning_rate", learning_rates)``.
         optimizers: optimizer names; several become ``hp.Choice("optimizer", …)``.
         seed: seed of the shuffling of array inputs in `fit`.
+        scale_targets: for regression configured from data, end the model with
+            ŷ = μ + σ·z from the training target's mean and standard deviation
+            (default True; see `target_scale`). False: the linear head's output.
         name, tunable: as for `keras_tuner.HyperModel`.
     """
 
@@ -110,6 +113,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         learning_rates: Sequence[float] = (1e-3,),
         optimizers: Sequence[str] = ("adam",),
         seed: int = 0,
+        scale_targets: bool = True,
         name: str | None = None,
         tunable: bool = True,
     ) -> None:
@@ -126,6 +130,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = int(seed)
+        self.scale_targets = bool(scale_targets)
         # The space's own checks, made now rather than when `configure` sees data.
         if _as_positive_int(max_depth, "max_depth") < _as_positive_int(min_depth, "min_depth"):
             raise ValueError(f"max_depth {max_depth} is below min_depth {min_depth}")
@@ -225,7 +230,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
                 x, y, task=task, num_classes=num_classes, input_kind=input_kind
             )
             mean, variance = data_inference.input_statistics(x, spec)
-            target_scale = data_inference.target_statistics(x, y, spec)
+            target_scale = data_inference.target_statistics(x, y, spec) if self.scale_targets else None
         else:
             shape = input_shape or self._requested["input_shape"]
             if shape is None and self._given_space is not None:

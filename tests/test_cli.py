@@ -165,6 +165,20 @@ def test_integer_regression_target_is_inferred_and_task_can_be_forced(tmp_path, 
     printed = capsys.readouterr().out
     assert "(regression, inferred: pass --task to change;" in printed
     assert "val_loss=" in printed and "test mean_absolute_error=" in printed
+    import keras
+
+    exported = keras.models.load_model(tmp_path / "a" / "export" / "model.keras")
+    assert exported.layers[-1].name == "target_scale"  # predicts in the target's units
+    run_file = tmp_path / "a" / "kbnas_run.json"
+    assert json.loads(run_file.read_text())["scale_targets"] is True
+    # A search from before the scale (no such key) exports as it was trained: without it.
+    old = json.loads(run_file.read_text())
+    del old["scale_targets"]
+    run_file.write_text(json.dumps(old))
+    assert main(["export", "--output", str(tmp_path / "a")]) == 0
+    exported = keras.models.load_model(tmp_path / "a" / "export" / "model.keras")
+    assert exported.layers[-1].name == "head"
+    capsys.readouterr()
     # Forced to classification, the 347 "classes" (most with 1 or 2 rows) cannot be split.
     assert main([*args, "--task", "multiclass", "--output", str(tmp_path / "b")]) == 2
     assert "classes with too few examples for the 60/20/20 split: 25 (1 example)," in capsys.readouterr().err
