@@ -367,15 +367,15 @@ def cmd_search(args) -> int:
     output = pathlib.Path(args.output) if args.connect else _check_output(pathlib.Path(args.output))
     # A search begun before the split checks existed resumes as it began.
     arrays, source = _load_split(args, check_split=not (output / RUN_FILE).exists())
+    saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else None
     if args.batch_size is None:
         from kbnas.training import auto_batch_size
 
         # A resumed search keeps the batch size it began with.
-        saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else {}
-        args.batch_size = saved.get("batch_size") or auto_batch_size(len(arrays["train"][0]))
-    if (output / RUN_FILE).exists():
+        args.batch_size = (saved or {}).get("batch_size") or auto_batch_size(len(arrays["train"][0]))
+    if saved is not None:
         # A search from before regression models had the target's scale resumes without it.
-        args.scale_targets = bool(_read_json(output / RUN_FILE).get("scale_targets", False))
+        args.scale_targets = bool(saved.get("scale_targets", False))
     args.search_budget = _search_budget(args, arrays)
     settings = _run_settings(args, source)
     if args.connect:

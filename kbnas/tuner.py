@@ -255,14 +255,15 @@ class BayesianNAS(keras_tuner.Tuner):
             # KerasTuner's client would wait an hour for an unreachable chief.
             wait_for_chief(os.environ[ENV_ORACLE_IP], int(os.environ[ENV_ORACLE_PORT]))
         fit_args, fit_kwargs = self.prepare_search(*fit_args, **fit_kwargs)
+        owns_clock = hasattr(self.oracle, "stop_clock")  # not on a worker's client
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
                 super().search(*fit_args, **fit_kwargs)
         finally:
-            if hasattr(self.oracle, "stop_clock"):  # not on a worker's client
+            if owns_clock:
                 self.oracle.stop_clock()
-        if hasattr(self.oracle, "stop_clock"):
+        if owns_clock:
             self.oracle.save()  # with the search time of this call, not what follows it
         failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
         if failure_limit is not None:
