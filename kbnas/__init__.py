@@ -21,6 +21,8 @@ _LAZY = {
     "load_digits_split": "kbnas.datasets",
     "BayesianNASOracle": "kbnas.oracle",
     "EarlyStopping": "kbnas.core.early_stopping",
+    "EvolutionSettings": "kbnas.core.acquisition_optimizer",
+    "SearchSettings": "kbnas.settings",
     "BayesianNAS": "kbnas.tuner",
     "ConvNetHyperModel": "kbnas.hypermodel",
     "export_model": "kbnas.export",

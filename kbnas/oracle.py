@@ -53,13 +53,12 @@ from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps
 from kbnas.core.surrogate import RefitPolicy, fit_surrogate, leave_one_out
 from kbnas.core.warping import warp_scores
 from kbnas.featurizer import Featurizer
+from kbnas.settings import RECOMMENDATIONS, SearchSettings  # noqa: F401 - RECOMMENDATIONS: public here too
 from kbnas.space import Architecture, SearchSpace
 from kbnas.space.templates import random_template
 from kbnas.space.templates import templates as space_templates
 
 ACQUISITIONS = acq.ACQUISITIONS
-#: How `BayesianNASOracle.get_best_trials` ranks completed trials.
-RECOMMENDATIONS = ("posterior_mean", "observed")
 #: Up to this many observations the kernel hyperparameters are refitted at every proposal.
 FULL_REFIT_LIMIT = RefitPolicy.full_refit_limit
 #: Kernel hyperparameters are fitted on a random subset of at most this many observations.
@@ -180,6 +179,11 @@ class ResumableOracle(keras_tuner.Oracle):
         ])
 
 
+def _setting(name: str) -> property:
+    """A read-only attribute of the oracle that is the field ``name`` of its settings."""
+    return property(lambda self: getattr(self.settings, name), doc=f"``settings.{name}`` (read-only).")
+
+
 class BayesianNASOracle(ResumableOracle):
     """Bayesian optimization with a distance-based Gaussian process.
 
@@ -202,6 +206,10 @@ class BayesianNASOracle(ResumableOracle):
         search_space: the architecture space, or None for plain hyperparameter
             spaces. `kbnas.BayesianNAS` fills it in from the hypermodel.
         architecture_hp: name of the architecture hyperparameter.
+        settings: the search strategy, a `kbnas.SearchSettings` (default: its
+            defaults). Each of its fields is also accepted as a keyword argument,
+            which overrides the field, and reads as an attribute of the oracle
+            (``oracle.acquisition``). The fields:
         distance: ``"edit"`` (layer-aware edit distance, default), ``"otmann"``
             (NASBOT's optimal-transport distance) or a callable
             ``(archs_a, archs_b) -> (n, m) array``.
@@ -263,6 +271,21 @@ class BayesianNASOracle(ResumableOracle):
             after every fully trained trial. See docs/oracle.md §10.
     """
 
+    distance = _setting("distance")
+    acquisition = _setting("acquisition")
+    kappa = _setting("kappa")
+    xi = _setting("xi")
+    num_initial_points = _setting("num_initial_points")
+    score_warping = _setting("score_warping")
+    n_restarts = _setting("n_restarts")
+    refit_every = _setting("refit_every")
+    exhaustive_limit = _setting("exhaustive_limit")
+    evolution = _setting("evolution")
+    recommendation = _setting("recommendation")
+    templates = _setting("templates")
+    max_time = _setting("max_time")
+    early_stopping = _setting("early_stopping")
+
     def __init__(
         self,
         objective: Any = None,
@@ -276,21 +299,8 @@ class BayesianNASOracle(ResumableOracle):
         *,
         search_space: SearchSpace | None = None,
         architecture_hp: str = "architecture",
-        distance: str | Callable = "edit",
-        acquisition: str = "ei",
-        kappa: float = 2.0,
-        xi: float = 0.0,
-        num_initial_points: int | None = None,
-        score_warping: str = "rank",
-        n_restarts: int = 3,
-        refit_every: int = 5,
-        exhaustive_limit: int = 2000,
-        evolution: EvolutionSettings = EvolutionSettings(),
-        recommendation: str = "posterior_mean",
-        initial_points: Sequence[dict | str] | None = None,
-        templates: bool = True,
-        max_time: float | None = None,
-        early_stopping: EarlyStopping | None = EarlyStopping(),
+        settings: SearchSettings | None = None,
+        **setting_overrides: Any,
     ) -> None:
         super().__init__(
             objective=objective,
@@ -304,26 +314,8 @@ class BayesianNASOracle(ResumableOracle):
         )
         # Without one, the objective is the saved search's on reload (`set_state`).
         self._objective_given = objective is not None
-        if acquisition not in ACQUISITIONS:
-            raise ValueError(
-                f"acquisition={acquisition!r} is not one of {', '.join(ACQUISITIONS)}"
-            )
-        if isinstance(distance, str) and distance not in ("edit", "otmann"):
-            raise ValueError(f"distance={distance!r} is not 'edit', 'otmann' or a callable")
-        if num_initial_points is not None and num_initial_points < 1:
-            raise ValueError(f"num_initial_points must be >= 1, got {num_initial_points}")
-        warp_scores(np.zeros(2), score_warping)  # validates the name
-        if recommendation not in RECOMMENDATIONS:
-            raise ValueError(
-                f"recommendation={recommendation!r} is not one of {', '.join(RECOMMENDATIONS)}"
-            )
-        if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
-            raise ValueError(f"max_time must be a positive number of seconds, got {max_time!r}")
-        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
-            raise ValueError(
-                f"early_stopping must be a kbnas.EarlyStopping or None, got {type(early_stopping).__name__}"
-            )
-        self.early_stopping = early_stopping
+        #: The search strategy (`kbnas.SearchSettings`); its fields read as attributes.
+        self.settings = SearchSettings.from_keywords(settings, setting_overrides)
         #: trial_id -> {"epochs", "best", "last_step", "execution"} of its reported curve.
         self.learning_curves: dict[str, dict] = {}
         #: rung epochs r_k (as str, for JSON) -> {trial_id: y_t(r_k)}.
@@ -332,10 +324,7 @@ class BayesianNASOracle(ResumableOracle):
         self.stopped_early: dict[str, dict] = {}
         #: trial_id -> id of the stopped trial whose configuration it trains fully.
         self.promoted: dict[str, str] = {}
-        self.recommendation = recommendation
-        self.initial_points = [_as_initial_point(point, architecture_hp) for point in initial_points or ()]
-        self.templates = bool(templates)
-        self.max_time = None if max_time is None else float(max_time)
+        self.initial_points = [_as_initial_point(point, architecture_hp) for point in self.settings.initial_points]
         #: Search seconds spent before this process (restored on reload).
         self._seconds_before = 0.0
         #: time.monotonic() of this process's first trial, None before it.
@@ -351,16 +340,6 @@ class BayesianNASOracle(ResumableOracle):
         #: recommendation (`get_best_trials`, which KerasTuner calls without it).
         self._state_lock = threading.RLock()
         self.architecture_hp = architecture_hp
-        self.distance = distance
-        self.acquisition = acquisition
-        self.kappa = float(kappa)
-        self.xi = float(xi)
-        self.num_initial_points = num_initial_points
-        self.score_warping = score_warping
-        self.n_restarts = int(n_restarts)
-        self.refit_every = max(1, int(refit_every))
-        self.exhaustive_limit = int(exhaustive_limit)
-        self.evolution = evolution
         self.search_space: SearchSpace | None = None
         self._theta: np.ndarray | None = None
         self._configuration_space_cache: tuple[tuple, ConfigurationSpace, Any] | None = None

@@ -29,7 +29,7 @@ import os
 import time
 import warnings
 import zlib
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import keras_tuner
@@ -37,10 +37,9 @@ import numpy as np
 
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
-from kbnas.core.acquisition_optimizer import EvolutionSettings
-from kbnas.core.early_stopping import EarlyStopping
 from kbnas.oracle import BayesianNASOracle
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
+from kbnas.settings import SearchSettings
 from kbnas.space import SearchSpace
 from kbnas.tf_workarounds import CustomGradientScope
 
@@ -98,21 +97,21 @@ class BayesianNAS(keras_tuner.Tuner):
             `keras_tuner.BayesianOptimization`.
         search_space: architecture space; default the hypermodel's
             ``search_space`` when it has one.
-        distance, acquisition, kappa, xi, num_initial_points, score_warping,
-        n_restarts, refit_every, exhaustive_limit, evolution, recommendation: see
-            `BayesianNASOracle` (``recommendation`` decides which trial
-            ``get_best_models()`` returns).
+        settings: the search strategy, a `kbnas.SearchSettings`, handed to the
+            oracle. Each of its fields is also accepted as a keyword argument
+            (it overrides the field); the ones users set most:
+        acquisition, distance: see `kbnas.SearchSettings`.
         initial_points: configurations trained first, in order: architecture
             encodings or dicts of hyperparameter values (see `BayesianNASOracle`).
         early_stopping: a `kbnas.EarlyStopping` (default: successive halving at
             epochs 3, 9, 27, ...) or None to train every candidate fully (see
             `BayesianNASOracle`).
-        templates: start from the known-good architectures of
-            `kbnas.space.templates` (default True).
         max_time: wall-clock budget of the search in seconds (None: only
             ``max_trials`` limits it). No trial starts once it is spent, and the
             running trial's training stops at the deadline (it keeps its best
             epoch so far and completes).
+        recommendation: which trial ``get_best_models()`` returns (see
+            `BayesianNASOracle`).
         log_hparams: write each trial's hyperparameters and final metrics, and the
             best score so far, for TensorBoard's HParams dashboard under
             ``<project directory>/tensorboard`` (default True; see
@@ -137,25 +136,12 @@ class BayesianNAS(keras_tuner.Tuner):
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
         search_space: SearchSpace | None = None,
-        distance: str | Callable = "edit",
-        acquisition: str = "ei",
-        kappa: float = 2.0,
-        xi: float = 0.0,
-        num_initial_points: int | None = None,
-        score_warping: str = "rank",
-        n_restarts: int = 3,
-        refit_every: int = 5,
-        exhaustive_limit: int = 2000,
-        evolution: EvolutionSettings = EvolutionSettings(),
-        recommendation: str = "posterior_mean",
-        initial_points: Any = None,
-        templates: bool = True,
-        max_time: float | None = None,
-        early_stopping: EarlyStopping | None = EarlyStopping(),
+        settings: SearchSettings | None = None,
         log_hparams: bool = True,
         distribution_strategy: Any = "auto",
         **kwargs: Any,
     ) -> None:
+        setting_overrides = {key: kwargs.pop(key) for key in SearchSettings.field_names() & set(kwargs)}
         _limit_space_settings(hypermodel, kwargs.get("max_model_size"))
         if search_space is None:
             search_space = getattr(hypermodel, "search_space", None)
@@ -171,21 +157,8 @@ class BayesianNAS(keras_tuner.Tuner):
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             search_space=search_space,
             architecture_hp=getattr(hypermodel, "architecture_hp", "architecture"),
-            distance=distance,
-            acquisition=acquisition,
-            kappa=kappa,
-            xi=xi,
-            num_initial_points=num_initial_points,
-            score_warping=score_warping,
-            n_restarts=n_restarts,
-            refit_every=refit_every,
-            exhaustive_limit=exhaustive_limit,
-            evolution=evolution,
-            recommendation=recommendation,
-            initial_points=initial_points,
-            templates=templates,
-            max_time=max_time,
-            early_stopping=early_stopping,
+            settings=settings,
+            **setting_overrides,
         )
         #: trial ids the oracle told to stop (their later executions stop at once).
         self._stopped_trials: set[str] = set()

@@ -1,0 +1,110 @@
+"""`kbnas.SearchSettings`: one frozen dataclass that the oracle and the tuner take."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras_tuner
+import pytest
+
+import kbnas
+
+from kbnas import BayesianNAS, BayesianNASOracle, EarlyStopping, EvolutionSettings, SearchSettings
+
+OBJECTIVE = keras_tuner.Objective("score", "max")
+
+
+def _hps() -> keras_tuner.HyperParameters:
+    hps = keras_tuner.HyperParameters()
+    hps.Choice("units", [8, 16, 32])
+    return hps
+
+
+def test_settings_and_keywords_make_the_same_oracle_and_keywords_override_fields():
+    settings = SearchSettings(acquisition="ucb", kappa=3.0, max_time=60, templates=False)
+    by_settings = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), settings=settings)
+    by_keywords = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), acquisition="ucb", kappa=3,
+                                    max_time=60.0, templates=False)
+    assert by_settings.settings == by_keywords.settings == settings
+    assert (by_keywords.acquisition, by_keywords.kappa, by_keywords.max_time) == ("ucb", 3.0, 60.0)
+    overridden = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), settings=settings, acquisition="ei")
+    assert overridden.acquisition == "ei" and overridden.kappa == 3.0 and not overridden.templates
+    assert settings.acquisition == "ucb"  # the caller's settings are not changed
+
+
+def test_the_settings_are_frozen_and_read_only_on_the_oracle():
+    oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps())
+    assert oracle.settings == SearchSettings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        oracle.settings.acquisition = "pi"
+    with pytest.raises(AttributeError):
+        oracle.acquisition = "pi"
+
+
+def test_every_field_reads_as_an_oracle_attribute():
+    settings = SearchSettings(
+        distance="otmann", acquisition="pi", kappa=1.5, xi=0.1, num_initial_points=5, score_warping="standardize",
+        n_restarts=2, refit_every=7, exhaustive_limit=10, evolution=EvolutionSettings(n_generations=3),
+        recommendation="observed", initial_points=("dense-32|relu",), templates=False, max_time=30.0,
+        early_stopping=EarlyStopping(min_epochs=2),
+    )
+    oracle = BayesianNASOracle(objective=OBJECTIVE, search_space=kbnas.SearchSpace(input_shape=(8, 8, 1)),
+                               settings=settings)
+    for field in dataclasses.fields(SearchSettings):
+        if field.name == "initial_points":
+            assert oracle.initial_points == [{"architecture": "dense-32|relu"}]
+        else:
+            assert getattr(oracle, field.name) == getattr(settings, field.name), field.name
+
+
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        ({"acquisition": "best"}, "acquisition='best'"),
+        ({"distance": "hamming"}, "distance='hamming'"),
+        ({"distance": 3}, "distance must be"),
+        ({"num_initial_points": 0}, "num_initial_points"),
+        ({"score_warping": "log"}, "log"),
+        ({"recommendation": "latest"}, "recommendation='latest'"),
+        ({"max_time": -1}, "max_time"),
+        ({"max_time": True}, "max_time"),
+        ({"early_stopping": 3}, "early_stopping"),
+        ({"evolution": {"n_generations": 3}}, "evolution"),
+    ],
+)
+def test_a_bad_field_is_one_value_error_naming_it(overrides, named):
+    with pytest.raises(ValueError, match=named):
+        SearchSettings(**overrides)
+    with pytest.raises(ValueError, match=named):
+        BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), **overrides)
+
+
+def test_unknown_keywords_are_type_errors():
+    with pytest.raises(TypeError, match="acqusition"):
+        BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), acqusition="ei")
+    with pytest.raises(ValueError, match="SearchSettings"):
+        BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), settings={"acquisition": "ei"})
+
+
+def test_the_tuner_hands_its_settings_and_keywords_to_the_oracle(tmp_path):
+    def build(hp):
+        import keras
+
+        return keras.Sequential([keras.layers.Dense(hp.Choice("units", [8, 16]))])
+
+    settings = SearchSettings(acquisition="ucb", recommendation="observed")
+    tuner = BayesianNAS(build, objective="val_loss", max_trials=2, settings=settings, kappa=4.0, max_time=90,
+                        directory=str(tmp_path), project_name="p", distribution_strategy=None,
+                        log_hparams=False)
+    assert tuner.oracle.settings == dataclasses.replace(settings, kappa=4.0, max_time=90.0)
+    assert tuner.oracle.acquisition == "ucb" and tuner.oracle.max_time == 90.0
+    # The other keywords still reach keras_tuner.Tuner.
+    assert tuner.project_dir.endswith("p")
+
+
+def test_the_tuner_names_an_unknown_keyword(tmp_path):
+    import keras
+
+    with pytest.raises(ValueError, match="acqusition"):
+        BayesianNAS(lambda hp: keras.Sequential(), objective="val_loss", acqusition="ei",
+                    directory=str(tmp_path), distribution_strategy=None)
