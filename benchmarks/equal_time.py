@@ -42,6 +42,12 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
 breast-cancer (scikit-learn's copy of the UCI Wisconsin data, 569 × 30, written
 as a CSV and split 60/20/20 as ``kbnas search --data`` splits it):
     kbnas               ``kbnas search --data bc.csv`` with its defaults
+    kbnas-before-flat   kbnas as it was before 2026-12-03 on flat features: Adam at
+                        1e-3 (``--learning-rate 0.001``; now 3e-3) and the four
+                        perceptron templates without the linear model
+                        (`PERCEPTRON_TEMPLATES`, set in the run's process, one
+                        worker): the ablation of that change, run side by side with
+                        kbnas in ``benchmarks/results/equal_time_flat.jsonl``
     logistic-regression StandardScaler + LogisticRegression (scikit-learn defaults),
                         fitted on train + validation
     mlp                 Normalization → Dense(64, relu) → Dropout(0.3) → Dense(32,
@@ -64,6 +70,8 @@ Commands:
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas textbook
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders all
     python -m benchmarks.equal_time --case breast-cancer --seeds 5 --contenders all
+    python -m benchmarks.equal_time --case breast-cancer --seeds 10 --contenders kbnas kbnas-before-flat \
+        logistic-regression mlp --output benchmarks/results/equal_time_flat.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
         --output benchmarks/results/equal_time_early_stopping.jsonl
@@ -97,8 +105,15 @@ DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
     "digits": ("kbnas", "kbnas-full", "kbnas-bn099", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
-    "breast-cancer": ("kbnas", "kbnas-full", "logistic-regression", "mlp"),
+    "breast-cancer": ("kbnas", "kbnas-full", "kbnas-before-flat", "logistic-regression", "mlp"),
 }
+#: `kbnas.space.templates.FLAT_TEMPLATES` before the linear model joined them (2026-12-03).
+PERCEPTRON_TEMPLATES = (
+    "dense-128|relu|dropout|dense-64|relu",
+    "dense-64|relu",
+    "dense-256|relu|dropout|dense-128|relu|dropout",
+    "dense-32|relu|dropout|dense-32|relu",
+)
 #: Summary row of kbnas' searched model before its final retraining (same runs).
 NO_RETRAINING = "kbnas before retraining"
 #: Seconds added to the KerasTuner tuners' budget for kbnas' final retraining.
@@ -358,6 +373,11 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
             model_builder.BATCHNORM_MOMENTUM = 0.99  # this process only: Keras's default
             # One process: worker processes (one per GPU by default) would import 0.9 afresh.
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
+        elif contender == "kbnas-before-flat":
+            from kbnas.space import templates
+
+            templates.FLAT_TEMPLATES = PERCEPTRON_TEMPLATES  # this process only
+            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", "--learning-rate", "0.001"))
         elif contender == "textbook":
             result = run_textbook(seed)
         elif contender.startswith("keras-tuner"):

@@ -42,6 +42,8 @@ DEFAULT_OUTPUT = "kbnas_search"
 DEFAULT_TIME_BUDGET = 180.0
 DEFAULT_MAX_TRIALS = 100
 DEFAULT_MAX_DEPTH = 12
+#: The learning rate of searches from before kbnas_run.json recorded one.
+LEGACY_LEARNING_RATE = 1e-3
 #: Deepest stack the command accepts: far beyond what a 2-core search trains, and
 #: well inside Python's recursion limit for the space's enumeration.
 MAX_DEPTH_LIMIT = 100
@@ -208,6 +210,7 @@ def _run_settings(args, source: dict) -> dict:
         "max_depth": args.max_depth,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
         "task": args.task,
         "early_stopping": bool(getattr(args, "early_stopping", True)),
         "selection": getattr(args, "selection", "auto"),
@@ -257,6 +260,7 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     # … and chose the exported trial by the oracle (the choice does not change the trials).
     saved.setdefault("selection", settings.get("selection"))
     saved.setdefault("scale_targets", False)
+    saved.setdefault("learning_rate", LEGACY_LEARNING_RATE)
     differences = [k for k in settings if saved.get(k) != settings[k]]
     if differences:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)
@@ -348,8 +352,10 @@ def _build_tuner(args):
 def _hypermodel(args):
     from kbnas.hypermodel import ConvNetHyperModel
 
+    rate = getattr(args, "learning_rate", None)
     return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed, task=getattr(args, "task", "auto"),
-                             scale_targets=getattr(args, "scale_targets", True))
+                             scale_targets=getattr(args, "scale_targets", True),
+                             learning_rates=None if rate is None else (rate,))
 
 
 # ---------------------------------------------------------------------- commands
@@ -360,6 +366,8 @@ def cmd_search(args) -> int:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.learning_rate is not None and not (0 < args.learning_rate < math.inf):
+        raise UsageError(f"--learning-rate must be a positive number, got {args.learning_rate}")
     if not 1 <= args.max_depth <= MAX_DEPTH_LIMIT:
         raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
     if args.gpus_per_worker < 1:
@@ -373,6 +381,14 @@ def cmd_search(args) -> int:
 
         # A resumed search keeps the batch size it began with.
         args.batch_size = (saved or {}).get("batch_size") or auto_batch_size(len(arrays["train"][0]))
+    if args.learning_rate is None:
+        from kbnas.training import default_learning_rate
+
+        # A resumed search keeps its learning rate (searches from before it was recorded: 1e-3).
+        args.learning_rate = (
+            saved.get("learning_rate", LEGACY_LEARNING_RATE) if saved is not None
+            else default_learning_rate(arrays["train"][0].shape[1:])
+        )
     if saved is not None:
         # A search from before regression models had the target's scale resumes without it.
         args.scale_targets = bool(saved.get("scale_targets", False))
@@ -766,6 +782,7 @@ def cmd_export(args) -> int:
     args.early_stopping = saved.get("early_stopping", False)
     args.selection = saved.get("selection", "validation")
     args.scale_targets = saved.get("scale_targets", False)
+    args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     args.max_trials = 1
     args.time_budget = None
@@ -830,6 +847,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--batch-size", type=int, default=None,
                         help="batch size per replica (default auto: 64, smaller on small data so that an epoch "
                              "has at least 16 steps, never below 16)")
+    search.add_argument("--learning-rate", type=float, default=None,
+                        help="Adam's learning rate (default auto: 3e-3 for flat features, 1e-3 for images and "
+                             "sequences; a resumed search keeps its own)")
     search.add_argument("--max-depth", type=int, default=DEFAULT_MAX_DEPTH,
                         help=f"maximum number of layers (default {DEFAULT_MAX_DEPTH})")
     search.add_argument("--start", action="append", metavar="ARCHITECTURE",

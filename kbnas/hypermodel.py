@@ -39,11 +39,13 @@ from kbnas.training import (  # noqa: F401
     _FIT_PARAMETERS,
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,
+    DEFAULT_LEARNING_RATES,
     EARLY_STOPPING_PATIENCE,
     VALIDATION_CHECK_EXAMPLES,
     _batched,
     _DivergenceGuard,
     _split_off_validation,
+    default_learning_rate,
     search_callbacks,
 )
 
@@ -53,6 +55,7 @@ _INPUT_KIND_BY_RANK = {
     2: data_inference.SEQUENCE,
     1: data_inference.FLAT,
 }
+
 
 
 class NotConfiguredError(RuntimeError):
@@ -86,7 +89,9 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         num_classes: number of classes for multiclass tasks (None: max label + 1).
         architecture_hp: name of the architecture hyperparameter.
         learning_rates: one value is used as is; several become
-            ``hp.Choice("learning_rate", learning_rates)``.
+            ``hp.Choice("learning_rate", learning_rates)``. None (default): the
+            input kind's `DEFAULT_LEARNING_RATES`, 3e-3 for flat features and
+            1e-3 for images and sequences, known once configured.
         optimizers: optimizer names; several become ``hp.Choice("optimizer", …)``.
         seed: seed of the shuffling of array inputs in `fit`.
         scale_targets: for regression configured from data, end the model with
@@ -110,7 +115,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         task: str = "auto",
         num_classes: int | None = None,
         architecture_hp: str = "architecture",
-        learning_rates: Sequence[float] = (1e-3,),
+        learning_rates: Sequence[float] | None = None,
         optimizers: Sequence[str] = ("adam",),
         seed: int = 0,
         scale_targets: bool = True,
@@ -122,9 +127,11 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             raise ValueError(f"task must be one of {TASK_CHOICES}, got {task!r}")
         if search_space is not None and not isinstance(search_space, SearchSpace):
             raise TypeError(f"search_space must be a SearchSpace, got {type(search_space).__name__}")
-        self.learning_rates = tuple(float(rate) for rate in learning_rates)
+        self._given_learning_rates = (
+            None if learning_rates is None else tuple(float(rate) for rate in learning_rates)
+        )
         self.optimizers = tuple(str(name) for name in optimizers)
-        if not self.learning_rates or not self.optimizers:
+        if self._given_learning_rates == () or not self.optimizers:
             raise ValueError("learning_rates and optimizers need at least one value each")
         self.architecture_hp = architecture_hp
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -168,6 +175,17 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
     def is_configured(self) -> bool:
         """Whether the search space, input shape and task are known."""
         return self.search_space is not None and self.data_spec is not None
+
+    @property
+    def learning_rates(self) -> tuple[float, ...]:
+        """The learning rates: the constructor's, else the input kind's `DEFAULT_LEARNING_RATES`.
+
+        Raises:
+            NotConfiguredError: none were given and the input kind is not known yet.
+        """
+        if self._given_learning_rates is not None:
+            return self._given_learning_rates
+        return (default_learning_rate(self._require_configured().input_shape),)
 
     @property
     def task(self) -> str | None:

@@ -45,6 +45,10 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "resuming" in printed
     assert "trial 3/3" in printed and "trial 1/3" not in printed
+    # Images train at 1e-3; the run file records it, and another rate is another search.
+    assert json.loads((tmp_path / "run" / "kbnas_run.json").read_text())["learning_rate"] == 1e-3
+    assert main(["search", *FAST, "--learning-rate", "0.01", "--output", out]) == 2
+    assert "learning_rate: 0.001 there, 0.01 now" in capsys.readouterr().err
 
     assert main(["show", "--output", out]) == 0
     table = capsys.readouterr().out.splitlines()
@@ -171,6 +175,7 @@ def test_integer_regression_target_is_inferred_and_task_can_be_forced(tmp_path, 
     assert exported.layers[-1].name == "target_scale"  # predicts in the target's units
     run_file = tmp_path / "a" / "kbnas_run.json"
     assert json.loads(run_file.read_text())["scale_targets"] is True
+    assert json.loads(run_file.read_text())["learning_rate"] == 3e-3  # flat features
     # A search from before the scale (no such key) exports as it was trained: without it.
     old = json.loads(run_file.read_text())
     del old["scale_targets"]

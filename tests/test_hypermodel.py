@@ -145,6 +145,19 @@ def test_architecture_is_a_fixed_hyperparameter_the_oracle_can_overwrite():
     assert [layer.name for layer in model.layers][2:5] == ["l0_conv5_4", "l1_maxpool", "l2_relu"]
 
 
+def test_the_default_learning_rate_follows_the_input_kind(digits):
+    x, y = digits
+    flat = ConvNetHyperModel().configure(x.reshape(len(x), -1)[:64], y[:64])
+    image = ConvNetHyperModel().configure(x[:64], y[:64])
+    assert flat.learning_rates == (3e-3,) and image.learning_rates == (1e-3,)
+    model = flat.build_architecture("dense-32|relu")
+    assert np.isclose(float(model.optimizer.learning_rate), 3e-3)
+    given = ConvNetHyperModel(learning_rates=(0.05,)).configure(x.reshape(len(x), -1)[:64], y[:64])
+    assert given.learning_rates == (0.05,)
+    with pytest.raises(NotConfiguredError):
+        ConvNetHyperModel().learning_rates
+
+
 def test_several_learning_rates_and_optimizers_become_choices():
     hypermodel = tiny_hypermodel(
         input_shape=(6,), task="regression", learning_rates=(1e-2, 1e-3), optimizers=("adam", "sgd")

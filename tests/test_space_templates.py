@@ -41,10 +41,13 @@ def test_spatial_inputs_start_from_the_textbook_convnet(name):
     assert SPATIAL_TEMPLATES[0] == "conv3-32|relu|conv3-64|relu|maxpool|dropout|dense-128|relu"
 
 
-def test_flat_inputs_get_perceptrons():
+def test_flat_inputs_get_perceptrons_and_the_linear_model_second():
     found = templates(SPACES["flat"])
     assert found[0] == Architecture.decode(FLAT_TEMPLATES[0])
     assert all(layer.kind not in SPATIAL_KINDS for a in found for layer in a)
+    # The linear model: no hidden dense layer, so the head is the only weight layer.
+    assert found[1] == Architecture.decode("dropout")
+    assert SPACES["flat"].param_count(found[1]) == (SPACES["flat"].input_shape[0] + 1) * SPACES["flat"].num_outputs
 
 
 def test_adaptation_substitutes_siblings_and_nearest_widths():
