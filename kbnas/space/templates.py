@@ -69,7 +69,7 @@ SPATIAL_TEMPLATES = (
 #: dropout, then the head: a regularized logistic or linear regression), in the
 #: order the initial design takes them. The linear model comes second: it is the
 #: best of these on the breast-cancer data at the flat learning rate, 0.9824 in
-#: 5-fold cross-validation against 0.9758-0.9802 for the perceptrons, and the
+#: 5-fold cross-validation against 0.9693-0.9802 for the perceptrons, and the
 #: worst on the digits (0.9522 against 0.9633-0.9777), so it is worth one trial
 #: early (``python -m benchmarks.flat_learning_rate``, docs/benchmarks.md).
 FLAT_TEMPLATES = (
