@@ -210,20 +210,8 @@ class BayesianNASOracle(ResumableOracle):
             defaults). Each of its fields is also accepted as a keyword argument,
             which overrides the field, and reads as an attribute of the oracle
             (``oracle.acquisition``). The fields:
-        distance: ``"edit"`` (layer-aware edit distance, default), ``"otmann"``
-            (NASBOT's optimal-transport distance) or a callable
-            ``(archs_a, archs_b) -> (n, m) array``.
-        acquisition: ``"ei"`` (expected improvement, default), ``"pi"``,
-            ``"ucb"`` or ``"thompson"``.
-        kappa: UCB multiplier of the posterior standard deviation, μ + κσ.
-        xi: EI/PI improvement margin, in units of the warped scores.
-        num_initial_points: trials of the initial design (initial points,
-            templates, space-filling random draws) before the GP is used. Default:
-            ``(tunable dimensions) + 2`` clipped to [4, 8], where the architecture
-            counts as four dimensions (6 for an architecture-only search).
-        score_warping: ``"rank"`` (default), ``"standardize"`` or ``"none"``.
-        n_restarts: random restarts of the marginal-likelihood optimizer (one
-            restart once a previous fit provides a warm start).
+        distance, acquisition, kappa, xi, num_initial_points, score_warping,
+        n_restarts: see `kbnas.SearchSettings`.
         refit_every: above `FULL_REFIT_LIMIT` observations, the kernel
             hyperparameters are re-optimized only every ``refit_every`` proposals
             (in between, the last θ is reused with a fresh factorization): the
