@@ -48,6 +48,12 @@ as a CSV and split 60/20/20 as ``kbnas search --data`` splits it):
                         (`PERCEPTRON_TEMPLATES`, set in the run's process, one
                         worker): the ablation of that change, run side by side with
                         kbnas in ``benchmarks/results/equal_time_flat.jsonl``
+    kbnas-before-pool   kbnas as it was before the parsimonious selection pool and
+                        100 flat epochs (2026-12-03, later): ``--epochs 30`` and the
+                        oracle's four best trials cross-validated
+                        (``SelectionSettings(parsimony=None)`` as `kbnas.cli.SELECTION`,
+                        set in the run's process, one worker); side by side with
+                        kbnas in ``benchmarks/results/equal_time_pool.jsonl``
     logistic-regression StandardScaler + LogisticRegression (scikit-learn defaults),
                         fitted on train + validation
     mlp                 Normalization → Dense(64, relu) → Dropout(0.3) → Dense(32,
@@ -72,6 +78,8 @@ Commands:
     python -m benchmarks.equal_time --case breast-cancer --seeds 5 --contenders all
     python -m benchmarks.equal_time --case breast-cancer --seeds 10 --contenders kbnas kbnas-before-flat \
         logistic-regression mlp --output benchmarks/results/equal_time_flat.jsonl
+    python -m benchmarks.equal_time --case breast-cancer --seeds 10 --contenders kbnas kbnas-before-pool \
+        logistic-regression --output benchmarks/results/equal_time_pool.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
         --output benchmarks/results/equal_time_early_stopping.jsonl
@@ -105,7 +113,7 @@ DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
     "digits": ("kbnas", "kbnas-full", "kbnas-bn099", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
-    "breast-cancer": ("kbnas", "kbnas-full", "kbnas-before-flat", "logistic-regression", "mlp"),
+    "breast-cancer": ("kbnas", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "logistic-regression", "mlp"),
 }
 #: `kbnas.space.templates.FLAT_TEMPLATES` before the linear model joined them (2026-12-03).
 PERCEPTRON_TEMPLATES = (
@@ -378,6 +386,12 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
 
             templates.FLAT_TEMPLATES = PERCEPTRON_TEMPLATES  # this process only
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", "--learning-rate", "0.001"))
+        elif contender == "kbnas-before-pool":
+            from kbnas import cli
+            from kbnas.selection import SelectionSettings
+
+            cli.SELECTION = SelectionSettings(parsimony=None)  # this process only
+            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", "--epochs", "30"))
         elif contender == "textbook":
             result = run_textbook(seed)
         elif contender.startswith("keras-tuner"):

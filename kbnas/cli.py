@@ -52,6 +52,8 @@ USER_SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 USER_SPLIT_SEED = 0
 #: --selection choices (kbnas.selection).
 SELECTIONS = ("auto", "cross-validation", "validation")
+#: How small-data searches choose the exported trial (its seed is --seed).
+SELECTION = None  # kbnas.selection.SelectionSettings(); set on first use (no import at start-up)
 #: The fewest examples (and examples per class) for which every part of the split is non-empty.
 MIN_EXAMPLES = 3
 MIN_EXAMPLES_PER_CLASS = 3
@@ -362,7 +364,7 @@ def _hypermodel(args):
 def cmd_search(args) -> int:
     if args.max_trials < 1:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     if args.batch_size is not None and args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -381,6 +383,12 @@ def cmd_search(args) -> int:
 
         # A resumed search keeps the batch size it began with.
         args.batch_size = (saved or {}).get("batch_size") or auto_batch_size(len(arrays["train"][0]))
+    if args.epochs is None:
+        from kbnas.training import default_max_epochs
+
+        # A resumed search keeps its epochs (every kbnas_run.json records them).
+        args.epochs = saved["epochs"] if saved is not None and saved.get("epochs") else (
+            default_max_epochs(arrays["train"][0].shape[1:]))
     if args.learning_rate is None:
         from kbnas.training import default_learning_rate
 
@@ -432,33 +440,37 @@ def cmd_search(args) -> int:
     return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
 
 
-def _selects_by_cross_validation(args, arrays) -> bool:
-    """--selection, with auto resolved by the size of train + validation."""
+def _selection_settings(seed: int | None = None):
+    """`SELECTION` (default `kbnas.selection.SelectionSettings()`), with ``seed`` when given."""
+    import dataclasses
+
     from kbnas.selection import SelectionSettings
 
+    settings = SELECTION if SELECTION is not None else SelectionSettings()
+    return settings if seed is None else dataclasses.replace(settings, seed=seed)
+
+
+def _selects_by_cross_validation(args, arrays) -> bool:
+    """--selection, with auto resolved by the size of train + validation."""
     choice = getattr(args, "selection", "validation")
     if choice == "auto":
-        return SelectionSettings().applies(len(arrays["train"][0]) + len(arrays["val"][0]))
+        return _selection_settings().applies(len(arrays["train"][0]) + len(arrays["val"][0]))
     return choice == "cross-validation"
 
 
 def _search_budget(args, arrays) -> float | None:
     """The oracle's time budget: the whole --time-budget, less the share kept for
     cross-validation when the exported trial is chosen by it."""
-    from kbnas.selection import SelectionSettings
-
     if args.time_budget is None or not _selects_by_cross_validation(args, arrays):
         return args.time_budget
-    return args.time_budget * (1.0 - SelectionSettings().time_share)
+    return args.time_budget * (1.0 - _selection_settings().time_share)
 
 
 def _selection_note(args, arrays) -> str:
     if not _selects_by_cross_validation(args, arrays):
         return ""
-    from kbnas.selection import SelectionSettings
-
-    settings = SelectionSettings()
-    note = f"; then {settings.folds}-fold cross-validation of the {settings.candidates} best"
+    settings = _selection_settings()
+    note = f"; then {settings.folds}-fold cross-validation of up to {settings.candidates} candidates"
     if args.time_budget:
         note += f" ({_format_seconds(args.time_budget * settings.time_share)} of the budget)"
     return note
@@ -649,7 +661,7 @@ def _selection(tuner, arrays, output, args):
     """
     if not _selects_by_cross_validation(args, arrays):
         return None
-    from kbnas.selection import CandidateScore, Selection, SelectionSettings, select_by_cross_validation
+    from kbnas.selection import CandidateScore, Selection, select_by_cross_validation
 
     completed = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     path = output / SELECTION_FILE
@@ -660,14 +672,20 @@ def _selection(tuner, arrays, output, args):
                                           s["seconds"]) for s in saved["scores"])
             return Selection(saved["trial_id"], saved["epochs"], scores, tuple(saved["skipped"]),
                              saved["objective"], saved["direction"])
-    settings = SelectionSettings(seed=args.seed)
+    settings = _selection_settings(args.seed)
     x = np.concatenate([arrays["train"][0], arrays["val"][0]])
     y = np.concatenate([arrays["train"][1], arrays["val"][1]])
     deadline = time.monotonic() + args.time_budget * settings.time_share if args.time_budget else None
     if not args.quiet:
-        print(f"cross-validating the {settings.candidates} best candidates on {len(x)} train + validation "
+        print(f"cross-validating up to {settings.candidates} candidates on {len(x)} train + validation "
               f"examples ({settings.folds} folds)", flush=True)
-    selection = select_by_cross_validation(tuner, x, y, settings, deadline=deadline,
+    space, name = tuner.hypermodel.search_space, tuner.hypermodel.architecture_hp
+
+    def size(trial) -> int:  # parameters, for the parsimonious pool (kbnas.selection)
+        return space.param_count(space.from_hp_value(trial.hyperparameters.values[name]))
+
+    selection = select_by_cross_validation(tuner, x, y, settings, deadline=deadline, size=size,
+                                           validation_examples=len(arrays["val"][0]),
                                            fit_kwargs=dict(epochs=args.epochs, batch_size=args.batch_size))
     if not args.quiet:
         for score in selection.scores:
@@ -843,7 +861,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--max-trials", type=int, default=DEFAULT_MAX_TRIALS,
                         help=f"most architectures to train (default {DEFAULT_MAX_TRIALS}; the time budget "
                              "usually ends the search first)")
-    search.add_argument("--epochs", type=int, default=30, help="maximum epochs per trial, with early stopping (default 30)")
+    search.add_argument("--epochs", type=int, default=None,
+                        help="maximum epochs per trial, with early stopping (default: 100 for flat features, 30 for "
+                             "images and sequences)")
     search.add_argument("--batch-size", type=int, default=None,
                         help="batch size per replica (default auto: 64, smaller on small data so that an epoch "
                              "has at least 16 steps, never below 16)")

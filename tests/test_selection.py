@@ -8,6 +8,7 @@ training); one test trains real tiny models through the command line.
 from __future__ import annotations
 
 import json
+import math
 import time
 from types import SimpleNamespace
 
@@ -17,8 +18,10 @@ import pytest
 
 from kbnas.selection import (
     SelectionSettings,
+    candidate_pool,
     candidate_trials,
     cross_validate,
+    indistinguishable_margin,
     select_by_cross_validation,
     stratified_folds,
 )
@@ -54,7 +57,8 @@ def test_stratified_folds_refuse_fewer_examples_than_folds():
 def test_settings_are_checked_and_apply_to_small_data_only():
     assert SelectionSettings().applies(1000) and not SelectionSettings().applies(1001)
     assert not SelectionSettings(candidates=1).applies(10)
-    for bad in (dict(candidates=0), dict(folds=1), dict(time_share=1.0), dict(time_share=-0.1)):
+    for bad in (dict(candidates=0), dict(folds=1), dict(time_share=1.0), dict(time_share=-0.1),
+                dict(parsimony=-1.0), dict(parsimony=float("nan")), dict(parsimony=float("inf"))):
         with pytest.raises(ValueError):
             SelectionSettings(**bad)
 
@@ -187,10 +191,67 @@ def test_candidates_are_completed_finite_and_distinct_in_the_oracle_order():
                                    np.zeros((6, 1)), np.zeros(6))
 
 
+def test_the_margin_is_z_agresti_coull_standard_errors():
+    # p~ = (0.98·100 + 2) / 104, SE = sqrt(p~(1 − p~) / 104).
+    p = 100.0 / 104.0
+    assert indistinguishable_margin(0.98, 100, 1.0) == pytest.approx(math.sqrt(p * (1 - p) / 104))
+    assert indistinguishable_margin(0.98, 100, 2.0) == pytest.approx(2 * math.sqrt(p * (1 - p) / 104))
+    assert indistinguishable_margin(1.0, 91, 1.0) > 0  # a perfect score is a draw too
+    assert indistinguishable_margin(0.9, 91, 0.0) == 0.0
+
+
+def test_the_pool_is_the_oracle_first_then_the_smallest_of_the_indistinguishable():
+    # Oracle order a..f; n_v = 100, best 0.98, one SE ≈ 0.0188: f (0.95) is out.
+    scores = {"a": 0.97, "b": 0.98, "c": 0.965, "d": 0.97, "e": 0.97, "f": 0.95}
+    sizes = {"a": 900, "b": 800, "c": 50, "d": 10, "e": 50, "f": 1}
+    trials = [_trial(str(i), name, scores[name]) for i, name in enumerate("abcdef")]
+    oracle = _Oracle(trials)
+    size = lambda t: sizes[t.hyperparameters.get("candidate")]
+    pool = candidate_pool(oracle, SelectionSettings(candidates=4), size=size, validation_examples=100)
+    # a first (the oracle's pick), then d (10), c and e (50, c first in the oracle's order).
+    assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "d", "c", "e"]
+    # z = 0: only the trials as good as the best join the oracle's pick.
+    pool = candidate_pool(oracle, SelectionSettings(candidates=4, parsimony=0.0), size=size, validation_examples=100)
+    assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "b"]
+    # Without sizes, the rule, or a proportion-valued max objective: the oracle's first four.
+    first_four = ["a", "b", "c", "d"]
+    for kwargs in ({"size": None, "validation_examples": 100}, {"size": size, "validation_examples": None}):
+        pool = candidate_pool(oracle, SelectionSettings(candidates=4), **kwargs)
+        assert [t.hyperparameters.get("candidate") for t in pool] == first_four
+    pool = candidate_pool(oracle, SelectionSettings(candidates=4, parsimony=None), size=size, validation_examples=100)
+    assert [t.hyperparameters.get("candidate") for t in pool] == first_four
+    assert [t.hyperparameters.get("candidate") for t in candidate_pool(
+        _Oracle(trials, direction="min"), SelectionSettings(candidates=4), size=size,
+        validation_examples=100)] == first_four
+
+
+def test_the_parsimonious_pool_is_what_gets_cross_validated_and_ties_go_to_the_smaller():
+    table = {"big": [0.9, 0.9, 0.9], "mid": [0.8, 0.8, 0.8], "small": [0.9, 0.9, 0.9], "tiny": [0.7, 0.7, 0.7]}
+    tuner, x, y, settings = _setup(table, ["big", "mid", "small", "tiny"])
+    settings = SelectionSettings(candidates=2, folds=3, seed=4)
+    sizes = {"big": 1000, "mid": 500, "small": 20, "tiny": 5}
+    scores = {"big": 0.97, "mid": 0.97, "small": 0.96, "tiny": 0.80}  # tiny is far below the best
+    for trial in tuner.oracle.trials.values():
+        trial.score = scores[trial.hyperparameters.get("candidate")]
+    size = lambda t: sizes[t.hyperparameters.get("candidate")]
+    selection = select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=91)
+    assert {c for c, _ in tuner.hypermodel.calls} == {"big", "small"}
+    assert [s.trial_id for s in selection.scores] == ["00", "02"]
+    assert selection.trial_id == "02"  # equal means: the smaller
+    # Without sizes the pool is the oracle's first two, and the tie goes to the first.
+    tuner.hypermodel.calls.clear()
+    assert select_by_cross_validation(tuner, x, y, settings).trial_id == "00"
+    assert {c for c, _ in tuner.hypermodel.calls} == {"big", "mid"}
+
+
 # ---------------------------------------------------------------------- real training
 @pytest.mark.integration
-def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsys):
+def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsys, monkeypatch):
+    from kbnas import cli
     from kbnas.cli import main
+
+    # Every trial indistinguishable from the best (z = 100): all three are cross-validated.
+    monkeypatch.setattr(cli, "SELECTION", SelectionSettings(parsimony=100.0))
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(90, 4)).astype("float32")
@@ -200,7 +261,7 @@ def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsy
     assert main(["search", "--max-trials", "3", "--epochs", "2", "--max-depth", "3", "--time-budget", "none",
                  "--data", str(tmp_path / "d.npz"), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "cross-validating the 4 best candidates on 72 train + validation examples (3 folds)" in printed
+    assert "cross-validating up to 4 candidates on 72 train + validation examples (3 folds)" in printed
     saved = json.loads((out / "selection.json").read_text())
     assert len(saved["scores"]) == 3 and saved["completed_trials"] == 3
     assert all(len(s["fold_scores"]) == 3 for s in saved["scores"])
