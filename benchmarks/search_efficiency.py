@@ -34,6 +34,9 @@ Contenders (`CONTENDERS`):
     kbnas               BayesianNASOracle defaults: edit distance, EI, rank warp
     kbnas-otmann        the same with the OTMANN distance
     kbnas-ucb           the same with UCB (μ + 2σ)
+    kbnas-tokens        BayesianNASOracle on the token encoding, as a plain
+                        hyperparameter space (no search_space: the drop-in for
+                        keras_tuner.BayesianOptimization), its defaults
     random              uniform over the space's architectures without replacement
                         (BayesianNASOracle that never leaves its random initial design)
     keras-tuner-random  keras_tuner.oracles.RandomSearchOracle on the token encoding
@@ -95,6 +98,7 @@ CONTENDERS = (
     "kbnas",
     "kbnas-otmann",
     "kbnas-ucb",
+    "kbnas-tokens",
     "random",
     "keras-tuner-random",
     "keras-tuner-bo",
@@ -220,6 +224,8 @@ def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):
         seed=seed,
         max_consecutive_failed_trials=NO_FAILURE_LIMIT,
     )
+    if base == "kbnas-tokens":
+        return BayesianNASOracle(hyperparameters=token_hyperparameters(space), **common), "tokens"
     if base.startswith("kbnas") or base == "random":
         kwargs = {
             "kbnas": options,
