@@ -1,7 +1,7 @@
 """Test accuracy of fixed flat architectures, exported the way ``kbnas search`` exports.
 
 The question: on the breast-cancer split that ``kbnas search --data bc.csv`` makes
-(`benchmarks.equal_time.user_split`: 365 train / 91 validation / 114 test rows),
+(`benchmarks.equal_time.user_split`: 343 train / 113 validation / 113 test rows),
 which architectures of the flat space can match a standardized logistic
 regression on the test rows at all, and does the epoch cap matter? For each seed
 s, architecture a and epoch cap E, exactly the CLI's small-data path for one

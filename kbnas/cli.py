@@ -384,11 +384,7 @@ def cmd_search(args) -> int:
         # A resumed search keeps the batch size it began with.
         args.batch_size = (saved or {}).get("batch_size") or auto_batch_size(len(arrays["train"][0]))
     if args.epochs is None:
-        from kbnas.training import default_max_epochs
-
-        # A resumed search keeps its epochs (every kbnas_run.json records them).
-        args.epochs = saved["epochs"] if saved is not None and saved.get("epochs") else (
-            default_max_epochs(arrays["train"][0].shape[1:]))
+        args.epochs = _default_epochs(saved, arrays["train"][0].shape[1:])
     if args.learning_rate is None:
         from kbnas.training import default_learning_rate
 
@@ -438,6 +434,16 @@ def cmd_search(args) -> int:
     start = time.perf_counter()
     (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
     return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
+
+
+def _default_epochs(saved: dict | None, input_shape) -> int:
+    """--epochs when not given: a resumed search keeps its own (every kbnas_run.json
+    records them), a new one gets `kbnas.training.default_max_epochs` of its input kind."""
+    from kbnas.training import default_max_epochs
+
+    if saved is not None and saved.get("epochs"):
+        return int(saved["epochs"])
+    return default_max_epochs(input_shape)
 
 
 def _selection_settings(seed: int | None = None):
@@ -664,15 +670,18 @@ def _selection(tuner, arrays, output, args):
     from kbnas.selection import CandidateScore, Selection, select_by_cross_validation
 
     completed = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    settings = _selection_settings(args.seed)
+    # The choice depends on these; a selection.json from before they were recorded is reused.
+    recorded = {"candidates": settings.candidates, "folds": settings.folds, "parsimony": settings.parsimony}
     path = output / SELECTION_FILE
     if path.exists():
         saved = _read_json(path)
-        if saved.get("completed_trials") == completed and saved.get("trial_id") in tuner.oracle.trials:
+        same = all(saved.get(key, value) == value for key, value in recorded.items())
+        if same and saved.get("completed_trials") == completed and saved.get("trial_id") in tuner.oracle.trials:
             scores = tuple(CandidateScore(s["trial_id"], tuple(s["fold_scores"]), tuple(s["best_epochs"]),
                                           s["seconds"]) for s in saved["scores"])
             return Selection(saved["trial_id"], saved["epochs"], scores, tuple(saved["skipped"]),
                              saved["objective"], saved["direction"])
-    settings = _selection_settings(args.seed)
     x = np.concatenate([arrays["train"][0], arrays["val"][0]])
     y = np.concatenate([arrays["train"][1], arrays["val"][1]])
     deadline = time.monotonic() + args.time_budget * settings.time_share if args.time_budget else None
@@ -681,8 +690,11 @@ def _selection(tuner, arrays, output, args):
               f"examples ({settings.folds} folds)", flush=True)
     space, name = tuner.hypermodel.search_space, tuner.hypermodel.architecture_hp
 
-    def size(trial) -> int:  # parameters, for the parsimonious pool (kbnas.selection)
-        return space.param_count(space.from_hp_value(trial.hyperparameters.values[name]))
+    def size(trial) -> float:  # parameters, for the parsimonious pool (kbnas.selection)
+        try:
+            return space.param_count(space.from_hp_value(trial.hyperparameters.values[name]))
+        except (KeyError, ValueError):  # not an architecture of this space: last in the pool
+            return math.inf
 
     selection = select_by_cross_validation(tuner, x, y, settings, deadline=deadline, size=size,
                                            validation_examples=len(arrays["val"][0]),
@@ -691,10 +703,13 @@ def _selection(tuner, arrays, output, args):
         for score in selection.scores:
             print(f"  trial {_trial_number(score.trial_id)}: mean {selection.objective} {score.mean:.4f} "
                   f"over {len(score.fold_scores)} folds ({_format_seconds(score.seconds)})", flush=True)
+        if not selection.scores and not selection.skipped:
+            print("  no other trial within one standard error of the best validation score: "
+                  "the oracle's pick stands", flush=True)
         if selection.skipped:
             print(f"  not scored before the deadline: trial(s) "
                   f"{', '.join(_trial_number(t) for t in selection.skipped)}", flush=True)
-    write_json_atomic(path, {**selection.as_dict(), "completed_trials": completed})
+    write_json_atomic(path, {**selection.as_dict(), "completed_trials": completed, **recorded})
     return selection
 
 
@@ -901,7 +916,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default; --no-retrain exports the searched model)")
     search.add_argument("--selection", choices=SELECTIONS, default="auto",
                         help="how the exported trial is chosen: validation (the oracle's pick), "
-                             "cross-validation (3-fold on train + validation among the 4 best, in the last "
+                             "cross-validation (3-fold on train + validation of up to 4 candidates, in the last "
                              "third of the time budget) or auto (default: cross-validation with at most "
                              "1000 train + validation examples); see docs/cli.md")
     search.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,

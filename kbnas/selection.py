@@ -17,9 +17,10 @@ keeps. The candidate's score is
 
     CV(c) = (1/K) Σ_k s_ck,
 
-and the choice is c* = argmax_c CV(c) (argmin for a "min" objective); a tie goes
-to the smaller candidate when sizes are known, else to the one first in the
-candidates' order. Every candidate sees the same folds
+and the choice is c* = argmax_c CV(c) (argmin for a "min" objective); means
+within `TIE_TOLERANCE` are a tie, which goes to the smaller candidate under the
+parsimony rule (sizes known, ``parsimony`` not None), else to the one first in
+the candidates' order. Every candidate sees the same folds
 and the same per-fold seeds (common random numbers), so the comparison is
 paired. The final model is then trained on all of D for
 median_k(e_c*k) + 1 epochs (`kbnas.cli`'s retraining).
@@ -40,8 +41,10 @@ and the trials the validation set cannot tell from the best are
     I = { t ∈ T : s_t ≥ s* − z·SE },   z = `SelectionSettings.parsimony`.
 
 The candidates are then T's first trial (the oracle's pick) followed by the
-members of I from the smallest up (ties in the oracle's order), C in all; among
-equal cross-validation means the smaller candidate is chosen. This is the
+members of I from the smallest up (ties in the oracle's order), at most C in all
+(only the oracle's pick when I holds no other trial: then nothing is
+cross-validated); among equal cross-validation means the smaller candidate is
+chosen. This is the
 one-standard-error rule of Breiman et al. (1984) and Hastie, Tibshirani and
 Friedman (2009, §7.10) applied to the pool: on small data a large network's
 lucky validation score ranks it first, and the GP's top is mostly large
@@ -70,6 +73,11 @@ import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+
+#: Cross-validation means closer than this are equal: fold accuracies are float32, so
+#: the same count of examples right on different folds gives means ~1e-8 apart.
+TIE_TOLERANCE = 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,8 +376,11 @@ def select_by_cross_validation(
         # The oracle's pick stands; its epochs are known when it was scored.
         epochs = scores[0].epochs if scores and scores[0].trial_id == trials[0].trial_id else None
         return Selection(trials[0].trial_id, epochs, tuple(scores), tuple(skipped), objective.name, direction)
-    sign = -1.0 if direction == "max" else 1.0
-    sizes = {t.trial_id: (size(t) if size is not None else 0.0) for t in trials}
-    # Sorted is stable: among equal means and sizes the first in the candidates' order.
-    best = sorted(scores, key=lambda s: (sign * s.mean, sizes[s.trial_id]))[0]
+    optimum = max(s.mean for s in scores) if direction == "max" else min(s.mean for s in scores)
+    # Equal means: the same number of examples right, up to float32 rounding of the folds.
+    tied = [s for s in scores if abs(s.mean - optimum) <= TIE_TOLERANCE]
+    if size is not None and settings.parsimony is not None:
+        sizes = {t.trial_id: size(t) for t in trials}
+        tied.sort(key=lambda s: sizes[s.trial_id])  # stable: equal sizes keep the candidates' order
+    best = tied[0]
     return Selection(best.trial_id, best.epochs, tuple(scores), tuple(skipped), objective.name, direction)

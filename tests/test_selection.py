@@ -244,6 +244,34 @@ def test_the_parsimonious_pool_is_what_gets_cross_validated_and_ties_go_to_the_s
     assert {c for c, _ in tuner.hypermodel.calls} == {"big", "mid"}
 
 
+def test_float32_fold_means_of_equal_counts_tie_and_parsimony_none_ignores_sizes():
+    # 445 of 456 right both ways, on different folds: float32 fold scores make the
+    # means differ by ~1e-8 (kbnas search, breast cancer, seed 3 of the pool run).
+    f = lambda k: float(np.float32(k / 152))
+    table = {"big": [f(151), f(147), f(147)], "small": [f(149), f(150), f(146)]}
+    assert np.mean(table["big"]) != np.mean(table["small"])
+    tuner, x, y, _ = _setup(table, ["big", "small"])
+    for trial in tuner.oracle.trials.values():
+        trial.score = 0.97
+    sizes = {"big": 1000, "small": 10}
+    size = lambda t: sizes[t.hyperparameters.get("candidate")]
+    settings = SelectionSettings(candidates=2, folds=3, seed=4)
+    assert select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=113).trial_id == "01"
+    # parsimony=None: the oracle's first two, and the tie goes to the first whatever the sizes.
+    settings = SelectionSettings(candidates=2, folds=3, seed=4, parsimony=None)
+    assert select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=113).trial_id == "00"
+
+
+def test_the_cli_epochs_default_by_input_kind_and_a_resumed_search_keeps_its_own():
+    from kbnas.cli import _default_epochs
+    from kbnas.training import DEFAULT_MAX_EPOCHS
+
+    assert DEFAULT_MAX_EPOCHS == {"flat": 100, "spatial": 30}
+    assert _default_epochs(None, (30,)) == 100
+    assert _default_epochs(None, (8, 8, 1)) == 30 and _default_epochs(None, (50, 3)) == 30
+    assert _default_epochs({"epochs": 30}, (30,)) == 30  # begun before flat inputs got 100
+
+
 # ---------------------------------------------------------------------- real training
 @pytest.mark.integration
 def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsys, monkeypatch):
@@ -264,6 +292,7 @@ def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsy
     assert "cross-validating up to 4 candidates on 72 train + validation examples (3 folds)" in printed
     saved = json.loads((out / "selection.json").read_text())
     assert len(saved["scores"]) == 3 and saved["completed_trials"] == 3
+    assert (saved["candidates"], saved["folds"], saved["parsimony"]) == (4, 3, 100.0)
     assert all(len(s["fold_scores"]) == 3 for s in saved["scores"])
     means = {s["trial_id"]: s["mean"] for s in saved["scores"]}
     assert means[saved["trial_id"]] == max(means.values())
