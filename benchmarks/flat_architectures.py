@@ -35,6 +35,8 @@ import sys
 import tempfile
 import time
 
+from benchmarks import stats
+
 DEFAULT_OUTPUT = pathlib.Path("benchmarks/results/flat_architectures.jsonl")
 #: The linear model, the flat templates' small members, and deep stacks that
 #: earlier equal-time searches exported (benchmarks/results/equal_time_flat.jsonl).
@@ -59,14 +61,16 @@ def load_split():
     return (xt, yt), (xv, yv), (xs, ys), (np.concatenate([xt, xv]), np.concatenate([yt, yv]))
 
 
-def _fit(x, y, architecture, seed, epochs, validation=None):
+def fit(x, y, architecture, seed, epochs, validation=None, learning_rate=None):
+    """One training with the search recipe from seed ``seed`` (early stopping on
+    ``validation`` when given); the model and its History."""
     import keras
 
     from kbnas import ConvNetHyperModel
     from kbnas.training import auto_batch_size, search_callbacks
 
     keras.utils.set_random_seed(seed)
-    model = ConvNetHyperModel(seed=seed).configure(x, y).build_architecture(architecture)
+    model = ConvNetHyperModel(seed=seed).configure(x, y).build_architecture(architecture, learning_rate=learning_rate)
     kwargs = dict(validation_data=validation, callbacks=search_callbacks([])) if validation is not None else {}
     history = model.fit(x, y, epochs=epochs, batch_size=auto_batch_size(len(x)), verbose=0, **kwargs)
     return model, history
@@ -80,16 +84,16 @@ def measure(split, architecture: str, seed: int, max_epochs: int) -> dict:
     (xt, yt), (xv, yv), (xs, ys), (xd, yd) = split
     scores, best_epochs, seconds = [], [], []
     for k, held_out in enumerate(stratified_folds(yd, 3, seed)):
-        fit = np.setdiff1d(np.arange(len(xd)), held_out)
+        rows = np.setdiff1d(np.arange(len(xd)), held_out)
         start = time.perf_counter()
-        _, history = _fit(xd[fit], yd[fit], architecture, seed + k, max_epochs, (xd[held_out], yd[held_out]))
+        _, history = fit(xd[rows], yd[rows], architecture, seed + k, max_epochs, (xd[held_out], yd[held_out]))
         seconds.append(time.perf_counter() - start)
         best_epochs.append(int(np.argmin(history.history["val_loss"])))
         scores.append(float(max(history.history["val_accuracy"])))
     epochs = int(np.floor(np.median(best_epochs))) + 1
-    model, _ = _fit(xd, yd, architecture, seed, epochs)
+    model, _ = fit(xd, yd, architecture, seed, epochs)
     retrained = float(model.evaluate(xs, ys, verbose=0, return_dict=True)["accuracy"])
-    model, _ = _fit(xt, yt, architecture, seed, max_epochs, (xv, yv))
+    model, _ = fit(xt, yt, architecture, seed, max_epochs, (xv, yv))
     trained = float(model.evaluate(xs, ys, verbose=0, return_dict=True)["accuracy"])
     return {"seed": seed, "architecture": architecture, "max_epochs": max_epochs, "cv": float(np.mean(scores)),
             "fold_scores": scores, "best_epochs": best_epochs, "fold_seconds": seconds,
@@ -105,11 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
 
-    done = set()
-    if args.output.exists():
-        for line in args.output.read_text().splitlines():
-            row = json.loads(line)
-            done.add((row["seed"], row["architecture"], row["max_epochs"]))
+    done = {(r["seed"], r["architecture"], r["max_epochs"]) for r in stats.read_jsonl(args.output)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     split = load_split()
     for seed in range(args.seeds):

@@ -6,7 +6,8 @@ batch size (`kbnas.training.auto_batch_size`), ≤ 30 epochs, EarlyStopping on
 val_loss (patience `kbnas.training.EARLY_STOPPING_PATIENCE`, best weights
 restored), the held-out fold as validation data, one seed per fold (the fold
 index). Reported per cell: mean best-epoch validation accuracy over the folds,
-the mean number of epochs trained and the mean seconds per fit.
+the mean number of epochs trained and the mean seconds per fit (building the
+model included, since 2026-12-03).
 
 Cases: breast cancer (the 456 train + validation rows of the split
 ``kbnas search --data bc.csv`` makes, `benchmarks.equal_time.user_split`), wine
@@ -28,8 +29,9 @@ import json
 import os
 import pathlib
 import sys
-import tempfile
 import time
+
+from benchmarks import stats
 
 LINEAR = "dropout"
 CASES = ("breast-cancer", "wine", "digits-flat")
@@ -37,15 +39,10 @@ DEFAULT_OUTPUT = pathlib.Path("benchmarks/results/flat_learning_rate.jsonl")
 
 
 def load_case(case: str):
-    import numpy as np
-
     if case == "breast-cancer":
-        from benchmarks.equal_time import breast_cancer_csv, user_split
-        from kbnas.data_files import load_data
+        from benchmarks.flat_architectures import load_split
 
-        x, y = load_data(str(breast_cancer_csv(tempfile.mkdtemp())), label_column="label")
-        (xt, yt), (xv, yv), _ = user_split(x, y)
-        return np.concatenate([xt, xv]), np.concatenate([yt, yv])
+        return load_split()[3]  # train + validation
     from sklearn import datasets
 
     data = datasets.load_wine() if case == "wine" else datasets.load_digits()
@@ -53,24 +50,17 @@ def load_case(case: str):
 
 
 def cross_validate(x, y, architecture: str, learning_rate: float, folds: int = 5) -> dict:
-    import keras
     import numpy as np
     from sklearn.model_selection import StratifiedKFold
 
-    from kbnas import ConvNetHyperModel
-    from kbnas.training import auto_batch_size, search_callbacks
+    from benchmarks.flat_architectures import fit
 
     scores, epochs, seconds = [], [], []
     splitter = StratifiedKFold(folds, shuffle=True, random_state=0)
     for fold, (fit_rows, val_rows) in enumerate(splitter.split(x, y)):
-        keras.utils.set_random_seed(fold)
-        hypermodel = ConvNetHyperModel(seed=fold).configure(x[fit_rows], y[fit_rows])
-        model = hypermodel.build_architecture(architecture, learning_rate=learning_rate)
         start = time.perf_counter()
-        history = model.fit(
-            x[fit_rows], y[fit_rows], validation_data=(x[val_rows], y[val_rows]), epochs=30,
-            batch_size=auto_batch_size(len(fit_rows)), verbose=0, callbacks=search_callbacks([]),
-        )
+        _, history = fit(x[fit_rows], y[fit_rows], architecture, fold, 30, (x[val_rows], y[val_rows]),
+                         learning_rate=learning_rate)
         seconds.append(time.perf_counter() - start)
         losses = history.history["val_loss"]
         best = int(np.argmin(losses))
@@ -89,11 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from kbnas.space.templates import FLAT_TEMPLATES
 
-    done = set()
-    if args.output.exists():
-        for line in args.output.read_text().splitlines():
-            row = json.loads(line)
-            done.add((row["case"], row["architecture"], row["learning_rate"]))
+    done = {(r["case"], r["architecture"], r["learning_rate"]) for r in stats.read_jsonl(args.output)}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     for case in args.cases:
         x, y = load_case(case)

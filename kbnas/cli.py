@@ -35,6 +35,7 @@ from kbnas.parallel import (  # stdlib only
     is_worker_process,
     parse_address,
 )
+from kbnas.selection import SelectionSettings  # numpy only
 
 EXIT_USAGE = 2
 
@@ -53,7 +54,7 @@ USER_SPLIT_SEED = 0
 #: --selection choices (kbnas.selection).
 SELECTIONS = ("auto", "cross-validation", "validation")
 #: How small-data searches choose the exported trial (its seed is --seed).
-SELECTION = None  # kbnas.selection.SelectionSettings(); set on first use (no import at start-up)
+SELECTION = SelectionSettings()
 #: The fewest examples (and examples per class) for which every part of the split is non-empty.
 MIN_EXAMPLES = 3
 MIN_EXAMPLES_PER_CLASS = 3
@@ -446,14 +447,11 @@ def _default_epochs(saved: dict | None, input_shape) -> int:
     return default_max_epochs(input_shape)
 
 
-def _selection_settings(seed: int | None = None):
-    """`SELECTION` (default `kbnas.selection.SelectionSettings()`), with ``seed`` when given."""
+def _selection_settings(seed: int | None = None) -> SelectionSettings:
+    """`SELECTION`, with ``seed`` when given."""
     import dataclasses
 
-    from kbnas.selection import SelectionSettings
-
-    settings = SELECTION if SELECTION is not None else SelectionSettings()
-    return settings if seed is None else dataclasses.replace(settings, seed=seed)
+    return SELECTION if seed is None else dataclasses.replace(SELECTION, seed=seed)
 
 
 def _selects_by_cross_validation(args, arrays) -> bool:
