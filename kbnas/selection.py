@@ -219,8 +219,7 @@ def candidate_trials(oracle: Any, count: int) -> list[Any]:
 def indistinguishable_margin(best: float, validation_examples: int, z: float) -> float:
     """z·SE of a best validation accuracy ``best`` on ``validation_examples``
     examples, with the Agresti–Coull adjusted proportion (module docstring)."""
-    p = (best * validation_examples + 2.0) / (validation_examples + 4.0)
-    p = min(max(p, 0.0), 1.0)
+    p = (best * validation_examples + 2.0) / (validation_examples + 4.0)  # in (0, 1) for best in [0, 1]
     return z * math.sqrt(p * (1.0 - p) / (validation_examples + 4.0))
 
 
@@ -250,8 +249,7 @@ def candidate_pool(
         return ranked[:count]
     margin = indistinguishable_margin(best, validation_examples, settings.parsimony)
     close = [t for t in ranked[1:] if t.score >= best - margin - 1e-12]
-    order = {t.trial_id: i for i, t in enumerate(ranked)}
-    close.sort(key=lambda t: (size(t), order[t.trial_id]))
+    close.sort(key=size)  # stable: equal sizes keep the oracle's order
     return [ranked[0], *close][:count]
 
 
