@@ -37,10 +37,14 @@ Contenders (`CONTENDERS`):
     kbnas-tokens        BayesianNASOracle on the token encoding, as a plain
                         hyperparameter space (no search_space: the drop-in for
                         keras_tuner.BayesianOptimization), its defaults
+    kbnas-tokens-conditional  the same on the conditional token encoding
+    kbnas-tokens-reads  kbnas-tokens as `kbnas.BayesianNAS` runs it: each completed
+                        trial reports only the values its build read (`kbnas.reads`)
     random              uniform over the space's architectures without replacement
                         (BayesianNASOracle that never leaves its random initial design)
     keras-tuner-random  keras_tuner.oracles.RandomSearchOracle on the token encoding
     keras-tuner-bo      keras_tuner.oracles.BayesianOptimizationOracle, token encoding
+    keras-tuner-bo-conditional  the same on the conditional token encoding
     evolution           aging evolution, population 20, tournament 5
     local-search        first-improvement local search with random restarts
     reference-gp        issue 12's plain small-budget GP-EI: one shared Hamming
@@ -51,7 +55,9 @@ Contenders (`CONTENDERS`):
 
 The token encoding (as in tests/test_oracle.py): ``depth`` (Int in
 [min_depth, max_depth]) and ``layer_0 … layer_{max_depth−1}`` (Choice over the
-space's layer tokens); the architecture is the first ``depth`` tokens.
+space's layer tokens); the architecture is the first ``depth`` tokens. The
+conditional token encoding declares slot k ≥ min_depth with KerasTuner's
+``parent_name="depth"``, ``parent_values=[k+1 … max_depth]``: active only when used.
 
 Oracle seeds are ``run seed + 1`` for every contender (KerasTuner turns a seed of 0
 into a random one).
@@ -99,13 +105,19 @@ CONTENDERS = (
     "kbnas-otmann",
     "kbnas-ucb",
     "kbnas-tokens",
+    "kbnas-tokens-conditional",
+    "kbnas-tokens-reads",
     "random",
     "keras-tuner-random",
     "keras-tuner-bo",
+    "keras-tuner-bo-conditional",
     "evolution",
     "local-search",
     "reference-gp",
 )
+#: Contenders whose completed trials report only the values they read, as
+#: `kbnas.BayesianNAS` does (`kbnas.offline.run_oracle(report_reads=True)`).
+REPORTS_READS = frozenset({"kbnas-tokens-reads"})
 #: Budgets at which the report gives mean regret and its confidence interval.
 REPORT_BUDGETS = (10, 25, 50, 100, 200)
 #: The issue's target is checked from this budget on.
@@ -133,11 +145,12 @@ def architecture_hyperparameters(space: SearchSpace, name: str = "architecture")
     return make(space, name)
 
 
-def token_hyperparameters(space: SearchSpace):
-    """The same architectures as ordinary hyperparameters, for KerasTuner's own oracles."""
+def token_hyperparameters(space: SearchSpace, conditional: bool = False):
+    """The same architectures as ordinary hyperparameters, for KerasTuner's own oracles
+    (``conditional``: slots past ``depth`` are KerasTuner conditional hyperparameters)."""
     from kbnas.configurations import token_hyperparameters as make
 
-    return make(space)
+    return make(space, conditional)
 
 
 def architecture_from_values(values: dict, space: SearchSpace, encoding: str) -> str | None:
@@ -224,8 +237,9 @@ def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):
         seed=seed,
         max_consecutive_failed_trials=NO_FAILURE_LIMIT,
     )
-    if base == "kbnas-tokens":
-        return BayesianNASOracle(hyperparameters=token_hyperparameters(space), **common), "tokens"
+    if base in ("kbnas-tokens", "kbnas-tokens-conditional", "kbnas-tokens-reads"):
+        hyperparameters = token_hyperparameters(space, conditional=base.endswith("-conditional"))
+        return BayesianNASOracle(hyperparameters=hyperparameters, **common), "tokens"
     if base.startswith("kbnas") or base == "random":
         kwargs = {
             "kbnas": options,
@@ -239,8 +253,9 @@ def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):
         return oracle, "architecture"
     if base == "keras-tuner-random":
         return keras_tuner.oracles.RandomSearchOracle(hyperparameters=token_hyperparameters(space), **common), "tokens"
-    if base == "keras-tuner-bo":
-        oracle = keras_tuner.oracles.BayesianOptimizationOracle(hyperparameters=token_hyperparameters(space), **common)
+    if base in ("keras-tuner-bo", "keras-tuner-bo-conditional"):
+        hyperparameters = token_hyperparameters(space, conditional=base.endswith("-conditional"))
+        oracle = keras_tuner.oracles.BayesianOptimizationOracle(hyperparameters=hyperparameters, **common)
         return oracle, "tokens"
     if base == "evolution":
         oracle = AgingEvolutionOracle(
@@ -337,6 +352,7 @@ def replay(
     budget: int,
     directory: str,
     recommend_at: Sequence[int] = REPORT_BUDGETS,
+    report_reads: bool = False,
 ) -> dict[str, Any]:
     """Runs ``oracle`` against the table for ``budget`` queries.
 
@@ -386,7 +402,8 @@ def replay(
 
     while len(queries) < budget:
         outcome.clear()
-        finished = run_oracle(oracle, evaluate, 1, directory=directory, project_name="replay")
+        finished = run_oracle(oracle, evaluate, 1, directory=directory, project_name="replay",
+                              report_reads=report_reads)
         if not finished:
             stopped = "the oracle stopped (no new architecture)"
             break
@@ -446,6 +463,7 @@ def run_contender(
                 seed=seed,
                 budget=budget,
                 directory=directory,
+                report_reads=contender in REPORTS_READS,
             )
     finally:
         shutil.rmtree(directory, ignore_errors=True)

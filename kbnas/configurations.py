@@ -16,7 +16,12 @@ module turns a `keras_tuner.HyperParameters` space into what the core needs:
 * the architecture hyperparameter, a string holding the canonical encoding of a
   `kbnas.space.Architecture`, decoded into architectures for the architecture
   distance;
-* enumeration of every configuration when the space is finite and small.
+* enumeration of every configuration when the space is finite and small;
+* *unread* hyperparameters (`infer_unread_conditions`): an unconditional
+  hyperparameter that the trials' builds did not read for some values of an
+  earlier one (KerasTuner's ``for i in range(hp.Int("depth", ...))`` idiom, see
+  `kbnas.reads`) is treated as inactive for those values, exactly like a
+  KerasTuner conditional one.
 """
 
 from __future__ import annotations
@@ -64,6 +69,69 @@ def _is_active(hp, values: dict) -> bool:
     return all(condition.is_active(values) for condition in hp.conditions)
 
 
+def _hashable(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool, type(None))) else repr(value)
+
+
+def infer_unread_conditions(space: list, observed: list[dict]) -> dict[str, tuple[str, frozenset]]:
+    """When each unconditional hyperparameter goes unread, learned from completed trials.
+
+    ``observed`` are the values of completed trials, as `kbnas.reads.drop_unread`
+    left them: a tunable hyperparameter h without KerasTuner conditions is *unread*
+    in a trial that lacks it. For each h unread in at least one trial, the parent is
+    a hyperparameter p before h in space order, present in every observed trial,
+    whose observed values split the trials cleanly,
+
+        {p(t) : h read in t}  ∩  {p(t) : h unread in t}  =  ∅.
+
+    Among those, the one that splits the most hyperparameters this way, then the
+    one with the fewest distinct observed values, then the first in space order: in
+    the depth-loop idiom ``depth`` explains every slot, where a slot's token can
+    split a few trials by chance, and a continuous hyperparameter splits any trials
+    (every value distinct) but has more values. The condition is then "h is
+    inactive when p ∈ U", U = the values of p at which h went unread. A value of p
+    never observed leaves h active (the behaviour without this rule), so the rule
+    only merges configurations that trials showed to be the same model; a wrong
+    rule is undone by the first trial that reads h at a value in U.
+
+    Args:
+        space: the oracle's hyperparameters (``HyperParameters.space``), in order.
+        observed: values of completed trials.
+
+    Returns:
+        h's name -> (p's name, U) for every h with a consistent parent; no entry
+        when no trial left anything unread (e.g. under KerasTuner's own Tuner,
+        which reports every value).
+    """
+    tunable: list = []
+    for hp in space:
+        if isinstance(hp, _hp_types.Fixed) or hp.conditions or any(t.name == hp.name for t in tunable):
+            continue
+        tunable.append(hp)
+    always = [hp for hp in tunable if all(hp.name in values for values in observed)]
+    consistent: dict[str, list[tuple[int, int, str, frozenset]]] = {}
+    explains: dict[str, int] = {}
+    for hp in tunable:
+        unread = [values for values in observed if hp.name not in values]
+        if not unread:
+            continue
+        read = [values for values in observed if hp.name in values]
+        for order, parent in enumerate(always):
+            if parent is hp:
+                break
+            seen_unread = {_hashable(values[parent.name]) for values in unread}
+            seen_read = {_hashable(values[parent.name]) for values in read}
+            if seen_read.isdisjoint(seen_unread):
+                consistent.setdefault(hp.name, []).append(
+                    (len(seen_read | seen_unread), order, parent.name, frozenset(seen_unread)))
+                explains[parent.name] = explains.get(parent.name, 0) + 1
+    conditions: dict[str, tuple[str, frozenset]] = {}
+    for name, options in consistent.items():
+        _, _, parent, unread_values = min(options, key=lambda o: (-explains[o[2]], o[0], o[1]))
+        conditions[name] = (parent, unread_values)
+    return conditions
+
+
 class ConfigurationSpace:
     """The tunable part of a KerasTuner search space.
 
@@ -95,12 +163,52 @@ class ConfigurationSpace:
             self.encoded.append(hp)
         self.kinds = [CATEGORICAL if _is_unordered(hp) else NUMERIC for hp in self.encoded]
         self._rows: dict[tuple, np.ndarray] = {}
+        #: `infer_unread_conditions`: h -> (p, U), h inactive when p's value is in U.
+        self.unread_conditions: dict[str, tuple[str, frozenset]] = {}
         self._choice_codes = [
             {repr(v): i for i, v in enumerate(hp.values)}
             if isinstance(hp, _hp_types.Choice) and _is_unordered(hp)
             else None
             for hp in self.encoded
         ]
+
+    def _active(self, hp, values: dict) -> bool:
+        """Active under KerasTuner's conditions and the learned unread conditions."""
+        if not _is_active(hp, values):
+            return False
+        condition = self.unread_conditions.get(hp.name)
+        return condition is None or condition[0] not in values or _hashable(values[condition[0]]) not in condition[1]
+
+    def project(self, values: dict) -> dict:
+        """``values`` restricted to the hyperparameters active in it, in space order
+        (what a trial's model depended on; names outside the space are kept)."""
+        out: dict = {}
+        for hp in self.space:
+            if hp.name in values and hp.name not in out and self._active(hp, out):
+                out[hp.name] = values[hp.name]
+        names = {hp.name for hp in self.space}
+        out.update((name, value) for name, value in values.items() if name not in names)
+        return out
+
+    def fill_unread(self, values: dict) -> dict:
+        """``values`` plus each default that only a learned unread condition left out.
+
+        What the oracle hands to a trial: a build that reads such a value after all
+        (the rule was wrong) gets its default instead of a KeyError, and its read
+        undoes the rule (`infer_unread_conditions`).
+        """
+        if not self.unread_conditions:
+            return values
+        out: dict = {}
+        for hp in self.space:
+            if hp.name in out:
+                continue
+            if hp.name in values:
+                out[hp.name] = values[hp.name]
+            elif hp.name in self.unread_conditions and _is_active(hp, out):
+                out[hp.name] = hp.default
+        out.update((name, value) for name, value in values.items() if name not in out)
+        return out
 
     @property
     def n_dimensions(self) -> int:
@@ -127,7 +235,7 @@ class ConfigurationSpace:
         """
         out: dict = {}
         for hp in self.space:
-            if hp.name in out or not _is_active(hp, out):
+            if hp.name in out or not self._active(hp, out):
                 continue
             if hp.name in values and hp.name != resample:
                 out[hp.name] = values[hp.name]
@@ -267,7 +375,7 @@ class ConfigurationSpace:
             yield dict(values)
             return
         hp = self.space[index]
-        if hp.name in values or not _is_active(hp, values):
+        if hp.name in values or not self._active(hp, values):
             yield from self._expand(values, index + 1, per_hp)
             return
         for v in per_hp[hp.name]:
@@ -290,19 +398,26 @@ def architecture_hyperparameters(
     return hp
 
 
-def token_hyperparameters(space: SearchSpace) -> keras_tuner.HyperParameters:
+def token_hyperparameters(space: SearchSpace, conditional: bool = False) -> keras_tuner.HyperParameters:
     """The same architectures as ordinary hyperparameters, for KerasTuner's own oracles.
 
     ``depth`` ∈ [min_depth, max_depth] and one Choice of layer token per slot
-    (``layer_0`` …); slots beyond ``depth`` are ignored but still searched over, and
-    some token strings are invalid architectures. Used to compare with
-    `keras_tuner.oracles.BayesianOptimizationOracle` on an equivalent space.
+    (``layer_0`` …). Unconditional (the default), slots beyond ``depth`` are ignored
+    but still searched over; with ``conditional=True``, slot k ≥ min_depth is a
+    KerasTuner conditional hyperparameter (``parent_name="depth"``,
+    ``parent_values`` = k+1 … max_depth), active only when the architecture has
+    that layer. Either way some token strings are invalid architectures. Used to
+    compare with `keras_tuner.oracles.BayesianOptimizationOracle` on an equivalent space.
     """
     hp = keras_tuner.HyperParameters()
     hp.Int("depth", space.min_depth, space.max_depth)
     tokens = [layer.encode() for layer in space.alphabet()]
     for slot in range(space.max_depth):
-        hp.Choice(f"layer_{slot}", tokens)
+        if conditional and slot >= space.min_depth:
+            hp.Choice(f"layer_{slot}", tokens, parent_name="depth",
+                      parent_values=list(range(slot + 1, space.max_depth + 1)))
+        else:
+            hp.Choice(f"layer_{slot}", tokens)
     return hp
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable
 import keras_tuner
 
 from kbnas import keras_tuner_internals as kt_internals
+from kbnas.reads import ReadRecorder, drop_unread, droppable_names
 
 
 @dataclasses.dataclass
@@ -40,6 +41,7 @@ def run_oracle(
     concurrency: int = 1,
     metric_name: str | None = None,
     verbose: int = 0,
+    report_reads: bool = False,
 ) -> list[OfflineTrial]:
     """Runs ``n_trials`` trials of ``oracle`` against ``evaluate``.
 
@@ -57,6 +59,9 @@ def run_oracle(
             trial is proposed while the others are still running.
         metric_name: name under which a float result is reported.
         verbose: KerasTuner's per-trial display (0: silent).
+        report_reads: as `kbnas.BayesianNAS` does, a trial that completes reaches
+            ``end_trial`` without the unconditional values ``evaluate`` never read
+            (`kbnas.reads`); ``evaluate`` then gets a `kbnas.reads.ReadRecorder`.
 
     Returns:
         The finished trials in the order they ended.
@@ -82,8 +87,9 @@ def run_oracle(
             break
         trial, seconds = running.pop(0)
         values = dict(trial.hyperparameters.values)
+        recorder = ReadRecorder(values)
         try:
-            result = evaluate(values)
+            result = evaluate(recorder if report_reads else values)
         except Exception as error:  # noqa: BLE001 - a failing evaluation is a failed trial
             result, trial.message = None, f"{type(error).__name__}: {error}"
         if result is None:
@@ -97,6 +103,8 @@ def run_oracle(
                 metrics[oracle.objective.name] = oracle.objective.get_value(metrics)
             oracle.update_trial(trial.trial_id, metrics)
             trial.status = "COMPLETED"
+            if report_reads:
+                trial.hyperparameters.values = drop_unread(values, recorder.read, droppable_names(trial.hyperparameters))
         oracle.end_trial(trial)
         finished.append(
             OfflineTrial(trial.trial_id, values, metrics, oracle.trials[trial.trial_id].status, seconds)

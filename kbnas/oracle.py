@@ -38,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
-from kbnas.configurations import ConfigurationSpace
+from kbnas.configurations import ConfigurationSpace, infer_unread_conditions
 from kbnas.core import acquisition as acq
 from kbnas.core.acquisition_optimizer import (
     AcquisitionResult,
@@ -356,12 +356,34 @@ class BayesianNASOracle(ResumableOracle):
         self._recommendation_cache = None
 
     def _configuration_space(self) -> tuple[ConfigurationSpace, list[dict] | None]:
-        key = tuple((hp.name, repr(hp.get_config())) for hp in self.hyperparameters.space)
+        """The space as the core sees it, with the unread conditions learned from
+        the ended trials (`kbnas.configurations.infer_unread_conditions`), and every
+        configuration when the space is small."""
+        space = list(self.hyperparameters.space)
+        space_key = tuple((hp.name, repr(hp.get_config())) for hp in space)
+        # Completed trials only: `kbnas.BayesianNAS` drops unread values of trials
+        # that ran to the end, not of failed ones (a retry must find every value).
+        ended = [t for t in list(self.trials.values()) if t.status == COMPLETED and t.hyperparameters.values]
+        ended_key = (space_key, tuple(t.trial_id for t in ended))
+        if getattr(self, "_unread_cache", None) is None or self._unread_cache[0] != ended_key:
+            self._unread_cache = (ended_key, infer_unread_conditions(
+                space, [dict(t.hyperparameters.values) for t in ended]))
+        unread = self._unread_cache[1]
+        key = (space_key, tuple(sorted(unread.items())))
         if self._configuration_space_cache is None or self._configuration_space_cache[0] != key:
             cspace = ConfigurationSpace(self.hyperparameters, self.search_space, self.architecture_hp)
+            cspace.unread_conditions = unread
             everything = cspace.enumerate(self.exhaustive_limit)
             self._configuration_space_cache = (key, cspace, everything)
         return self._configuration_space_cache[1], self._configuration_space_cache[2]
+
+    def _values_key(self, trial) -> str:
+        return self._key(self._values_of(trial))
+
+    def _values_of(self, trial) -> dict:
+        """A trial's values as the model sees them: only the active ones (learned
+        unread hyperparameters left out; `ConfigurationSpace.project`)."""
+        return self._configuration_space()[0].project(dict(trial.hyperparameters.values))
 
     def _initial_points(self, cspace: ConfigurationSpace) -> int:
         if self.num_initial_points is not None:
@@ -432,8 +454,17 @@ class BayesianNASOracle(ResumableOracle):
                 del self.stopped_early[trial.trial_id]
                 self.proposal_log.get(trial.trial_id, {}).pop("stopped_at_epoch", None)
         reported_completed = trial.status == COMPLETED
+        reported_names = set(trial.hyperparameters.values)
         super().end_trial(trial)
         ended = self.trials[trial.trial_id]
+        if ended.status == COMPLETED and not reported_names.issuperset(ended.hyperparameters.values):
+            # KerasTuner's end_trial refills every missing unconditional value with a
+            # random draw (HyperParameters.ensure_active_values): keep the trial as
+            # reported, without the values its build never read (kbnas.reads).
+            ended.hyperparameters.values = {
+                name: value for name, value in ended.hyperparameters.values.items() if name in reported_names
+            }
+            kt_internals.save_trial(self, ended)
         if reported_completed and (ended.score is None or not np.isfinite(ended.score)):
             # (KerasTuner marks such a trial INVALID: retried while max_retries_per_trial
             # allows, then FAILED; it counts towards max_consecutive_failed_trials.)
@@ -557,14 +588,14 @@ class BayesianNASOracle(ResumableOracle):
             if trial.trial_id in self.stopped_early or not trial.hyperparameters.values:
                 continue
             if trial.status in (COMPLETED, RUNNING) or trial.trial_id in self.promoted:
-                done.add(self._key(dict(trial.hyperparameters.values)))
+                done.add(self._key(self._values_of(trial)))
         out = {}
         for trial_id in self.stopped_early:
             trial = self.trials.get(trial_id)
             # A stopped trial that has not ended yet is not in the GP yet.
             if trial is None or trial.status != COMPLETED or not trial.hyperparameters.values:
                 continue
-            key = self._key(dict(trial.hyperparameters.values))
+            key = self._key(self._values_of(trial))
             if key not in done:
                 out.setdefault(key, trial_id)
         return out
@@ -635,6 +666,10 @@ class BayesianNASOracle(ResumableOracle):
         avoid = set(kt_internals.tried_so_far(self))
         values, info = None, {"method": "random"}
         try:
+            # KerasTuner's hashes of the values handed out and reported, and those
+            # of what each trial's model depended on (a proposal differing from a
+            # trial only in values that trial did not read is the same model).
+            avoid |= {self._values_key(t) for t in list(self.trials.values()) if t.hyperparameters.values}
             # The matrices are small (n <= a few hundred): multithreaded BLAS
             # only adds contention, badly so next to TensorFlow's threads.
             with threadpool_limits(limits=1, user_api="blas"):
@@ -656,6 +691,7 @@ class BayesianNASOracle(ResumableOracle):
         info["running"] = len(self.ongoing_trials)
         if values is None:
             return {"status": STOPPED, "values": None}
+        values = self._configuration_space()[0].fill_unread(values)
         if "promotes" in info:
             self.promoted[trial_id] = info["promotes"]
         self.proposal_log[trial_id] = info
@@ -730,7 +766,7 @@ class BayesianNASOracle(ResumableOracle):
                 break
             pool[self._key(values)] = values
         candidates = list(pool.values())
-        tried = [dict(t.hyperparameters.values) for t in self.trials.values() if t.hyperparameters.values]
+        tried = [self._values_of(t) for t in self.trials.values() if t.hyperparameters.values]
         if len(candidates) < 2 or not tried or cspace.n_dimensions == 0:
             return candidates[0] if candidates else None
         channels = self.featurizer.distance_channels(cspace, candidates, tried)
@@ -907,7 +943,7 @@ class BayesianNASOracle(ResumableOracle):
         |log f − log f'|; pass them to `Featurizer.channels` for cross distances.
         """
         trials = [*completed, *failed]
-        train = [dict(t.hyperparameters.values) for t in trials]
+        train = [self._values_of(t) for t in trials]
         scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
         if failed:
             # A model that cannot be built, runs out of memory or diverges is as bad
@@ -929,7 +965,7 @@ class BayesianNASOracle(ResumableOracle):
         best = float(np.max(gp.training_mean()))
 
         pending = [
-            dict(t.hyperparameters.values)
+            self._values_of(t)
             for t in self.ongoing_trials.values()
             if t.hyperparameters.values
         ]
@@ -957,7 +993,7 @@ class BayesianNASOracle(ResumableOracle):
             # A stopped configuration competes with untried ones only when the
             # model says it is better at full fidelity than every trained one:
             # its posterior mean there is at least the incumbent's.
-            stopped_values = [dict(self.trials[t].hyperparameters.values) for t in promotable.values()]
+            stopped_values = [self._values_of(self.trials[t]) for t in promotable.values()]
             mean, _ = posterior(stopped_values)
             promotions = [v for v, m in zip(stopped_values, mean) if m >= best]
             avoid = avoid - {self._key(v) for v in promotions}

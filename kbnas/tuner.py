@@ -39,6 +39,7 @@ from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.oracle import BayesianNASOracle
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
+from kbnas.reads import ReadRecorder, drop_unread, droppable_names
 from kbnas.settings import SearchSettings
 from kbnas.space import SearchSpace
 from kbnas.tf_workarounds import CustomGradientScope
@@ -311,15 +312,26 @@ class BayesianNAS(keras_tuner.Tuner):
         if remaining is not None:
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAtDeadline(remaining)]
         python_state, numpy_state = random.getstate(), np.random.get_state()
+        hyperparameters = trial.hyperparameters
+        values = hyperparameters.values
+        recorder = hyperparameters.values = ReadRecorder(values)
+        finished = False
         try:
             keras.utils.set_random_seed(trial_training_seed(oracle.seed, trial.trial_id))
             # TensorFlow keeps every traced model alive through its gradient registry
             # (kbnas.tf_workarounds): without this a search grows ~20 MiB per trial.
             with CustomGradientScope():
-                return super().run_trial(trial, *args, **kwargs)
+                result = super().run_trial(trial, *args, **kwargs)
+            finished = True
+            return result
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
+            # The oracle learns from what the trial's model depended on
+            # (kbnas.reads): values never read while it was built and trained go.
+            hyperparameters.values = (
+                drop_unread(recorder, recorder.read, droppable_names(hyperparameters)) if finished else dict(recorder)
+            )
 
     def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
         """``val_accuracy`` (max) for classification, ``val_loss`` (min) for regression."""

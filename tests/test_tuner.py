@@ -88,6 +88,31 @@ def test_drop_in_for_plain_hyperparameter_search(tmp_path, digits):
     assert set(next(iter(tuner.oracle.trials.values())).hyperparameters.values) == {"units", "act", "lr"}
 
 
+def test_the_depth_loop_idiom_reports_only_the_values_each_trial_read(tmp_path, digits):
+    x, y, xv, yv = digits
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 16), keras.layers.Flatten()])
+        for i in range(hp.Int("depth", 1, 3)):
+            model.add(keras.layers.Dense(hp.Choice(f"units_{i}", [4, 8, 16]), activation="relu"))
+        model.add(keras.layers.Dense(10, activation="softmax"))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = BayesianNAS(build, objective="val_accuracy", max_trials=6, seed=0, num_initial_points=3,
+                        directory=str(tmp_path))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    trials = list(tuner.oracle.trials.values())
+    assert len(trials) == 6 and all(t.status == "COMPLETED" for t in trials)
+    for trial in trials:
+        values = trial.hyperparameters.values
+        assert set(values) == {"depth", *(f"units_{i}" for i in range(values["depth"]))}, values
+    # The best model is rebuilt from what its trial kept.
+    best = tuner.get_best_models(1)[0]
+    depth = tuner.get_best_hyperparameters(1)[0].values["depth"]
+    assert len([layer for layer in best.layers if isinstance(layer, keras.layers.Dense)]) == depth + 1
+
+
 MIRRORED_SCRIPT = textwrap.dedent(
     """
     import sys
