@@ -377,13 +377,11 @@ class BayesianNASOracle(ResumableOracle):
             self._configuration_space_cache = (key, cspace, everything)
         return self._configuration_space_cache[1], self._configuration_space_cache[2]
 
-    def _values_key(self, trial) -> str:
-        return self._key(self._values_of(trial))
-
-    def _values_of(self, trial) -> dict:
+    def _values_of(self, trial, cspace: ConfigurationSpace | None = None) -> dict:
         """A trial's values as the model sees them: only the active ones (learned
         unread hyperparameters left out; `ConfigurationSpace.project`)."""
-        return self._configuration_space()[0].project(dict(trial.hyperparameters.values))
+        cspace = cspace or self._configuration_space()[0]
+        return cspace.project(dict(trial.hyperparameters.values))
 
     def _initial_points(self, cspace: ConfigurationSpace) -> int:
         if self.num_initial_points is not None:
@@ -583,19 +581,20 @@ class BayesianNASOracle(ResumableOracle):
         promoted before."""
         if self.early_stopping is None or not self.early_stopping.promote:
             return {}
+        cspace, _ = self._configuration_space()
         done = set()
         for trial in self.trials.values():
             if trial.trial_id in self.stopped_early or not trial.hyperparameters.values:
                 continue
             if trial.status in (COMPLETED, RUNNING) or trial.trial_id in self.promoted:
-                done.add(self._key(self._values_of(trial)))
+                done.add(self._key(self._values_of(trial, cspace)))
         out = {}
         for trial_id in self.stopped_early:
             trial = self.trials.get(trial_id)
             # A stopped trial that has not ended yet is not in the GP yet.
             if trial is None or trial.status != COMPLETED or not trial.hyperparameters.values:
                 continue
-            key = self._key(self._values_of(trial))
+            key = self._key(self._values_of(trial, cspace))
             if key not in done:
                 out.setdefault(key, trial_id)
         return out
@@ -669,7 +668,9 @@ class BayesianNASOracle(ResumableOracle):
             # KerasTuner's hashes of the values handed out and reported, and those
             # of what each trial's model depended on (a proposal differing from a
             # trial only in values that trial did not read is the same model).
-            avoid |= {self._values_key(t) for t in list(self.trials.values()) if t.hyperparameters.values}
+            cspace, _ = self._configuration_space()
+            avoid |= {self._key(self._values_of(t, cspace)) for t in list(self.trials.values())
+                      if t.hyperparameters.values}
             # The matrices are small (n <= a few hundred): multithreaded BLAS
             # only adds contention, badly so next to TensorFlow's threads.
             with threadpool_limits(limits=1, user_api="blas"):
@@ -766,7 +767,7 @@ class BayesianNASOracle(ResumableOracle):
                 break
             pool[self._key(values)] = values
         candidates = list(pool.values())
-        tried = [self._values_of(t) for t in self.trials.values() if t.hyperparameters.values]
+        tried = [self._values_of(t, cspace) for t in self.trials.values() if t.hyperparameters.values]
         if len(candidates) < 2 or not tried or cspace.n_dimensions == 0:
             return candidates[0] if candidates else None
         channels = self.featurizer.distance_channels(cspace, candidates, tried)
@@ -943,7 +944,7 @@ class BayesianNASOracle(ResumableOracle):
         |log f − log f'|; pass them to `Featurizer.channels` for cross distances.
         """
         trials = [*completed, *failed]
-        train = [self._values_of(t) for t in trials]
+        train = [self._values_of(t, cspace) for t in trials]
         scores = self._maximize_sign() * np.array([t.score for t in completed], dtype=float)
         if failed:
             # A model that cannot be built, runs out of memory or diverges is as bad
@@ -965,7 +966,7 @@ class BayesianNASOracle(ResumableOracle):
         best = float(np.max(gp.training_mean()))
 
         pending = [
-            self._values_of(t)
+            self._values_of(t, cspace)
             for t in self.ongoing_trials.values()
             if t.hyperparameters.values
         ]
@@ -993,7 +994,7 @@ class BayesianNASOracle(ResumableOracle):
             # A stopped configuration competes with untried ones only when the
             # model says it is better at full fidelity than every trained one:
             # its posterior mean there is at least the incumbent's.
-            stopped_values = [self._values_of(self.trials[t]) for t in promotable.values()]
+            stopped_values = [self._values_of(self.trials[t], cspace) for t in promotable.values()]
             mean, _ = posterior(stopped_values)
             promotions = [v for v, m in zip(stopped_values, mean) if m >= best]
             avoid = avoid - {self._key(v) for v in promotions}
