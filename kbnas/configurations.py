@@ -78,7 +78,8 @@ def infer_unread_conditions(space: list, observed: list[dict]) -> dict[str, tupl
 
     ``observed`` are the values of completed trials, as `kbnas.reads.drop_unread`
     left them: a tunable hyperparameter h without KerasTuner conditions is *unread*
-    in a trial that lacks it. For each h unread in at least one trial, the parent is
+    in a trial that lacks it. For each h unread in at least one trial and read in at
+    least one, the parent is
     a hyperparameter p before h in space order, present in every observed trial,
     whose observed values split the trials cleanly,
 
@@ -108,17 +109,19 @@ def infer_unread_conditions(space: list, observed: list[dict]) -> dict[str, tupl
         if isinstance(hp, _hp_types.Fixed) or hp.conditions or any(t.name == hp.name for t in tunable):
             continue
         tunable.append(hp)
-    always = [hp for hp in tunable if all(hp.name in values for values in observed)]
+    always = {hp.name for hp in tunable if all(hp.name in values for values in observed)}
     consistent: dict[str, list[tuple[int, int, str, frozenset]]] = {}
     explains: dict[str, int] = {}
-    for hp in tunable:
+    for position, hp in enumerate(tunable):
         unread = [values for values in observed if hp.name not in values]
-        if not unread:
-            continue
         read = [values for values in observed if hp.name in values]
-        for order, parent in enumerate(always):
-            if parent is hp:
-                break
+        if not unread or not read:
+            # Never unread; or never read by a completed trial (a value read only
+            # outside what a trial records must not be switched off).
+            continue
+        for order, parent in enumerate(tunable[:position]):
+            if parent.name not in always:
+                continue
             seen_unread = {_hashable(values[parent.name]) for values in unread}
             seen_read = {_hashable(values[parent.name]) for values in read}
             if seen_read.isdisjoint(seen_unread):

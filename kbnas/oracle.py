@@ -53,6 +53,7 @@ from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps
 from kbnas.core.surrogate import RefitPolicy, fit_surrogate, leave_one_out
 from kbnas.core.warping import warp_scores
 from kbnas.featurizer import Featurizer
+from kbnas.reads import not_recorded
 from kbnas.settings import RECOMMENDATIONS, SearchSettings  # noqa: F401 - RECOMMENDATIONS: public here too
 from kbnas.space import Architecture, SearchSpace
 from kbnas.space.templates import random_template
@@ -160,9 +161,11 @@ class ResumableOracle(keras_tuner.Oracle):
         """KerasTuner's ``trial_<id>/trial.json``, written atomically."""
         # KerasTuner 1.4: Oracle._save_trial(trial) is trial.save(<trial dir>/trial.json).
         path = os.path.join(kt_internals.trial_dir(self, trial.trial_id), "trial.json")
-        if not is_local_path(path):
-            return super()._save_trial(trial)
-        write_json_atomic(path, trial.get_state(), indent=None)
+        # A running trial's values record its build's reads (kbnas.reads); saving it is not one.
+        with not_recorded(trial.hyperparameters):
+            if not is_local_path(path):
+                return super()._save_trial(trial)
+            write_json_atomic(path, trial.get_state(), indent=None)
 
     def reload(self) -> None:
         """KerasTuner's reload; a damaged state file is named (`kbnas.atomic_files.DamagedFileError`)."""
@@ -363,8 +366,12 @@ class BayesianNASOracle(ResumableOracle):
         space_key = tuple((hp.name, repr(hp.get_config())) for hp in space)
         # Completed trials only: `kbnas.BayesianNAS` drops unread values of trials
         # that ran to the end, not of failed ones (a retry must find every value).
-        ended = [t for t in list(self.trials.values()) if t.status == COMPLETED and t.hyperparameters.values]
-        ended_key = (space_key, tuple(t.trial_id for t in ended))
+        # Not the trial inside `end_trial`: KerasTuner has refilled its unread values
+        # (at random) until kbnas restores them, and its display ranks trials then.
+        ending = getattr(self, "_ending_trial", None)
+        ended = [t for t in list(self.trials.values())
+                 if t.status == COMPLETED and t.hyperparameters.values and t.trial_id != ending]
+        ended_key = (space_key, tuple((t.trial_id, len(t.hyperparameters.values)) for t in ended))
         if getattr(self, "_unread_cache", None) is None or self._unread_cache[0] != ended_key:
             self._unread_cache = (ended_key, infer_unread_conditions(
                 space, [dict(t.hyperparameters.values) for t in ended]))
@@ -453,7 +460,11 @@ class BayesianNASOracle(ResumableOracle):
                 self.proposal_log.get(trial.trial_id, {}).pop("stopped_at_epoch", None)
         reported_completed = trial.status == COMPLETED
         reported_names = set(trial.hyperparameters.values)
-        super().end_trial(trial)
+        self._ending_trial = trial.trial_id
+        try:
+            super().end_trial(trial)
+        finally:
+            self._ending_trial = None
         ended = self.trials[trial.trial_id]
         if ended.status == COMPLETED and not reported_names.issuperset(ended.hyperparameters.values):
             # KerasTuner's end_trial refills every missing unconditional value with a
@@ -882,7 +893,11 @@ class BayesianNASOracle(ResumableOracle):
     def _rank_by_posterior_mean(self, cspace: ConfigurationSpace, completed: list) -> list[str]:
         fidelity = self._fidelities(completed)
         key = (
-            tuple((t.trial_id, t.score, t.trial_id in self.stopped_early) for t in completed),
+            # (The number of values: a trial is ranked again once kbnas restores the
+            # values it reported, see `end_trial`.)
+            tuple((t.trial_id, t.score, t.trial_id in self.stopped_early, len(t.hyperparameters.values))
+                  for t in completed),
+            tuple(sorted(cspace.unread_conditions.items())),
             None if fidelity is None else fidelity.tobytes(),
             None if self._theta is None else self._theta.tobytes(),
         )

@@ -24,15 +24,22 @@ export) needs nothing that was dropped.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+import contextlib
+from typing import Any, Iterable, Iterator
 
 from kbnas import keras_tuner_internals as kt_internals
 
 
 class ReadRecorder(dict):
-    """A dict that records which keys were read through ``d[key]`` or ``d.get(key)``,
-    or written through ``d[key] = value`` (KerasTuner registers a hyperparameter the
-    build declares for the first time by writing its default: the build uses it)."""
+    """A dict that records which keys were read.
+
+    ``d[key]`` and ``d.get(key)`` record ``key``; ``d[key] = value`` too (KerasTuner
+    registers a hyperparameter the build declares for the first time by writing its
+    default: the build uses it). Anything that can read values unseen — iterating,
+    ``items()``, ``keys()``, ``values()``, ``copy()`` (``hp.copy()`` and
+    ``hp.get_config()`` go through ``items()``) — marks every key read: the trial then
+    keeps all its values, as without this module. `plain` copies without recording.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,6 +56,33 @@ class ReadRecorder(dict):
     def get(self, key, default=None):
         self.read.add(key)
         return super().get(key, default)
+
+    def _read_all(self) -> None:
+        self.read.update(dict.keys(self))
+
+    def __iter__(self):
+        self._read_all()
+        return super().__iter__()
+
+    def items(self):
+        self._read_all()
+        return super().items()
+
+    def keys(self):
+        self._read_all()
+        return super().keys()
+
+    def values(self):
+        self._read_all()
+        return super().values()
+
+    def copy(self):
+        self._read_all()
+        return dict(dict.items(self))
+
+    def plain(self) -> dict:
+        """The values as a plain dict, recording nothing."""
+        return dict(dict.items(self))
 
 
 def drop_unread(values: dict, read: Iterable[str], droppable: Iterable[str]) -> dict:
@@ -78,3 +112,18 @@ def droppable_names(hyperparameters: Any) -> list[str]:
     no value already; a Fixed one is not searched)."""
     fixed = kt_internals.hyperparameter_types.Fixed
     return [hp.name for hp in hyperparameters.space if not hp.conditions and not isinstance(hp, fixed)]
+
+
+@contextlib.contextmanager
+def not_recorded(hyperparameters: Any) -> Iterator[None]:
+    """Reads of ``hyperparameters.values`` inside are not the trial's: KerasTuner's
+    oracle serializes a running trial (``update_trial`` saves it at every report)."""
+    values = hyperparameters.values
+    if not isinstance(values, ReadRecorder):
+        yield
+        return
+    hyperparameters.values = values.plain()
+    try:
+        yield
+    finally:
+        hyperparameters.values = values

@@ -273,6 +273,22 @@ class BayesianNAS(keras_tuner.Tuner):
         # A retried trial trains again from scratch, judged afresh.
         self._stopped_trials.discard(trial.trial_id)
         super().on_trial_begin(trial)
+        # From here to `on_trial_end` (a `run_trial` override included), the trial's
+        # values record what reads them (kbnas.reads). On a worker the trial reaches
+        # the chief as a protobuf, which refills every value: nothing is recorded.
+        if not is_worker_process():
+            trial.hyperparameters.values = ReadRecorder(trial.hyperparameters.values)
+
+    def on_trial_end(self, trial: Any) -> None:
+        """A completed trial reaches the oracle without the values it never read
+        (kbnas.reads); any other keeps all of them (a retry must find every value)."""
+        values = trial.hyperparameters.values
+        if isinstance(values, ReadRecorder):
+            trial.hyperparameters.values = (
+                drop_unread(values.plain(), values.read, droppable_names(trial.hyperparameters))
+                if trial.status == "COMPLETED" else values.plain()
+            )
+        super().on_trial_end(trial)
 
     def on_epoch_end(self, trial: Any, model: Any, epoch: int, logs: dict | None = None) -> None:
         """Reports the epoch's logs to the oracle; stops training when it says so.
@@ -312,26 +328,15 @@ class BayesianNAS(keras_tuner.Tuner):
         if remaining is not None:
             kwargs["callbacks"] = [*kwargs.get("callbacks", []), StopAtDeadline(remaining)]
         python_state, numpy_state = random.getstate(), np.random.get_state()
-        hyperparameters = trial.hyperparameters
-        values = hyperparameters.values
-        recorder = hyperparameters.values = ReadRecorder(values)
-        finished = False
         try:
             keras.utils.set_random_seed(trial_training_seed(oracle.seed, trial.trial_id))
             # TensorFlow keeps every traced model alive through its gradient registry
             # (kbnas.tf_workarounds): without this a search grows ~20 MiB per trial.
             with CustomGradientScope():
-                result = super().run_trial(trial, *args, **kwargs)
-            finished = True
-            return result
+                return super().run_trial(trial, *args, **kwargs)
         finally:
             random.setstate(python_state)
             np.random.set_state(numpy_state)
-            # The oracle learns from what the trial's model depended on
-            # (kbnas.reads): values never read while it was built and trained go.
-            hyperparameters.values = (
-                drop_unread(recorder, recorder.read, droppable_names(hyperparameters)) if finished else dict(recorder)
-            )
 
     def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
         """``val_accuracy`` (max) for classification, ``val_loss`` (min) for regression."""

@@ -94,6 +94,15 @@ def test_unread_conditions_of_the_depth_loop_are_learned_from_the_values_trials_
     # A slot read at a depth where it also went unread has no consistent parent.
     contradicting = [*observed, {"depth": 1, "layer_0": "a", "layer_1": "b"}]
     assert "layer_1" not in infer_unread_conditions(space, contradicting)
+    # A value no completed trial read gets no rule (it may be read where nothing
+    # records it), and a parent comes before its child in space order.
+    shallow = [_read_values(1, "a"), _read_values(2, "ab")]
+    assert set(infer_unread_conditions(space, shallow)) == {"layer_1"}
+    hp = keras_tuner.HyperParameters()
+    hp.Boolean("a")
+    hp.Boolean("h")
+    hp.Boolean("b")
+    assert infer_unread_conditions(hp.space, [{"a": True, "b": True}, {"a": True, "h": False, "b": False}]) == {}
 
 
 def test_the_parent_with_fewest_observed_values_wins_over_an_earlier_continuous_one():

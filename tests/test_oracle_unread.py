@@ -74,3 +74,17 @@ def test_a_trial_is_handed_every_value_so_a_build_that_reads_more_than_the_rule_
         # The values a learned rule leaves out come with their defaults (a wrong
         # rule then meets a read, and `infer_unread_conditions` drops it).
         assert set(trial.hyperparameters.values) == {"depth", "layer_0", "layer_1", "layer_2"}
+
+
+def test_keras_tuners_display_inside_end_trial_changes_nothing(tmp_path, capsys):
+    """With verbose=1 KerasTuner ranks trials inside end_trial, while the ending
+    trial still holds KerasTuner's random refill of its unread values."""
+    runs = []
+    for k in range(2):
+        oracle = _oracle()
+        finished = run_oracle(oracle, _score, 25, directory=str(tmp_path / str(k)), report_reads=True, verbose=1)
+        runs.append([_model(t.values) for t in finished])
+        assert len(set(runs[-1])) == 25
+        assert oracle._configuration_space()[0].unread_conditions == {
+            "layer_1": ("depth", frozenset({1})), "layer_2": ("depth", frozenset({1, 2}))}
+    assert runs[0] == runs[1]

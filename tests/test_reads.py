@@ -41,3 +41,17 @@ def test_drop_unread_keeps_read_fixed_and_conditional_values_and_everything_when
     assert drop_unread(values, {"depth", "units_0", "units_1"}, droppable_names(hp)) == {
         "depth": 2, "units_0": 16, "units_1": 32, "epochs": 3, "act": "relu"}
     assert drop_unread(values, set(), droppable_names(hp)) == values
+
+
+def test_anything_that_can_read_values_unseen_marks_every_value_read():
+    for read_all in (lambda d: list(d), lambda d: d.items(), lambda d: d.keys(), lambda d: d.values(),
+                     lambda d: d.copy()):
+        recorder = ReadRecorder({"depth": 1, "units_0": 8, "units_1": 16})
+        read_all(recorder)
+        assert recorder.read == {"depth", "units_0", "units_1"}
+    hp = _loop_space()
+    hp.values = ReadRecorder({**hp.values, "depth": 1})
+    hp.copy()  # a build that hands a copy to a helper: its reads are not seen
+    assert hp.values.read == set(hp.values.plain())
+    recorder = ReadRecorder({"depth": 1})
+    assert recorder.plain() == {"depth": 1} and recorder.read == set()

@@ -99,14 +99,20 @@ def test_the_depth_loop_idiom_reports_only_the_values_each_trial_read(tmp_path, 
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         return model
 
-    tuner = BayesianNAS(build, objective="val_accuracy", max_trials=6, seed=0, num_initial_points=3,
-                        directory=str(tmp_path))
+    class Tuner(BayesianNAS):
+        def run_trial(self, trial, *args, **kwargs):
+            # KerasTuner's FAQ idiom: a hyperparameter read before the build.
+            kwargs["batch_size"] = trial.hyperparameters.Choice("batch_size", [16, 64])
+            return super().run_trial(trial, *args, **kwargs)
+
+    tuner = Tuner(build, objective="val_accuracy", max_trials=6, seed=0, num_initial_points=3,
+                  directory=str(tmp_path))
     tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 6 and all(t.status == "COMPLETED" for t in trials)
     for trial in trials:
         values = trial.hyperparameters.values
-        assert set(values) == {"depth", *(f"units_{i}" for i in range(values["depth"]))}, values
+        assert set(values) == {"depth", "batch_size", *(f"units_{i}" for i in range(values["depth"]))}, values
     # The best model is rebuilt from what its trial kept.
     best = tuner.get_best_models(1)[0]
     depth = tuner.get_best_hyperparameters(1)[0].values["depth"]
