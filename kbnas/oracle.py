@@ -327,6 +327,10 @@ class BayesianNASOracle(ResumableOracle):
         #: trial_id -> search seconds (`search_seconds`) when it ended.
         self.trial_ended_at: dict[str, float] = {}
         self._recommendation_cache: tuple[tuple, list[str]] | None = None
+        #: (completed trials' ids and value counts, learned unread conditions).
+        self._unread_cache: tuple[tuple, dict] | None = None
+        #: The trial inside `end_trial` (its values are KerasTuner's refill until restored).
+        self._ending_trial: str | None = None
         #: Guards the caches shared by proposals (under KerasTuner's lock) and the
         #: recommendation (`get_best_trials`, which KerasTuner calls without it).
         self._state_lock = threading.RLock()
@@ -368,11 +372,10 @@ class BayesianNASOracle(ResumableOracle):
         # that ran to the end, not of failed ones (a retry must find every value).
         # Not the trial inside `end_trial`: KerasTuner has refilled its unread values
         # (at random) until kbnas restores them, and its display ranks trials then.
-        ending = getattr(self, "_ending_trial", None)
         ended = [t for t in list(self.trials.values())
-                 if t.status == COMPLETED and t.hyperparameters.values and t.trial_id != ending]
+                 if t.status == COMPLETED and t.hyperparameters.values and t.trial_id != self._ending_trial]
         ended_key = (space_key, tuple((t.trial_id, len(t.hyperparameters.values)) for t in ended))
-        if getattr(self, "_unread_cache", None) is None or self._unread_cache[0] != ended_key:
+        if self._unread_cache is None or self._unread_cache[0] != ended_key:
             self._unread_cache = (ended_key, infer_unread_conditions(
                 space, [dict(t.hyperparameters.values) for t in ended]))
         unread = self._unread_cache[1]
