@@ -33,6 +33,7 @@ the epochs spent first reach each checkpoint B · 30 (B = "full trainings' worth
 Contenders (`CONTENDERS`):
     kbnas-full      BayesianNASOracle, early_stopping=None (every trial 30 epochs)
     kbnas           BayesianNASOracle defaults: EarlyStopping() (rungs 3, 9, 27; η = 3)
+    kbnas-full:k=v,...  the same with BayesianNASOracle keywords (``kbnas-full:recommendation=observed``)
     kbnas:k=v,...   variants: EarlyStopping fields (``kbnas:min_epochs=2,reduction_factor=2``,
                     ``kbnas:promote=false``), other keys go to BayesianNASOracle
                     (``kbnas:exhaustive_limit=0``: the evolutionary acquisition optimizer)
@@ -97,8 +98,8 @@ def parse_contender(name: str) -> tuple[str, dict[str, Any]]:
     base, _, text = name.partition(":")
     if base not in CONTENDERS:
         raise ValueError(f"unknown contender {name!r}; expected one of {', '.join(CONTENDERS)} or kbnas:key=value,...")
-    if text and base != "kbnas":
-        raise ValueError(f"only kbnas takes options, got {name!r}")
+    if text and base not in ("kbnas", "kbnas-full"):
+        raise ValueError(f"only kbnas and kbnas-full take options, got {name!r}")
     return base, parse_options(text)
 
 
@@ -124,6 +125,8 @@ def make_oracle(contender: str, space, seed: int):
     rule = {k: v for k, v in options.items() if k in rule_fields}
     kwargs: dict[str, Any] = {k: v for k, v in options.items() if k not in rule_fields}
     if base == "kbnas-full":
+        if rule:
+            raise ValueError(f"kbnas-full trains every trial fully; early-stopping options {sorted(rule)} need kbnas:")
         kwargs["early_stopping"] = None
     elif base == "kbnas":
         kwargs["early_stopping"] = EarlyStopping(**rule)

@@ -44,6 +44,7 @@ def test_contender_names_are_checked():
         mf.parse_contender("hyperband")
     with pytest.raises(ValueError, match="only kbnas"):
         mf.parse_contender("random-asha:min_epochs=2")
+    assert mf.parse_contender("kbnas-full:recommendation=observed") == ("kbnas-full", {"recommendation": "observed"})
     assert mf.main(["--contenders", "nope", "--report"]) == 2
 
 
