@@ -19,6 +19,10 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
     kbnas-full          the same with ``--no-early-stopping`` (issue 10: every
                         candidate trained fully); run side by side with kbnas in
                         ``benchmarks/results/equal_time_early_stopping.jsonl``
+    kbnas-2-workers     kbnas with ``--workers 2`` (issue 11: two trials at a time,
+                        one CPU core each, on KerasTuner's chief/worker engine); run
+                        side by side with kbnas (one worker, the CPU default) in
+                        ``benchmarks/results/equal_time_workers.jsonl``
     kbnas-bn099         kbnas with its batchnorm layers at Keras's default momentum
                         0.99 (`kbnas.model_builder.BATCHNORM_MOMENTUM` before
                         2026-12-03, set in the run's process): the ablation of
@@ -112,7 +116,7 @@ DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
 DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
-    "digits": ("kbnas", "kbnas-full", "kbnas-bn099", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
+    "digits": ("kbnas", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "logistic-regression", "mlp"),
 }
 #: `kbnas.space.templates.FLAT_TEMPLATES` before the linear model joined them (2026-12-03).
@@ -196,6 +200,8 @@ def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stop
         "total_seconds": total,
         "trials": sum(t.get("status") == "COMPLETED" for t in trials),
         "stopped_early": len(oracle.get("kbnas", {}).get("stopped_early") or {}),
+        "cut_by_time_budget": sum(stop.get("reason") == "time budget"
+                                  for stop in (oracle.get("kbnas", {}).get("stopped_early") or {}).values()),
         "best": described.get("architecture", {}).get("encoding"),
         "retrained": settings.get("retrained"),
         "test_accuracy_before_retraining": (settings.get("test_metrics_before_retraining") or {}).get("accuracy"),
@@ -375,6 +381,8 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
     with tempfile.TemporaryDirectory(prefix=f"equal_time_{contender}_{seed}_") as directory:
         if contender in ("kbnas", "kbnas-full"):
             result = run_kbnas(case, seed, budget, directory, early_stopping=contender == "kbnas")
+        elif contender == "kbnas-2-workers":
+            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "2"))
         elif contender == "kbnas-bn099":
             from kbnas import model_builder
 

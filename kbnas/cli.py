@@ -306,7 +306,8 @@ class _ProgressLines:
             result = f"{oracle.objective.name}={finished.score:.4f}"
             stop = oracle.stopped_early.get(finished.trial_id)
             if stop is not None:
-                result += f" (stopped at epoch {stop['epochs']})"
+                why = "cut by the time budget" if stop.get("reason") == "time budget" else "stopped"
+                result += f" ({why} at epoch {stop['epochs']})"
         else:
             reason = (finished.message or "").strip().splitlines()
             result = f"{finished.status}: {reason[-1] if reason else 'no message'}"

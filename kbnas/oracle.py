@@ -70,6 +70,9 @@ MIN_RANDOM_INITIAL = 2
 SPACE_FILLING_POOL = 32
 #: Random templates drawn before falling back to a uniform draw.
 RANDOM_TEMPLATE_TRIES = 20
+#: Seconds of `max_time` left at which a trial that ends short of a full training
+#: counts as cut by the budget (`BayesianNASOracle._mark_cut_by_time_budget`).
+TIME_BUDGET_SLACK = 1.0
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
 COMPLETED = "COMPLETED"
@@ -453,6 +456,7 @@ class BayesianNASOracle(ResumableOracle):
             # A trial the rule stopped ends COMPLETED with its metrics so far,
             # also when its driver hands the STOPPED status back.
             trial.status = COMPLETED
+        self._mark_cut_by_time_budget(trial)
         stop = self.stopped_early.get(trial.trial_id)
         if stop is not None:
             full = self._full_epochs()
@@ -510,9 +514,9 @@ class BayesianNASOracle(ResumableOracle):
             # which it then never releases: the report is dropped instead.
             warnings.warn(f"kbnas: report of trial {trial_id} ignored: {error}", RuntimeWarning, stacklevel=2)
             return self.trials[trial_id]
-        if self.early_stopping is None or trial.status != RUNNING:
+        if trial.status != RUNNING:
             return trial
-        if trial_id in self.stopped_early:
+        if self.early_stopping is not None and trial_id in self.stopped_early:
             return self._stop_reply(trial)  # reports after the verdict change nothing
         try:
             value = self._maximize_sign() * float(self.objective.get_value(metrics))
@@ -569,6 +573,8 @@ class BayesianNASOracle(ResumableOracle):
             return False
         curve["best"] = best_so_far(value, curve["best"])
         previous_epochs, curve["epochs"] = curve["epochs"], max(curve["epochs"], step + 1)
+        if settings is None:
+            return False  # (the curve still tells `_mark_cut_by_time_budget` the epochs)
         stop = False
         for k in settings.rungs_reached(curve["epochs"]):
             rung = settings.rung(k)
@@ -588,6 +594,37 @@ class BayesianNASOracle(ResumableOracle):
                 }
                 self.proposal_log.setdefault(trial_id, {})["stopped_at_epoch"] = curve["epochs"]
         return stop
+
+    def _mark_cut_by_time_budget(self, trial) -> None:
+        """Records a trial that the time budget cut short as stopped early.
+
+        `BayesianNAS` (and each `kbnas.parallel` worker) stops training when
+        `max_time` runs out (`StopAtDeadline`); the trial then completes with the
+        score of fewer epochs than a full training. A completed trial is taken as
+        cut when it ends with at most `TIME_BUDGET_SLACK` seconds of the budget
+        left and its curve is shorter than `_full_epochs`. It is then a lower
+        fidelity f = epochs / full, exactly like a trial the rule stopped: the GP
+        sees its fidelity, the recommendation ranks it after every fully trained
+        trial, and a resumed search with a larger budget may promote it. (A trial
+        whose own early stopping happened to end it in the epoch the budget ran
+        out is taken as cut too.)
+        """
+        if self.max_time is None or trial.status != COMPLETED or trial.trial_id in self.stopped_early:
+            return
+        if self.remaining_time() > TIME_BUDGET_SLACK:
+            return
+        curve = self.learning_curves.get(trial.trial_id)
+        full = self._full_epochs()
+        if curve is None or full is None or curve["epochs"] >= full:
+            return
+        self.stopped_early[trial.trial_id] = {
+            "epochs": curve["epochs"],
+            "rung": None,
+            "value": float(curve["best"]),
+            "peers": 0,
+            "reason": "time budget",
+        }
+        self.proposal_log.setdefault(trial.trial_id, {})["stopped_at_epoch"] = curve["epochs"]
 
     def _promotable(self) -> dict[str, str]:
         """Configuration key -> stopped trial id, for the stopped configurations a

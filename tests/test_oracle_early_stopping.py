@@ -289,3 +289,47 @@ def test_a_retried_trial_is_judged_afresh(tmp_path):
     assert retried.trial_id == stopped_id
     assert stopped_id not in oracle.stopped_early and stopped_id not in oracle.learning_curves
     assert stopped_id not in oracle.rung_values["3"]
+
+
+def _run_short_last_trial(tmp_path, budget_left, **kwargs):
+    """Three flat trials train 30 epochs; a fourth reports 0.95 for 4 epochs and
+    ends with ``budget_left`` seconds of `max_time` left."""
+    hp = _choice(4)
+    flat = {0: [0.5] * EPOCHS, 1: [0.9] * EPOCHS, 2: [0.8] * EPOCHS}
+    oracle = _oracle(tmp_path, hp, max_time=1000.0, initial_points=[{"c": c} for c in range(4)],
+                     num_initial_points=4, **kwargs)
+    _drive(oracle, lambda v: flat[v["c"]], 3)
+    trial = oracle.create_trial("tuner0")
+    assert trial.hyperparameters.values == {"c": 3}
+    for step in range(4):
+        assert oracle.update_trial(trial.trial_id, {"score": 0.95}, step=step).status == "RUNNING"
+    oracle.remaining_time = lambda: budget_left  # the budget as StopAtDeadline saw it
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    return oracle, trial.trial_id
+
+
+@pytest.mark.parametrize("early_stopping", [None, EarlyStopping()])
+@pytest.mark.parametrize("recommendation", ["observed", "posterior_mean"])
+def test_a_trial_cut_by_the_time_budget_is_a_lower_fidelity(tmp_path, early_stopping, recommendation):
+    oracle, cut = _run_short_last_trial(tmp_path, 0.0, early_stopping=early_stopping,
+                                        recommendation=recommendation)
+    assert oracle.trials[cut].status == "COMPLETED" and oracle.trials[cut].score == pytest.approx(0.95)
+    assert oracle.is_stopped_early(cut)
+    assert oracle.stopped_early[cut]["epochs"] == 4 and oracle.stopped_early[cut]["reason"] == "time budget"
+    fidelity = oracle._fidelities(oracle._completed_trials())
+    assert sorted(fidelity) == pytest.approx([4 / EPOCHS, 1, 1, 1])
+    # Its 0.95 after 4 epochs is not a full training's: the 0.9 one is recommended.
+    assert [t.hyperparameters.values["c"] for t in oracle.get_best_trials(4)][:1] == [1]
+    assert oracle.get_best_trials(4)[-1].trial_id == cut
+    reloaded = _oracle(tmp_path, _choice(4), max_time=1000.0, early_stopping=early_stopping,
+                       recommendation=recommendation)
+    reloaded.reload()
+    assert reloaded.is_stopped_early(cut)
+
+
+def test_a_short_trial_that_ends_with_budget_left_is_fully_trained(tmp_path):
+    """Its own early stopping ended it: a full training by the recipe's standard."""
+    oracle, short = _run_short_last_trial(tmp_path, 200.0, early_stopping=None, recommendation="observed")
+    assert not oracle.is_stopped_early(short)
+    assert oracle.get_best_trials(1)[0].trial_id == short
