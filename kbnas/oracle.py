@@ -70,6 +70,8 @@ MIN_RANDOM_INITIAL = 2
 SPACE_FILLING_POOL = 32
 #: Random templates drawn before falling back to a uniform draw.
 RANDOM_TEMPLATE_TRIES = 20
+#: Most full trainings of one configuration that `reevaluate_every` asks for.
+MAX_EVALUATIONS = 3
 #: Seconds of `max_time` left at which a trial that ends short of a full training
 #: counts as cut by the budget (`BayesianNASOracle._mark_cut_by_time_budget`).
 TIME_BUDGET_SLACK = 1.0
@@ -279,6 +281,7 @@ class BayesianNASOracle(ResumableOracle):
     templates = _setting("templates")
     max_time = _setting("max_time")
     early_stopping = _setting("early_stopping")
+    reevaluate_every = _setting("reevaluate_every")
 
     def __init__(
         self,
@@ -569,7 +572,7 @@ class BayesianNASOracle(ResumableOracle):
         if step <= curve["last_step"]:
             curve["execution"] += 1
         curve["last_step"] = step
-        if curve["execution"] > 0 or trial_id in self.promoted:
+        if curve["execution"] > 0 or trial_id in self.promoted or self._is_reevaluation(trial_id):
             return False
         curve["best"] = best_so_far(value, curve["best"])
         previous_epochs, curve["epochs"] = curve["epochs"], max(curve["epochs"], step + 1)
@@ -594,6 +597,48 @@ class BayesianNASOracle(ResumableOracle):
                 }
                 self.proposal_log.setdefault(trial_id, {})["stopped_at_epoch"] = curve["epochs"]
         return stop
+
+    def _reevaluation(self, cspace, completed) -> tuple[dict, dict] | None:
+        """(values, info) of a re-evaluation when one is due, else None.
+
+        Due once `reevaluate_every` GP proposals made since the last
+        re-evaluation have trained fully (completed, not stopped early: with
+        early stopping, re-evaluations are then about 1 / (reevaluate_every + 1)
+        of the full trainings, as without). The configuration is the first, in the recommendation's
+        order (`_best_trials`), of the fully trained trials whose configuration has
+        fewer than `MAX_EVALUATIONS` full trainings and none running. Its new
+        trial is another draw of the same configuration's noise (another training
+        seed): the GP sees both observations at distance 0, so the posterior mean
+        there moves towards their average, and the early-stopping rule never
+        judges it.
+        """
+        if not self.reevaluate_every:
+            return None
+        since = 0
+        for trial_id in sorted(self.proposal_log, reverse=True):
+            method = self.proposal_log[trial_id].get("method", "")
+            if method == "reevaluate":
+                break
+            trial = self.trials.get(trial_id)
+            since += (method.startswith("gp") and trial is not None and trial.status == COMPLETED
+                      and trial_id not in self.stopped_early)
+        if since < self.reevaluate_every:
+            return None
+        full = [t for t in completed if t.trial_id not in self.stopped_early]
+        counts: dict[str, int] = {}
+        for trial in full:
+            key = self._key(self._values_of(trial, cspace))
+            counts[key] = counts.get(key, 0) + 1
+        running = {self._key(self._values_of(t, cspace)) for t in self.ongoing_trials.values()
+                   if t.hyperparameters.values}
+        for trial in self._best_trials(len(self.trials)):
+            if trial.status != COMPLETED or trial.trial_id in self.stopped_early:
+                continue
+            values = self._values_of(trial, cspace)
+            key = self._key(values)
+            if counts.get(key, 0) < MAX_EVALUATIONS and key not in running:
+                return dict(values), {"method": "reevaluate", "reevaluates": trial.trial_id}
+        return None
 
     def _mark_cut_by_time_budget(self, trial) -> None:
         """Records a trial that the time budget cut short as stopped early.
@@ -625,6 +670,9 @@ class BayesianNASOracle(ResumableOracle):
             "reason": "time budget",
         }
         self.proposal_log.setdefault(trial.trial_id, {})["stopped_at_epoch"] = curve["epochs"]
+
+    def _is_reevaluation(self, trial_id: str) -> bool:
+        return self.proposal_log.get(trial_id, {}).get("method") == "reevaluate"
 
     def _promotable(self) -> dict[str, str]:
         """Configuration key -> stopped trial id, for the stopped configurations a
@@ -767,6 +815,9 @@ class BayesianNASOracle(ResumableOracle):
                 )
                 values = self._space_filling_random(cspace, everything, avoid, rng)
                 return values, {"method": "random (constant scores)"}
+            repeat = self._reevaluation(cspace, completed)
+            if repeat is not None:
+                return repeat
             promotable = self._promotable()
             values, info = self._bayesian_proposal(cspace, everything, completed, avoid, rng, promotable)
             if values is not None:

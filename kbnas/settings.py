@@ -74,6 +74,10 @@ class SearchSettings:
         early_stopping: the multi-fidelity rule, a `kbnas.EarlyStopping`
             (default: successive halving at epochs 3, 9, 27, ...), or None to
             train every trial fully.
+        reevaluate_every: after every this many fully trained GP proposals, train again the
+            fully trained configuration with the best posterior mean that has
+            fewer than `MAX_EVALUATIONS` full trainings (another seed: a second
+            draw of its noise); 0 (default): never.
     """
 
     distance: str | Callable = "edit"
@@ -91,6 +95,7 @@ class SearchSettings:
     templates: bool = True
     max_time: float | None = None
     early_stopping: EarlyStopping | None = EarlyStopping()
+    reevaluate_every: int = 0
 
     def __post_init__(self) -> None:
         def set_field(name: str, value: Any) -> None:
@@ -121,6 +126,9 @@ class SearchSettings:
             )
         if not isinstance(self.evolution, EvolutionSettings):
             raise ValueError(f"evolution must be a kbnas.EvolutionSettings, got {type(self.evolution).__name__}")
+        if isinstance(self.reevaluate_every, bool) or not isinstance(self.reevaluate_every, int) \
+                or self.reevaluate_every < 0:
+            raise ValueError(f"reevaluate_every must be a whole number >= 0, got {self.reevaluate_every!r}")
         set_field("kappa", float(self.kappa))
         set_field("xi", float(self.xi))
         set_field("n_restarts", int(self.n_restarts))

@@ -333,3 +333,44 @@ def test_a_short_trial_that_ends_with_budget_left_is_fully_trained(tmp_path):
     oracle, short = _run_short_last_trial(tmp_path, 200.0, early_stopping=None, recommendation="observed")
     assert not oracle.is_stopped_early(short)
     assert oracle.get_best_trials(1)[0].trial_id == short
+
+
+def test_reevaluations_train_the_best_configuration_again_unjudged(tmp_path):
+    """reevaluate_every=2: after every 2 fully trained GP proposals the recommended configuration
+    trains again (at most MAX_EVALUATIONS times in all), never stopped by the rule."""
+    from kbnas.oracle import MAX_EVALUATIONS
+
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+
+    def curve(values):
+        final = 1 - (values["x"] - 0.7) ** 2
+        return [final * (1 - math.exp(-(e + 1) / 5)) for e in range(EPOCHS)]
+
+    oracle = _oracle(tmp_path, hp, num_initial_points=4, reevaluate_every=2)
+    epochs = _drive(oracle, curve, 24)
+    order = sorted(oracle.proposal_log)
+    repeats = [t for t in order if oracle.proposal_log[t]["method"] == "reevaluate"]
+    assert repeats
+    gp_since_last = 0
+    for trial_id in order:
+        method = oracle.proposal_log[trial_id]["method"]
+        if method == "reevaluate":
+            assert gp_since_last >= 2
+            gp_since_last = 0
+        gp_since_last += method.startswith("gp") and not oracle.is_stopped_early(trial_id)
+    for trial_id in repeats:
+        original = oracle.trials[oracle.proposal_log[trial_id]["reevaluates"]]
+        assert oracle.trials[trial_id].hyperparameters.values == original.hyperparameters.values
+        assert epochs[trial_id] == EPOCHS and not oracle.is_stopped_early(trial_id)
+    values = [round(t.hyperparameters.values["x"], 12) for t in oracle.trials.values()
+              if not oracle.is_stopped_early(t.trial_id)]
+    assert max(values.count(v) for v in values) <= MAX_EVALUATIONS
+
+
+def test_no_reevaluation_by_default(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = _oracle(tmp_path, hp, num_initial_points=4, early_stopping=None)
+    _drive(oracle, lambda v: [1 - (v["x"] - 0.7) ** 2] * 3, 12)
+    assert all(info["method"] != "reevaluate" for info in oracle.proposal_log.values())

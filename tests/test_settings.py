@@ -46,7 +46,7 @@ def test_every_field_reads_as_an_oracle_attribute():
         distance="otmann", acquisition="pi", kappa=1.5, xi=0.1, num_initial_points=5, score_warping="standardize",
         n_restarts=2, refit_every=7, exhaustive_limit=10, evolution=EvolutionSettings(n_generations=3),
         recommendation="observed", initial_points=("dense-32|relu",), templates=False, max_time=30.0,
-        early_stopping=EarlyStopping(min_epochs=2),
+        early_stopping=EarlyStopping(min_epochs=2), reevaluate_every=3,
     )
     oracle = BayesianNASOracle(objective=OBJECTIVE, search_space=kbnas.SearchSpace(input_shape=(8, 8, 1)),
                                settings=settings)
@@ -68,6 +68,8 @@ def test_every_field_reads_as_an_oracle_attribute():
         ({"recommendation": "latest"}, "recommendation='latest'"),
         ({"max_time": -1}, "max_time"),
         ({"max_time": True}, "max_time"),
+        ({"reevaluate_every": -1}, "reevaluate_every"),
+        ({"reevaluate_every": 1.5}, "reevaluate_every"),
         ({"early_stopping": 3}, "early_stopping"),
         ({"evolution": {"n_generations": 3}}, "evolution"),
     ],
