@@ -187,6 +187,11 @@ class ResumableOracle(keras_tuner.Oracle):
         ])
 
 
+def _id_order(trial_id: str) -> tuple:
+    """Trial ids in creation order (KerasTuner's zero-padded numbers; others last)."""
+    return (0, int(trial_id), "") if str(trial_id).isdigit() else (1, 0, str(trial_id))
+
+
 def _setting(name: str) -> property:
     """A read-only attribute of the oracle that is the field ``name`` of its settings."""
     return property(lambda self: getattr(self.settings, name), doc=f"``settings.{name}`` (read-only).")
@@ -317,7 +322,8 @@ class BayesianNASOracle(ResumableOracle):
         self.learning_curves: dict[str, dict] = {}
         #: rung epochs r_k (as str, for JSON) -> {trial_id: y_t(r_k)}.
         self.rung_values: dict[str, dict[str, float]] = {}
-        #: trial_id -> {"epochs", "rung", "value", "peers"}: the trials the rule stopped.
+        #: trial_id -> {"epochs", "rung", "value", "peers"}: the trials the rule stopped,
+        #: and those the time budget cut short (``"rung": None, "reason": "time budget"``).
         self.stopped_early: dict[str, dict] = {}
         #: trial_id -> id of the stopped trial whose configuration it trains fully.
         self.promoted: dict[str, str] = {}
@@ -572,12 +578,13 @@ class BayesianNASOracle(ResumableOracle):
         if step <= curve["last_step"]:
             curve["execution"] += 1
         curve["last_step"] = step
-        if curve["execution"] > 0 or trial_id in self.promoted or self._is_reevaluation(trial_id):
+        if curve["execution"] > 0:
             return False
         curve["best"] = best_so_far(value, curve["best"])
         previous_epochs, curve["epochs"] = curve["epochs"], max(curve["epochs"], step + 1)
-        if settings is None:
-            return False  # (the curve still tells `_mark_cut_by_time_budget` the epochs)
+        if settings is None or trial_id in self.promoted or self._is_reevaluation(trial_id):
+            # Never judged; the curve still tells `_mark_cut_by_time_budget` the epochs.
+            return False
         stop = False
         for k in settings.rungs_reached(curve["epochs"]):
             rung = settings.rung(k)
@@ -615,7 +622,7 @@ class BayesianNASOracle(ResumableOracle):
         if not self.reevaluate_every:
             return None
         since = 0
-        for trial_id in sorted(self.proposal_log, reverse=True):
+        for trial_id in sorted(self.proposal_log, key=_id_order, reverse=True):
             method = self.proposal_log[trial_id].get("method", "")
             if method == "reevaluate":
                 break
@@ -705,7 +712,9 @@ class BayesianNASOracle(ResumableOracle):
         return self._initial_points(cspace)
 
     def is_stopped_early(self, trial_id: str) -> bool:
-        """Whether the early-stopping rule stopped this trial (it is a low-fidelity result)."""
+        """Whether the early-stopping rule stopped this trial, or the time budget cut it
+        short (either way a low-fidelity result; ``stopped_early[trial_id]["reason"]``
+        is ``"time budget"`` for the latter)."""
         return trial_id in self.stopped_early
 
     def _full_epochs(self) -> int | None:

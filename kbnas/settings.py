@@ -21,6 +21,7 @@ Every field is checked when the dataclass is made: a bad value raises one
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Any, Callable
 
 import numpy as np
@@ -126,9 +127,10 @@ class SearchSettings:
             )
         if not isinstance(self.evolution, EvolutionSettings):
             raise ValueError(f"evolution must be a kbnas.EvolutionSettings, got {type(self.evolution).__name__}")
-        if isinstance(self.reevaluate_every, bool) or not isinstance(self.reevaluate_every, int) \
+        if isinstance(self.reevaluate_every, bool) or not isinstance(self.reevaluate_every, numbers.Integral) \
                 or self.reevaluate_every < 0:
             raise ValueError(f"reevaluate_every must be a whole number >= 0, got {self.reevaluate_every!r}")
+        set_field("reevaluate_every", int(self.reevaluate_every))
         set_field("kappa", float(self.kappa))
         set_field("xi", float(self.xi))
         set_field("n_restarts", int(self.n_restarts))

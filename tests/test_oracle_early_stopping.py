@@ -347,8 +347,16 @@ def test_reevaluations_train_the_best_configuration_again_unjudged(tmp_path):
         final = 1 - (values["x"] - 0.7) ** 2
         return [final * (1 - math.exp(-(e + 1) / 5)) for e in range(EPOCHS)]
 
-    oracle = _oracle(tmp_path, hp, num_initial_points=4, reevaluate_every=2)
-    epochs = _drive(oracle, curve, 24)
+    noise = np.random.default_rng(0)
+
+    def noisy_curve(values):  # another seed each training: a repeat may start behind
+        return list(np.array(curve(values)) + noise.normal(0.0, 0.02, EPOCHS))
+
+    # Only the best curve at a rung survives (η = 100): without the guard a repeat
+    # that starts behind its original would be stopped at epoch 3.
+    oracle = _oracle(tmp_path, hp, num_initial_points=4, reevaluate_every=2,
+                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=100, min_peers=2))
+    epochs = _drive(oracle, noisy_curve, 24)
     order = sorted(oracle.proposal_log)
     repeats = [t for t in order if oracle.proposal_log[t]["method"] == "reevaluate"]
     assert repeats
@@ -363,6 +371,8 @@ def test_reevaluations_train_the_best_configuration_again_unjudged(tmp_path):
         original = oracle.trials[oracle.proposal_log[trial_id]["reevaluates"]]
         assert oracle.trials[trial_id].hyperparameters.values == original.hyperparameters.values
         assert epochs[trial_id] == EPOCHS and not oracle.is_stopped_early(trial_id)
+        # Unjudged, but its curve is recorded (a cut by the time budget reads it).
+        assert oracle.learning_curves[trial_id]["epochs"] == EPOCHS
     values = [round(t.hyperparameters.values["x"], 12) for t in oracle.trials.values()
               if not oracle.is_stopped_early(t.trial_id)]
     assert max(values.count(v) for v in values) <= MAX_EVALUATIONS

@@ -51,7 +51,7 @@ def _png(figure) -> bytes:
 
 
 def _method_group(method: str) -> str:
-    if method.startswith("gp-"):
+    if method.startswith("gp-") or method == "reevaluate":
         return "gp"
     if method.startswith("random"):
         return "random"

@@ -66,7 +66,7 @@ class TrialRecord:
     @property
     def initial(self) -> bool:
         """Whether the trial belongs to the initial design (not a GP proposal)."""
-        return not self.method.startswith("gp-")
+        return not (self.method.startswith("gp-") or self.method == "reevaluate")
 
 
 @dataclasses.dataclass(frozen=True)
