@@ -671,7 +671,8 @@ def _selection(tuner, arrays, output, args):
     completed = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
     settings = _selection_settings(args.seed)
     # The choice depends on these; a selection.json from before they were recorded is reused.
-    recorded = {"candidates": settings.candidates, "folds": settings.folds, "parsimony": settings.parsimony}
+    recorded = {"candidates": settings.candidates, "folds": settings.folds, "parsimony": settings.parsimony,
+                "choice_parsimony": settings.choice_parsimony}
     path = output / SELECTION_FILE
     if path.exists():
         saved = _read_json(path)

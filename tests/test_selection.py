@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 
 from kbnas.selection import (
+    CandidateScore,
     SelectionSettings,
     candidate_pool,
     candidate_trials,
+    choose,
     cross_validate,
     indistinguishable_margin,
     select_by_cross_validation,
@@ -257,9 +259,50 @@ def test_float32_fold_means_of_equal_counts_tie_and_parsimony_none_ignores_sizes
     size = lambda t: sizes[t.hyperparameters.get("candidate")]
     settings = SelectionSettings(candidates=2, folds=3, seed=4)
     assert select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=113).trial_id == "01"
-    # parsimony=None: the oracle's first two, and the tie goes to the first whatever the sizes.
-    settings = SelectionSettings(candidates=2, folds=3, seed=4, parsimony=None)
+    # Both rules off: the oracle's first two, and the tie goes to the first whatever the sizes.
+    settings = SelectionSettings(candidates=2, folds=3, seed=4, parsimony=None, choice_parsimony=None)
     assert select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=113).trial_id == "00"
+
+
+def test_the_choice_is_the_smallest_candidate_within_z_standard_errors_of_the_best_mean():
+    # n = 30 examples; best mean 0.90: p~ = (0.9·30 + 2) / 34, one SE = sqrt(p~(1 − p~) / 34) ≈ 0.061.
+    p = 29.0 / 34.0
+    se = math.sqrt(p * (1 - p) / 34)
+    table = {"big": [0.9, 0.9, 0.9], "mid": [0.86, 0.86, 0.86], "small": [0.9 - se - 0.01] * 3,
+             "tiny": [0.9 - se - 0.01] * 3}
+    sizes = {"big": 1000, "mid": 500, "small": 20, "tiny": 5}
+    size = lambda t: sizes[t.hyperparameters.get("candidate")]
+    tuner, x, y, _ = _setup(table, ["big", "mid", "small", "tiny"])
+    for trial in tuner.oracle.trials.values():
+        trial.score = 0.97
+    settings = SelectionSettings(candidates=4, folds=3, seed=4)
+    # "small" and "tiny" are just outside one SE; "mid" (0.04 below) is inside and smaller than "big".
+    selection = select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=113)
+    assert len(selection.scores) == 4 and selection.trial_id == "01"
+    # Two SEs take in "tiny", the smallest.
+    settings = SelectionSettings(candidates=4, folds=3, seed=4, choice_parsimony=2.0)
+    assert select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=113).trial_id == "03"
+    # z_c = 0 and None: the best mean.
+    for z in (0.0, None):
+        settings = SelectionSettings(candidates=4, folds=3, seed=4, choice_parsimony=z)
+        assert select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=113).trial_id == "00"
+    # Without sizes the rule cannot apply: the best mean.
+    assert select_by_cross_validation(tuner, x, y, SelectionSettings(candidates=4, folds=3, seed=4)).trial_id == "00"
+
+
+def test_the_choice_rule_leaves_min_objectives_and_equal_sizes_to_the_best_mean():
+    scores = [CandidateScore("a", (0.30,), (1,), 0.0), CandidateScore("b", (0.31,), (1,), 0.0),
+              CandidateScore("c", (0.32,), (1,), 0.0)]
+    sizes = {"a": 100, "b": 100, "c": 1}
+    # "min" objective (a loss): no binomial error, the lowest mean wins.
+    assert choose(scores, SelectionSettings(), direction="min", examples=100, sizes=sizes).trial_id == "a"
+    # "max": all three within one SE (≈ 0.046 at 0.32 on 100): the smallest, "c".
+    assert choose(scores, SelectionSettings(), direction="max", examples=100, sizes=sizes).trial_id == "c"
+    # Equal sizes inside the margin: the better mean.
+    sizes = {"a": 1, "b": 1, "c": 100}
+    assert choose(scores, SelectionSettings(), direction="max", examples=100, sizes=sizes).trial_id == "b"
+    with pytest.raises(ValueError, match="choice_parsimony"):
+        SelectionSettings(choice_parsimony=-0.5)
 
 
 def test_the_cli_epochs_default_by_input_kind_and_a_resumed_search_keeps_its_own():
