@@ -586,13 +586,14 @@ class BayesianNASOracle(ResumableOracle):
             # Never judged; the curve still tells `_mark_cut_by_time_budget` the epochs.
             return False
         stop = False
+        full = self._full_epochs(ended=True)
         for k in settings.rungs_reached(curve["epochs"]):
             rung = settings.rung(k)
             if rung <= previous_epochs:
                 continue
             record = self.rung_values.setdefault(str(rung), {})
             record[trial_id] = curve["best"]
-            if stop:
+            if stop or not settings.judges(k, full):
                 continue
             if not keeps(curve["best"], list(record.values()), settings.reduction_factor, self._min_peers()):
                 stop = True
@@ -717,13 +718,18 @@ class BayesianNASOracle(ResumableOracle):
         is ``"time budget"`` for the latter)."""
         return trial_id in self.stopped_early
 
-    def _full_epochs(self) -> int | None:
+    def _full_epochs(self, ended: bool = False) -> int | None:
         """Epochs of a full training: the most any trial the rule did not stop
-        reported (None before any)."""
+        reported (None before any); ``ended``: of the trials that have ended only."""
         return max(
-            (c["epochs"] for t, c in self.learning_curves.items() if t not in self.stopped_early),
+            (c["epochs"] for t, c in self.learning_curves.items()
+             if t not in self.stopped_early and not (ended and self._is_running(t))),
             default=None,
         )
+
+    def _is_running(self, trial_id: str) -> bool:
+        trial = self.trials.get(trial_id)
+        return trial is None or trial.status == RUNNING
 
     def _fidelities(self, trials: Sequence) -> np.ndarray | None:
         """f_t = epochs trained / `_full_epochs` (at most 1), 1 for trials the rule

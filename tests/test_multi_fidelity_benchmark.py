@@ -81,8 +81,11 @@ def test_stopped_configurations_are_promoted_on_the_table(table, contender):
     # whose sampled pool must be given the promotable configurations explicitly
     # (Thompson sampling's pool too: it passes here as well, in ~50 s, too slow
     # for the suite).
+    # Seeds with at least one promotion between them for both contenders (at the
+    # ASHA top rung of 2026-12-06: 2 and 0 promotions for kbnas on seeds 0 and 2,
+    # 0 and 3 for the evolutionary optimizer; seeds 1 and 4 had none).
     promotions = 0
-    for seed in (1, 4):
+    for seed in (0, 2):
         record = mf.replay(table, contender, seed=seed, max_budget=25)
         trials = record["trials"]
         for index in record["promoted"]:

@@ -97,6 +97,32 @@ def test_hopeless_trials_stop_at_a_rung_and_end_completed(tmp_path):
     assert sum(epochs.values()) < 12 * EPOCHS
 
 
+@pytest.mark.parametrize("judge_top_rung", [False, True])
+def test_the_top_rung_is_judged_only_with_judge_top_rung(tmp_path, judge_top_rung):
+    # Trials c = 0, 1, ... in order: each is better than every earlier one over its
+    # first 26 epochs and worse from epoch 27 on, where only the top rung (27 of 30)
+    # can catch it.
+    n = 6
+    hp = _choice(n)
+
+    def curve(values):
+        c = values["c"]
+        return [0.5 + 0.01 * c if e < 26 else 0.9 - 0.01 * c for e in range(EPOCHS)]
+
+    oracle = _oracle(tmp_path, hp, name=f"top{judge_top_rung}", initial_points=[{"c": c} for c in range(n)],
+                     num_initial_points=n,
+                     early_stopping=EarlyStopping(min_peers=2, judge_top_rung=judge_top_rung))
+    epochs = _drive(oracle, curve, n)
+    stops = {info["rung"] for info in oracle.stopped_early.values()}
+    if judge_top_rung:
+        assert stops == {27}  # c = 2..5 are outside the top third at epoch 27 (min_peers 2)
+        assert sorted(epochs.values()) == [27, 27, 27, 27, 30, 30]
+    else:
+        assert not oracle.stopped_early  # better than the rest at 3 and 9; 27 is the top rung
+        assert all(e == EPOCHS for e in epochs.values())
+        assert set(oracle.rung_values) == {"3", "9", "27"}  # the top rung is still recorded
+
+
 def test_crossing_curves_a_slow_starter_that_ends_best_is_found_in_most_seeds(tmp_path):
     curves = crossing_curves()
     found = 0

@@ -65,10 +65,26 @@ def test_best_so_far_ignores_nan_and_starts_at_minus_infinity():
     assert best_so_far(float("inf"), 0.3) == 0.3
 
 
+def test_the_top_rung_is_judged_only_when_asked_or_while_the_full_training_is_unknown():
+    rule = EarlyStopping()
+    # E = 30: rungs 3 (next 9 ≤ 30) and 9 (next 27 ≤ 30) judged, 27 (next 81 > 30) is the top.
+    assert [rule.judges(k, 30) for k in range(3)] == [True, True, False]
+    assert [rule.judges(k, 100) for k in range(4)] == [True, True, True, False]
+    assert [rule.judges(k, 27) for k in range(3)] == [True, True, False]
+    assert all(rule.judges(k, None) for k in range(4))
+    assert all(EarlyStopping(judge_top_rung=True).judges(k, 30) for k in range(4))
+    with pytest.raises(ValueError, match="judge_top_rung"):
+        EarlyStopping(judge_top_rung=1)
+
+
 def test_mean_epochs_formula_closed_form_and_simulation():
     rule = EarlyStopping(min_epochs=3, reduction_factor=3)
-    # 3 + 6/3 + 18/9 + 3/27
-    assert mean_epochs_per_trial(rule, 30) == pytest.approx(3 + 2 + 2 + 1 / 9)
+    # Rungs 3 and 9 judged, 27 the top: 3 + 6/3 + 21/9.
+    assert mean_epochs_per_trial(rule, 30) == pytest.approx(3 + 2 + 21 / 9)
+    # The top rung judged too: 3 + 6/3 + 18/9 + 3/27.
+    assert mean_epochs_per_trial(EarlyStopping(judge_top_rung=True), 30) == pytest.approx(3 + 2 + 2 + 1 / 9)
+    # E = 81 = r_3: 27 is judged (81 ≤ 81), 81 is E itself.
+    assert mean_epochs_per_trial(rule, 81) == pytest.approx(3 + 2 + 2 + 54 / 27)
     assert mean_epochs_per_trial(rule, 3) == pytest.approx(3.0)
     assert mean_epochs_per_trial(EarlyStopping(min_epochs=2, reduction_factor=2), 8) == pytest.approx(2 + 1 + 1)
     # Simulated ASHA on i.i.d. scores (the same score at every rung): the rule's
@@ -79,6 +95,8 @@ def test_mean_epochs_formula_closed_form_and_simulation():
     for _ in range(6000):
         score, epochs = rng.random(), 30
         for k in rule.rungs_reached(30):
+            if not rule.judges(k, 30):
+                continue
             record = records.setdefault(k, [])
             record.append(score)
             if not keeps(score, record, 3, 1):
