@@ -35,6 +35,7 @@ from kbnas.parallel import (  # stdlib only
     is_worker_process,
     parse_address,
 )
+from kbnas.core.early_stopping import EarlyStopping  # numpy only
 from kbnas.selection import SelectionSettings  # numpy only
 
 EXIT_USAGE = 2
@@ -55,6 +56,8 @@ USER_SPLIT_SEED = 0
 SELECTIONS = ("auto", "cross-validation", "validation")
 #: How small-data searches choose the exported trial (its seed is --seed).
 SELECTION = SelectionSettings()
+#: The early-stopping rule of --early-stopping (the default).
+EARLY_STOPPING = EarlyStopping()
 #: The fewest examples (and examples per class) for which every part of the split is non-empty.
 MIN_EXAMPLES = 3
 MIN_EXAMPLES_PER_CLASS = 3
@@ -326,7 +329,6 @@ def _ended_trials(oracle) -> int:
 
 
 def _make_tuner(args, hypermodel):
-    from kbnas.core.early_stopping import EarlyStopping
     from kbnas.tuner import BayesianNAS
 
     return BayesianNAS(
@@ -341,7 +343,7 @@ def _make_tuner(args, hypermodel):
         max_consecutive_failed_trials=max(3, args.max_trials),
         max_time=getattr(args, "search_budget", args.time_budget),
         initial_points=list(getattr(args, "start", None) or ()),
-        early_stopping=EarlyStopping() if getattr(args, "early_stopping", True) else None,
+        early_stopping=EARLY_STOPPING if getattr(args, "early_stopping", True) else None,
     )
 
 
