@@ -62,13 +62,20 @@ as a CSV and split 60/20/20 as ``kbnas search --data`` splits it):
                         oracle's four best trials cross-validated
                         (``SelectionSettings(parsimony=None)`` as `kbnas.cli.SELECTION`,
                         set in the run's process, one worker; since the choice
-                        rule came, ``choice_parsimony=None`` too); side by side with
+                        rule and the baseline came, ``choice_parsimony=None,
+                        baseline=False`` too); side by side with
                         kbnas in ``benchmarks/results/equal_time_pool.jsonl``
     kbnas-before-choice kbnas as it was before the one-standard-error rule of the
                         cross-validated choice (2026-12-06): the best cross-validation
-                        mean wins (``SelectionSettings(choice_parsimony=None)``, set in
-                        the run's process, one worker); side by side with kbnas in
+                        mean wins (``SelectionSettings(choice_parsimony=None)``, and
+                        since the baseline came ``baseline=False``, set in the run's
+                        process, one worker); side by side with kbnas in
                         ``benchmarks/results/equal_time_choice.jsonl``
+    kbnas-before-baseline kbnas as it was before the smallest trial joined the
+                        cross-validated candidates whatever its validation score
+                        (2026-12-06, later): ``SelectionSettings(baseline=False)``, set
+                        in the run's process, one worker; side by side with kbnas in
+                        ``benchmarks/results/equal_time_baseline.jsonl``
     logistic-regression StandardScaler + LogisticRegression (scikit-learn defaults),
                         fitted on train + validation
     mlp                 Normalization → Dense(64, relu) → Dropout(0.3) → Dense(32,
@@ -97,6 +104,8 @@ Commands:
         logistic-regression --output benchmarks/results/equal_time_pool.jsonl
     python -m benchmarks.equal_time --case breast-cancer --seeds 10 --contenders kbnas kbnas-before-choice \
         logistic-regression --output benchmarks/results/equal_time_choice.jsonl
+    python -m benchmarks.equal_time --case breast-cancer --seeds 10 --contenders kbnas kbnas-before-baseline \
+        logistic-regression mlp --output benchmarks/results/equal_time_baseline.jsonl
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-judge-top-rung \
         --output benchmarks/results/equal_time_top_rung.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
@@ -133,7 +142,7 @@ CASES = ("digits", "breast-cancer")
 CONTENDERS = {
     "digits": ("kbnas", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "kbnas-before-choice",
-                      "logistic-regression", "mlp"),
+                      "kbnas-before-baseline", "logistic-regression", "mlp"),
 }
 #: `kbnas.space.templates.FLAT_TEMPLATES` before the linear model joined them (2026-12-03).
 PERCEPTRON_TEMPLATES = (
@@ -420,13 +429,19 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
             from kbnas import cli
             from kbnas.selection import SelectionSettings
 
-            cli.SELECTION = SelectionSettings(parsimony=None, choice_parsimony=None)  # this process only
+            cli.SELECTION = SelectionSettings(parsimony=None, choice_parsimony=None, baseline=False)  # this process only
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", "--epochs", "30"))
         elif contender == "kbnas-before-choice":
             from kbnas import cli
             from kbnas.selection import SelectionSettings
 
-            cli.SELECTION = SelectionSettings(choice_parsimony=None)  # this process only
+            cli.SELECTION = SelectionSettings(choice_parsimony=None, baseline=False)  # this process only
+            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
+        elif contender == "kbnas-before-baseline":
+            from kbnas import cli
+            from kbnas.selection import SelectionSettings
+
+            cli.SELECTION = SelectionSettings(baseline=False)  # this process only
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
         elif contender == "textbook":
             result = run_textbook(seed)

@@ -674,7 +674,7 @@ def _selection(tuner, arrays, output, args):
     settings = _selection_settings(args.seed)
     # The choice depends on these; a selection.json from before they were recorded is reused.
     recorded = {"candidates": settings.candidates, "folds": settings.folds, "parsimony": settings.parsimony,
-                "choice_parsimony": settings.choice_parsimony}
+                "choice_parsimony": settings.choice_parsimony, "baseline": settings.baseline}
     path = output / SELECTION_FILE
     if path.exists():
         saved = _read_json(path)

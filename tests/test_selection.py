@@ -209,12 +209,23 @@ def test_the_pool_is_the_oracle_first_then_the_smallest_of_the_indistinguishable
     trials = [_trial(str(i), name, scores[name]) for i, name in enumerate("abcdef")]
     oracle = _Oracle(trials)
     size = lambda t: sizes[t.hyperparameters.get("candidate")]
-    pool = candidate_pool(oracle, SelectionSettings(candidates=4), size=size, validation_examples=100)
+    pool = candidate_pool(oracle, SelectionSettings(candidates=4, baseline=False), size=size, validation_examples=100)
     # a first (the oracle's pick), then d (10), c and e (50, c first in the oracle's order).
     assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "d", "c", "e"]
-    # z = 0: only the trials as good as the best join the oracle's pick.
+    # With the baseline (the default): f, the smallest (1), second whatever its score.
+    pool = candidate_pool(oracle, SelectionSettings(candidates=4), size=size, validation_examples=100)
+    assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "f", "d", "c"]
+    # z = 0: only the trials as good as the best join the oracle's pick (and the baseline).
+    pool = candidate_pool(oracle, SelectionSettings(candidates=4, parsimony=0.0, baseline=False), size=size,
+                          validation_examples=100)
+    assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "b"]
+    pool = candidate_pool(oracle, SelectionSettings(candidates=4, parsimony=0.0), size=size, validation_examples=100)
+    assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "f", "b"]
+    # The oracle's pick is itself the smallest: no duplicate.
+    sizes["a"] = 0
     pool = candidate_pool(oracle, SelectionSettings(candidates=4, parsimony=0.0), size=size, validation_examples=100)
     assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "b"]
+    sizes["a"] = 900
     # Without sizes, the rule, or a proportion-valued max objective: the oracle's first four.
     first_four = ["a", "b", "c", "d"]
     for kwargs in ({"size": None, "validation_examples": 100}, {"size": size, "validation_examples": None}):
@@ -230,7 +241,7 @@ def test_the_pool_is_the_oracle_first_then_the_smallest_of_the_indistinguishable
 def test_the_parsimonious_pool_is_what_gets_cross_validated_and_ties_go_to_the_smaller():
     table = {"big": [0.9, 0.9, 0.9], "mid": [0.8, 0.8, 0.8], "small": [0.9, 0.9, 0.9], "tiny": [0.7, 0.7, 0.7]}
     tuner, x, y, settings = _setup(table, ["big", "mid", "small", "tiny"])
-    settings = SelectionSettings(candidates=2, folds=3, seed=4)
+    settings = SelectionSettings(candidates=2, folds=3, seed=4, baseline=False)
     sizes = {"big": 1000, "mid": 500, "small": 20, "tiny": 5}
     scores = {"big": 0.97, "mid": 0.97, "small": 0.96, "tiny": 0.80}  # tiny is far below the best
     for trial in tuner.oracle.trials.values():
@@ -244,6 +255,12 @@ def test_the_parsimonious_pool_is_what_gets_cross_validated_and_ties_go_to_the_s
     tuner.hypermodel.calls.clear()
     assert select_by_cross_validation(tuner, x, y, settings).trial_id == "00"
     assert {c for c, _ in tuner.hypermodel.calls} == {"big", "mid"}
+    # With the baseline, "tiny" (far below the best on validation) is cross-validated
+    # second; it scores 0.7 against 0.9 over the folds, so "big" stays the choice.
+    tuner.hypermodel.calls.clear()
+    settings = SelectionSettings(candidates=2, folds=3, seed=4)
+    selection = select_by_cross_validation(tuner, x, y, settings, size=size, validation_examples=91)
+    assert {c for c, _ in tuner.hypermodel.calls} == {"big", "tiny"} and selection.trial_id == "00"
 
 
 def test_float32_fold_means_of_equal_counts_tie_and_parsimony_none_ignores_sizes():
