@@ -105,7 +105,8 @@ class BayesianNAS(keras_tuner.Tuner):
         initial_points: configurations trained first, in order: architecture
             encodings or dicts of hyperparameter values (see `BayesianNASOracle`).
         early_stopping: a `kbnas.EarlyStopping` (default: successive halving at
-            epochs 3, 9, 27, ...) or None to train every candidate fully (see
+            epochs 3, 9, 27, ..., the top rung below a full training not judged)
+            or None to train every candidate fully (see
             `BayesianNASOracle`).
         max_time: wall-clock budget of the search in seconds (None: only
             ``max_trials`` limits it). No trial starts once it is spent, and the
