@@ -706,8 +706,8 @@ def _selection(tuner, arrays, output, args):
             print(f"  trial {_trial_number(score.trial_id)}: mean {selection.objective} {score.mean:.4f} "
                   f"over {len(score.fold_scores)} folds ({_format_seconds(score.seconds)})", flush=True)
         if not selection.scores and not selection.skipped:
-            print("  no other trial within one standard error of the best validation score: "
-                  "the oracle's pick stands", flush=True)
+            print("  the oracle's pick is the smallest trial and no other is within one standard error "
+                  "of the best validation score: it stands", flush=True)
         if selection.skipped:
             print(f"  not scored before the deadline: trial(s) "
                   f"{', '.join(_trial_number(t) for t in selection.skipped)}", flush=True)

@@ -325,6 +325,10 @@ class BayesianNASOracle(ResumableOracle):
         #: trial_id -> {"epochs", "rung", "value", "peers"}: the trials the rule stopped,
         #: and those the time budget cut short (``"rung": None, "reason": "time budget"``).
         self.stopped_early: dict[str, dict] = {}
+        #: E, the epochs of a full training as the recipe sets them (``fit(epochs=...)``,
+        #: given by `kbnas.BayesianNAS`); None: the most an ended, unstopped trial trained.
+        #: Which rungs are judged depends on it (`kbnas.EarlyStopping.judges`).
+        self.training_epochs: int | None = None
         #: trial_id -> id of the stopped trial whose configuration it trains fully.
         self.promoted: dict[str, str] = {}
         self.initial_points = [_as_initial_point(point, architecture_hp) for point in self.settings.initial_points]
@@ -586,7 +590,7 @@ class BayesianNASOracle(ResumableOracle):
             # Never judged; the curve still tells `_mark_cut_by_time_budget` the epochs.
             return False
         stop = False
-        full = self._full_epochs(ended=True)
+        full = self.training_epochs or self._full_epochs(ended=True)
         for k in settings.rungs_reached(curve["epochs"]):
             rung = settings.rung(k)
             if rung <= previous_epochs:
@@ -1242,6 +1246,8 @@ class BayesianNASOracle(ResumableOracle):
 
     def _warn_about_changed_settings(self, saved: dict) -> None:
         current = self.get_state()["kbnas"]
+        if isinstance(saved.get("early_stopping"), dict):  # fields added since it was saved
+            saved = {**saved, "early_stopping": EarlyStopping.complete_config(saved["early_stopping"])}
         changed = [key for key in self._COMPARED_SETTINGS if key in saved and saved[key] != current[key]]
         if changed:
             detail = ", ".join(f"{key}={saved[key]!r} there, {current[key]!r} now" for key in changed)

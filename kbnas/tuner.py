@@ -250,10 +250,15 @@ class BayesianNAS(keras_tuner.Tuner):
 
         Holds out the validation split (see `search`), configures an unconfigured
         `kbnas.ConvNetHyperModel` from the data, gives the oracle its architecture
-        space and the default objective. Calling it again is harmless.
+        space, the default objective and the recipe's ``epochs`` (E of the
+        early-stopping rule). Calling it again is harmless.
         `kbnas.ParallelSearch` calls it before the chief starts serving.
         """
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
+        if isinstance(self.oracle, BayesianNASOracle) and isinstance(fit_kwargs.get("epochs"), int):
+            # E of the early-stopping rule: the recipe's own early stopping (patience)
+            # ends most trainings before it, so the longest one seen can be shorter.
+            self.oracle.training_epochs = fit_kwargs["epochs"]
         if hasattr(self.hypermodel, "configure"):
             first_time = self._needs_data_to_configure()
             if first_time:

@@ -123,6 +123,40 @@ def test_the_top_rung_is_judged_only_with_judge_top_rung(tmp_path, judge_top_run
         assert set(oracle.rung_values) == {"3", "9", "27"}  # the top rung is still recorded
 
 
+def test_the_recipes_epochs_not_the_longest_training_seen_decide_the_top_rung(tmp_path):
+    # Every training ends at epoch 20 (as the recipe's patience might), of a recipe of
+    # 30 epochs. Seen alone, E = 20 makes 9 the top rung (27 > 20): only rung 3 is
+    # judged. Told E = 30, rung 9 is judged too. Curves: c = 0, 1, ... in order, each
+    # better than every earlier one over its first 8 epochs and worse from epoch 9 on.
+    n = 6
+
+    def curve(values):
+        c = values["c"]
+        return [0.5 + 0.01 * c if e < 8 else 0.9 - 0.01 * c for e in range(20)]
+
+    stops = {}
+    for told in (None, 30):
+        oracle = _oracle(tmp_path, _choice(n), name=f"told{told}", initial_points=[{"c": c} for c in range(n)],
+                         num_initial_points=n, early_stopping=EarlyStopping(min_peers=2))
+        oracle.training_epochs = told
+        _drive(oracle, curve, n)
+        stops[told] = sorted(info["rung"] for info in oracle.stopped_early.values())
+    assert stops == {None: [], 30: [9, 9, 9, 9]}
+
+
+def test_the_tuner_tells_the_oracle_the_recipes_epochs(tmp_path):
+    import numpy as np
+
+    from kbnas import BayesianNAS, ConvNetHyperModel
+
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=1, directory=str(tmp_path), project_name="e")
+    x, y = np.zeros((20, 8, 8, 1), "float32"), np.arange(20) % 2
+    tuner.prepare_search(x, y, validation_data=(x, y), epochs=7)
+    assert tuner.oracle.training_epochs == 7
+    tuner.prepare_search(x, y, validation_data=(x, y))  # Keras's default: nothing said
+    assert tuner.oracle.training_epochs == 7
+
+
 def test_crossing_curves_a_slow_starter_that_ends_best_is_found_in_most_seeds(tmp_path):
     curves = crossing_curves()
     found = 0
@@ -283,6 +317,24 @@ def test_promotions_train_a_stopped_configuration_fully_once(tmp_path):
         assert repeats == len(oracle.promoted)
 
 
+def test_a_promoted_trial_is_never_judged(tmp_path):
+    # The guard itself: a trial marked as the promotion of a stopped one trains its
+    # (same) curve to the end, where the rule stopped the original at a rung.
+    curves = crossing_curves(n=13)  # one configuration left untried for the new trial
+    oracle = _oracle(tmp_path, _choice(13), early_stopping=EarlyStopping(min_peers=3))
+    _drive(oracle, lambda v: curves[v["c"]], 12)
+    stopped_id, stop = next(iter(oracle.stopped_early.items()))
+    curve = curves[oracle.trials[stopped_id].hyperparameters.values["c"]]
+    trial = oracle.create_trial("tuner0")
+    oracle.promoted[trial.trial_id] = stopped_id  # as populate_space records a promotion
+    for step, value in enumerate(curve):
+        assert oracle.update_trial(trial.trial_id, {"score": value}, step=step).status == "RUNNING"
+    assert oracle.learning_curves[trial.trial_id]["epochs"] == EPOCHS > stop["epochs"]
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    assert not oracle.is_stopped_early(trial.trial_id)
+
+
 def test_promote_false_never_trains_a_stopped_configuration_again(tmp_path):
     curves = crossing_curves()
     oracle = _oracle(tmp_path, _choice(12), early_stopping=EarlyStopping(promote=False, min_peers=3))
@@ -378,10 +430,11 @@ def test_reevaluations_train_the_best_configuration_again_unjudged(tmp_path):
     def noisy_curve(values):  # another seed each training: a repeat may start behind
         return list(np.array(curve(values)) + noise.normal(0.0, 0.02, EPOCHS))
 
-    # Only the best curve at a rung survives (η = 100): without the guard a repeat
-    # that starts behind its original would be stopped at epoch 3.
+    # Only the best curve at a rung survives (η = 10: rungs 3 and 30, so rung 3 is
+    # judged): without the guard a repeat that starts behind its original would be
+    # stopped at epoch 3.
     oracle = _oracle(tmp_path, hp, num_initial_points=4, reevaluate_every=2,
-                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=100, min_peers=2))
+                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=10, min_peers=2))
     epochs = _drive(oracle, noisy_curve, 24)
     order = sorted(oracle.proposal_log)
     repeats = [t for t in order if oracle.proposal_log[t]["method"] == "reevaluate"]
@@ -402,6 +455,13 @@ def test_reevaluations_train_the_best_configuration_again_unjudged(tmp_path):
     values = [round(t.hyperparameters.values["x"], 12) for t in oracle.trials.values()
               if not oracle.is_stopped_early(t.trial_id)]
     assert max(values.count(v) for v in values) <= MAX_EVALUATIONS
+
+
+def test_trial_ids_are_ordered_by_number_whatever_their_padding():
+    # A resumed search with a larger max_trials pads its ids to more digits.
+    from kbnas.oracle import _id_order
+
+    assert sorted(["100", "059", "9", "x", "58", "060"], key=_id_order) == ["9", "58", "059", "060", "100", "x"]
 
 
 def test_no_reevaluation_by_default(tmp_path):

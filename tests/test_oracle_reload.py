@@ -65,6 +65,24 @@ def test_changed_settings_are_named_in_a_warning(tmp_path):
         same.reload()
 
 
+def test_an_early_stopping_rule_saved_before_judge_top_rung_reads_as_the_rule_it_was(tmp_path):
+    searched = _searched(tmp_path)
+    path = tmp_path / "p" / "oracle.json"
+    state = json.loads(path.read_text())
+    rule = state["kbnas"]["early_stopping"]
+    del rule["judge_top_rung"]  # as saved before the field existed: the top rung was judged
+    path.write_text(json.dumps(state))
+    with pytest.warns(RuntimeWarning, match=r"'judge_top_rung': True\} there, .*'judge_top_rung': False\} now"):
+        _oracle(tmp_path).reload()
+    from kbnas import EarlyStopping
+
+    assert EarlyStopping.from_config(rule) == EarlyStopping(judge_top_rung=True)
+    assert searched.early_stopping == EarlyStopping()
+    with warnings.catch_warnings():  # the same rule given: no warning
+        warnings.simplefilter("error", RuntimeWarning)
+        _oracle(tmp_path, early_stopping=EarlyStopping(judge_top_rung=True)).reload()
+
+
 @pytest.mark.integration
 def test_a_reloaded_tuner_ranks_by_the_saved_objective_before_search(tmp_path):
     """An unconfigured ConvNetHyperModel does not know its task until search();

@@ -318,8 +318,13 @@ def test_the_choice_rule_leaves_min_objectives_and_equal_sizes_to_the_best_mean(
     # Equal sizes inside the margin: the better mean.
     sizes = {"a": 1, "b": 1, "c": 100}
     assert choose(scores, SelectionSettings(), direction="max", examples=100, sizes=sizes).trial_id == "b"
+    # Equal sizes and means equal up to float32 noise: the candidates' order, not the noise.
+    scores = [CandidateScore("a", (0.9,), (1,), 0.0), CandidateScore("b", (0.9 + 1e-8,), (1,), 0.0)]
+    assert choose(scores, SelectionSettings(), direction="max", examples=100, sizes={"a": 5, "b": 5}).trial_id == "a"
     with pytest.raises(ValueError, match="choice_parsimony"):
         SelectionSettings(choice_parsimony=-0.5)
+    with pytest.raises(ValueError, match="baseline"):
+        SelectionSettings(baseline=1)
 
 
 def test_the_cli_epochs_default_by_input_kind_and_a_resumed_search_keeps_its_own():

@@ -81,6 +81,13 @@ def test_a_bad_field_is_one_value_error_naming_it(overrides, named):
         BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), **overrides)
 
 
+def test_reevaluate_every_takes_numpy_integers_as_ints():
+    import numpy as np
+
+    settings = SearchSettings(reevaluate_every=np.int64(2))
+    assert settings.reevaluate_every == 2 and type(settings.reevaluate_every) is int
+
+
 def test_unknown_keywords_are_type_errors():
     with pytest.raises(TypeError, match="acqusition"):
         BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_hps(), acqusition="ei")

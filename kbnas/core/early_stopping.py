@@ -121,9 +121,18 @@ class EarlyStopping:
     def to_config(self) -> dict:
         return dataclasses.asdict(self)
 
+    #: Fields added later, with the value that describes a rule saved before them.
+    LEGACY_FIELDS = {"judge_top_rung": True}
+
+    @classmethod
+    def complete_config(cls, config: dict) -> dict:
+        """A saved config with the fields added since it was saved, at the values
+        that describe the rule it was saved with (`LEGACY_FIELDS`)."""
+        return {**config, **{name: value for name, value in cls.LEGACY_FIELDS.items() if name not in config}}
+
     @classmethod
     def from_config(cls, config: dict | None) -> "EarlyStopping | None":
-        return None if config is None else cls(**config)
+        return None if config is None else cls(**cls.complete_config(config))
 
 
 def best_so_far(value: float, previous: float) -> float:
