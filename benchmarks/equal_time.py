@@ -394,6 +394,15 @@ def run_mlp(seed: int, directory: str) -> dict[str, Any]:
             "best": "hand-written MLP"}
 
 
+#: Breast-cancer contenders that are kbnas with an earlier small-data selection:
+#: contender -> (`kbnas.SelectionSettings` fields, extra ``kbnas search`` arguments).
+SELECTION_ABLATIONS = {
+    "kbnas-before-pool": ({"parsimony": None, "choice_parsimony": None, "baseline": False}, ("--epochs", "30")),
+    "kbnas-before-choice": ({"choice_parsimony": None, "baseline": False}, ()),
+    "kbnas-before-baseline": ({"baseline": False}, ()),
+}
+
+
 def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, Any]:
     """One run in this process; the JSON record (module docstring)."""
     if contender not in CONTENDERS[case]:
@@ -425,24 +434,13 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
 
             templates.FLAT_TEMPLATES = PERCEPTRON_TEMPLATES  # this process only
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", "--learning-rate", "0.001"))
-        elif contender == "kbnas-before-pool":
+        elif contender in SELECTION_ABLATIONS:
             from kbnas import cli
             from kbnas.selection import SelectionSettings
 
-            cli.SELECTION = SelectionSettings(parsimony=None, choice_parsimony=None, baseline=False)  # this process only
-            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", "--epochs", "30"))
-        elif contender == "kbnas-before-choice":
-            from kbnas import cli
-            from kbnas.selection import SelectionSettings
-
-            cli.SELECTION = SelectionSettings(choice_parsimony=None, baseline=False)  # this process only
-            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
-        elif contender == "kbnas-before-baseline":
-            from kbnas import cli
-            from kbnas.selection import SelectionSettings
-
-            cli.SELECTION = SelectionSettings(baseline=False)  # this process only
-            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
+            fields, extra = SELECTION_ABLATIONS[contender]
+            cli.SELECTION = SelectionSettings(**fields)  # this process only (one worker)
+            result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", *extra))
         elif contender == "textbook":
             result = run_textbook(seed)
         elif contender.startswith("keras-tuner"):
