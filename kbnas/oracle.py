@@ -49,7 +49,7 @@ from kbnas.core.acquisition_optimizer import (
     thompson_pool,
 )
 from kbnas.core.gp import DistanceGP
-from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps
+from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps, keeps_against_best
 from kbnas.core.surrogate import RefitPolicy, fit_surrogate, leave_one_out
 from kbnas.core.warping import warp_scores
 from kbnas.featurizer import Featurizer
@@ -599,7 +599,7 @@ class BayesianNASOracle(ResumableOracle):
             record[trial_id] = curve["best"]
             if stop or not settings.judges(k, full):
                 continue
-            if not keeps(curve["best"], list(record.values()), settings.reduction_factor, self._min_peers()):
+            if not self._keeps(trial_id, curve["best"], record):
                 stop = True
                 self.stopped_early[trial_id] = {
                     "epochs": curve["epochs"],
@@ -609,6 +609,23 @@ class BayesianNASOracle(ResumableOracle):
                 }
                 self.proposal_log.setdefault(trial_id, {})["stopped_at_epoch"] = curve["epochs"]
         return stop
+
+    def _keeps(self, trial_id: str, value: float, record: dict[str, float]) -> bool:
+        """The rule's verdict on ``value`` = y_t(r_k) with the rung's record Y_k
+        (t included): `keeps` ("asha") or `keeps_against_best` ("best_curves",
+        whose F_k are the trials of the record that ended fully trained)."""
+        settings = self.early_stopping
+        if len(record) <= self._min_peers():
+            return True
+        if settings.rule == "asha":
+            return keeps(value, list(record.values()), settings.reduction_factor, self._min_peers())
+        finished = []
+        for other, rung_value in record.items():
+            trial, curve = self.trials.get(other), self.learning_curves.get(other)
+            if (other != trial_id and trial is not None and curve is not None and trial.status == COMPLETED
+                    and other not in self.stopped_early):
+                finished.append((curve["best"], rung_value))
+        return keeps_against_best(value, finished, settings.top_trials)
 
     def _reevaluation(self, cspace, completed) -> tuple[dict, dict] | None:
         """(values, info) of a re-evaluation when one is due, else None.

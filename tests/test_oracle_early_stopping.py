@@ -97,6 +97,36 @@ def test_hopeless_trials_stop_at_a_rung_and_end_completed(tmp_path):
     assert sum(epochs.values()) < 12 * EPOCHS
 
 
+def test_best_curves_stops_a_trial_below_every_best_curve_and_keeps_one_above(tmp_path):
+    # Five trials train fully (min_peers=5 protects them); the best three finals
+    # are 0.9, 0.85, 0.8 with epoch-3 values 0.6, 0.5, 0.4. The quantile of the
+    # rung would cut config 6 (0.45 at epoch 3: fifth of seven, outside the top
+    # ⌈7/3⌉ = 3); against the best curves it continues (0.45 ≥ 0.4), while
+    # config 5 (0.35, below all three) stops at epoch 3.
+    finals = {0: 0.9, 1: 0.85, 2: 0.8, 3: 0.7, 4: 0.6, 5: 0.95, 6: 0.95}
+    at3 = {0: 0.6, 1: 0.5, 2: 0.4, 3: 0.7, 4: 0.65, 5: 0.35, 6: 0.45}
+
+    def curve_of(values):
+        c = values["c"]
+        return [at3[c] * e / 3 if e <= 3 else at3[c] + (finals[c] - at3[c]) * (e - 3) / (EPOCHS - 3)
+                for e in range(1, EPOCHS + 1)]
+
+    oracle = _oracle(tmp_path, _choice(7), num_initial_points=7, templates=False,
+                     initial_points=[{"c": c} for c in range(7)],
+                     early_stopping=EarlyStopping(rule="best_curves", top_trials=3, min_peers=5))
+    epochs = _drive(oracle, curve_of, 7)
+    by_config = {oracle.trials[t].hyperparameters.values["c"]: n for t, n in epochs.items()}
+    assert by_config == {0: EPOCHS, 1: EPOCHS, 2: EPOCHS, 3: EPOCHS, 4: EPOCHS, 5: 3, 6: EPOCHS}
+    (stopped,) = oracle.stopped_early.values()
+    assert stopped["rung"] == 3 and stopped["value"] == pytest.approx(0.35)
+    # The same trials under "asha" (the rung's top third): config 6 is cut too.
+    asha = _oracle(tmp_path, _choice(7), name="asha", num_initial_points=7, templates=False,
+                   initial_points=[{"c": c} for c in range(7)],
+                   early_stopping=EarlyStopping(rule="asha", min_peers=5))
+    epochs = _drive(asha, curve_of, 7)
+    assert {asha.trials[t].hyperparameters.values["c"]: n for t, n in epochs.items()}[6] == 3
+
+
 @pytest.mark.parametrize("judge_top_rung", [False, True])
 def test_the_top_rung_is_judged_only_with_judge_top_rung(tmp_path, judge_top_rung):
     # Trials c = 0, 1, ... in order: each is better than every earlier one over its
@@ -157,11 +187,13 @@ def test_the_tuner_tells_the_oracle_the_recipes_epochs(tmp_path):
     assert tuner.oracle.training_epochs == 7
 
 
-def test_crossing_curves_a_slow_starter_that_ends_best_is_found_in_most_seeds(tmp_path):
+@pytest.mark.parametrize("rule", ["asha", "best_curves"])
+def test_crossing_curves_a_slow_starter_that_ends_best_is_found_in_most_seeds(tmp_path, rule):
     curves = crossing_curves()
     found = 0
     for seed in range(10):
-        oracle = _oracle(tmp_path, _choice(12), name=f"s{seed}", seed=seed + 1)
+        oracle = _oracle(tmp_path, _choice(12), name=f"s{seed}", seed=seed + 1,
+                         early_stopping=EarlyStopping(rule=rule))
         _drive(oracle, lambda v: curves[v["c"]], 12)
         best = oracle.get_best_trials(1)[0]
         found += best.hyperparameters.values["c"] == 7 and not oracle.is_stopped_early(best.trial_id)

@@ -25,6 +25,26 @@ the rung and t is outside the top ⌈n/η⌉ of it (ties continue). Every trial 
 is never stopped trains to the end of the user's own recipe (its epochs and its
 own callbacks); a trial that reaches no further rung is never stopped.
 
+The rule against the best curves (``rule="best_curves"``). Among the
+architectures a GP proposes, nearly all are good, and their early scores hardly
+rank them: on the digits table, among the best 10 % of architectures the
+Spearman correlation of y(3) with the final mean validation accuracy is −0.08,
+of y(9) 0.17 (docs/benchmarks.md). A quantile of the rung then cuts good
+trials nearly at random. This rule compares t instead with the curves of the
+trials that ended best. With F_k the trials trained fully (ended, not stopped)
+that have a value at rung k, y_u(E) their final score and B_k the
+``top_trials`` = b of them with the highest y_u(E),
+
+    t continues  ⇔  n ≤ m   or   |F_k| < b   or   y_t(r_k) ≥ min_{u ∈ B_k} y_u(r_k),
+
+i.e. t is stopped when it is below every one of the b best trials at the same
+epoch: "none of the best looked this bad here". Its error rate has a closed
+form: when the rung value of a trial that will end among the best is
+exchangeable with those of the b best so far, it is below all b with
+probability 1/(b + 1) (b = 5: 1/6) at each judged rung, whatever the spread of
+early scores among good trials; ASHA's cut is 1 − 1/η (2/3) of every rung,
+good trials included.
+
 The top rung. With E epochs in a full training, the rungs judged are those with
 a next rung within the training, r_{k+1} ≤ E: in ASHA's terms the maximum
 resource is R = E, a trial promoted to the top rung r_K (r_{K+1} > E) has
@@ -35,7 +55,7 @@ saves little, E − r_K epochs of the η^−K of the trials that reach it, and t
 two thirds of those nearly complete trainings into low-fidelity results, which
 the recommendation ranks after every fully trained trial.
 
-Expected cost. When every judged rung keeps its top 1/η, the fraction of trials
+Expected cost of ``"asha"``. When every judged rung keeps its top 1/η, the fraction of trials
 trained past r_k is η^−k and the mean epochs per trial with E epochs in the
 recipe and judged rungs r_0 < … < r_J < E is
 
@@ -45,7 +65,9 @@ for E = 30, r_0 = 3, η = 3 (rungs 3 and 9 judged, 27 the top): 3 + 6/3 + 21/9
 ≈ 7.3 epochs, a quarter of full training (7.1 when 27 is judged too: 3 + 6/3 +
 18/9 + 3/27); trials proposed by the GP are better than random ones, so in a
 search fewer of them fall below a rung's quantile than in ASHA's random search,
-but the rule's quantile is relative, so the fraction cut is the same.
+but the rule's quantile is relative, so the fraction cut is the same. Under
+``"best_curves"`` the fraction cut is that of the proposals below the best
+curves, which depends on the search: measured, not predicted (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -55,6 +77,9 @@ import math
 from typing import Sequence
 
 import numpy as np
+
+#: The rules a rung applies (`EarlyStopping.rule`).
+RULES = ("asha", "best_curves")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +104,14 @@ class EarlyStopping:
         judge_top_rung: judge the top rung r_K (the last one below a full
             training, r_{K+1} > E) too. False (the default): a trial that
             reaches it trains to the end (module docstring).
+        rule: ``"asha"``: a trial continues when it is in the top ⌈n/η⌉ of
+            its rung; ``"best_curves"``: when it is not below every one of the
+            ``top_trials`` best fully trained trials at the rung (module
+            docstring).
+        top_trials: b of ``"best_curves"``: the fully trained trials with the
+            best final scores whose rung values a trial is compared with; a
+            trial that will end among the best is stopped at a rung with
+            probability 1/(b + 1).
     """
 
     min_epochs: int = 3
@@ -86,6 +119,8 @@ class EarlyStopping:
     min_peers: int | None = None
     promote: bool = True
     judge_top_rung: bool = False
+    rule: str = "asha"
+    top_trials: int = 5
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_epochs, int) or self.min_epochs < 2:
@@ -96,6 +131,10 @@ class EarlyStopping:
             )
         if self.min_peers is not None and (not isinstance(self.min_peers, int) or self.min_peers < 1):
             raise ValueError(f"EarlyStopping.min_peers must be None or an integer >= 1, got {self.min_peers!r}")
+        if self.rule not in RULES:
+            raise ValueError(f"EarlyStopping.rule must be one of {', '.join(map(repr, RULES))}, got {self.rule!r}")
+        if isinstance(self.top_trials, bool) or not isinstance(self.top_trials, int) or self.top_trials < 1:
+            raise ValueError(f"EarlyStopping.top_trials must be an integer >= 1, got {self.top_trials!r}")
         for name in ("promote", "judge_top_rung"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"EarlyStopping.{name} must be True or False, got {getattr(self, name)!r}")
@@ -158,8 +197,30 @@ def keeps(value: float, rung_values: Sequence[float], reduction_factor: int, min
     return better < math.ceil(n / reduction_factor)
 
 
+def keeps_against_best(value: float, finished: Sequence[tuple[float, float]], top_trials: int) -> bool:
+    """Whether a trial with ``value`` at a rung continues under ``"best_curves"``.
+
+    Args:
+        value: y_t(r_k).
+        finished: (y_u(E), y_u(r_k)) of the fully trained trials u with a value
+            at the rung, F_k.
+        top_trials: b; with fewer than b finished trials nothing is stopped.
+
+    Returns:
+        |F_k| < b, or y_t(r_k) ≥ the lowest rung value of the b finished trials
+        with the highest final scores (ties in final score: the earlier in
+        ``finished`` first).
+    """
+    if len(finished) < top_trials:
+        return True
+    finals = np.array([f for f, _ in finished], dtype=float)
+    rung = np.array([r for _, r in finished], dtype=float)
+    best = np.argsort(-finals, kind="stable")[:top_trials]
+    return bool(value >= rung[best].min())
+
+
 def mean_epochs_per_trial(settings: EarlyStopping, epochs: int) -> float:
-    """The expected epochs per trial when every rung keeps exactly its top 1/η
+    """The expected epochs per trial of ``"asha"`` when every rung keeps exactly its top 1/η
     (the module docstring's formula); ``epochs`` is E."""
     total, previous, k = 0.0, 0, 0
     while settings.rung(k) < epochs and settings.judges(k, epochs):

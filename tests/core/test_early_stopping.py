@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps, mean_epochs_per_trial
+from kbnas.core.early_stopping import EarlyStopping, best_so_far, keeps, keeps_against_best, mean_epochs_per_trial
 
 
 def test_rungs_are_geometric():
@@ -25,6 +25,9 @@ def test_rungs_are_geometric():
         ({"min_epochs": 2.5}, "min_epochs"),
         ({"reduction_factor": 1}, "reduction_factor"),
         ({"min_peers": 0}, "min_peers"),
+        ({"rule": "median"}, "rule"),
+        ({"top_trials": 0}, "top_trials"),
+        ({"top_trials": True}, "top_trials"),
     ],
 )
 def test_bad_settings_name_the_field(kwargs, message):
@@ -33,7 +36,7 @@ def test_bad_settings_name_the_field(kwargs, message):
 
 
 def test_config_round_trip():
-    rule = EarlyStopping(min_epochs=2, reduction_factor=2, min_peers=4)
+    rule = EarlyStopping(min_epochs=2, reduction_factor=2, min_peers=4, rule="best_curves", top_trials=3)
     assert EarlyStopping.from_config(rule.to_config()) == rule
     assert EarlyStopping.from_config(None) is None
 
@@ -50,6 +53,37 @@ def test_keeps_the_top_ceil_n_over_eta_ties_continue():
     tied = [0.9, 0.8, 0.8, 0.1, 0.1, 0.1]
     assert keeps(0.8, tied, 3, 1)
     assert not keeps(0.1, tied, 3, 1)
+
+
+def test_keeps_against_best_compares_with_the_rung_values_of_the_best_finals():
+    # (final, rung value): the best three finals are 0.9, 0.8, 0.7, whose rung
+    # values are 0.3, 0.6, 0.5; the trial with the best rung value (0.95) ended worst.
+    finished = [(0.9, 0.3), (0.5, 0.95), (0.8, 0.6), (0.7, 0.5), (0.6, 0.2)]
+    assert not keeps_against_best(0.29, finished, top_trials=3)  # below all three
+    assert keeps_against_best(0.3, finished, top_trials=3)  # a tie with the lowest continues
+    assert keeps_against_best(0.31, finished, top_trials=3)
+    # b = 1: the best final's curve alone; b = 5: the lowest of all (0.2).
+    assert not keeps_against_best(0.29, finished, top_trials=1)
+    assert keeps_against_best(0.21, finished, top_trials=5)
+    assert not keeps_against_best(0.19, finished, top_trials=5)
+    # Fewer finished trials than b: nothing is stopped.
+    assert keeps_against_best(-1.0, finished, top_trials=6)
+    assert keeps_against_best(-1.0, [], top_trials=1)
+
+
+@pytest.mark.parametrize("b", [1, 3, 5])
+def test_keeps_against_best_stops_an_exchangeable_trial_with_probability_one_over_b_plus_one(b):
+    # When a new trial's rung value is exchangeable with those of the b best
+    # finished trials (here: every rung value i.i.d., finals independent of them),
+    # it is below all b with probability 1/(b + 1).
+    rng = np.random.default_rng(b)
+    reps, n = 20000, 12
+    stops = 0
+    for _ in range(reps):
+        finished = list(zip(rng.random(n), rng.normal(size=n)))
+        stops += not keeps_against_best(float(rng.normal()), finished, b)
+    p = 1 / (b + 1)
+    assert abs(stops / reps - p) < 4 * math.sqrt(p * (1 - p) / reps)
 
 
 def test_nothing_is_stopped_until_min_peers_others_reached_the_rung():
