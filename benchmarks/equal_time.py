@@ -30,9 +30,14 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
                         ``benchmarks/results/equal_time_batchnorm.jsonl``
     kbnas-judge-top-rung kbnas with the early-stopping rule before 2026-12-06, which
                         judged the top rung too (27 of 30 epochs:
-                        ``EarlyStopping(judge_top_rung=True)``, set in the run's
+                        ``EarlyStopping(judge_top_rung=True, rule="asha")``, set in the run's
                         process, one worker); side by side with kbnas in
                         ``benchmarks/results/equal_time_top_rung.jsonl``
+    kbnas-asha          kbnas with the early-stopping rule before 2026-12-06, later:
+                        a trial continues when it is in the top third of its rung
+                        (``EarlyStopping(rule="asha")``, set in the run's process, one
+                        worker); side by side with kbnas in
+                        ``benchmarks/results/equal_time_best_curves.jsonl``
     textbook            the hand-written Keras convnet: Normalization →
                         Conv2D(32, 3, relu) → Conv2D(64, 3, relu) → MaxPool →
                         Flatten → Dropout(0.3) → Dense(128, relu) → softmax; Adam,
@@ -108,6 +113,8 @@ Commands:
         logistic-regression mlp --output benchmarks/results/equal_time_baseline.jsonl
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-judge-top-rung \
         --output benchmarks/results/equal_time_top_rung.jsonl
+    python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-asha \
+        --output benchmarks/results/equal_time_best_curves.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
         --output benchmarks/results/equal_time_early_stopping.jsonl
@@ -140,7 +147,7 @@ DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
 DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
-    "digits": ("kbnas", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
+    "digits": ("kbnas", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "kbnas-asha", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "kbnas-before-choice",
                       "kbnas-before-baseline", "logistic-regression", "mlp"),
 }
@@ -394,6 +401,13 @@ def run_mlp(seed: int, directory: str) -> dict[str, Any]:
             "best": "hand-written MLP"}
 
 
+#: Digits contenders that are kbnas with an earlier early-stopping rule:
+#: contender -> `kbnas.EarlyStopping` fields.
+RULE_ABLATIONS = {
+    "kbnas-judge-top-rung": {"judge_top_rung": True, "rule": "asha"},
+    "kbnas-asha": {"rule": "asha"},
+}
+
 #: Breast-cancer contenders that are kbnas with an earlier small-data selection:
 #: contender -> (`kbnas.SelectionSettings` fields, extra ``kbnas search`` arguments).
 SELECTION_ABLATIONS = {
@@ -423,11 +437,11 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
             model_builder.BATCHNORM_MOMENTUM = 0.99  # this process only: Keras's default
             # One process: worker processes (one per GPU by default) would import 0.9 afresh.
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
-        elif contender == "kbnas-judge-top-rung":
+        elif contender in RULE_ABLATIONS:
             from kbnas import cli
             from kbnas.core.early_stopping import EarlyStopping
 
-            cli.EARLY_STOPPING = EarlyStopping(judge_top_rung=True)  # this process only (one worker)
+            cli.EARLY_STOPPING = EarlyStopping(**RULE_ABLATIONS[contender])  # this process only (one worker)
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
         elif contender == "kbnas-before-flat":
             from kbnas.space import templates

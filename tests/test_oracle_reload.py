@@ -65,22 +65,34 @@ def test_changed_settings_are_named_in_a_warning(tmp_path):
         same.reload()
 
 
-def test_an_early_stopping_rule_saved_before_judge_top_rung_reads_as_the_rule_it_was(tmp_path):
+@pytest.mark.parametrize(
+    "missing, as_saved",
+    [
+        # Saved before judge_top_rung (2026-12-06): the top rung was judged, by ASHA.
+        (("judge_top_rung", "rule", "top_trials"), {"judge_top_rung": True, "rule": "asha"}),
+        # Saved before rule (2026-12-06, later): ASHA.
+        (("rule", "top_trials"), {"rule": "asha"}),
+    ],
+)
+def test_an_early_stopping_rule_saved_before_a_field_existed_reads_as_the_rule_it_was(tmp_path, missing, as_saved):
+    from kbnas import EarlyStopping
+
     searched = _searched(tmp_path)
+    assert searched.early_stopping == EarlyStopping()
     path = tmp_path / "p" / "oracle.json"
     state = json.loads(path.read_text())
     rule = state["kbnas"]["early_stopping"]
-    del rule["judge_top_rung"]  # as saved before the field existed: the top rung was judged
+    for name in missing:
+        del rule[name]
     path.write_text(json.dumps(state))
-    with pytest.warns(RuntimeWarning, match=r"'judge_top_rung': True\} there, .*'judge_top_rung': False\} now"):
-        _oracle(tmp_path).reload()
-    from kbnas import EarlyStopping
-
-    assert EarlyStopping.from_config(rule) == EarlyStopping(judge_top_rung=True)
-    assert searched.early_stopping == EarlyStopping()
+    saved = EarlyStopping(**{**EarlyStopping().to_config(), **as_saved})
+    assert EarlyStopping.from_config(rule) == saved
+    if saved != EarlyStopping():
+        with pytest.warns(RuntimeWarning, match=r"the saved search was made with other settings \(early_stopping="):
+            _oracle(tmp_path).reload()
     with warnings.catch_warnings():  # the same rule given: no warning
         warnings.simplefilter("error", RuntimeWarning)
-        _oracle(tmp_path, early_stopping=EarlyStopping(judge_top_rung=True)).reload()
+        _oracle(tmp_path, early_stopping=saved).reload()
 
 
 @pytest.mark.integration

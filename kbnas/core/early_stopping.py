@@ -161,7 +161,7 @@ class EarlyStopping:
         return dataclasses.asdict(self)
 
     #: Fields added later, with the value that describes a rule saved before them.
-    LEGACY_FIELDS = {"judge_top_rung": True}
+    LEGACY_FIELDS = {"judge_top_rung": True, "rule": "asha", "top_trials": 5}
 
     @classmethod
     def complete_config(cls, config: dict) -> dict:
