@@ -53,6 +53,11 @@ def _drive(oracle, curve_of, n_trials, *, executions=1, hand_back_stopped=False,
     return epochs
 
 
+#: The two rules, in the forms the scenarios below share: ASHA, and the best
+#: curves with b = 1 (the single best finished curve), which stop the same trials there.
+RULES = {"asha": {"rule": "asha"}, "best_curves": {"rule": "best_curves", "top_trials": 1}}
+
+
 def _choice(n):
     """n unrelated configurations (ids, not an ordered quantity: ordered=False)."""
     hp = keras_tuner.HyperParameters()
@@ -127,8 +132,9 @@ def test_best_curves_stops_a_trial_below_every_best_curve_and_keeps_one_above(tm
     assert {asha.trials[t].hyperparameters.values["c"]: n for t, n in epochs.items()}[6] == 3
 
 
+@pytest.mark.parametrize("rule", sorted(RULES))
 @pytest.mark.parametrize("judge_top_rung", [False, True])
-def test_the_top_rung_is_judged_only_with_judge_top_rung(tmp_path, judge_top_rung):
+def test_the_top_rung_is_judged_only_with_judge_top_rung(tmp_path, judge_top_rung, rule):
     # Trials c = 0, 1, ... in order: each is better than every earlier one over its
     # first 26 epochs and worse from epoch 27 on, where only the top rung (27 of 30)
     # can catch it.
@@ -141,7 +147,7 @@ def test_the_top_rung_is_judged_only_with_judge_top_rung(tmp_path, judge_top_run
 
     oracle = _oracle(tmp_path, hp, name=f"top{judge_top_rung}", initial_points=[{"c": c} for c in range(n)],
                      num_initial_points=n,
-                     early_stopping=EarlyStopping(min_peers=2, judge_top_rung=judge_top_rung))
+                     early_stopping=EarlyStopping(min_peers=2, judge_top_rung=judge_top_rung, **RULES[rule]))
     epochs = _drive(oracle, curve, n)
     stops = {info["rung"] for info in oracle.stopped_early.values()}
     if judge_top_rung:
@@ -153,7 +159,8 @@ def test_the_top_rung_is_judged_only_with_judge_top_rung(tmp_path, judge_top_run
         assert set(oracle.rung_values) == {"3", "9", "27"}  # the top rung is still recorded
 
 
-def test_the_recipes_epochs_not_the_longest_training_seen_decide_the_top_rung(tmp_path):
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_the_recipes_epochs_not_the_longest_training_seen_decide_the_top_rung(tmp_path, rule):
     # Every training ends at epoch 20 (as the recipe's patience might), of a recipe of
     # 30 epochs. Seen alone, E = 20 makes 9 the top rung (27 > 20): only rung 3 is
     # judged. Told E = 30, rung 9 is judged too. Curves: c = 0, 1, ... in order, each
@@ -167,7 +174,7 @@ def test_the_recipes_epochs_not_the_longest_training_seen_decide_the_top_rung(tm
     stops = {}
     for told in (None, 30):
         oracle = _oracle(tmp_path, _choice(n), name=f"told{told}", initial_points=[{"c": c} for c in range(n)],
-                         num_initial_points=n, early_stopping=EarlyStopping(min_peers=2))
+                         num_initial_points=n, early_stopping=EarlyStopping(min_peers=2, **RULES[rule]))
         oracle.training_epochs = told
         _drive(oracle, curve, n)
         stops[told] = sorted(info["rung"] for info in oracle.stopped_early.values())
@@ -200,11 +207,12 @@ def test_crossing_curves_a_slow_starter_that_ends_best_is_found_in_most_seeds(tm
     assert found >= 7, found
 
 
-def test_a_stopped_trial_ranks_after_every_fully_trained_one(tmp_path):
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_a_stopped_trial_ranks_after_every_fully_trained_one(tmp_path, rule):
     hp = _choice(3)
     flat = {0: [0.5] * EPOCHS, 1: [0.9] * EPOCHS, 2: [0.8] * EPOCHS}
     oracle = _oracle(tmp_path, hp, recommendation="observed",
-                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=3, min_peers=2),
+                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=3, min_peers=2, **RULES[rule]),
                      initial_points=[{"c": 0}, {"c": 1}, {"c": 2}], num_initial_points=3)
     _drive(oracle, lambda v: flat[v["c"]], 3)
     by_c = {t.hyperparameters.values["c"]: t for t in oracle.trials.values()}
@@ -270,11 +278,12 @@ def test_a_handed_back_stopped_status_still_completes(tmp_path):
     assert all(oracle.trials[t].status == "COMPLETED" for t in oracle.stopped_early)
 
 
-def test_nan_epochs_are_ignored_and_an_all_nan_curve_is_stopped(tmp_path):
+@pytest.mark.parametrize("rule", sorted(RULES))
+def test_nan_epochs_are_ignored_and_an_all_nan_curve_is_stopped(tmp_path, rule):
     nan = float("nan")
     curves = {0: [0.5] * EPOCHS, 1: [0.6] * EPOCHS, 2: [nan, 0.7] + [0.7] * (EPOCHS - 2), 3: [nan] * EPOCHS}
     oracle = _oracle(tmp_path, _choice(4), num_initial_points=4, initial_points=[{"c": c} for c in range(4)],
-                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=2, min_peers=2))
+                     early_stopping=EarlyStopping(min_epochs=3, reduction_factor=2, min_peers=2, **RULES[rule]))
     epochs = _drive(oracle, lambda v: curves[v["c"]], 4)
     by_c = {t.hyperparameters.values["c"]: t.trial_id for t in oracle.trials.values()}
     assert not oracle.is_stopped_early(by_c[2])  # the NaN first epoch did not count

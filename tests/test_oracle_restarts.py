@@ -28,8 +28,9 @@ def _finish(oracle, trial, curve):
     oracle.end_trial(trial)
 
 
-def test_a_dead_workers_stopped_trial_comes_back_running_and_trains_afresh(tmp_path):
-    oracle = _oracle(tmp_path, early_stopping=EarlyStopping(min_epochs=2, reduction_factor=2, min_peers=1))
+@pytest.mark.parametrize("rule", [{"rule": "asha"}, {"rule": "best_curves", "top_trials": 1}])
+def test_a_dead_workers_stopped_trial_comes_back_running_and_trains_afresh(tmp_path, rule):
+    oracle = _oracle(tmp_path, early_stopping=EarlyStopping(min_epochs=2, reduction_factor=2, min_peers=1, **rule))
     _finish(oracle, oracle.create_trial("w1"), [0.8, 0.9, 0.9, 0.9])
     trial = oracle.create_trial("w2")
     statuses = [oracle.update_trial(trial.trial_id, {"score": v}, step=s).status for s, v in enumerate([0.1, 0.1])]

@@ -1,4 +1,4 @@
-"""Asynchronous successive halving on learning curves: when to stop a trial early.
+"""When to stop a trial early: rungs on learning curves, judged against the best curves.
 
 Pure numpy; no TensorFlow, no KerasTuner. `kbnas.BayesianNASOracle` feeds it the
 per-epoch objective values KerasTuner's ``update_trial(trial_id, metrics, step)``
@@ -13,19 +13,22 @@ Notation (scores are "higher is better": the oracle flips ``min`` objectives):
     Y_k          the values y_u(r_k) recorded at rung k by every trial u that reached
                  it, stopped or not (the rung's record, kept across the search)
 
-The rule (ASHA: Li et al., "A System for Massively Parallel Hyperparameter
-Tuning", MLSys 2020, applied to the trials the GP proposes instead of random
-ones). When trial t reaches rung k, y_t(r_k) is added to Y_k and, with
-n = |Y_k| (t included),
+A trial is judged when it reaches a rung, and only once at least ``min_peers`` =
+m other trials have reached that rung (n = |Y_k| > m, t included). Every trial
+that is never stopped trains to the end of the user's own recipe (its epochs and
+its own callbacks); a trial that reaches no further rung is never stopped. Two
+rules decide (``rule``):
+
+ASHA (``rule="asha"``, the rule before 2026-12-06, later; Li et al., "A System
+for Massively Parallel Hyperparameter Tuning", MLSys 2020, applied to the trials
+the GP proposes instead of random ones). When trial t reaches rung k, y_t(r_k)
+is added to Y_k and
 
     t continues  ⇔  n ≤ m   or   #{y ∈ Y_k : y > y_t(r_k)} < ⌈n / η⌉,
 
-i.e. t is stopped only when at least ``min_peers`` = m other trials have reached
-the rung and t is outside the top ⌈n/η⌉ of it (ties continue). Every trial that
-is never stopped trains to the end of the user's own recipe (its epochs and its
-own callbacks); a trial that reaches no further rung is never stopped.
+i.e. t is stopped when it is outside the top ⌈n/η⌉ of the rung (ties continue).
 
-The rule against the best curves (``rule="best_curves"``). Among the
+The rule against the best curves (``rule="best_curves"``, the default). Among the
 architectures a GP proposes, nearly all are good, and their early scores hardly
 rank them: on the digits table, among the best 10 % of architectures the
 Spearman correlation of y(3) with the final mean validation accuracy is −0.08,
@@ -41,7 +44,7 @@ i.e. t is stopped when it is below every one of the b best trials at the same
 epoch: "none of the best looked this bad here". Its error rate has a closed
 form: when the rung value of a trial that will end among the best is
 exchangeable with those of the b best so far, it is below all b with
-probability 1/(b + 1) (b = 5: 1/6) at each judged rung, whatever the spread of
+probability 1/(b + 1) (the default b = 3: 1/4) at each judged rung, whatever the spread of
 early scores among good trials; ASHA's cut is 1 − 1/η (2/3) of every rung,
 good trials included.
 
@@ -104,10 +107,10 @@ class EarlyStopping:
         judge_top_rung: judge the top rung r_K (the last one below a full
             training, r_{K+1} > E) too. False (the default): a trial that
             reaches it trains to the end (module docstring).
-        rule: ``"asha"``: a trial continues when it is in the top ⌈n/η⌉ of
-            its rung; ``"best_curves"``: when it is not below every one of the
-            ``top_trials`` best fully trained trials at the rung (module
-            docstring).
+        rule: ``"best_curves"`` (the default): a trial continues unless it is
+            below every one of the ``top_trials`` best fully trained trials at
+            the rung; ``"asha"``: when it is in the top ⌈n/η⌉ of its rung
+            (module docstring).
         top_trials: b of ``"best_curves"``: the fully trained trials with the
             best final scores whose rung values a trial is compared with; a
             trial that will end among the best is stopped at a rung with
@@ -119,8 +122,8 @@ class EarlyStopping:
     min_peers: int | None = None
     promote: bool = True
     judge_top_rung: bool = False
-    rule: str = "asha"
-    top_trials: int = 5
+    rule: str = "best_curves"
+    top_trials: int = 3
 
     def __post_init__(self) -> None:
         if not isinstance(self.min_epochs, int) or self.min_epochs < 2:
@@ -161,7 +164,7 @@ class EarlyStopping:
         return dataclasses.asdict(self)
 
     #: Fields added later, with the value that describes a rule saved before them.
-    LEGACY_FIELDS = {"judge_top_rung": True, "rule": "asha", "top_trials": 5}
+    LEGACY_FIELDS = {"judge_top_rung": True, "rule": "asha", "top_trials": 3}
 
     @classmethod
     def complete_config(cls, config: dict) -> dict:
@@ -221,7 +224,14 @@ def keeps_against_best(value: float, finished: Sequence[tuple[float, float]], to
 
 def mean_epochs_per_trial(settings: EarlyStopping, epochs: int) -> float:
     """The expected epochs per trial of ``"asha"`` when every rung keeps exactly its top 1/η
-    (the module docstring's formula); ``epochs`` is E."""
+    (the module docstring's formula); ``epochs`` is E.
+
+    Raises:
+        ValueError: ``settings.rule`` is not ``"asha"`` (what ``"best_curves"``
+            cuts depends on the search, not on the settings).
+    """
+    if settings.rule != "asha":
+        raise ValueError(f"mean_epochs_per_trial is the formula of rule='asha', got rule={settings.rule!r}")
     total, previous, k = 0.0, 0, 0
     while settings.rung(k) < epochs and settings.judges(k, epochs):
         r = settings.rung(k)

@@ -112,15 +112,15 @@ def test_the_top_rung_is_judged_only_when_asked_or_while_the_full_training_is_un
 
 
 def test_mean_epochs_formula_closed_form_and_simulation():
-    rule = EarlyStopping(min_epochs=3, reduction_factor=3)
+    rule = EarlyStopping(min_epochs=3, reduction_factor=3, rule="asha")
     # Rungs 3 and 9 judged, 27 the top: 3 + 6/3 + 21/9.
     assert mean_epochs_per_trial(rule, 30) == pytest.approx(3 + 2 + 21 / 9)
     # The top rung judged too: 3 + 6/3 + 18/9 + 3/27.
-    assert mean_epochs_per_trial(EarlyStopping(judge_top_rung=True), 30) == pytest.approx(3 + 2 + 2 + 1 / 9)
+    assert mean_epochs_per_trial(EarlyStopping(judge_top_rung=True, rule="asha"), 30) == pytest.approx(3 + 2 + 2 + 1 / 9)
     # E = 81 = r_3: 27 is judged (81 ≤ 81), 81 is E itself.
     assert mean_epochs_per_trial(rule, 81) == pytest.approx(3 + 2 + 2 + 54 / 27)
     assert mean_epochs_per_trial(rule, 3) == pytest.approx(3.0)
-    assert mean_epochs_per_trial(EarlyStopping(min_epochs=2, reduction_factor=2), 8) == pytest.approx(2 + 1 + 1)
+    assert mean_epochs_per_trial(EarlyStopping(min_epochs=2, reduction_factor=2, rule="asha"), 8) == pytest.approx(2 + 1 + 1)
     # Simulated ASHA on i.i.d. scores (the same score at every rung): the rule's
     # fraction kept per rung tends to 1/η, so the mean epochs tend to the formula.
     rng = np.random.default_rng(0)
@@ -138,3 +138,5 @@ def test_mean_epochs_formula_closed_form_and_simulation():
                 break
         spent.append(epochs)
     assert np.mean(spent) == pytest.approx(mean_epochs_per_trial(rule, 30), rel=0.05)
+    with pytest.raises(ValueError, match="rule='asha'"):
+        mean_epochs_per_trial(EarlyStopping(rule="best_curves"), 30)
