@@ -46,6 +46,7 @@ Oracle seeds are run seed + 1 (KerasTuner turns 0 into a random seed).
 
 Commands:
     python -m benchmarks.multi_fidelity --seeds 30 --workers 2
+    python -m benchmarks.multi_fidelity --curve-correlations    # how early epochs rank the best architectures
     python -m benchmarks.multi_fidelity --report [--write-into docs/benchmarks.md]
 
 Results: JSON lines in ``benchmarks/results/multi_fidelity.jsonl``, one per
@@ -358,14 +359,60 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             one = {s: 100 * r["val_regret"][key] for s, r in by[base].items() if r["val_regret"].get(key) is not None}
             if par and one:
                 out["concurrency"].setdefault(label, {})[key] = paired_difference(par, one)
-    # The issue's target: early-stopping kbnas at B/2 vs full-fidelity kbnas at B.
-    if "kbnas" in by and "kbnas-full" in by:
-        for b in (25, 50, 100):
-            half = str(b / 2 if b % 2 else b // 2)
-            a = {s: 100 * r["val_regret"].get(half) for s, r in by["kbnas"].items() if r["val_regret"].get(half) is not None}
-            f = {s: 100 * r["val_regret"].get(str(b)) for s, r in by["kbnas-full"].items() if r["val_regret"].get(str(b)) is not None}
-            if a and f:
-                out["half_epochs"][str(b)] = {"es_at": half, "full_at": str(b), "difference": paired_difference(a, f)}
+    # The issue's target: each early-stopping kbnas at B/2 (and at B) vs full-fidelity kbnas at B.
+    if "kbnas-full" in by:
+        def regrets(runs: dict, key: str) -> dict[int, float]:
+            return {s: 100 * r["val_regret"][key] for s, r in runs.items() if r["val_regret"].get(key) is not None}
+
+        for label, runs in by.items():
+            if not (label == "kbnas" or label.startswith("kbnas:")):
+                continue
+            for b in (25, 50, 100):
+                half = str(b / 2 if b % 2 else b // 2)
+                full = regrets(by["kbnas-full"], str(b))
+                a, same = regrets(runs, half), regrets(runs, str(b))
+                if a and full:
+                    out["half_epochs"].setdefault(label, {})[str(b)] = {
+                        "es_at": half, "full_at": str(b), "difference": paired_difference(a, full),
+                        "equal_epochs": paired_difference(same, full) if same else None,
+                    }
+    return out
+
+
+#: Epochs and top fractions of `curve_correlations` (``--curve-correlations``).
+CORRELATION_EPOCHS = (3, 9, 27, 30)
+CORRELATION_TOPS = (1.0, 0.2, 0.1, 0.05)
+
+
+def curve_correlations(table: TabularBenchmark, epochs: Sequence[int] = CORRELATION_EPOCHS,
+                       tops: Sequence[float] = CORRELATION_TOPS) -> list[dict[str, Any]]:
+    """How well one run's early epochs rank architectures, among the best ones.
+
+    For every (architecture a, seed) row of the table, y(e) is the best validation
+    accuracy of that run's first e epochs; among the rows whose architecture is in
+    the top fraction q of the table by mean_val(a), the Spearman correlation of
+    y(e) with mean_val(a). What a rung judges is y(r_k) of one run; what the
+    replay judges by is mean_val (the module docstring).
+
+    Returns:
+        one dict per q: ``{"top", "rows", "rho": {e: ρ}}``.
+    """
+    from scipy.stats import spearmanr
+
+    archs = table.architectures
+    means = np.array([table.mean_val(a) for a in archs])
+    rows, quality = [], []
+    for a, mean in zip(archs, means):
+        for record in table.records(a):
+            curve = np.asarray(record.val_accuracy_per_epoch, dtype=float)
+            rows.append([curve[:e].max() for e in epochs])
+            quality.append(mean)
+    rows, quality = np.array(rows), np.array(quality)
+    out = []
+    for q in tops:
+        keep = quality >= np.quantile(means, 1 - q)
+        out.append({"top": q, "rows": int(keep.sum()),
+                    "rho": {e: float(spearmanr(rows[keep, j], quality[keep])[0]) for j, e in enumerate(epochs)}})
     return out
 
 
@@ -415,11 +462,14 @@ def format_report(summary: dict[str, Any]) -> str:
             cells = ", ".join(f"B = {b}: {_cell(d)} pp" for b, d in rows.items())
             lines.append(f"- {label}: {cells} ({next(iter(rows.values()))['n']} seeds)")
     if summary["half_epochs"]:
-        lines += ["", "Early stopping at half the epochs against full fidelity (validation regret, "
-                  "kbnas at B/2 minus kbnas-full at B, paired by seed; negative: early stopping better):", ""]
-        for b, row in summary["half_epochs"].items():
-            d = row["difference"]
-            lines.append(f"- B = {b}: {_cell(d)} pp over {d['n']} seeds")
+        lines += ["", "Early stopping against full fidelity (validation regret, paired by seed; negative: early "
+                  "stopping better): the contender at B/2 minus kbnas-full at B (half the epochs), and at B "
+                  "minus kbnas-full at B (equal epochs):", ""]
+        for label, rows in summary["half_epochs"].items():
+            half = ", ".join(f"B = {b}: {_cell(row['difference'])}" for b, row in rows.items())
+            equal = ", ".join(f"{_cell(row['equal_epochs'])}" for row in rows.values())
+            n = next(iter(rows.values()))["difference"]["n"]
+            lines.append(f"- {label} ({n} seeds): half the epochs {half} pp; equal epochs {equal} pp")
     return "\n".join(lines)
 
 
@@ -450,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--table", default=str(DEFAULT_TABLE_PATH))
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--write-into", default=None)
+    parser.add_argument("--curve-correlations", action="store_true",
+                        help="print how well one run's early epochs rank the table's best architectures")
     args = parser.parse_args(argv)
     try:
         for contender in args.contenders:
@@ -457,6 +509,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.curve_correlations:
+        rows = curve_correlations(TabularBenchmark.load(args.table))
+        print("| architectures | rows | " + " | ".join(f"ρ of y({e})" for e in CORRELATION_EPOCHS) + " |")
+        print("|---|---:|" + "---:|" * len(CORRELATION_EPOCHS))
+        for row in rows:
+            print(f"| top {100 * row['top']:g} % | {row['rows']} | "
+                  + " | ".join(f"{row['rho'][e]:+.2f}" for e in CORRELATION_EPOCHS) + " |")
+        return 0
     if args.report:
         records = [r for r in read_jsonl(args.output) if r["max_budget"] == args.max_budget]
         text = format_report(summarize(records))

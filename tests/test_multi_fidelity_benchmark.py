@@ -32,6 +32,15 @@ def test_replay_spends_the_epochs_it_reports(table, contender):
         assert record["n_stopped"] == 0
 
 
+def test_curve_correlations_rank_the_whole_table_well_and_the_best_poorly(table):
+    rows = mf.curve_correlations(table, epochs=(3, 30), tops=(1.0, 0.1))
+    whole, best = rows
+    assert whole["rows"] == sum(len(table.records(a)) for a in table.architectures)
+    assert whole["rho"][30] > 0.9 and whole["rho"][3] > 0.8  # good against near-chance networks
+    assert best["rows"] < whole["rows"] / 5
+    assert best["rho"][3] < 0.3 < best["rho"][30]  # among the best, epoch 3 hardly ranks
+
+
 def test_full_fidelity_contender_trains_every_trial_fully(table):
     record = mf.replay(table, "kbnas-full", seed=1, max_budget=5)
     assert [cost for _, cost, _ in record["trials"]] == [30] * 5
@@ -59,9 +68,11 @@ def test_summary_pairs_half_the_epochs_with_full_fidelity(tmp_path):
         records.append(_record("kbnas", seed, {"12.5": 0.01 + 0.001 * seed, "25": 0.005}))
         records.append(_record("kbnas-full", seed, {"25": 0.008, "12.5": 0.02}))
     summary = mf.summarize(records)
-    half = summary["half_epochs"]["25"]
+    half = summary["half_epochs"]["kbnas"]["25"]
     assert half["es_at"] == "12.5" and half["full_at"] == "25"
     assert half["difference"]["mean"] == pytest.approx(100 * (0.011 - 0.008))
+    assert half["equal_epochs"]["mean"] == pytest.approx(100 * (0.005 - 0.008))
+    assert "kbnas-full" not in summary["half_epochs"]
     assert summary["contenders"]["kbnas"]["checkpoints"]["25"]["val"]["mean"] == pytest.approx(0.5)
     text = mf.format_report(summary)
     assert "| kbnas | 3 |" in text and "B = 25:" in text
