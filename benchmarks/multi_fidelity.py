@@ -32,13 +32,15 @@ the epochs spent first reach each checkpoint B · 30 (B = "full trainings' worth
 
 Contenders (`CONTENDERS`):
     kbnas-full      BayesianNASOracle, early_stopping=None (every trial 30 epochs)
-    kbnas           BayesianNASOracle defaults: EarlyStopping() (rungs 3, 9, 27; η = 3)
+    kbnas           BayesianNASOracle defaults: EarlyStopping() (rungs 3, 9, 27; η = 3; the
+                    best-curves rule since 2026-12-06, ASHA before: a record's
+                    ``early_stopping`` and ``commit`` say which, for records from then on)
     kbnas-full:k=v,...  the same with BayesianNASOracle keywords (``kbnas-full:recommendation=observed``)
     kbnas:k=v,...   variants: EarlyStopping fields (``kbnas:min_epochs=2,reduction_factor=2``,
                     ``kbnas:promote=false``), other keys go to BayesianNASOracle
                     (``kbnas:exhaustive_limit=0``: the evolutionary acquisition optimizer)
     random-full     uniform random architectures without replacement, 30 epochs each
-    random-asha     the same with EarlyStopping(min_peers=6) (ASHA on random search)
+    random-asha     the same with EarlyStopping(min_peers=6, rule="asha") (ASHA on random search)
     keras-tuner-hyperband   keras_tuner.oracles.HyperbandOracle (max_epochs=30,
                     factor=3) on the token encoding of `benchmarks.search_efficiency`
 
@@ -76,7 +78,7 @@ from benchmarks.search_efficiency import (
     parse_options,
     token_hyperparameters,
 )
-from benchmarks.stats import mean_and_interval, paired_difference, read_jsonl
+from benchmarks.stats import git_commit, mean_and_interval, paired_difference, read_jsonl
 from benchmarks.tabular.table import DEFAULT_TABLE_PATH, TabularBenchmark
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
@@ -136,7 +138,8 @@ def make_oracle(contender: str, space, seed: int):
             "num_initial_points": MAX_TRIALS + 1,
             "recommendation": "observed",
             "templates": False,
-            "early_stopping": EarlyStopping(min_peers=RANDOM_ASHA_MIN_PEERS) if base == "random-asha" else None,
+            "early_stopping": (EarlyStopping(min_peers=RANDOM_ASHA_MIN_PEERS, rule="asha")
+                               if base == "random-asha" else None),
         }
     oracle = BayesianNASOracle(
         hyperparameters=architecture_hyperparameters(space), search_space=space, max_trials=None, **common, **kwargs
@@ -169,6 +172,7 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
     try:
         with threadpool_limits(limits=1):
             oracle, encoding = make_oracle(contender, space, seed + 1)
+            rule = getattr(getattr(oracle, "early_stopping", None), "to_config", lambda: None)()
             oracle._set_project_dir(directory, "replay")
             oracle.verbose = 0
 
@@ -276,6 +280,9 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
         "test_regret": {k: None if a is None else table.regret(a) for k, a in recommended.items()},
         "trials": trials,
         "wall_seconds": round(time.perf_counter() - start, 3),
+        # What the contender's name meant when it ran (the defaults change).
+        "early_stopping": rule,
+        "commit": git_commit(),
     }
 
 
@@ -388,11 +395,12 @@ def curve_correlations(table: TabularBenchmark, epochs: Sequence[int] = CORRELAT
                        tops: Sequence[float] = CORRELATION_TOPS) -> list[dict[str, Any]]:
     """How well one run's early epochs rank architectures, among the best ones.
 
-    For every (architecture a, seed) row of the table, y(e) is the best validation
+    For every (architecture a, seed s) row of the table, y(e) is the best validation
     accuracy of that run's first e epochs; among the rows whose architecture is in
     the top fraction q of the table by mean_val(a), the Spearman correlation of
-    y(e) with mean_val(a). What a rung judges is y(r_k) of one run; what the
-    replay judges by is mean_val (the module docstring).
+    y(e) with the mean final validation accuracy of a's *other* seeds (so that the
+    run is not correlated with itself). What a rung judges is y(r_k) of one run;
+    what the replay judges by is mean_val (the module docstring).
 
     Returns:
         one dict per q: ``{"top", "rows", "rho": {e: ρ}}``.
@@ -402,15 +410,21 @@ def curve_correlations(table: TabularBenchmark, epochs: Sequence[int] = CORRELAT
     archs = table.architectures
     means = np.array([table.mean_val(a) for a in archs])
     rows, quality = [], []
+    architecture_mean = []
     for a, mean in zip(archs, means):
-        for record in table.records(a):
+        records = table.records(a)
+        if len(records) < 2:
+            continue
+        finals = np.array([r.val_accuracy for r in records], dtype=float)
+        for i, record in enumerate(records):
             curve = np.asarray(record.val_accuracy_per_epoch, dtype=float)
-            rows.append([curve[:e].max() for e in epochs])
-            quality.append(mean)
-    rows, quality = np.array(rows), np.array(quality)
+            rows.append([np.nanmax(curve[:e]) for e in epochs])
+            quality.append((finals.sum() - finals[i]) / (len(finals) - 1))
+            architecture_mean.append(mean)
+    rows, quality, architecture_mean = np.array(rows), np.array(quality), np.array(architecture_mean)
     out = []
     for q in tops:
-        keep = quality >= np.quantile(means, 1 - q)
+        keep = architecture_mean >= np.quantile(means, 1 - q)
         out.append({"top": q, "rows": int(keep.sum()),
                     "rho": {e: float(spearmanr(rows[keep, j], quality[keep])[0]) for j, e in enumerate(epochs)}})
     return out
@@ -467,7 +481,7 @@ def format_report(summary: dict[str, Any]) -> str:
                   "minus kbnas-full at B (equal epochs):", ""]
         for label, rows in summary["half_epochs"].items():
             half = ", ".join(f"B = {b}: {_cell(row['difference'])}" for b, row in rows.items())
-            equal = ", ".join(f"{_cell(row['equal_epochs'])}" for row in rows.values())
+            equal = ", ".join(f"B = {b}: {_cell(row['equal_epochs'])}" for b, row in rows.items())
             n = next(iter(rows.values()))["difference"]["n"]
             lines.append(f"- {label} ({n} seeds): half the epochs {half} pp; equal epochs {equal} pp")
     return "\n".join(lines)

@@ -898,10 +898,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--distance", choices=("edit", "otmann"), default="edit",
                         help="architecture distance (default edit)")
     search.add_argument("--early-stopping", action=argparse.BooleanOptionalAction, default=True,
-                        help="stop hopeless candidates at epochs 3, 9, 27, ... when they fall out of the top "
-                             "third of the candidates trained that far, below the last such epoch of a full "
-                             "training (3 and 9 of 30 epochs; default; --no-early-stopping trains every "
-                             "candidate fully)")
+                        help="stop hopeless candidates at epochs 3, 9, 27, ... when they are below each of "
+                             "the three best fully trained candidates at that epoch, below the last such epoch "
+                             "of a full training (3 and 9 of 30 epochs; default; --no-early-stopping trains "
+                             "every candidate fully)")
     search.add_argument("--workers", type=_workers_option, default=None, metavar="N",
                         help="trials trained at once, each in its own process with its own GPU or share "
                              "of the CPU cores (default auto: one per GPU, 1 without GPUs); see docs/parallel.md")

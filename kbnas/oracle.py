@@ -259,12 +259,12 @@ class BayesianNASOracle(ResumableOracle):
             tells a tuner when to cut the running trial short. Time spent before
             a reload counts.
         early_stopping: the multi-fidelity rule of issue 10, a
-            `kbnas.EarlyStopping` (default: successive halving at epochs 3, 9,
-            27, ..., keeping the top third of each rung), or None to train every
-            trial fully. It acts on per-epoch reports,
-            ``update_trial(trial_id, metrics, step=epoch)`` (what `kbnas.BayesianNAS`
-            sends after every epoch): when a trial falls out of a rung's top
-            1/η its status becomes ``"STOPPED"`` in the trial returned, the
+            `kbnas.EarlyStopping` (default: rungs at epochs 3, 9, 27, ..., a trial
+            stopped at a rung when it is below every one of the three best fully
+            trained trials there), or None to train every trial fully. It acts on
+            per-epoch reports, ``update_trial(trial_id, metrics, step=epoch)`` (what
+            `kbnas.BayesianNAS` sends after every epoch): when the rule stops a
+            trial, its status becomes ``"STOPPED"`` in the trial returned, the
             caller stops training, and the trial ends COMPLETED with its metrics
             so far. Stopped trials enter the GP as observations at their
             fidelity (epochs trained / the most epochs of a trial not stopped), an
@@ -586,9 +586,12 @@ class BayesianNASOracle(ResumableOracle):
             return False
         curve["best"] = best_so_far(value, curve["best"])
         previous_epochs, curve["epochs"] = curve["epochs"], max(curve["epochs"], step + 1)
-        if settings is None or trial_id in self.promoted or self._is_reevaluation(trial_id):
-            # Never judged; the curve still tells `_mark_cut_by_time_budget` the epochs.
+        if settings is None:
+            # The curve still tells `_mark_cut_by_time_budget` the epochs.
             return False
+        # Promotions and re-evaluations are never judged, but their values go on
+        # the rungs: once trained fully they are best curves like any other.
+        unjudged = self._is_unjudged(trial_id)
         stop = False
         full = self.training_epochs or self._full_epochs(ended=True)
         for k in settings.rungs_reached(curve["epochs"]):
@@ -597,7 +600,7 @@ class BayesianNASOracle(ResumableOracle):
                 continue
             record = self.rung_values.setdefault(str(rung), {})
             record[trial_id] = curve["best"]
-            if stop or not settings.judges(k, full):
+            if unjudged or stop or not settings.judges(k, full):
                 continue
             if not self._keeps(trial_id, curve["best"], record):
                 stop = True
@@ -611,21 +614,35 @@ class BayesianNASOracle(ResumableOracle):
         return stop
 
     def _keeps(self, trial_id: str, value: float, record: dict[str, float]) -> bool:
-        """The rule's verdict on ``value`` = y_t(r_k) with the rung's record Y_k
-        (t included): `keeps` ("asha") or `keeps_against_best` ("best_curves",
-        whose F_k are the trials of the record that ended fully trained)."""
+        """The rule's verdict on ``value`` = y_t(r_k) with the rung's record
+        (t included).
+
+        Y_k, which ASHA ranks and ``min_peers`` counts, is the record without the
+        promotions and re-evaluations (never judged, so not peers). F_k of
+        "best_curves" is every trial of the record that ended COMPLETED and not
+        stopped early (neither by the rule nor by the time budget), promotions
+        and re-evaluations included, each with its final score: KerasTuner's
+        score of the trial (the best step of the per-step means over its
+        executions), on the oracle's "higher is better" scale.
+        """
         settings = self.early_stopping
-        if len(record) <= self._min_peers():
+        peers = [v for u, v in record.items() if not self._is_unjudged(u)]
+        if len(peers) <= self._min_peers():
             return True
         if settings.rule == "asha":
-            return keeps(value, list(record.values()), settings.reduction_factor, self._min_peers())
+            return keeps(value, peers, settings.reduction_factor, self._min_peers())
         finished = []
         for other, rung_value in record.items():
-            trial, curve = self.trials.get(other), self.learning_curves.get(other)
-            if (other != trial_id and trial is not None and curve is not None and trial.status == COMPLETED
-                    and other not in self.stopped_early):
-                finished.append((curve["best"], rung_value))
+            trial = self.trials.get(other)
+            if (other == trial_id or trial is None or trial.status != COMPLETED or other in self.stopped_early
+                    or trial.score is None or not np.isfinite(trial.score)):
+                continue
+            finished.append((self._maximize_sign() * float(trial.score), rung_value))
         return keeps_against_best(value, finished, settings.top_trials)
+
+    def _is_unjudged(self, trial_id: str) -> bool:
+        """A promotion or a re-evaluation: the rule never judges it."""
+        return trial_id in self.promoted or self._is_reevaluation(trial_id)
 
     def _reevaluation(self, cspace, completed) -> tuple[dict, dict] | None:
         """(values, info) of a re-evaluation when one is due, else None.

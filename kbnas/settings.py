@@ -73,8 +73,8 @@ class SearchSettings:
             (default True); False: uniform random draws only.
         max_time: wall-clock budget of the search in seconds (None: no limit).
         early_stopping: the multi-fidelity rule, a `kbnas.EarlyStopping`
-            (default: successive halving at epochs 3, 9, 27, ..., the top rung
-            below a full training not judged), or None to
+            (default: rungs at epochs 3, 9, 27, ..., judged against the three best
+            fully trained curves, the top rung below a full training not judged), or None to
             train every trial fully.
         reevaluate_every: after every this many fully trained GP proposals, train again the
             fully trained configuration with the best posterior mean that has

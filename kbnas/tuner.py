@@ -104,8 +104,9 @@ class BayesianNAS(keras_tuner.Tuner):
         acquisition, distance: see `kbnas.SearchSettings`.
         initial_points: configurations trained first, in order: architecture
             encodings or dicts of hyperparameter values (see `BayesianNASOracle`).
-        early_stopping: a `kbnas.EarlyStopping` (default: successive halving at
-            epochs 3, 9, 27, ..., the top rung below a full training not judged)
+        early_stopping: a `kbnas.EarlyStopping` (default: rungs at epochs 3, 9,
+            27, ..., judged against the three best fully trained curves, the top
+            rung below a full training not judged)
             or None to train every candidate fully (see
             `BayesianNASOracle`).
         max_time: wall-clock budget of the search in seconds (None: only

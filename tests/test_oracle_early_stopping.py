@@ -511,3 +511,48 @@ def test_no_reevaluation_by_default(tmp_path):
     oracle = _oracle(tmp_path, hp, num_initial_points=4, early_stopping=None)
     _drive(oracle, lambda v: [1 - (v["x"] - 0.7) ** 2] * 3, 12)
     assert all(info["method"] != "reevaluate" for info in oracle.proposal_log.values())
+
+
+@pytest.mark.parametrize("direction", ["max", "min"])
+@pytest.mark.parametrize("other, d_stops", [("running", True), ("cut", True), ("finished", False),
+                                            ("promoted", False)])
+def test_best_curves_count_the_trials_that_ended_fully_trained(tmp_path, direction, other, d_stops):
+    # b = 1, min_peers = 2. A trains fully: y(3) = 0.5, final 0.9. C has y(3) = 0.3
+    # and 0.95 from epoch 4. A new trial D with y(3) = 0.4 is below A's curve: it
+    # stops when C does not count (C still running, or cut short and recorded as
+    # stopped early, as the time budget records it), and goes on when C counts
+    # (C trained fully, also as a promotion, which is never judged but is a best
+    # curve like any other): C has the best final score and 0.3 < 0.4 at epoch 3.
+    def score(x):
+        return x if direction == "max" else 1.0 - x
+
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", direction), hyperparameters=_choice(3),
+                               seed=1, max_trials=10, num_initial_points=3,
+                               initial_points=[{"c": c} for c in range(3)],
+                               early_stopping=EarlyStopping(rule="best_curves", top_trials=1, min_peers=2))
+    oracle._set_project_dir(str(tmp_path), f"{direction}-{other}")
+    oracle.verbose = 0
+
+    def report(trial, values):
+        return [oracle.update_trial(trial.trial_id, {"score": score(v)}, step=s).status
+                for s, v in enumerate(values)]
+
+    a = oracle.create_trial("t0")
+    report(a, [0.5] * 3 + [0.9] * (EPOCHS - 3))
+    a.status = "COMPLETED"
+    oracle.end_trial(a)
+    c = oracle.create_trial("t1")
+    if other == "promoted":
+        oracle.promoted[c.trial_id] = a.trial_id
+    c_epochs = 4 if other in ("running", "cut") else EPOCHS
+    assert "STOPPED" not in report(c, [0.3] * 3 + [0.95] * (c_epochs - 3))
+    if other == "cut":
+        oracle.stopped_early[c.trial_id] = {"epochs": 4, "rung": None, "value": 0.95, "peers": 0,
+                                            "reason": "time budget"}
+    if other != "running":
+        c.status = "COMPLETED"
+        oracle.end_trial(c)
+    assert oracle.rung_values["3"][c.trial_id] == pytest.approx(0.3 if direction == "max" else -0.7)
+    d = oracle.create_trial("t2")
+    statuses = report(d, [0.4] * 3)
+    assert (statuses[-1] == "STOPPED") == d_stops, statuses
