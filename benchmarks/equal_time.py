@@ -36,7 +36,7 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
     kbnas-asha          kbnas with the early-stopping rule before 2026-12-06, later:
                         a trial continues when it is in the top third of its rung
                         (``EarlyStopping(rule="asha")``, set in the run's process, one
-                        worker); side by side with kbnas in
+                        worker); side by side with kbnas and kbnas-full in
                         ``benchmarks/results/equal_time_best_curves.jsonl``
     textbook            the hand-written Keras convnet: Normalization →
                         Conv2D(32, 3, relu) → Conv2D(64, 3, relu) → MaxPool →
@@ -113,7 +113,7 @@ Commands:
         logistic-regression mlp --output benchmarks/results/equal_time_baseline.jsonl
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-judge-top-rung \
         --output benchmarks/results/equal_time_top_rung.jsonl
-    python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-asha \
+    python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-full kbnas-asha \
         --output benchmarks/results/equal_time_best_curves.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
