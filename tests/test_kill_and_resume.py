@@ -121,7 +121,9 @@ def test_sigkill_at_several_moments_then_resume_loses_nothing(tmp_path):
     assert _run_until(output, lambda lines, seconds: False, log) == 0, "\n".join(log[-20:])
 
     completed = _completed(output)
-    assert len(completed) == MAX_TRIALS
+    statuses = {path.parent.name: json.loads(path.read_text())["status"]
+                for path in (output / "search").glob("trial_*/trial.json")}
+    assert len(completed) == MAX_TRIALS, (statuses, "\n".join(log))
     architectures = [json.dumps(t["hyperparameters"]["values"], sort_keys=True) for t in completed.values()]
     assert len(set(architectures)) == MAX_TRIALS
     for trial_id, state in finished_before.items():
