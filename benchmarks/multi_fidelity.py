@@ -172,7 +172,8 @@ def replay(table: TabularBenchmark, contender: str, *, seed: int, max_budget: fl
     try:
         with threadpool_limits(limits=1):
             oracle, encoding = make_oracle(contender, space, seed + 1)
-            rule = getattr(getattr(oracle, "early_stopping", None), "to_config", lambda: None)()
+            rule = getattr(oracle, "early_stopping", None)  # (Hyperband has none)
+            rule = None if rule is None else rule.to_config()
             oracle._set_project_dir(directory, "replay")
             oracle.verbose = 0
 
@@ -354,6 +355,10 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "trials_per_run": float(np.mean(trials)),
             "epochs_per_trial": float(np.mean(epochs)),
         }
+    def regrets(runs: dict, key: str) -> dict[int, float]:
+        """seed -> validation regret in points at checkpoint ``key``, where recorded."""
+        return {s: 100 * r["val_regret"][key] for s, r in runs.items() if r["val_regret"].get(key) is not None}
+
     # Issue 11: c concurrent trials against one at a time, at equal epochs.
     out["concurrency"] = {}
     for label, runs in by.items():
@@ -362,21 +367,17 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
             continue
         for b in (25, 50, 100):
             key = str(b)
-            par = {s: 100 * r["val_regret"][key] for s, r in runs.items() if r["val_regret"].get(key) is not None}
-            one = {s: 100 * r["val_regret"][key] for s, r in by[base].items() if r["val_regret"].get(key) is not None}
+            par, one = regrets(runs, key), regrets(by[base], key)
             if par and one:
                 out["concurrency"].setdefault(label, {})[key] = paired_difference(par, one)
     # The issue's target: each early-stopping kbnas at B/2 (and at B) vs full-fidelity kbnas at B.
     if "kbnas-full" in by:
-        def regrets(runs: dict, key: str) -> dict[int, float]:
-            return {s: 100 * r["val_regret"][key] for s, r in runs.items() if r["val_regret"].get(key) is not None}
-
+        full_at = {b: regrets(by["kbnas-full"], str(b)) for b in (25, 50, 100)}
         for label, runs in by.items():
             if not (label == "kbnas" or label.startswith("kbnas:")):
                 continue
-            for b in (25, 50, 100):
+            for b, full in full_at.items():
                 half = str(b / 2 if b % 2 else b // 2)
-                full = regrets(by["kbnas-full"], str(b))
                 a, same = regrets(runs, half), regrets(runs, str(b))
                 if a and full:
                     out["half_epochs"].setdefault(label, {})[str(b)] = {
