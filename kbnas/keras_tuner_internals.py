@@ -2,7 +2,7 @@
 
 KerasTuner 1.4 gives no public way to do a few things kbnas needs: read which
 configurations were tried, hash a configuration the way KerasTuner does, filter
-the retry queue after a reload, find its state files, reach the local oracle of
+the retry queue after a reload, count a trial's runs, find its state files, reach the local oracle of
 a worker's ``OracleClient``, and name the hyperparameter classes for
 ``isinstance``. The rest of kbnas calls the functions below instead of those
 names; kbnas also overrides the private methods in `OVERRIDDEN_METHODS` (to write
@@ -53,6 +53,11 @@ def retry_queue(oracle) -> list[str]:
 
 def set_retry_queue(oracle, trial_ids: list[str]) -> None:
     oracle._retry_queue = list(trial_ids)
+
+
+def run_times(oracle) -> dict[str, int]:
+    """Trial id -> how many times the trial ended (a defaultdict of 0; `Oracle.end_trial` adds 1)."""
+    return oracle._run_times
 
 
 def save_trial(oracle, trial) -> None:

@@ -179,12 +179,18 @@ class ResumableOracle(keras_tuner.Oracle):
                        if name.startswith("trial_")] if is_local_path(project) and os.path.isdir(project) else []
         check_json_files([*trial_files, kt_internals.oracle_file(self)])
         super().reload()
-        # Only trials that did not finish are sent back for a retry.
-        kt_internals.set_retry_queue(self, [
-            trial_id
-            for trial_id in kt_internals.retry_queue(self)
-            if self.trials[trial_id].status not in (COMPLETED, "FAILED")
-        ])
+        # Only trials that did not finish are sent back for a retry. A finished one
+        # can be there: KerasTuner's end_trial writes trial.json, then oracle.json,
+        # and a kill between the two leaves the trial listed as running. Its
+        # ending is then recorded as end_trial would have: one run, in end_order.
+        queue = kt_internals.retry_queue(self)
+        ended = [trial_id for trial_id in queue if self.trials[trial_id].status in (COMPLETED, "FAILED")]
+        runs = kt_internals.run_times(self)
+        for trial_id in ended:
+            runs[trial_id] = max(runs[trial_id], 1)
+            if trial_id not in self.end_order:
+                self.end_order.append(trial_id)
+        kt_internals.set_retry_queue(self, [trial_id for trial_id in queue if trial_id not in ended])
 
 
 def _id_order(trial_id: str) -> tuple:

@@ -143,3 +143,27 @@ def test_the_surrogate_leave_one_out_covers_every_completed_trial(tmp_path):
 
     assert spearmanr(scores, means).statistic > 0.5
     assert _oracle(tmp_path / "empty").surrogate_leave_one_out() == {}
+
+
+def test_a_kill_between_the_trial_file_and_the_oracle_file_loses_nothing(tmp_path, monkeypatch):
+    """KerasTuner's end_trial writes trial.json, then oracle.json: a kill between the two
+    leaves a COMPLETED trial that oracle.json lists as running. The reload neither
+    trains it again nor forgets that it ended (one run, in end_order)."""
+    oracle = _searched(tmp_path)
+    last = oracle.create_trial("tuner0")
+    oracle.save()  # oracle.json: `last` is running
+    oracle.update_trial(last.trial_id, {"val_accuracy": 0.5}, step=0)
+    last.status = "COMPLETED"
+    monkeypatch.setattr(oracle, "save", lambda: None)  # killed before end_trial's oracle.json
+    oracle.end_trial(last)
+    saved = json.loads((tmp_path / "p" / "oracle.json").read_text())
+    assert last.trial_id in saved["ongoing_trials"].values()
+
+    reloaded = _oracle(tmp_path)
+    reloaded.reload()
+    assert reloaded.trials[last.trial_id].status == "COMPLETED"
+    assert reloaded.trials[last.trial_id].score == 0.5
+    assert reloaded._run_times[last.trial_id] == 1
+    assert reloaded.end_order[-1] == last.trial_id and len(reloaded.end_order) == 4
+    following = reloaded.create_trial("tuner0")
+    assert following.trial_id not in reloaded.end_order  # a new trial, not `last` again
