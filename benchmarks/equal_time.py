@@ -16,6 +16,10 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
                         test accuracy from the export's ``architecture.json``
                         (records before issue 10, 2026-12-01, ran without early
                         stopping, which did not exist yet)
+    kbnas-single        kbnas with ``--ensemble 1``: one retrained model and the
+                        whole budget for the search and selection, as before
+                        2026-12-06; side by side with kbnas in
+                        ``benchmarks/results/equal_time_ensemble.jsonl``
     kbnas-full          the same with ``--no-early-stopping`` (issue 10: every
                         candidate trained fully); run side by side with kbnas in
                         ``benchmarks/results/equal_time_early_stopping.jsonl``
@@ -56,6 +60,7 @@ digits (the bundled 8×8 digits, `kbnas.datasets.load_digits_split`: 1,079 train
 breast-cancer (scikit-learn's copy of the UCI Wisconsin data, 569 × 30, written
 as a CSV and split 60/20/20 as ``kbnas search --data`` splits it):
     kbnas               ``kbnas search --data bc.csv`` with its defaults
+    kbnas-single        kbnas with ``--ensemble 1`` (as for digits)
     kbnas-before-flat   kbnas as it was before 2026-12-03 on flat features: Adam at
                         1e-3 (``--learning-rate 0.001``; now 3e-3) and the four
                         perceptron templates without the linear model
@@ -97,7 +102,10 @@ Each record: case, contender, seed, budget, test_accuracy, search_seconds,
 total_seconds, trials (completed), best (the chosen model in words), load averages
 at start and end, versions, the checkout's git commit (from 2026-12-02); kbnas records add ``retrained`` and
 ``test_accuracy_before_retraining`` (the searched model's, from the export), which
-the summary pairs with the retrained model's as "kbnas before retraining".
+the summary pairs with the retrained model's as "kbnas before retraining", and
+(from 2026-12-06, when the export became an ensemble) ``test_accuracy_first_member``
+(the ensemble's first member alone: the model one retraining gives), paired as
+"kbnas first member".
 
 Commands:
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas textbook
@@ -147,8 +155,8 @@ DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
 DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
 CASES = ("digits", "breast-cancer")
 CONTENDERS = {
-    "digits": ("kbnas", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "kbnas-asha", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
-    "breast-cancer": ("kbnas", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "kbnas-before-choice",
+    "digits": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "kbnas-asha", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
+    "breast-cancer": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "kbnas-before-choice",
                       "kbnas-before-baseline", "logistic-regression", "mlp"),
 }
 #: `kbnas.space.templates.FLAT_TEMPLATES` before the linear model joined them (2026-12-03).
@@ -160,6 +168,7 @@ PERCEPTRON_TEMPLATES = (
 )
 #: Summary row of kbnas' searched model before its final retraining (same runs).
 NO_RETRAINING = "kbnas before retraining"
+FIRST_MEMBER = "kbnas first member"
 #: Seconds added to the KerasTuner tuners' budget for kbnas' final retraining.
 KERAS_TUNER_EXTRA_SECONDS = 20.0
 TEXTBOOK_EPOCHS = 30
@@ -237,6 +246,7 @@ def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stop
         "best": described.get("architecture", {}).get("encoding"),
         "retrained": settings.get("retrained"),
         "test_accuracy_before_retraining": (settings.get("test_metrics_before_retraining") or {}).get("accuracy"),
+        "test_accuracy_first_member": (settings.get("test_metrics_first_member") or {}).get("accuracy"),
         "batch_size": settings.get("batch_size"),
         "selection": settings.get("selection"),
     }
@@ -429,6 +439,8 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
     with tempfile.TemporaryDirectory(prefix=f"equal_time_{contender}_{seed}_") as directory:
         if contender in ("kbnas", "kbnas-full"):
             result = run_kbnas(case, seed, budget, directory, early_stopping=contender == "kbnas")
+        elif contender == "kbnas-single":
+            result = run_kbnas(case, seed, budget, directory, extra=("--ensemble", "1"))
         elif contender == "kbnas-2-workers":
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "2"))
         elif contender == "kbnas-bn099":
@@ -537,17 +549,21 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                     "kbnas_minus_this": None if contender == "kbnas" else stats.paired_difference(
                         accuracy["kbnas"], accuracy[contender]),
                 }
-            before = {int(r["seed"]): r["test_accuracy_before_retraining"] for r in rows
-                      if r["contender"] == "kbnas" and r.get("test_accuracy_before_retraining") is not None}
-            if before:
-                # The same kbnas runs' searched model, before the final retraining on
-                # train + validation: what the retraining default gives, paired.
-                mine = [r for r in rows if r["contender"] == "kbnas" and int(r["seed"]) in before]
-                table[NO_RETRAINING] = {
-                    "test_accuracy": stats.mean_and_interval(list(before.values())),
+            # The same kbnas runs' searched model, before the final retraining on
+            # train + validation (what the retraining default gives), and the first
+            # member of the exported ensemble alone (what the ensemble gives), paired.
+            for row_name, field in ((NO_RETRAINING, "test_accuracy_before_retraining"),
+                                    (FIRST_MEMBER, "test_accuracy_first_member")):
+                alone = {int(r["seed"]): r[field] for r in rows
+                         if r["contender"] == "kbnas" and r.get(field) is not None}
+                if not alone:
+                    continue
+                mine = [r for r in rows if r["contender"] == "kbnas" and int(r["seed"]) in alone]
+                table[row_name] = {
+                    "test_accuracy": stats.mean_and_interval(list(alone.values())),
                     "total_seconds": stats.mean_and_interval([r["search_seconds"] for r in mine]),
                     "trials": stats.mean_and_interval([r["trials"] for r in mine]),
-                    "kbnas_minus_this": stats.paired_difference(accuracy["kbnas"], before),
+                    "kbnas_minus_this": stats.paired_difference(accuracy["kbnas"], alone),
                 }
             summary[f"{case}@{budget:g}s"] = table
     return summary

@@ -36,6 +36,7 @@ from kbnas.parallel import (  # stdlib only
     parse_address,
 )
 from kbnas.core.early_stopping import EarlyStopping  # numpy only
+from kbnas.ensemble import EnsembleSettings  # stdlib only
 from kbnas.selection import SelectionSettings  # numpy only
 
 EXIT_USAGE = 2
@@ -56,6 +57,8 @@ USER_SPLIT_SEED = 0
 SELECTIONS = ("auto", "cross-validation", "validation")
 #: How small-data searches choose the exported trial (its seed is --seed).
 SELECTION = SelectionSettings()
+#: The exported model's ensemble (`kbnas.ensemble`); --ensemble sets its members.
+ENSEMBLE = EnsembleSettings()
 #: The early-stopping rule of --early-stopping (the default).
 EARLY_STOPPING = EarlyStopping()
 #: The fewest examples (and examples per class) for which every part of the split is non-empty.
@@ -378,6 +381,7 @@ def cmd_search(args) -> int:
         raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
     if args.gpus_per_worker < 1:
         raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
+    _check_ensemble(args)
     output = pathlib.Path(args.output) if args.connect else _check_output(pathlib.Path(args.output))
     # A search begun before the split checks existed resumes as it began.
     arrays, source = _load_split(args, check_split=not (output / RUN_FILE).exists())
@@ -465,12 +469,24 @@ def _selects_by_cross_validation(args, arrays) -> bool:
     return choice == "cross-validation"
 
 
+def _ensemble_settings(args) -> EnsembleSettings:
+    """`ENSEMBLE` with --ensemble's members (one member without retraining: the searched model)."""
+    import dataclasses
+
+    members = getattr(args, "ensemble", None) or ENSEMBLE.members
+    return dataclasses.replace(ENSEMBLE, members=members if getattr(args, "retrain", False) else 1)
+
+
 def _search_budget(args, arrays) -> float | None:
-    """The oracle's time budget: the whole --time-budget, less the share kept for
-    cross-validation when the exported trial is chosen by it."""
-    if args.time_budget is None or not _selects_by_cross_validation(args, arrays):
-        return args.time_budget
-    return args.time_budget * (1.0 - _selection_settings().time_share)
+    """The oracle's time budget: the whole --time-budget, less the shares kept for
+    cross-validation when the exported trial is chosen by it, and for the
+    ensemble's members (`kbnas.ensemble`)."""
+    if args.time_budget is None:
+        return None
+    kept = _ensemble_settings(args).reserved_share
+    if _selects_by_cross_validation(args, arrays):
+        kept += _selection_settings().time_share
+    return args.time_budget * (1.0 - kept)
 
 
 def _selection_note(args, arrays) -> str:
@@ -601,8 +617,12 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
         # The searched model's test metrics are kept beside the retrained one's:
         # the benchmarks measure what retraining gives (docs/benchmarks.md).
         settings["test_metrics_before_retraining"] = results
-        model, settings["retrained"] = _retrain(hypermodel, trial, arrays, args,
-                                                epochs=selection.epochs if selection is not None else None)
+        model, first, settings["retrained"] = _retrain(hypermodel, trial, arrays, args,
+                                                       epochs=selection.epochs if selection is not None else None)
+        if model is not first:
+            # The first member alone is the model one retraining gives: the
+            # benchmarks pair it with the ensemble (docs/benchmarks.md).
+            settings["test_metrics_first_member"] = first.evaluate(x_test, y_test, verbose=0, return_dict=True)
         results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     arch = hypermodel.search_space.from_hp_value(trial.hyperparameters.values[hypermodel.architecture_hp])
     export_dir = output / EXPORT_DIR
@@ -715,28 +735,56 @@ def _selection(tuner, arrays, output, args):
     return selection
 
 
-def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
-    """The best architecture trained afresh on train + validation.
+def _check_ensemble(args) -> None:
+    if getattr(args, "ensemble", None) is not None and args.ensemble < 1:
+        raise UsageError(f"--ensemble must be at least 1, got {args.ensemble}")
 
-    It is trained for ``epochs``, by default the number of epochs at which its
-    validation score was best during the search (early stopping cannot run
-    without a validation set), from the trial's own training seed, so the same
-    search retrains the same model.
+
+def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
+    """The best architecture trained afresh on train + validation, as an ensemble
+    of up to --ensemble members (`kbnas.ensemble`).
+
+    Each member is trained for ``epochs``, by default the number of epochs at
+    which the trial's validation score was best during the search (early
+    stopping cannot run without a validation set). Member 0 starts from the
+    trial's own training seed, member k from `kbnas.ensemble.member_seed`, so
+    the same search retrains the same models. With a time budget the members
+    after the first train while `EnsembleSettings.time_share` of it lasts.
+
+    Returns:
+        The exported model, the first member alone, and what was done.
     """
     import keras
 
+    from kbnas.ensemble import average_models, member_seed, train_members
     from kbnas.tuner import trial_training_seed
 
-    keras.utils.set_random_seed(trial_training_seed(args.seed, trial.trial_id))
+    settings = _ensemble_settings(args)
+    seed = trial_training_seed(args.seed, trial.trial_id)
     epochs = epochs or int(trial.best_step or 0) + 1
     x = np.concatenate([arrays["train"][0], arrays["val"][0]])
     y = np.concatenate([arrays["train"][1], arrays["val"][1]])
     if not args.quiet:
-        print(f"retraining trial {_trial_number(trial.trial_id)} on {len(x)} train + validation examples for {epochs} epochs",
-              flush=True)
-    model = hypermodel.build(trial.hyperparameters)
-    model.fit(x, y, epochs=epochs, batch_size=args.batch_size, verbose=0)
-    return model, {"on": "train+validation", "examples": int(len(x)), "epochs": epochs}
+        members = f", {settings.members} members" if settings.members > 1 else ""
+        print(f"retraining trial {_trial_number(trial.trial_id)} on {len(x)} train + validation examples for "
+              f"{epochs} epochs{members}", flush=True)
+
+    def train_one(index: int):
+        keras.utils.set_random_seed(member_seed(seed, index))
+        model = hypermodel.build(trial.hyperparameters)
+        model.fit(x, y, epochs=epochs, batch_size=args.batch_size, verbose=0)
+        return model
+
+    budget = getattr(args, "time_budget", None)
+    deadline = time.monotonic() + budget * settings.time_share if budget else None
+    models, seconds = train_members(train_one, settings.members, deadline)
+    if not args.quiet and settings.members > 1:
+        ended = "" if len(models) == settings.members else f" (the budget's share ended after {len(models)})"
+        print(f"  {len(models)} member{'s' if len(models) != 1 else ''} in {_format_seconds(sum(seconds))}{ended}; "
+              "the exported model predicts their mean", flush=True)
+    info = {"on": "train+validation", "examples": int(len(x)), "epochs": epochs, "members": len(models),
+            "member_seconds": [round(value, 3) for value in seconds]}
+    return average_models(models, task=hypermodel.task), models[0], info
 
 
 def cmd_show(args) -> int:
@@ -821,6 +869,7 @@ def cmd_export(args) -> int:
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     args.max_trials = 1
     args.time_budget = None
+    _check_ensemble(args)
     args.start = None
     arrays, source = _load_split(args, check_split=False)
     if source["digest"] != saved["digest"]:
@@ -917,6 +966,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")
+    search.add_argument("--ensemble", type=int, default=None, metavar="K",
+                        help=f"with --retrain: the exported model is the mean of K trainings of the best "
+                             f"architecture from K seeds (default {ENSEMBLE.members}; 1: one model), trained in the last "
+                             f"{ENSEMBLE.time_share:.0%} of --time-budget; "
+                             "see docs/cli.md")
     search.add_argument("--selection", choices=SELECTIONS, default="auto",
                         help="how the exported trial is chosen: validation (the oracle's pick), "
                              "cross-validation (3-fold on train + validation of up to 4 candidates, in the last "
@@ -951,6 +1005,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")
+    export.add_argument("--ensemble", type=int, default=None, metavar="K",
+                        help=f"with --retrain: the exported model is the mean of K trainings of the best "
+                             f"architecture from K seeds (default {ENSEMBLE.members}; 1: one model); "
+                             "see docs/cli.md")
     export.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help=f"rewrite OUTPUT/{REPORT_FILE} after the export (default)")
     export.add_argument("--quiet", action="store_true", help="print only errors")

@@ -257,7 +257,9 @@ def describe_model(
     ``input_shape``/``output_shape`` (batch dimension null), ``layers`` (one
     entry per Keras layer: name, class, output shape, params), ``total_params``,
     ``trainable_params``, ``architecture`` (encoding, and per architecture
-    layer its token, output shape and params when the space is known, or null),
+    layer its token, output shape and params when the space is known, or null;
+    of each member for an ensemble), ``ensemble`` (``{"members", "combination"}``
+    for a `kbnas.ensemble.average_models` model, else null),
     ``search_space`` (its config, or null), ``score``, ``objective``
     (``{"name", "direction"}`` or null), ``trial_id``, ``search_settings``,
     ``versions``.
@@ -266,6 +268,9 @@ def describe_model(
         ValueError: the model's parameter count (without Normalization layers)
             differs from ``search_space.param_count(architecture)``.
     """
+    from kbnas.ensemble import ensemble_members
+
+    members = ensemble_members(model)
     layers = []
     for layer in model.layers:
         try:
@@ -285,13 +290,14 @@ def describe_model(
         architecture_entry = {"encoding": architecture.encode(), "depth": len(architecture)}
         if search_space is not None:
             expected = search_space.param_count(architecture)
-            actual = model.count_params() - _normalization_params(model)
-            if expected != actual:
-                raise ValueError(
-                    f"the model has {actual} parameters, but architecture "
-                    f"{architecture.encode()!r} has {expected} in the search space: is it "
-                    "the right architecture?"
-                )
+            for member in members:  # an ensemble's members are each the architecture
+                actual = member.count_params() - _normalization_params(member)
+                if expected != actual:
+                    raise ValueError(
+                        f"the model has {actual} parameters, but architecture "
+                        f"{architecture.encode()!r} has {expected} in the search space: is it "
+                        "the right architecture?"
+                    )
             architecture_entry["layers"] = [
                 {"token": layer.encode(), "output_shape": list(shape), "params": params}
                 for layer, shape, params in zip(
@@ -322,6 +328,7 @@ def describe_model(
         "total_params": int(model.count_params()),
         "trainable_params": int(sum(math.prod(weight.shape) for weight in model.trainable_weights)),
         "architecture": architecture_entry,
+        "ensemble": None if len(members) == 1 else {"members": len(members), "combination": "mean of the outputs"},
         "search_space": None if search_space is None else search_space.to_config(),
         "score": None if score is None else float(score),
         "objective": objective_entry,

@@ -25,7 +25,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_search_show_export_and_resume(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["search", *FAST, "--output", out]) == 0
+    assert main(["search", *FAST, "--ensemble", "2", "--output", out]) == 0
     printed = capsys.readouterr().out
     assert "trial 1/2" in printed and "trial 2/2" in printed
     assert "test accuracy=" in printed
@@ -34,11 +34,16 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     info = json.loads((export / "architecture.json").read_text())
     assert info["trial_id"] in ("0", "1")
     assert info["objective"] == {"name": "val_accuracy", "direction": "max"}  # the direction too
-    # Retraining on train + validation is the default; the searched model's test
-    # metrics are kept beside the retrained model's.
-    assert "retraining trial" in printed
-    assert info["search_settings"]["retrained"]["examples"] == 1079 + 359
+    # Retraining on train + validation is the default, as an ensemble (here of two
+    # members); the searched model's and the first member's test metrics are kept
+    # beside the exported model's.
+    assert "retraining trial" in printed and "2 members" in printed
+    retrained = info["search_settings"]["retrained"]
+    assert retrained["examples"] == 1079 + 359 and retrained["members"] == 2
+    assert len(retrained["member_seconds"]) == 2
+    assert info["ensemble"] == {"members": 2, "combination": "mean of the outputs"}
     assert set(info["search_settings"]["test_metrics_before_retraining"]) >= {"accuracy", "loss"}
+    assert set(info["search_settings"]["test_metrics_first_member"]) >= {"accuracy", "loss"}
 
     # The same command with a larger budget resumes: one more trial, not three.
     assert main(["search", "--max-trials", "3", "--epochs", "1", "--max-depth", "3", "--output", out]) == 0
@@ -69,10 +74,12 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     info = json.loads((export / "architecture.json").read_text())
     assert abs(info["score"] - best_score) < 1e-4, info
 
-    assert main(["export", "--output", out, "--retrain"]) == 0
+    assert main(["export", "--output", out, "--retrain", "--ensemble", "1"]) == 0
     assert "retraining trial" in capsys.readouterr().out
     info = json.loads((export / "architecture.json").read_text())
     assert info["search_settings"]["retrained"]["examples"] == 1079 + 359
+    assert info["search_settings"]["retrained"]["members"] == 1 and info["ensemble"] is None
+    assert "test_metrics_first_member" not in info["search_settings"]
 
 
 def test_search_on_npz_and_csv_files(tmp_path, capsys):
@@ -182,7 +189,10 @@ def test_integer_regression_target_is_inferred_and_task_can_be_forced(tmp_path, 
     run_file.write_text(json.dumps(old))
     assert main(["export", "--output", str(tmp_path / "a")]) == 0
     exported = keras.models.load_model(tmp_path / "a" / "export" / "model.keras")
-    assert exported.layers[-1].name == "head"
+    from kbnas.ensemble import ensemble_members
+
+    assert exported.layers[-1].name == "mean"  # the retrained ensemble of five (the default)
+    assert [m.layers[-1].name for m in ensemble_members(exported)] == ["head"] * 5
     capsys.readouterr()
     # Forced to classification, the 347 "classes" (most with 1 or 2 rows) cannot be split.
     assert main([*args, "--task", "multiclass", "--output", str(tmp_path / "b")]) == 2

@@ -31,12 +31,17 @@ def _record(contender, seed, accuracy, **extra):
 
 
 def test_summary_pairs_every_contender_and_the_searched_model_with_kbnas():
-    records = [_record("kbnas", s, 0.99, test_accuracy_before_retraining=0.98) for s in range(3)]
+    records = [_record("kbnas", s, 0.99, test_accuracy_before_retraining=0.98,
+                       test_accuracy_first_member=0.99 - 0.01 * (s == 2)) for s in range(3)]
     records += [_record("textbook", s, 0.985 - 0.005 * s) for s in range(3)]
     table = equal_time.summarize(records)["digits@180s"]
     assert table["kbnas"]["kbnas_minus_this"] is None
     assert table["textbook"]["kbnas_minus_this"]["mean"] == pytest.approx(0.01)
     assert table[equal_time.NO_RETRAINING]["kbnas_minus_this"]["mean"] == pytest.approx(0.01)
+    assert table[equal_time.FIRST_MEMBER]["kbnas_minus_this"]["mean"] == pytest.approx(0.01 / 3)
+    # Records from before a field existed (None) pair nothing.
+    old = equal_time.summarize([_record("kbnas", 0, 0.99, test_accuracy_first_member=None)])["digits@180s"]
+    assert equal_time.FIRST_MEMBER not in old
     markdown = equal_time.format_markdown(equal_time.summarize(records))
     assert "| textbook | 3 | 98.00 [" in markdown and "+1.00" in markdown
 
