@@ -226,3 +226,21 @@ def test_show_marks_trials_stopped_early(tmp_path, capsys):
     assert "stopped" in lines[0]
     assert "ep 3" in lines[2] and "ep 3" not in lines[1]
     assert lines[-1].startswith("stopped: 1 trials were stopped early")
+
+
+@pytest.mark.parametrize("selection, ensemble, retrain, expected", [
+    ("validation", None, True, 150.0),         # the ensemble's sixth kept
+    ("cross-validation", None, True, 90.0),    # and the selection's third
+    ("validation", 1, True, 180.0),            # one model: the whole budget
+    ("cross-validation", 1, True, 120.0),
+    ("validation", None, False, 180.0),        # no retraining, no ensemble
+])
+def test_the_time_budget_is_split_between_search_selection_and_ensemble(selection, ensemble, retrain, expected):
+    import argparse
+
+    from kbnas.cli import _search_budget
+
+    arrays = {"train": (np.zeros((300, 4)), np.zeros(300)), "val": (np.zeros((100, 4)), np.zeros(100))}
+    args = argparse.Namespace(time_budget=180.0, selection=selection, ensemble=ensemble, retrain=retrain)
+    assert _search_budget(args, arrays) == pytest.approx(expected)
+    assert _search_budget(argparse.Namespace(**{**vars(args), "time_budget": None}), arrays) is None
