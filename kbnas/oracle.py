@@ -181,8 +181,10 @@ class ResumableOracle(keras_tuner.Oracle):
         super().reload()
         # Only trials that did not finish are sent back for a retry. A finished one
         # can be there: KerasTuner's end_trial writes trial.json, then oracle.json,
-        # and a kill between the two leaves the trial listed as running. Its
-        # ending is then recorded as end_trial would have: one run, in end_order.
+        # and a kill between the two leaves the trial listed as running, without
+        # KerasTuner's count of its run and its place in end_order (kbnas's own
+        # record of it was saved before, in end_trial). Both are restored here:
+        # at least one run (a trial retried before counts one short), in end_order.
         queue = kt_internals.retry_queue(self)
         ended = [trial_id for trial_id in queue if self.trials[trial_id].status in (COMPLETED, "FAILED")]
         runs = kt_internals.run_times(self)
@@ -486,6 +488,11 @@ class BayesianNASOracle(ResumableOracle):
                 self.proposal_log.get(trial.trial_id, {}).pop("stopped_at_epoch", None)
         reported_completed = trial.status == COMPLETED
         reported_names = set(trial.hyperparameters.values)
+        # kbnas's record of the ending trial (seconds, learning curve, early stop)
+        # reaches oracle.json before KerasTuner writes trial.json: a kill between
+        # KerasTuner's two writes then loses only its run count and end order,
+        # which `reload` restores.
+        self.save()
         self._ending_trial = trial.trial_id
         try:
             super().end_trial(trial)

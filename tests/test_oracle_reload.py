@@ -148,14 +148,25 @@ def test_the_surrogate_leave_one_out_covers_every_completed_trial(tmp_path):
 def test_a_kill_between_the_trial_file_and_the_oracle_file_loses_nothing(tmp_path, monkeypatch):
     """KerasTuner's end_trial writes trial.json, then oracle.json: a kill between the two
     leaves a COMPLETED trial that oracle.json lists as running. The reload neither
-    trains it again nor forgets that it ended (one run, in end_order)."""
+    trains it again nor forgets that it ended (one run, in end_order), and kbnas's
+    record of it (seconds, learning curve) is there."""
     oracle = _searched(tmp_path)
     last = oracle.create_trial("tuner0")
     oracle.save()  # oracle.json: `last` is running
     oracle.update_trial(last.trial_id, {"val_accuracy": 0.5}, step=0)
     last.status = "COMPLETED"
-    monkeypatch.setattr(oracle, "save", lambda: None)  # killed before end_trial's oracle.json
+    real_save, real_save_trial = oracle.save, oracle._save_trial
+    written = []
+
+    def save_trial(trial):  # trial.json of the ended trial: the kill comes right after
+        real_save_trial(trial)
+        if trial.trial_id == last.trial_id and trial.status == "COMPLETED":
+            written.append(trial.trial_id)
+
+    monkeypatch.setattr(oracle, "_save_trial", save_trial)
+    monkeypatch.setattr(oracle, "save", lambda: None if written else real_save())
     oracle.end_trial(last)
+    assert written
     saved = json.loads((tmp_path / "p" / "oracle.json").read_text())
     assert last.trial_id in saved["ongoing_trials"].values()
 
@@ -165,5 +176,8 @@ def test_a_kill_between_the_trial_file_and_the_oracle_file_loses_nothing(tmp_pat
     assert reloaded.trials[last.trial_id].score == 0.5
     assert reloaded._run_times[last.trial_id] == 1
     assert reloaded.end_order[-1] == last.trial_id and len(reloaded.end_order) == 4
+    # kbnas's own record of the trial was saved before trial.json.
+    assert last.trial_id in reloaded.trial_seconds
+    assert reloaded.learning_curves[last.trial_id] == oracle.learning_curves[last.trial_id]
     following = reloaded.create_trial("tuner0")
     assert following.trial_id not in reloaded.end_order  # a new trial, not `last` again
