@@ -44,8 +44,9 @@ DEFAULT_OUTPUT = pathlib.Path(__file__).resolve().parent / "results" / "ensemble
 SIZES = (3, 5)
 
 
-def load_case(case: str) -> tuple[tuple, tuple, int]:
-    """(x_train + x_val, y_train + y_val), (x_test, y_test), and the search's batch size."""
+def load_case(case: str) -> tuple[tuple, tuple, tuple, int]:
+    """(x_train, y_train), (x_train + x_val, y_train + y_val), (x_test, y_test), and the
+    search's batch size."""
     from kbnas.training import auto_batch_size
 
     if case == "digits":
@@ -63,7 +64,7 @@ def load_case(case: str) -> tuple[tuple, tuple, int]:
     else:
         raise ValueError(f"unknown case {case!r}")
     both = (np.concatenate([train[0], val[0]]), np.concatenate([train[1], val[1]]))
-    return both, test, auto_batch_size(len(train[0]))
+    return train, both, test, auto_batch_size(len(train[0]))
 
 
 def run(case: str, architecture: str, epochs: int, seed: int) -> dict[str, Any]:
@@ -71,9 +72,9 @@ def run(case: str, architecture: str, epochs: int, seed: int) -> dict[str, Any]:
 
     from kbnas.hypermodel import ConvNetHyperModel
 
-    (x, y), (x_test, y_test), batch_size = load_case(case)
+    train, (x, y), (x_test, y_test), batch_size = load_case(case)
     hypermodel = ConvNetHyperModel(max_depth=12)
-    hypermodel.configure(x, y)
+    hypermodel.configure(*train)  # as `kbnas search`: the input normalization from the training part
     keras.utils.set_random_seed(seed)
     model = hypermodel.build_architecture(architecture)
     model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     done = set()
     if args.output.exists():
         done = {(r["case"], r["architecture"], r["epochs"], r["seed"])
-                for r in map(json.loads, args.output.read_text().splitlines()) if r}
+                for r in map(json.loads, filter(str.strip, args.output.read_text().splitlines()))}
     for seed in range(args.seeds):
         if (args.case, args.architecture, args.epochs, seed) in done:
             continue

@@ -10,6 +10,7 @@ directory resumes the search. Bad input ends with a one-line error and exit code
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import json
@@ -435,6 +436,7 @@ def cmd_search(args) -> int:
             f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
             f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
             f"{_selection_note(args, arrays)}"
+            f"{_ensemble_note(args)}"
             f"{f', {done} done' if resuming else ''}"
             f"{_workers_note(search) if parallel else ''}",
             flush=True,
@@ -456,8 +458,6 @@ def _default_epochs(saved: dict | None, input_shape) -> int:
 
 def _selection_settings(seed: int | None = None) -> SelectionSettings:
     """`SELECTION`, with ``seed`` when given."""
-    import dataclasses
-
     return SELECTION if seed is None else dataclasses.replace(SELECTION, seed=seed)
 
 
@@ -471,8 +471,6 @@ def _selects_by_cross_validation(args, arrays) -> bool:
 
 def _ensemble_settings(args) -> EnsembleSettings:
     """`ENSEMBLE` with --ensemble's members (one member without retraining: the searched model)."""
-    import dataclasses
-
     members = getattr(args, "ensemble", None) or ENSEMBLE.members
     return dataclasses.replace(ENSEMBLE, members=members if getattr(args, "retrain", False) else 1)
 
@@ -486,7 +484,26 @@ def _search_budget(args, arrays) -> float | None:
     kept = _ensemble_settings(args).reserved_share
     if _selects_by_cross_validation(args, arrays):
         kept += _selection_settings().time_share
+    if kept >= 1.0:
+        raise ValueError(f"the selection's and the ensemble's time shares leave no time to search ({kept:g} of it)")
     return args.time_budget * (1.0 - kept)
+
+
+def _members_deadline(args) -> float | None:
+    """When the ensemble's members must have ended (a `time.monotonic` value): its
+    share of --time-budget from now, or None without a budget."""
+    budget = getattr(args, "time_budget", None)
+    return time.monotonic() + budget * _ensemble_settings(args).time_share if budget else None
+
+
+def _ensemble_note(args) -> str:
+    settings = _ensemble_settings(args)
+    if settings.members == 1:
+        return ""
+    note = f"; then up to {settings.members} retrainings of the best architecture, exported as their mean"
+    if args.time_budget:
+        note += f" ({_format_seconds(args.time_budget * settings.time_share)} of the budget)"
+    return note
 
 
 def _selection_note(args, arrays) -> str:
@@ -748,8 +765,11 @@ def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
     which the trial's validation score was best during the search (early
     stopping cannot run without a validation set). Member 0 starts from the
     trial's own training seed, member k from `kbnas.ensemble.member_seed`, so
-    the same search retrains the same models. With a time budget the members
-    after the first train while `EnsembleSettings.time_share` of it lasts.
+    the same search retrains the same models, and K members are the first K
+    of any larger ensemble. With a time budget the members after the first
+    train while `EnsembleSettings.time_share` of it lasts, so how many there
+    are depends on the machine; `kbnas export` trains as many as the export
+    it replaces had.
 
     Returns:
         The exported model, the first member alone, and what was done.
@@ -775,9 +795,7 @@ def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
         model.fit(x, y, epochs=epochs, batch_size=args.batch_size, verbose=0)
         return model
 
-    budget = getattr(args, "time_budget", None)
-    deadline = time.monotonic() + budget * settings.time_share if budget else None
-    models, seconds = train_members(train_one, settings.members, deadline)
+    models, seconds = train_members(train_one, settings.members, _members_deadline(args))
     if not args.quiet and settings.members > 1:
         ended = "" if len(models) == settings.members else f" (the budget's share ended after {len(models)})"
         print(f"  {len(models)} member{'s' if len(models) != 1 else ''} in {_format_seconds(sum(seconds))}{ended}; "
@@ -846,6 +864,17 @@ def _oracle_state(output: pathlib.Path) -> dict:
     return state.get("kbnas") or {}
 
 
+def _exported_members(output: pathlib.Path) -> int | None:
+    """Members of the previous export's ensemble (1: one model), or None without one."""
+    try:
+        described = json.loads((output / EXPORT_DIR / "architecture.json").read_text())
+        retrained = (described.get("search_settings") or {}).get("retrained") or {}
+        members = retrained.get("members", 1 if retrained else None)  # before ensembles: one model
+        return int(members) if members else None
+    except (OSError, ValueError, AttributeError, TypeError):  # none, or damaged: the default
+        return None
+
+
 def _exported_trial_id(output: pathlib.Path) -> str | None:
     try:
         return str(json.loads((output / EXPORT_DIR / "architecture.json").read_text())["trial_id"])
@@ -870,6 +899,9 @@ def cmd_export(args) -> int:
     args.max_trials = 1
     args.time_budget = None
     _check_ensemble(args)
+    if args.ensemble is None:
+        # As many members as the export it replaces (the search's budget may have cut them).
+        args.ensemble = _exported_members(output)
     args.start = None
     arrays, source = _load_split(args, check_split=False)
     if source["digest"] != saved["digest"]:
@@ -1007,8 +1039,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default; --no-retrain exports the searched model)")
     export.add_argument("--ensemble", type=int, default=None, metavar="K",
                         help=f"with --retrain: the exported model is the mean of K trainings of the best "
-                             f"architecture from K seeds (default {ENSEMBLE.members}; 1: one model); "
-                             "see docs/cli.md")
+                             f"architecture from K seeds (default: as many as the export it replaces, else "
+                             f"{ENSEMBLE.members}; 1: one model); see docs/cli.md")
     export.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help=f"rewrite OUTPUT/{REPORT_FILE} after the export (default)")
     export.add_argument("--quiet", action="store_true", help="print only errors")

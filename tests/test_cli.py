@@ -70,9 +70,12 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     assert marked[0].lstrip("*").split()[0] == str(int(exported) + 1)
 
     best_score = max(scores)
+    before = json.loads((export / "architecture.json").read_text())["search_settings"]["retrained"]["members"]
     assert main(["export", "--output", out]) == 0
     info = json.loads((export / "architecture.json").read_text())
     assert abs(info["score"] - best_score) < 1e-4, info
+    # As many members as the export it replaced (which the search's budget may have cut).
+    assert info["search_settings"]["retrained"]["members"] == before
 
     assert main(["export", "--output", out, "--retrain", "--ensemble", "1"]) == 0
     assert "retraining trial" in capsys.readouterr().out
@@ -244,3 +247,15 @@ def test_the_time_budget_is_split_between_search_selection_and_ensemble(selectio
     args = argparse.Namespace(time_budget=180.0, selection=selection, ensemble=ensemble, retrain=retrain)
     assert _search_budget(args, arrays) == pytest.approx(expected)
     assert _search_budget(argparse.Namespace(**{**vars(args), "time_budget": None}), arrays) is None
+
+
+def test_the_members_train_in_the_last_sixth_of_the_whole_budget():
+    import argparse
+    import time
+
+    from kbnas.cli import _members_deadline
+
+    args = argparse.Namespace(time_budget=180.0, ensemble=None, retrain=True)
+    now = time.monotonic()
+    assert now + 30.0 <= _members_deadline(args) <= time.monotonic() + 30.0
+    assert _members_deadline(argparse.Namespace(time_budget=None, ensemble=None, retrain=True)) is None

@@ -174,7 +174,8 @@ def test_a_real_clock_budget_ends_the_search(tmp_path):
     oracle = make_oracle(max_trials=100, max_time=1.0)
     trials = run_oracle(oracle, slow_score, 100, directory=str(tmp_path))
     assert 1 <= len(trials) <= 5
-    assert oracle.search_seconds() >= 0.5 * 0.2 + 0.8  # stopped only with under half a trial left
+    # Stopped only with less than half a (median) trial left of the budget.
+    assert oracle.search_seconds() >= 1.0 - 0.5 * max(oracle.trial_seconds.values())
 
 
 def test_a_proposal_that_cannot_be_made_stops_the_search_without_raising(tmp_path, monkeypatch):
