@@ -29,6 +29,8 @@ _LAZY = {
     "ParallelSearch": "kbnas.parallel",
     "ParallelSettings": "kbnas.parallel",
     "search_in_parallel": "kbnas.parallel",
+    "EnsembleSettings": "kbnas.ensemble",
+    "average_models": "kbnas.ensemble",
     "SelectionSettings": "kbnas.selection",
     "select_by_cross_validation": "kbnas.selection",
 }

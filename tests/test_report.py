@@ -72,6 +72,8 @@ def test_kbnas_search_writes_a_self_contained_report_and_tensorboard_logs(tmp_pa
         assert width >= 300 and height >= 150
     assert network_references(page) == []
     exported = json.loads((out / "export" / "architecture.json").read_text())
+    members = exported["search_settings"]["retrained"]["members"]
+    assert (f"test (the exported mean of {members} retrainings of it) accuracy" in page) == (members > 1)
     assert re.search(rf'<tr class="recommended[^"]*"><td class="num" data-value="{int(exported["trial_id"]) + 1}.0"',
                      page)
 

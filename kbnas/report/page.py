@@ -126,7 +126,9 @@ def _summary(record: SearchRecord) -> str:
         parts.append(f"recommended: trial {best.number} ({by}; {score})")
     test = (record.export or {}).get("search_settings", {}).get("test_metrics")
     if test:
-        parts.append("test " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+        members = ((record.export or {}).get("ensemble") or {}).get("members")
+        of = f" (the exported mean of {members} retrainings of it)" if members else ""
+        parts.append(f"test{of} " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
     return "; ".join(parts) + "."
 
 
