@@ -192,7 +192,15 @@ class ResumableOracle(keras_tuner.Oracle):
             runs[trial_id] = max(runs[trial_id], 1)
             if trial_id not in self.end_order:
                 self.end_order.append(trial_id)
-        kt_internals.set_retry_queue(self, [trial_id for trial_id in queue if trial_id not in ended])
+        # KerasTuner's create_trial writes the new trial.json (RUNNING), then
+        # oracle.json: a kill between the two leaves a running trial that
+        # oracle.json does not know. Nothing runs during a reload, so every
+        # RUNNING trial is an orphan; unretried it would count towards max_trials
+        # and never complete. It is retried like any trial running at a kill.
+        queue = [trial_id for trial_id in queue if trial_id not in ended]
+        orphans = sorted((trial_id for trial_id, trial in self.trials.items()
+                          if trial.status == RUNNING and trial_id not in queue), key=_id_order, reverse=True)
+        kt_internals.set_retry_queue(self, orphans + queue)  # KerasTuner pops from the end
 
 
 def _id_order(trial_id: str) -> tuple:

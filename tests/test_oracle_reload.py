@@ -181,3 +181,38 @@ def test_a_kill_between_the_trial_file_and_the_oracle_file_loses_nothing(tmp_pat
     assert reloaded.learning_curves[last.trial_id] == oracle.learning_curves[last.trial_id]
     following = reloaded.create_trial("tuner0")
     assert following.trial_id not in reloaded.end_order  # a new trial, not `last` again
+
+
+def test_a_kill_between_a_new_trial_file_and_the_oracle_file_retries_the_trial(tmp_path, monkeypatch):
+    """KerasTuner's create_trial writes trial.json (RUNNING), then oracle.json: a kill
+    between the two leaves a running trial oracle.json does not know. The reload
+    retries it, so the search still ends with max_trials completed trials (before,
+    the orphan counted towards max_trials and never ran: 4 of 5 completed)."""
+    oracle = _searched(tmp_path)  # 3 completed of max_trials=5
+    real_save, real_save_trial = oracle.save, oracle._save_trial
+    written = []
+
+    def save_trial(trial):
+        real_save_trial(trial)
+        if trial.status == "RUNNING":
+            written.append(trial.trial_id)
+
+    monkeypatch.setattr(oracle, "_save_trial", save_trial)
+    monkeypatch.setattr(oracle, "save", lambda: None if written else real_save())
+    orphan = oracle.create_trial("tuner0")
+    assert written == [orphan.trial_id]
+    saved = json.loads((tmp_path / "p" / "oracle.json").read_text())
+    assert orphan.trial_id not in saved["ongoing_trials"].values()
+
+    reloaded = _oracle(tmp_path)
+    reloaded.reload()
+    while True:
+        trial = reloaded.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            break
+        reloaded.update_trial(trial.trial_id, {"val_accuracy": 0.1}, step=0)
+        trial.status = "COMPLETED"
+        reloaded.end_trial(trial)
+    statuses = {trial_id: t.status for trial_id, t in reloaded.trials.items()}
+    assert statuses[orphan.trial_id] == "COMPLETED"
+    assert sorted(statuses.values()) == ["COMPLETED"] * 5, statuses
