@@ -215,6 +215,16 @@ def test_the_pool_is_the_oracle_first_then_the_smallest_of_the_indistinguishable
     # With the baseline (the default): f, the smallest (1), second whatever its score.
     pool = candidate_pool(oracle, SelectionSettings(candidates=4), size=size, validation_examples=100)
     assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "f", "d", "c"]
+    # Equally small trials: the baseline is the best of them on validation (g, earlier
+    # in the oracle's order and as small as f, scores less).
+    tied = trials + [_trial("6", "g", 0.90)]
+    tied.insert(1, tied.pop())  # g second in the oracle's order
+    sizes["g"] = 1
+    pool = candidate_pool(_Oracle(tied), SelectionSettings(candidates=4), size=size, validation_examples=100)
+    assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "f", "d", "c"]
+    tied[1].score = 0.95  # equal scores: the oracle's order
+    pool = candidate_pool(_Oracle(tied), SelectionSettings(candidates=4), size=size, validation_examples=100)
+    assert [t.hyperparameters.get("candidate") for t in pool] == ["a", "g", "d", "c"]
     # z = 0: only the trials as good as the best join the oracle's pick (and the baseline).
     pool = candidate_pool(oracle, SelectionSettings(candidates=4, parsimony=0.0, baseline=False), size=size,
                           validation_examples=100)
