@@ -1001,12 +1001,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--ensemble", type=int, default=None, metavar="K",
                         help=f"with --retrain: the exported model is the mean of K trainings of the best "
                              f"architecture from K seeds (default {ENSEMBLE.members}; 1: one model), trained in the last "
-                             f"{ENSEMBLE.time_share:.0%} of --time-budget; "
-                             "see docs/cli.md")
+                             f"{100 * ENSEMBLE.time_share:.0f}%% of --time-budget; see docs/cli.md")
     search.add_argument("--selection", choices=SELECTIONS, default="auto",
                         help="how the exported trial is chosen: validation (the oracle's pick), "
-                             "cross-validation (3-fold on train + validation of up to 4 candidates, in the last "
-                             "third of the time budget) or auto (default: cross-validation with at most "
+                             "cross-validation (3-fold on train + validation of up to 4 candidates, in a third "
+                             "of the time budget, before the ensemble's sixth) or auto (default: cross-validation with at most "
                              "1000 train + validation examples); see docs/cli.md")
     search.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help=f"write OUTPUT/{REPORT_FILE}, the search's report with its figures, at the end "

@@ -259,3 +259,12 @@ def test_the_members_train_in_the_last_sixth_of_the_whole_budget():
     now = time.monotonic()
     assert now + 30.0 <= _members_deadline(args) <= time.monotonic() + 30.0
     assert _members_deadline(argparse.Namespace(time_budget=None, ensemble=None, retrain=True)) is None
+
+
+@pytest.mark.parametrize("command", ["search", "show", "report", "export"])
+def test_every_command_prints_its_help(command, capsys):
+    """argparse formats help strings with %: a literal percent sign must be doubled."""
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: kbnas" in capsys.readouterr().out
