@@ -657,6 +657,11 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     if not args.quiet:
         print(f"\n{_best_trial_heading(tuner.oracle, trial, selection)}:")
         print(hypermodel.search_space.summary(arch))
+        members = (settings.get("retrained") or {}).get("members", 1)
+        if members > 1:
+            each = hypermodel.search_space.param_count(arch)
+            print(f"exported: the mean of {members} retrainings of it "
+                  f"({members} x {each:,} = {members * each:,} params)")
         metrics = ", ".join(f"test {k}={v:.4f}" for k, v in results.items())
         print(f"{metrics}  (search time {_format_seconds(seconds)})")
         print(f"exported to {export_dir}/: SavedModel {paths.saved_model.name}/, "
@@ -755,6 +760,9 @@ def _selection(tuner, arrays, output, args):
 def _check_ensemble(args) -> None:
     if getattr(args, "ensemble", None) is not None and args.ensemble < 1:
         raise UsageError(f"--ensemble must be at least 1, got {args.ensemble}")
+    if getattr(args, "ensemble", None) not in (None, 1) and not getattr(args, "retrain", True):
+        raise UsageError(f"--ensemble {args.ensemble} needs --retrain: the ensemble's members are retrainings "
+                         "(--no-retrain exports the searched model alone)")
 
 
 def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):

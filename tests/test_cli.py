@@ -38,6 +38,7 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     # members); the searched model's and the first member's test metrics are kept
     # beside the exported model's.
     assert "retraining trial" in printed and "2 members" in printed
+    assert "exported: the mean of 2 retrainings of it (2 x " in printed  # not one member's parameters alone
     retrained = info["search_settings"]["retrained"]
     assert retrained["examples"] == 1079 + 359 and retrained["members"] == 2
     assert len(retrained["member_seconds"]) == 2
