@@ -782,9 +782,7 @@ def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
     Returns:
         The exported model, the first member alone, and what was done.
     """
-    import keras
-
-    from kbnas.ensemble import average_models, member_seed, train_members
+    from kbnas.ensemble import average_models, retrain
     from kbnas.tuner import trial_training_seed
 
     settings = _ensemble_settings(args)
@@ -797,13 +795,9 @@ def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
         print(f"retraining trial {_trial_number(trial.trial_id)} on {len(x)} train + validation examples for "
               f"{epochs} epochs{members}", flush=True)
 
-    def train_one(index: int):
-        keras.utils.set_random_seed(member_seed(seed, index))
-        model = hypermodel.build(trial.hyperparameters)
-        model.fit(x, y, epochs=epochs, batch_size=args.batch_size, verbose=0)
-        return model
-
-    models, seconds = train_members(train_one, settings.members, _members_deadline(args))
+    models, seconds = retrain(lambda: hypermodel.build(trial.hyperparameters), x, y, seed=seed, epochs=epochs,
+                              members=settings.members, batch_size=args.batch_size,
+                              deadline=_members_deadline(args))
     if not args.quiet and settings.members > 1:
         ended = "" if len(models) == settings.members else f" (the budget's share ended after {len(models)})"
         print(f"  {len(models)} member{'s' if len(models) != 1 else ''} in {_format_seconds(sum(seconds))}{ended}; "

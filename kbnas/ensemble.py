@@ -121,13 +121,47 @@ def train_members(
     return trained, seconds
 
 
-def average_models(models: list, *, task: str):
+def retrain(
+    build: Callable[[], Any],
+    x: Any,
+    y: Any,
+    *,
+    seed: int,
+    epochs: int,
+    members: int = EnsembleSettings.members,
+    batch_size: int | None = None,
+    deadline: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[list[Any], list[float]]:
+    """Train up to ``members`` fresh models from ``build()`` on ``(x, y)`` (`train_members`).
+
+    Member k is seeded with `member_seed` ``(seed, k)`` (Python, numpy,
+    TensorFlow: ``keras.utils.set_random_seed``) before it is built, and trained
+    with ``keras.Model.fit`` for ``epochs`` epochs without validation data, the
+    retraining of `kbnas.cli` and `kbnas.BayesianNAS.retrain_best`.
+
+    Returns:
+        The members and the seconds each took.
+    """
+    import keras
+
+    def train_one(index: int) -> Any:
+        keras.utils.set_random_seed(member_seed(seed, index))
+        model = build()
+        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+        return model
+
+    return train_members(train_one, members, deadline, clock=clock)
+
+
+def average_models(models: list, *, task: str | None):
     """One Keras model that predicts the mean of ``models``' outputs (module docstring).
 
     A single model is returned unchanged. The members must share one input shape
     and one output shape. The ensemble is compiled with the task's loss and
-    metrics (`kbnas.model_builder.compile_model`) so that ``evaluate`` works; it
-    is not meant to be trained further.
+    metrics (`kbnas.model_builder.compile_model`) so that ``evaluate`` works,
+    or, with ``task=None`` (members of any other hypermodel), as the first
+    member was compiled; it is not meant to be trained further.
     """
     import keras
 
@@ -146,6 +180,11 @@ def average_models(models: list, *, task: str):
     outputs = [keras.Model(m.inputs[0], m.outputs[0], name=f"member_{k}")(inputs) for k, m in enumerate(models)]
     mean = keras.layers.Average(dtype="float32", name="mean")(outputs)
     ensemble = keras.Model(inputs, mean, name=ENSEMBLE_NAME)
+    if task is None:
+        config = first.get_compile_config()
+        if config:
+            ensemble.compile_from_config(config)
+        return ensemble
     return compile_model(ensemble, task, optimizer="adam", learning_rate=1e-3)
 
 

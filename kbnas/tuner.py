@@ -37,6 +37,7 @@ import numpy as np
 
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
+from kbnas.ensemble import EnsembleSettings
 from kbnas.oracle import BayesianNASOracle
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
 from kbnas.reads import ReadRecorder, drop_unread, droppable_names
@@ -187,6 +188,66 @@ class BayesianNAS(keras_tuner.Tuner):
 
             # Where the oracle lives: a worker's trials end in the chief's oracle.
             oracle.trial_end_callbacks.append(HParamsLogger(os.path.join(self.project_dir, TENSORBOARD_SUBDIR)))
+
+    def retrain_best(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        members: int = EnsembleSettings.members,
+        epochs: int | None = None,
+        batch_size: int | None = None,
+        trial: Any = None,
+        max_time: float | None = None,
+    ) -> keras.Model:
+        """The recommended architecture trained afresh on ``(x, y)``, as an ensemble.
+
+        What ``kbnas search`` exports (docs/cli.md, "Ensembles"): pass train and
+        validation data together. Member k is built from the trial's
+        hyperparameters and trained for ``epochs`` from the seed
+        `kbnas.ensemble.member_seed` ``(s, k)``, s the trial's own training seed
+        (`trial_training_seed`: member 0 is the model one retraining gives); the
+        returned model predicts the members' mean (`kbnas.ensemble.average_models`;
+        one member: that model). Export it with `kbnas.export_model`.
+
+        Args:
+            x, y: training arrays.
+            members: K, the most members (1: one model).
+            epochs: default the epoch at which the trial's validation score was
+                best (``trial.best_step + 1``).
+            batch_size: ``keras.Model.fit``'s (default 32).
+            trial: default the oracle's recommendation (``get_best_trials(1)``).
+            max_time: seconds for the members after the first (None: no limit);
+                a member begins only while the mean duration so far still fits.
+
+        Raises:
+            ValueError: no completed trial, or ``trial`` did not complete.
+        """
+        import contextlib
+
+        from kbnas.ensemble import average_models, retrain
+
+        if trial is None:
+            best = self.oracle.get_best_trials(1)
+            trial = best[0] if best else None
+        if trial is None or trial.status != "COMPLETED":
+            raise ValueError("retrain_best needs a completed trial: run a search first, or pass one")
+        oracle = kt_internals.local_oracle(self.oracle)
+        strategy = self.distribution_strategy
+
+        def build() -> keras.Model:
+            with strategy.scope() if strategy is not None else contextlib.nullcontext():
+                return self.hypermodel.build(trial.hyperparameters)
+
+        models, _ = retrain(
+            build, x, y,
+            seed=trial_training_seed(oracle.seed, trial.trial_id),
+            epochs=epochs or int(trial.best_step or 0) + 1,
+            members=members,
+            batch_size=batch_size,
+            deadline=None if max_time is None else time.monotonic() + max_time,
+        )
+        return average_models(models, task=getattr(self.hypermodel, "task", None))
 
     def _needs_data_to_configure(self) -> bool:
         return hasattr(self.hypermodel, "configure") and not getattr(

@@ -405,3 +405,48 @@ def test_logs_without_the_objective_are_not_reported(tmp_path):
     calls.clear()
     tuner.on_epoch_end(FakeTrial(), model, 1, logs={"val_accuracy": 0.5})
     assert calls == []
+
+
+def test_retrain_best_trains_the_recommendation_afresh_as_an_ensemble(tmp_path, digits):
+    from kbnas.ensemble import ensemble_members, retrain
+    from kbnas.tuner import trial_training_seed
+
+    x, y, xv, yv = digits
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=2, seed=3, num_initial_points=2,
+                        directory=str(tmp_path), project_name="p")
+    with pytest.raises(ValueError, match="completed trial"):
+        tuner.retrain_best(x, y)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+    x_all, y_all = np.concatenate([x, xv]), np.concatenate([y, yv])
+    ensemble = tuner.retrain_best(x_all, y_all, members=2, epochs=1)
+    members = ensemble_members(ensemble)
+    assert [m.name for m in members] == ["member_0", "member_1"]
+    np.testing.assert_allclose(ensemble.predict(xv[:8], verbose=0),
+                               np.mean([m.predict(xv[:8], verbose=0) for m in members], axis=0), atol=1e-6)
+    assert set(ensemble.evaluate(xv, yv, verbose=0, return_dict=True)) >= {"accuracy", "loss"}
+    # Member 0 is the model one retraining of the recommendation gives: the trial's seed.
+    trial = tuner.oracle.get_best_trials(1)[0]
+    (alone,), _ = retrain(lambda: tuner.hypermodel.build(trial.hyperparameters), x_all, y_all,
+                          seed=trial_training_seed(3, trial.trial_id), epochs=1, members=1)
+    for mine, theirs in zip(members[0].get_weights(), alone.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(members[1].get_weights()[0], alone.get_weights()[0])  # another seed
+    single = tuner.retrain_best(x_all, y_all, members=1, epochs=1)
+    assert ensemble_members(single) == [single]  # one member: that model, not an ensemble
+
+
+def test_retrain_best_with_a_plain_build_function_keeps_its_compilation(tmp_path, digits):
+    x, y, xv, yv = digits
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(hp.Int("units", 8, 16, step=8), activation="relu"),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = BayesianNAS(build, objective="val_accuracy", max_trials=1, seed=0, directory=str(tmp_path))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    ensemble = tuner.retrain_best(x, y, members=2, epochs=1)
+    assert ensemble.name == "kbnas_ensemble"
+    assert set(ensemble.evaluate(xv, yv, verbose=0, return_dict=True)) >= {"accuracy", "loss"}
