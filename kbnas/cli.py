@@ -31,8 +31,10 @@ from kbnas.parallel import (  # stdlib only
     ParallelSearch,
     ParallelSettings,
     PortInUseError,
+    WarmWorkers,
     WorkerFailedError,
     default_workers,
+    gpu_devices_present,
     is_worker_process,
     parse_address,
 )
@@ -370,6 +372,8 @@ def _hypermodel(args):
 
 # ---------------------------------------------------------------------- commands
 def cmd_search(args) -> int:
+    # Started by `main` before TensorFlow's import (not pickled into the workers with args).
+    warm = vars(args).pop("warm_workers", None)
     if args.max_trials < 1:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
     if args.epochs is not None and args.epochs < 1:
@@ -408,7 +412,7 @@ def cmd_search(args) -> int:
     args.search_budget = _search_budget(args, arrays)
     settings = _run_settings(args, source)
     if args.connect:
-        return _run_remote_workers(args, arrays, output, settings)
+        return _run_remote_workers(args, arrays, output, settings, warm)
     resuming = _check_run_file(output, settings)
     _quiet_tensorflow(args.debug)
     output.mkdir(parents=True, exist_ok=True)
@@ -417,7 +421,7 @@ def cmd_search(args) -> int:
     workers = _number_of_workers(args)
     parallel = workers > 1 or args.listen is not None
     if parallel:
-        search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers))
+        search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers), warm=warm)
         tuner = search.tuner
     else:
         tuner = _build_tuner(args)
@@ -561,13 +565,13 @@ def _enable_mixed_precision(args, announce: bool) -> None:
         print(f"kbnas: mixed precision {'on (GPU)' if enabled else 'off: no GPU'}", flush=True)
 
 
-def _run_remote_workers(args, arrays, output, settings) -> int:
+def _run_remote_workers(args, arrays, output, settings, warm=None) -> int:
     """``--connect``: this host trains trials for a chief on another machine."""
     if (output / RUN_FILE).exists():
         _check_run_file(output, settings)
     _quiet_tensorflow(args.debug)
     search = ParallelSearch(functools.partial(_build_tuner, args),
-                            _parallel_settings(args, _number_of_workers(args)))
+                            _parallel_settings(args, _number_of_workers(args)), warm=warm)
     if not args.quiet:
         print(f"kbnas: {search.workers} worker(s) training trials for the chief at {args.connect}", flush=True)
     search.search(*arrays["train"], **_fit_keywords(args, arrays))
@@ -1050,13 +1054,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _start_workers_early(args):
+    """The worker processes of ``kbnas search --workers N`` (N >= 2), started
+    before this process imports TensorFlow so that theirs overlaps with it
+    (`kbnas.parallel.WarmWorkers`; hosts without GPU devices only), or None."""
+    if getattr(args, "func", None) is not cmd_search or not isinstance(args.workers, int):
+        return None
+    if (args.workers < 2 and args.listen is None and args.connect is None) or args.workers < 1:
+        return None
+    return None if gpu_devices_present() else WarmWorkers(args.workers)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _quiet_tensorflow()  # before anything imports TensorFlow
     debug = "--debug" in argv
+    warm = None
     try:
         args = build_parser().parse_args(argv)
         args.debug = debug
+        warm = args.warm_workers = _start_workers_early(args)
+        _quiet_tensorflow()  # before anything else imports TensorFlow
         return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, ChiefUnreachableError,
             PortInUseError) as error:
@@ -1073,6 +1090,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kbnas: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        if warm is not None:
+            warm.close()  # the ones no search took (a usage error, say)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ This module imports TensorFlow only inside worker processes.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import multiprocessing
@@ -106,6 +107,11 @@ class ParallelSettings:
             only runs workers for it.
         max_restarts: times a dead worker is started again before the search
             stops with `WorkerFailedError`.
+        pin_cpus: pin each worker to its own share of the CPU cores (process
+            affinity). Off by default: on the 2-core development machine
+            unpinned workers with the same thread counts finished the same 8
+            trials 0.3 to 3.1 s sooner than pinned ones in 4 of 4 paired runs
+            (docs/parallel.md); pinning may still pay on large multi-socket hosts.
         log_dir: where each worker writes ``<tuner id>.log``; default the
             project's ``workers/`` folder (``./kbnas_workers`` with ``connect``).
     """
@@ -117,6 +123,7 @@ class ParallelSettings:
     connect: str | None = None
     max_restarts: int = 2
     log_dir: str | None = None
+    pin_cpus: bool = False
 
     def __post_init__(self) -> None:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
@@ -185,16 +192,18 @@ def plan_workers(
     cpus: Sequence[int],
     gpus_per_worker: int = 1,
     host: str | None = None,
+    pin_cpus: bool = False,
 ) -> list[WorkerPlan]:
     """Splits this host's GPUs and CPU cores between ``workers`` workers.
 
     GPUs: worker i owns GPUs ``[i·g, (i+1)·g)`` (g = ``gpus_per_worker``), taken
     modulo the GPU count when there are more workers than GPU groups (several
     workers then share a GPU, and grow their memory as needed). CPU cores: with at
-    least as many cores as workers, each worker is pinned to its own
+    least as many cores as workers, each worker gets a share of
     ``len(cpus) // workers`` cores (the remainder goes to the first ones) and
-    uses that many TensorFlow threads; with fewer cores, nobody is pinned and
-    every worker gets one thread.
+    uses that many TensorFlow threads (intra-op and inter-op); with
+    ``pin_cpus`` it is also pinned to those cores. With fewer cores than
+    workers nobody is pinned and every worker gets one thread.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
@@ -212,7 +221,7 @@ def plan_workers(
             mine, start = cpus[start : start + size], start + size
         else:
             mine = ()
-        plans.append(WorkerPlan(worker_tuner_id(i + 1, host), gpus, mine, max(1, len(mine))))
+        plans.append(WorkerPlan(worker_tuner_id(i + 1, host), gpus, mine if pin_cpus else (), max(1, len(mine))))
     return plans
 
 
@@ -355,7 +364,11 @@ def _redirect_output(path: str) -> None:
 
 
 def _restrict_devices(plan: WorkerPlan) -> None:
-    """GPUs, cores and threads of this worker: before TensorFlow initializes them."""
+    """GPUs, cores and threads of this worker: before TensorFlow initializes them.
+
+    ``CUDA_VISIBLE_DEVICES`` is set before TensorFlow is imported, except in a
+    warm worker, which exists only on hosts without GPU devices (`WarmWorkers`).
+    """
     if plan.gpus is not None:
         # Plan indices count the GPUs this process inherited: map them through an
         # inherited CUDA_VISIBLE_DEVICES (indices or UUIDs) when there is one.
@@ -377,14 +390,54 @@ def _restrict_devices(plan: WorkerPlan) -> None:
         print(f"kbnas worker: could not restrict TensorFlow ({error})", flush=True)
 
 
-def _worker_main(job: _WorkerJob) -> None:
-    """Entry point of a worker process (multiprocessing target)."""
+def _import_quietly() -> float:
+    """Imports TensorFlow, Keras, KerasTuner and kbnas's tuner with file
+    descriptors 1 and 2 on /dev/null (TensorFlow prints start-up lines there
+    whatever its log level); returns the seconds it took."""
+    started = time.monotonic()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    import kbnas.tuner  # noqa: F401  (TensorFlow, Keras, KerasTuner)
+
+    return time.monotonic() - started
+
+
+def _warm_worker_main(connection: Any, parent_pid: int) -> None:
+    """Entry point of a worker started before its job was known (`WarmWorkers`).
+
+    It imports TensorFlow first, without touching any device (thread counts,
+    affinity and memory are set once the job comes: TensorFlow reads them when
+    it initializes), then waits for its `_WorkerJob` and runs it. A closed pipe
+    without a job ends it.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
-    _exit_with_parent(job.parent_pid)
+    _exit_with_parent(parent_pid)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    seconds = _import_quietly()
+    try:
+        job = connection.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+    connection.close()
+    _worker_main(job, warm_import_seconds=seconds)
+
+
+def _worker_main(job: _WorkerJob, warm_import_seconds: float | None = None) -> None:
+    """Entry point of a worker process (multiprocessing target)."""
+    if warm_import_seconds is None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
+        _exit_with_parent(job.parent_pid)
     _redirect_output(job.log_path)
     plan = job.plan
-    print(f"kbnas worker {plan.tuner_id} pid {os.getpid()}: gpus {plan.gpus}, cpus {list(plan.cpus)}, "
+    print(f"kbnas worker {plan.tuner_id} pid {os.getpid()}: gpus {plan.gpus}, cpus {list(plan.cpus) or 'any'}, "
           f"{plan.threads} threads, chief {job.host}:{job.port}", flush=True)
+    if warm_import_seconds is not None:
+        print(f"kbnas worker {plan.tuner_id}: started before its job, TensorFlow imported in "
+              f"{warm_import_seconds:.1f} s meanwhile", flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _connectable(job.host),
                        ENV_ORACLE_PORT: str(job.port)})
@@ -430,12 +483,75 @@ def _describe_exit(code: int | None) -> str:
     return f"exit status {code}"
 
 
+def gpu_devices_present() -> bool:
+    """Whether this host shows GPU device files (NVIDIA /dev/nvidia*, AMD /dev/kfd,
+    WSL /dev/dxg), without importing TensorFlow."""
+    return (os.path.exists("/dev/kfd") or os.path.exists("/dev/dxg")
+            or any(name.startswith("nvidia") for name in _listdir("/dev")))
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+class WarmWorkers:
+    """Worker processes started before their search is ready.
+
+    A worker's start-up is mostly ``import tensorflow`` (3.5 s on the 2-core
+    development machine): started at once, the workers import it while the
+    chief imports its own, loads the data and builds its tuner, and take their
+    job when the search begins (`_WorkerPool`). Only on hosts without GPU device
+    files (`gpu_devices_present`): a worker's ``CUDA_VISIBLE_DEVICES`` must be
+    set before its TensorFlow import, and its GPUs are known only from the
+    chief's. `ParallelSearch` starts them itself; `kbnas search` starts them
+    before the chief's own import. Processes no search took are ended by
+    `close` (also at the chief's exit).
+    """
+
+    def __init__(self, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._idle: list[tuple[Any, Any]] = []
+        try:
+            for _ in range(count):
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_warm_worker_main, args=(receiver, os.getpid()),
+                                          name="kbnas-worker")
+                process.start()
+                receiver.close()
+                self._idle.append((process, sender))
+        except BaseException:
+            self.close()
+            raise
+        atexit.register(self.close)
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+    def take(self) -> tuple[Any, Any] | None:
+        """A started process and the pipe its job goes through, or None when none is left."""
+        return self._idle.pop(0) if self._idle else None
+
+    def close(self) -> None:
+        """Ends the processes no search took (they exit when their pipe closes)."""
+        idle, self._idle = self._idle, []
+        for _, sender in idle:
+            sender.close()
+        for process, _ in idle:
+            process.join(TERMINATE_GRACE)
+            if process.exitcode is None:
+                process.kill()
+                process.join(5.0)
+
+
 class _WorkerPool:
     """Starts, watches, restarts and stops the worker processes of one host."""
 
     def __init__(self, build_tuner, plans, host, port, fit_args, fit_kwargs, log_dir,
                  max_restarts, deadline: Callable[[], float | None], alive: Callable[[], bool],
-                 chief_timeout: float | None = None):
+                 chief_timeout: float | None = None, warm: WarmWorkers | None = None):
         self._context = multiprocessing.get_context("spawn")
         self._build_tuner = build_tuner
         self._plans = plans
@@ -446,6 +562,7 @@ class _WorkerPool:
         self._deadline = deadline
         self._alive = alive
         self._chief_timeout = chief_timeout
+        self._warm = warm
         self.processes: dict[str, Any] = {}
         self.restarts: dict[str, int] = {plan.tuner_id: 0 for plan in plans}
 
@@ -455,8 +572,18 @@ class _WorkerPool:
     def _start(self, plan: WorkerPlan) -> None:
         job = _WorkerJob(self._build_tuner, plan, self._host, self._port, self._fit_args, self._fit_kwargs,
                          self.log_path(plan), self._deadline(), os.getpid(), self._chief_timeout)
-        process = self._context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
-        process.start()
+        warm = self._warm.take() if self._warm is not None else None
+        if warm is not None:
+            process, sender = warm
+            try:
+                sender.send(job)
+            except OSError:
+                pass  # it died before its job came: `wait` sees its exit and starts another
+            finally:
+                sender.close()
+        else:
+            process = self._context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
+            process.start()
         self.processes[plan.tuner_id] = process
 
     def start(self) -> None:
@@ -586,20 +713,41 @@ class ParallelSearch:
             tuner = search.search(x, y, epochs=30, validation_data=(x_val, y_val))
             model = tuner.get_best_models(1)[0]
 
+    On a host without GPU devices the worker processes start at once, before
+    the chief builds its tuner (`WarmWorkers`: they import TensorFlow
+    meanwhile), and take their jobs when `search` begins.
+
     Args:
         build_tuner: ``() -> keras_tuner.Tuner`` (a `kbnas.BayesianNAS` or any
             KerasTuner tuner).
         settings: `ParallelSettings`.
+        warm: processes started earlier for the workers (`kbnas search` starts
+            them before its own TensorFlow import); default: started here when
+            the host has no GPU devices.
     """
 
-    def __init__(self, build_tuner: Callable[[], Any], settings: ParallelSettings = ParallelSettings()):
+    def __init__(self, build_tuner: Callable[[], Any], settings: ParallelSettings = ParallelSettings(),
+                 warm: WarmWorkers | None = None):
         self.build_tuner = build_tuner
         self.settings = settings
-        n_gpus = _gpus_of_the_chief() if settings.connect is None else _count_gpus()
-        workers = settings.workers or default_workers(n_gpus, settings.gpus_per_worker)
-        self.plans = plan_workers(workers, n_gpus, _available_cpus(), settings.gpus_per_worker)
-        #: The chief's tuner: None on a host that only runs workers (``connect``).
-        self.tuner = None if settings.connect else build_tuner()
+        if warm is None and not gpu_devices_present():
+            warm = WarmWorkers(settings.workers or 1)
+        self._warm = warm
+        try:
+            n_gpus = _gpus_of_the_chief() if settings.connect is None else _count_gpus()
+            if n_gpus:
+                # TensorFlow sees GPUs after all: a worker must hide the others before
+                # its import, so the processes started ahead cannot be used.
+                self.close()
+                self._warm = None
+            workers = settings.workers or default_workers(n_gpus, settings.gpus_per_worker)
+            self.plans = plan_workers(workers, n_gpus, _available_cpus(), settings.gpus_per_worker,
+                                      pin_cpus=settings.pin_cpus)
+            #: The chief's tuner: None on a host that only runs workers (``connect``).
+            self.tuner = None if settings.connect else build_tuner()
+        except BaseException:
+            self.close()
+            raise
         #: tuner id -> times its worker was started again; tuner id -> its log file.
         self.worker_restarts: dict[str, int] = {}
         self.log_paths: dict[str, str] = {}
@@ -623,8 +771,19 @@ class ParallelSearch:
             RuntimeError: ``max_consecutive_failed_trials`` trials failed in a row.
             KeyboardInterrupt: after every worker was stopped.
         """
-        if self.settings.connect:
-            return self._serve_a_remote_chief(fit_args, fit_kwargs)
+        try:
+            if self.settings.connect:
+                return self._serve_a_remote_chief(fit_args, fit_kwargs)
+            return self._search_as_chief(fit_args, fit_kwargs)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Ends the worker processes started ahead that no search took (`search` does it)."""
+        if self._warm is not None:
+            self._warm.close()
+
+    def _search_as_chief(self, fit_args: tuple, fit_kwargs: dict) -> Any:
         settings = self.settings
         if settings.port and port_in_use(settings.host, settings.port):
             raise PortInUseError(f"port {settings.port} on {settings.host} is in use: choose another port, "
@@ -712,7 +871,7 @@ class ParallelSearch:
 
     def _pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive, chief_timeout=None) -> _WorkerPool:
         return _WorkerPool(self.build_tuner, self.plans, host, port, fit_args, fit_kwargs, log_dir,
-                           self.settings.max_restarts, deadline, alive, chief_timeout)
+                           self.settings.max_restarts, deadline, alive, chief_timeout, warm=self._warm)
 
     def _wait(self, pool: _WorkerPool) -> None:
         try:

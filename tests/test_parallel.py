@@ -16,11 +16,15 @@ import time
 
 import pytest
 
+from kbnas import parallel
 from kbnas.parallel import (
     ChiefUnreachableError,
+    ParallelSearch,
     ParallelSettings,
+    WarmWorkers,
     default_workers,
     free_port,
+    gpu_devices_present,
     parse_address,
     plan_workers,
     port_in_use,
@@ -33,20 +37,24 @@ from kbnas.parallel import (
 
 def test_two_workers_on_two_cores_get_one_pinned_core_and_one_thread_each():
     plans = plan_workers(2, n_gpus=0, cpus=[0, 1], host="h")
+    # A share of the cores each (threads), not pinned unless asked.
     assert [(p.tuner_id, p.gpus, p.cpus, p.threads) for p in plans] == [
-        ("h-w1", None, (0,), 1),
-        ("h-w2", None, (1,), 1),
+        ("h-w1", None, (), 1),
+        ("h-w2", None, (), 1),
     ]
+    pinned = plan_workers(2, n_gpus=0, cpus=[0, 1], host="h", pin_cpus=True)
+    assert [(p.cpus, p.threads) for p in pinned] == [((0,), 1), ((1,), 1)]
 
 
 def test_cores_are_split_with_the_remainder_to_the_first_workers():
-    plans = plan_workers(3, n_gpus=0, cpus=range(8), host="h")
+    plans = plan_workers(3, n_gpus=0, cpus=range(8), host="h", pin_cpus=True)
     assert [p.cpus for p in plans] == [(0, 1, 2), (3, 4, 5), (6, 7)]
     assert [p.threads for p in plans] == [3, 3, 2]
+    assert [p.threads for p in plan_workers(3, n_gpus=0, cpus=range(8), host="h")] == [3, 3, 2]
 
 
 def test_more_workers_than_cores_are_not_pinned_and_use_one_thread():
-    plans = plan_workers(4, n_gpus=0, cpus=[0, 1], host="h")
+    plans = plan_workers(4, n_gpus=0, cpus=[0, 1], host="h", pin_cpus=True)
     assert all(p.cpus == () and p.threads == 1 for p in plans)
     assert len({p.tuner_id for p in plans}) == 4
 
@@ -215,6 +223,9 @@ def test_two_workers_complete_a_search_with_trials_in_flight_and_export_once(tmp
     assert max(log["running"] for log in oracle["proposal_log"].values()) == 1
     logs = sorted((output / "search" / "workers").glob("*.log"))
     assert len(logs) == 2 and all(": done" in log.read_text() for log in logs)
+    # Without GPUs the workers were started before the chief's TensorFlow import
+    # (kbnas.parallel.WarmWorkers) and took their jobs through the pipe.
+    assert all("started before its job" in log.read_text() for log in logs)
 
 
 @pytest.mark.integration
@@ -436,3 +447,63 @@ def test_a_second_host_joins_the_chief_with_listen_and_connect(tmp_path):
     logs = {log.stem: log.read_text() for log in (output / "search" / "workers").glob("*.log")}
     assert set(logs) == {"first-w1", "second-w1"}
     assert all(": done" in text for text in logs.values())
+
+
+# ---------------------------------------------------------------------- workers started ahead
+def test_gpu_devices_are_seen_from_their_device_files(monkeypatch):
+    monkeypatch.setattr(parallel.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(parallel, "_listdir", lambda path: ["null", "tty0"])
+    assert not gpu_devices_present()
+    monkeypatch.setattr(parallel, "_listdir", lambda path: ["null", "nvidia0", "nvidiactl"])
+    assert gpu_devices_present()
+    monkeypatch.setattr(parallel, "_listdir", lambda path: [])
+    monkeypatch.setattr(parallel.os.path, "exists", lambda path: path == "/dev/kfd")
+    assert gpu_devices_present()
+
+
+@pytest.mark.integration
+def test_workers_started_ahead_that_no_search_takes_exit_when_closed():
+    warm = WarmWorkers(2)
+    processes = [warm.take(), warm.take()]
+    assert warm.take() is None and len(warm) == 0
+    for process, sender in processes:  # as a search would hand them back unused
+        warm._idle.append((process, sender))
+    warm.close()
+    assert all(process.exitcode is not None for process, _ in processes)
+    warm.close()  # twice is harmless
+
+
+class _FakeWarm:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_processes_started_ahead_are_dropped_when_tensorflow_sees_gpus(monkeypatch):
+    # A worker hides the GPUs it does not own before its TensorFlow import; one
+    # that imported TensorFlow ahead cannot, so it is not used on a GPU host.
+    monkeypatch.setattr(parallel, "_gpus_of_the_chief", lambda: 2)
+    warm = _FakeWarm()
+    search = ParallelSearch(lambda: "tuner", ParallelSettings(workers=2), warm=warm)
+    assert warm.closed and search._warm is None
+    assert [plan.gpus for plan in search.plans] == [(0,), (1,)]
+
+
+@pytest.mark.integration
+def test_a_usage_error_after_the_early_start_leaves_no_worker_process(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from kbnas.cli import main
+
+    started = []
+
+    def start(count):
+        started.append(WarmWorkers(count))
+        return started[-1]
+
+    monkeypatch.setattr("kbnas.cli.WarmWorkers", start)
+    monkeypatch.setattr("kbnas.cli.gpu_devices_present", lambda: False)
+    assert main(["search", "--workers", "2", "--max-trials", "0", "--output", str(tmp_path / "run")]) == 2
+    assert len(started) == 1 and len(started[0]) == 0  # started, then closed
+    assert not multiprocessing.active_children()
