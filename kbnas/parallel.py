@@ -11,10 +11,13 @@ number of devices. kbnas runs them on KerasTuner's own chief/worker engine
   them;
 * each **worker** is a process started with ``multiprocessing``'s "spawn"
   method. It first restricts what it may use (its GPUs through
-  ``CUDA_VISIBLE_DEVICES``, its CPU cores through the process affinity and
-  TensorFlow's intra/inter-op thread counts), then calls ``build_tuner()`` and
-  runs KerasTuner's worker loop: ask the chief for a trial, train it, report
-  every epoch (so early stopping works), repeat until the chief says stop.
+  ``CUDA_VISIBLE_DEVICES``, its share of the CPU cores through TensorFlow's
+  intra/inter-op thread counts, and the process affinity with
+  ``ParallelSettings.pin_cpus``), then calls ``build_tuner()`` and runs
+  KerasTuner's worker loop: ask the chief for a trial, train it, report every
+  epoch (so early stopping works), repeat until the chief says stop. On hosts
+  without GPU devices the worker processes start ahead (`WarmWorkers`) and
+  import TensorFlow while the chief gets ready.
 
 Faults: a worker that dies (killed, out of memory) is started again under the
 same tuner id, and KerasTuner hands it back the trial it was running, which is
