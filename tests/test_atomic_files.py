@@ -84,7 +84,7 @@ def _protocol_oracle(tmp_path):
 
 def test_kerastuner_state_files_go_through_the_atomic_writer(tmp_path, monkeypatch):
     """Fails when KerasTuner changes how the oracle, its trials and the tuner are saved
-    (the overrides in kbnas.oracle and kbnas.tuner assume KerasTuner 1.4's methods)."""
+    (the overrides in kbnas.resumable_oracle and kbnas.tuner assume KerasTuner 1.4's methods)."""
     from keras_tuner.src import utils as kt_utils
 
     def in_place_write(path, obj):
