@@ -183,7 +183,9 @@ def average_models(models: list, *, task: str | None):
     if task is None:
         config = first.get_compile_config()
         if config:
-            ensemble.compile_from_config(config)
+            # As `compile_from_config` does, without building optimizer variables
+            # for a model that is never trained (they would be saved with it).
+            ensemble.compile(**keras.saving.deserialize_keras_object(config))
         return ensemble
     return compile_model(ensemble, task, optimizer="adam", learning_rate=1e-3)
 

@@ -400,12 +400,20 @@ def _import_quietly() -> float:
     started = time.monotonic()
     sys.stdout.flush()
     sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    import kbnas.tuner  # noqa: F401  (TensorFlow, Keras, KerasTuner)
-
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        import kbnas.tuner  # noqa: F401  (TensorFlow, Keras, KerasTuner)
+    finally:
+        # An error (of this import or of the job's unpickling) stays visible.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (devnull, *saved):
+            os.close(fd)
     return time.monotonic() - started
 
 
@@ -511,7 +519,8 @@ class WarmWorkers:
     set before its TensorFlow import, and its GPUs are known only from the
     chief's. `ParallelSearch` starts them itself; `kbnas search` starts them
     before the chief's own import. Processes no search took are ended by
-    `close` (also at the chief's exit).
+    `close` (also at the chief's exit). They inherit the environment of the
+    moment they start: variables set later do not reach them.
     """
 
     def __init__(self, count: int) -> None:
@@ -538,12 +547,16 @@ class WarmWorkers:
         return self._idle.pop(0) if self._idle else None
 
     def close(self) -> None:
-        """Ends the processes no search took (they exit when their pipe closes)."""
+        """Ends the processes no search took, at once: they hold no state (one whose
+        pipe closes also ends by itself, but only after its TensorFlow import)."""
         idle, self._idle = self._idle, []
-        for _, sender in idle:
+        for process, sender in idle:
             sender.close()
+            if process.exitcode is None:
+                process.terminate()
+        deadline = time.monotonic() + TERMINATE_GRACE
         for process, _ in idle:
-            process.join(TERMINATE_GRACE)
+            process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
                 process.kill()
                 process.join(5.0)

@@ -202,8 +202,10 @@ class BayesianNAS(keras_tuner.Tuner):
     ) -> keras.Model:
         """The recommended architecture trained afresh on ``(x, y)``, as an ensemble.
 
-        What ``kbnas search`` exports (docs/cli.md, "Ensembles"): pass train and
-        validation data together. Member k is built from the trial's
+        What ``kbnas search --selection validation`` exports (docs/cli.md,
+        "Ensembles"; on small data the command may pick another trial and epoch
+        count by cross-validation, `kbnas.selection`): pass train and validation
+        data together. Member k is built from the trial's
         hyperparameters and trained for ``epochs`` from the seed
         `kbnas.ensemble.member_seed` ``(s, k)``, s the trial's own training seed
         (`trial_training_seed`: member 0 is the model one retraining gives); the
@@ -215,7 +217,9 @@ class BayesianNAS(keras_tuner.Tuner):
             members: K, the most members (1: one model).
             epochs: default the epoch at which the trial's validation score was
                 best (``trial.best_step + 1``).
-            batch_size: ``keras.Model.fit``'s (default 32).
+            batch_size: ``keras.Model.fit``'s, the global batch under a
+                distribution strategy; default the ``batch_size`` given to this
+                tuner's `search`, else Keras's 32.
             trial: default the oracle's recommendation (``get_best_trials(1)``).
             max_time: seconds for the members after the first (None: no limit);
                 a member begins only while the mean duration so far still fits.
@@ -244,7 +248,7 @@ class BayesianNAS(keras_tuner.Tuner):
             seed=trial_training_seed(oracle.seed, trial.trial_id),
             epochs=epochs or int(trial.best_step or 0) + 1,
             members=members,
-            batch_size=batch_size,
+            batch_size=batch_size or getattr(self, "_search_batch_size", None),
             deadline=None if max_time is None else time.monotonic() + max_time,
         )
         return average_models(models, task=getattr(self.hypermodel, "task", None))
@@ -317,6 +321,7 @@ class BayesianNAS(keras_tuner.Tuner):
         `kbnas.ParallelSearch` calls it before the chief starts serving.
         """
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
+        self._search_batch_size = fit_kwargs.get("batch_size")  # retrain_best's default
         if isinstance(self.oracle, BayesianNASOracle) and isinstance(fit_kwargs.get("epochs"), int):
             # E of the early-stopping rule: the recipe's own early stopping (patience)
             # ends most trainings before it, so the longest one seen can be shorter.
