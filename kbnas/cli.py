@@ -1058,9 +1058,9 @@ def _start_workers_early(args):
     """The worker processes of ``kbnas search --workers N`` (N >= 2), started
     before this process imports TensorFlow so that theirs overlaps with it
     (`kbnas.parallel.WarmWorkers`; hosts without GPU devices only), or None."""
-    if getattr(args, "func", None) is not cmd_search or not isinstance(args.workers, int):
+    if getattr(args, "func", None) is not cmd_search or args.workers is None:  # None: auto
         return None
-    if (args.workers < 2 and args.listen is None and args.connect is None) or args.workers < 1:
+    if args.workers < 2 and args.listen is None and args.connect is None:  # a single-process search
         return None
     return None if gpu_devices_present() else WarmWorkers(args.workers)
 
