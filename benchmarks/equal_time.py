@@ -92,6 +92,12 @@ as a CSV and split 60/20/20 as ``kbnas search --data`` splits it):
                         relu) → sigmoid; Adam, batch 32, ≤ 100 epochs,
                         EarlyStopping(val_loss, patience 10, restore_best_weights)
 
+breast-cancer-resplit (the same CSV with its rows shuffled by the seed, so that
+the same fixed-seed 60/20/20 split draws another partition per seed: seed S is
+both the search seed and the split; the case above tests every seed on the same
+113 rows, where the logistic regression scores 112 every time):
+    kbnas, logistic-regression, mlp   as above, on that seed's split
+
 Budget: ``--budget`` seconds (default: ``kbnas search``'s default time budget) of
 search for every tuner. kbnas' retraining of the exported architecture on train
 + validation came after its search until 2026-12-06, so the record keeps
@@ -127,6 +133,8 @@ Commands:
         --output benchmarks/results/equal_time_top_rung.jsonl
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-full kbnas-asha \
         --output benchmarks/results/equal_time_best_curves.jsonl
+    python -m benchmarks.equal_time --case breast-cancer-resplit --seeds 10 --contenders all \
+        --output benchmarks/results/equal_time_resplit.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
         --output benchmarks/results/equal_time_early_stopping.jsonl
@@ -157,12 +165,15 @@ RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS_DIR / "equal_time.jsonl"
 DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
 DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
-CASES = ("digits", "breast-cancer")
+CASES = ("digits", "breast-cancer", "breast-cancer-resplit")
 CONTENDERS = {
     "digits": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "kbnas-asha", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "kbnas-before-choice",
                       "kbnas-before-baseline", "logistic-regression", "mlp"),
+    "breast-cancer-resplit": ("kbnas", "logistic-regression", "mlp"),
 }
+#: Cases of the breast-cancer CSV; "-resplit": its rows shuffled by the seed (`breast_cancer_csv`).
+BREAST_CANCER_CASES = ("breast-cancer", "breast-cancer-resplit")
 #: `kbnas.space.templates.FLAT_TEMPLATES` before the linear model joined them (2026-12-03).
 PERCEPTRON_TEMPLATES = (
     "dense-128|relu|dropout|dense-64|relu",
@@ -196,8 +207,15 @@ def default_budget() -> float:
 
 
 # ---------------------------------------------------------------------- data
-def breast_cancer_csv(directory: str | pathlib.Path) -> pathlib.Path:
-    """scikit-learn's breast-cancer data as ``bc.csv`` (30 feature columns, then ``label``)."""
+def breast_cancer_csv(directory: str | pathlib.Path, shuffle_seed: int | None = None) -> pathlib.Path:
+    """scikit-learn's breast-cancer data as ``bc.csv`` (30 feature columns, then ``label``).
+
+    ``shuffle_seed``: the rows in the order of that seed's permutation, so that
+    the fixed-seed 60/20/20 split of ``kbnas search --data`` (`user_split`) draws
+    another train/validation/test partition per seed (case
+    "breast-cancer-resplit"); None: scikit-learn's order (case "breast-cancer",
+    whose 113 test rows are the same for every seed).
+    """
     import numpy as np
     from sklearn.datasets import load_breast_cancer
 
@@ -205,6 +223,8 @@ def breast_cancer_csv(directory: str | pathlib.Path) -> pathlib.Path:
     path = pathlib.Path(directory) / "bc.csv"
     header = ",".join([f"f{i}" for i in range(data.data.shape[1])] + ["label"])
     rows = np.column_stack([data.data, data.target])
+    if shuffle_seed is not None:
+        rows = rows[np.random.default_rng(shuffle_seed).permutation(len(rows))]
     np.savetxt(path, rows, delimiter=",", header=header, comments="", fmt=["%.10g"] * data.data.shape[1] + ["%d"])
     return path
 
@@ -228,8 +248,8 @@ def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stop
         argv.append("--no-early-stopping")
     if budget != default_budget():
         argv += ["--time-budget", f"{budget}s"]
-    if case == "breast-cancer":
-        argv += ["--data", str(breast_cancer_csv(directory))]
+    if case in BREAST_CANCER_CASES:
+        argv += ["--data", str(_csv_of(case, seed, directory))]
     start = time.perf_counter()
     status = cli.main(argv)
     total = time.perf_counter() - start
@@ -364,7 +384,11 @@ def run_keras_tuner(contender: str, seed: int, budget: float, directory: str) ->
     }
 
 
-def run_logistic_regression(directory: str) -> dict[str, Any]:
+def _csv_of(case: str, seed: int, directory: str) -> pathlib.Path:
+    return breast_cancer_csv(directory, shuffle_seed=seed if case == "breast-cancer-resplit" else None)
+
+
+def run_logistic_regression(directory: str, csv: pathlib.Path | None = None) -> dict[str, Any]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -372,7 +396,7 @@ def run_logistic_regression(directory: str) -> dict[str, Any]:
 
     from kbnas.data_files import load_data
 
-    x, y = load_data(str(breast_cancer_csv(directory)), label_column="label")
+    x, y = load_data(str(csv or breast_cancer_csv(directory)), label_column="label")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
     start = time.perf_counter()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
@@ -382,12 +406,12 @@ def run_logistic_regression(directory: str) -> dict[str, Any]:
             "total_seconds": seconds, "trials": 1, "best": "standardized logistic regression"}
 
 
-def run_mlp(seed: int, directory: str) -> dict[str, Any]:
+def run_mlp(seed: int, directory: str, csv: pathlib.Path | None = None) -> dict[str, Any]:
     import keras
 
     from kbnas.data_files import load_data
 
-    x, y = load_data(str(breast_cancer_csv(directory)), label_column="label")
+    x, y = load_data(str(csv or breast_cancer_csv(directory)), label_column="label")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
@@ -476,9 +500,9 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
         elif contender.startswith("keras-tuner"):
             result = run_keras_tuner(contender, seed, budget, directory)
         elif contender == "logistic-regression":
-            result = run_logistic_regression(directory)
+            result = run_logistic_regression(directory, _csv_of(case, seed, directory))
         else:
-            result = run_mlp(seed, directory)
+            result = run_mlp(seed, directory, _csv_of(case, seed, directory))
     return {
         "case": case,
         "contender": contender,

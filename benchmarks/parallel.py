@@ -17,6 +17,12 @@ stopping on), whose trials differ between the two; and "budget", the default
 search under its default 3-minute budget (`BUDGET`), where what counts is the
 work done in the same minutes: trials and epochs, as ratios to one worker.
 
+``--against CODE ...`` adds, per seed and in the same rotation, the largest worker
+count run by other code: a git revision (checked out into a temporary worktree) or
+the path of another checkout. The report then gives that code's ratio to this
+checkout's one worker, and the paired difference in seconds between this
+checkout's N workers and its N workers: a change measured side by side, in one run.
+
 ``--ceiling N`` measures what two workers can gain at most on this machine: one
 training process against two at once, each pinned to one core (`measure_ceiling`).
 
@@ -24,6 +30,7 @@ Run from the repository root::
 
     python -m benchmarks.parallel --seeds 5 --workers 1 2 --mode fixed   # appends to DEFAULT_OUTPUT
     python -m benchmarks.parallel --seeds 3 --workers 1 2 --mode default
+    python -m benchmarks.parallel --seeds 12 --workers 1 2 --against 0ee0629 --output A_B.jsonl
     python -m benchmarks.parallel --report                               # the table
     python -m benchmarks.parallel --ceiling 5
 """
@@ -31,6 +38,8 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -70,8 +79,13 @@ def _seconds(text: str) -> float:
     return 60.0 * int(match.group(1) or 0) + int(match.group(2))
 
 
-def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = MAX_TRIALS) -> dict[str, Any]:
-    """One ``kbnas search`` in a fresh process; its times, trials and epochs."""
+def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = MAX_TRIALS,
+               code: "Checkout | None" = None) -> dict[str, Any]:
+    """One ``kbnas search`` in a fresh process; its times, trials and epochs.
+
+    ``code``: run another checkout's kbnas (the process starts in its directory,
+    which comes first on ``sys.path``); None: this one's.
+    """
     with tempfile.TemporaryDirectory(prefix="kbnas-parallel-") as directory:
         output = pathlib.Path(directory) / "search"
         command = [sys.executable, "-m", "kbnas.cli", "search", "--workers", str(workers), "--seed", str(seed),
@@ -85,7 +99,8 @@ def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = M
             for architecture in FIXED_ARCHITECTURES[:max_trials]:
                 command += ["--start", architecture]
         started = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+        done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                              cwd=None if code is None else code.path)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -107,18 +122,58 @@ def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = M
             "test_accuracy": test.get("search_settings", {}).get("test_metrics", {}).get("accuracy"),
             "cpus": os.cpu_count(),
             "commit": git_commit(),
+            "code": None if code is None else code.label,
+            "code_commit": None if code is None else code.commit,
         }
 
 
-def run_all(seeds: Sequence[int], workers: Sequence[int], output: pathlib.Path, mode: str = "fixed") -> None:
+@dataclasses.dataclass(frozen=True)
+class Checkout:
+    """Other code to run side by side (``--against``): a directory holding a kbnas checkout."""
+
+    label: str
+    path: pathlib.Path
+    commit: str | None
+
+
+@contextlib.contextmanager
+def checkouts(specs: Sequence[str]):
+    """`Checkout`s of ``specs`` (paths of checkouts, or git revisions of this
+    repository, checked out into temporary worktrees removed afterwards)."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    made, found = [], []
+    try:
+        for spec in specs:
+            path = pathlib.Path(spec)
+            if not (path / "kbnas" / "__init__.py").exists():
+                path = pathlib.Path(tempfile.mkdtemp(prefix="kbnas-against-")) / "tree"
+                subprocess.run(["git", "worktree", "add", "--detach", str(path), spec], cwd=root, check=True,
+                               capture_output=True)
+                made.append(path)
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True,
+                                    text=True).stdout.strip() or None
+            found.append(Checkout(spec, path.resolve(), commit))
+        yield found
+    finally:
+        for path in made:
+            subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=root, capture_output=True)
+
+
+def run_all(seeds: Sequence[int], workers: Sequence[int], output: pathlib.Path, mode: str = "fixed",
+            against: Sequence[Checkout] = ()) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
-    done = {(r["mode"], r["seed"], r["workers"]) for r in read_jsonl(output)}
+    done = {(r["mode"], r["seed"], r["workers"], r.get("code")) for r in read_jsonl(output)}
+    arms = [(n, None) for n in workers] + [(max(workers), code) for code in against]
     for index, seed in enumerate(seeds):
-        order = list(workers) if index % 2 == 0 else list(reversed(workers))
-        for n in order:
-            if (mode, seed, n) in done:
+        if len(arms) == 2:
+            order = arms if index % 2 == 0 else arms[::-1]
+        else:  # each arm first in turn
+            shift = index % len(arms)
+            order = arms[shift:] + arms[:shift]
+        for n, code in order:
+            if (mode, seed, n, None if code is None else code.label) in done:
                 continue
-            record = run_search(n, seed, mode)
+            record = run_search(n, seed, mode, code=code)
             with output.open("a") as f:
                 f.write(json.dumps(record) + "\n")
             print(json.dumps(record), flush=True)
@@ -128,15 +183,21 @@ def summarize(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per mode and worker count against one worker on the same seeds: wall-time ratio, throughput."""
     by = {}
     for r in records:
-        by.setdefault((r["mode"], r["workers"]), {})[r["seed"]] = r
+        by.setdefault((r["mode"], r["workers"], r.get("code")), {})[r["seed"]] = r
     rows = []
-    for mode, n in sorted(by, key=lambda key: (MODES.index(key[0]), key[1])):
-        runs = by[(mode, n)]
-        base = by.get((mode, 1), {})
+    for mode, n, code in sorted(by, key=lambda key: (MODES.index(key[0]), key[1], key[2] or "")):
+        runs = by[(mode, n, code)]
+        base = by.get((mode, 1, None), {})
         seeds = sorted(set(runs) & set(base))
+        mine = by.get((mode, n, None), {}) if code is not None else {}
+        paired = sorted(set(runs) & set(mine))
         rows.append({
             "mode": mode,
             "workers": n,
+            "code": code,
+            # ``--against``: this checkout's N workers minus that code's, seconds, same seeds.
+            "seconds_here_minus_code": mean_and_interval([mine[s]["wall_seconds"] - runs[s]["wall_seconds"]
+                                                          for s in paired]) if code is not None else None,
             "seeds": sorted(runs),
             "ratio": mean_and_interval([runs[s]["wall_seconds"] / base[s]["wall_seconds"] for s in seeds]),
             "search_ratio": mean_and_interval([runs[s]["search_seconds"] / base[s]["search_seconds"] for s in seeds
@@ -168,9 +229,14 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         if row["mode"] == "budget":
             continue
-        lines.append(f"| {row['mode']} | {row['workers']} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
+        workers = f"{row['workers']} at {row['code']}" if row.get("code") else row["workers"]
+        lines.append(f"| {row['mode']} | {workers} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
                      f"{_fmt(row['trials_per_minute'], 1)} | {_fmt(row['epochs_per_second'], 1)} | "
                      f"{_fmt(row['test_accuracy'], 4)} | {'yes' if row['all_completed_distinct'] else 'NO'} |")
+    for row in rows:
+        if row.get("code") and row["seconds_here_minus_code"]["mean"] is not None:
+            lines.append(f"\n{row['mode']}, {row['workers']} workers, this checkout minus {row['code']} "
+                         f"(paired, {len(row['seeds'])} seeds): {_fmt(row['seconds_here_minus_code'], 1)} s")
     budget = [row for row in rows if row["mode"] == "budget"]
     if budget:
         lines += ["", f"In the same {BUDGET} budget:", "",
@@ -257,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="fixed: the same 8 architectures trained fully (FIXED_ARCHITECTURES); "
                              "default: a default search (early stopping on; different trials)")
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--against", nargs="+", default=[], metavar="CODE",
+                        help="also run the largest --workers count with other code, side by side: a git "
+                             "revision or the path of another checkout")
     parser.add_argument("--report", action="store_true", help="print the table of --output and exit")
     parser.add_argument("--ceiling", type=int, metavar="REPEATS",
                         help="measure the machine's two-process throughput ceiling (see measure_ceiling) and exit")
@@ -274,7 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"two pinned single-thread processes / one default process, epochs per second: {_fmt(mean_and_interval(ratios))}")
         return 0
     if not args.report:
-        run_all(range(args.first_seed, args.first_seed + args.seeds), args.workers, args.output, args.mode)
+        with checkouts(args.against) as against:
+            run_all(range(args.first_seed, args.first_seed + args.seeds), args.workers, args.output, args.mode,
+                    against)
     rows = summarize(read_jsonl(args.output))
     print(format_markdown(rows))
     return 0

@@ -57,3 +57,22 @@ def test_write_into_replaces_only_the_marked_block(tmp_path):
     unmarked.write_text("no markers here\n")
     with pytest.raises(ValueError, match="no '<!-- equal-time:begin"):
         equal_time.write_into(unmarked, "t", "c")
+
+
+def test_the_resplit_case_shuffles_the_rows_so_each_seed_has_its_own_test_set(tmp_path):
+    from benchmarks.equal_time import breast_cancer_csv, user_split
+    from kbnas.data_files import load_data
+
+    def split(seed):
+        directory = tmp_path / str(seed)
+        directory.mkdir(exist_ok=True)
+        return user_split(*load_data(str(breast_cancer_csv(directory, shuffle_seed=seed)), label_column="label"))
+
+    fixed = user_split(*load_data(str(breast_cancer_csv(tmp_path)), label_column="label"))
+    first, again, other = split(0), split(0), split(1)
+    rows = lambda part: {tuple(row) for row in part[0]}  # noqa: E731
+    # The same 569 rows, partitioned alike in size; the seed decides which rows are tested.
+    assert [len(part[0]) for part in first] == [len(part[0]) for part in fixed]
+    assert set().union(*map(rows, first)) == set().union(*map(rows, fixed))
+    assert rows(first[2]) == rows(again[2])
+    assert rows(first[2]) != rows(other[2]) and rows(first[2]) != rows(fixed[2])
