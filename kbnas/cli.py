@@ -37,7 +37,6 @@ from kbnas.parallel import (  # stdlib only
     gpu_devices_present,
     is_worker_process,
     parse_address,
-    worker_processes,
 )
 from kbnas.core.early_stopping import EarlyStopping  # numpy only
 from kbnas.ensemble import EnsembleSettings  # stdlib only
@@ -551,10 +550,8 @@ def _address(text: str, option: str, allow_zero: bool) -> tuple[str, int]:
 
 
 def _workers_note(search) -> str:
-    plan = search.plans[-1]
+    plan = search.plans[0]
     devices = f"{len(plan.gpus)} GPU(s) each" if plan.gpus else f"{plan.threads} CPU thread(s) each"
-    if getattr(search, "chief_trains", False):
-        devices = "the first in this process" + (f", the others {devices}" if search.workers > 1 else "")
     return f"; {search.workers} workers ({devices})"
 
 
@@ -1065,10 +1062,7 @@ def _start_workers_early(args):
         return None
     if args.workers < 2 and args.listen is None and args.connect is None:  # a single-process search
         return None
-    if gpu_devices_present():
-        return None
-    count = worker_processes(args.workers, connect=args.connect)
-    return WarmWorkers(count) if count else None
+    return None if gpu_devices_present() else WarmWorkers(args.workers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

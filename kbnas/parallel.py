@@ -6,12 +6,9 @@ number of devices. kbnas runs them on KerasTuner's own chief/worker engine
 (``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``):
 
 * the **chief** is the calling process. It holds the oracle and serves it over
-  gRPC from a background thread (KerasTuner's ``tuner.search`` in chief mode).
-  On a host without GPUs it also trains the first worker's trials itself
-  (`ParallelSettings.chief_trains`): KerasTuner's worker loop in its main
-  thread, a client of its own server, so that N workers are N TensorFlow
-  processes, not N + 1. With GPUs it trains nothing, and hides all GPUs but
-  the first (kept for the export) from itself before TensorFlow touches them;
+  gRPC from a background thread (KerasTuner's ``tuner.search`` in chief mode);
+  it trains nothing, and hides the GPUs from itself before TensorFlow touches
+  them;
 * each **worker** is a process started with ``multiprocessing``'s "spawn"
   method. It first restricts what it may use (its GPUs through
   ``CUDA_VISIBLE_DEVICES``, its share of the CPU cores through TensorFlow's
@@ -37,14 +34,12 @@ search directory must be shared (each trial's checkpoint is written by the
 worker that trains it and read back by the chief for the export). See
 docs/parallel.md.
 
-This module imports TensorFlow only inside worker processes and the chief's own
-stream (after the chief imported it).
+This module imports TensorFlow only inside worker processes.
 """
 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -122,11 +117,6 @@ class ParallelSettings:
             (docs/parallel.md); pinning may still pay on large multi-socket hosts.
         log_dir: where each worker writes ``<tuner id>.log``; default the
             project's ``workers/`` folder (``./kbnas_workers`` with ``connect``).
-        chief_trains: on a host without GPUs, the chief process trains the
-            first worker's trials itself (the others are processes): N workers
-            are then N TensorFlow processes instead of N + 1 (the chief alone
-            mostly waits on its server). Ignored with GPUs (the chief keeps GPU 0
-            for the export and trains nothing) and with ``connect``.
     """
 
     workers: int | None = None
@@ -137,7 +127,6 @@ class ParallelSettings:
     max_restarts: int = 2
     log_dir: str | None = None
     pin_cpus: bool = False
-    chief_trains: bool = True
 
     def __post_init__(self) -> None:
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
@@ -187,13 +176,6 @@ def parse_address(address: str, allow_zero: bool = False) -> tuple[str, int]:
 def default_workers(n_gpus: int, gpus_per_worker: int = 1) -> int:
     """One worker per ``gpus_per_worker`` visible GPUs, at least 1 (a CPU-only host: 1)."""
     return max(1, n_gpus // gpus_per_worker)
-
-
-def worker_processes(workers: int, chief_trains: bool = True, connect: str | None = None) -> int:
-    """Processes a host without GPUs starts for ``workers`` workers: one fewer
-    when its chief trains the first one's trials (`ParallelSettings.chief_trains`;
-    a host that ``connect``s to another's chief has none)."""
-    return workers - 1 if chief_trains and connect is None else workers
 
 
 def worker_tuner_id(index: int, host: str | None = None) -> str:
@@ -468,11 +450,19 @@ def _worker_main(job: _WorkerJob, warm_import_seconds: float | None = None) -> N
         print(f"kbnas worker {plan.tuner_id}: started before its job, TensorFlow imported in "
               f"{warm_import_seconds:.1f} s meanwhile", flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.update(_worker_environment(job))
+    os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _connectable(job.host),
+                       ENV_ORACLE_PORT: str(job.port)})
     try:
         _restrict_devices(plan)
         wait_for_chief(job.host, job.port, job.chief_timeout)
-        _run_worker_loop(job)
+        tuner = job.build_tuner()
+        fit_kwargs = dict(job.fit_kwargs)
+        if job.deadline is not None:
+            from kbnas.tuner import StopAtDeadline
+
+            fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []),
+                                       StopAtDeadline(max(0.0, job.deadline - time.time()))]
+        tuner.search(*job.fit_args, **fit_kwargs)
     except BaseException:
         traceback.print_exc()
         sys.stdout.flush()
@@ -483,116 +473,6 @@ def _worker_main(job: _WorkerJob, warm_import_seconds: float | None = None) -> N
     sys.stderr.flush()
     # Skips interpreter teardown: TensorFlow's and gRPC's threads can hang it.
     os._exit(0)
-
-
-def _worker_environment(job: _WorkerJob) -> dict[str, str]:
-    """KerasTuner's variables that make a process (or the chief's own stream) a worker."""
-    return {ENV_TUNER_ID: job.plan.tuner_id, ENV_ORACLE_IP: _connectable(job.host), ENV_ORACLE_PORT: str(job.port)}
-
-
-def _run_worker_loop(job: _WorkerJob, callbacks: Sequence[Any] = ()) -> None:
-    """KerasTuner's worker loop (the environment of `_worker_environment` set):
-    builds the tuner and trains what the chief hands out until it says stop."""
-    tuner = job.build_tuner()
-    fit_kwargs = dict(job.fit_kwargs)
-    extra = list(callbacks)
-    if job.deadline is not None:
-        from kbnas.tuner import StopAtDeadline
-
-        extra.append(StopAtDeadline(max(0.0, job.deadline - time.time())))
-    if extra:
-        fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []), *extra]
-    tuner.search(*job.fit_args, **fit_kwargs)
-
-
-# ---------------------------------------------------------------------- the chief's own stream
-class _StreamStopped(BaseException):
-    """Ends the chief's own trial stream mid-trial (the worker pool failed).
-
-    A BaseException, as KeyboardInterrupt: KerasTuner records an ``Exception``
-    from a training as a failed trial and goes on; this leaves the trial
-    running in the oracle's state, retried when the search is resumed."""
-
-
-def _stop_when_set(event: threading.Event) -> Any:
-    """A Keras callback that raises `_StreamStopped` after the batch in which ``event`` is set."""
-    import keras
-
-    class StopWhenSet(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if event.is_set():
-                raise _StreamStopped()
-
-        on_epoch_begin = on_train_batch_end
-
-        def __deepcopy__(self, memo: dict) -> "StopWhenSet":
-            return self  # KerasTuner copies callbacks per trial; an Event cannot be copied
-
-    return StopWhenSet()
-
-
-class _ThreadRoutedOutput:
-    """A ``sys.stdout`` / ``sys.stderr`` stand-in: what one thread writes goes to
-    ``target``, every other thread's output to ``default``."""
-
-    def __init__(self, default: Any, target: Any, thread: int) -> None:
-        self._default, self._target, self._thread = default, target, thread
-
-    def _stream(self) -> Any:
-        return self._target if threading.get_ident() == self._thread else self._default
-
-    def write(self, text: str) -> int:
-        return self._stream().write(text)
-
-    def flush(self) -> None:
-        self._stream().flush()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream(), name)
-
-
-@contextlib.contextmanager
-def _this_thread_writes_to(path: str):
-    """Within it, this thread's ``sys.stdout`` and ``sys.stderr`` output goes to
-    ``path`` (appended); other threads' (the chief's progress lines) does not."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "a", buffering=1, errors="replace") as log:
-        saved = sys.stdout, sys.stderr
-        me = threading.get_ident()
-        sys.stdout = _ThreadRoutedOutput(saved[0], log, me)
-        sys.stderr = _ThreadRoutedOutput(saved[1], log, me)
-        try:
-            yield
-        finally:
-            sys.stdout, sys.stderr = saved
-
-
-def _train_in_the_chief(job: _WorkerJob, stop: threading.Event) -> None:
-    """The chief's own stream: KerasTuner's worker loop in this thread, a client of
-    this process's server, with its output in its log; returns when the chief's
-    oracle has no more trials, raises `_StreamStopped` once ``stop`` is set.
-
-    KerasTuner reads the worker identity from the environment, when the tuner is
-    built and while it searches: set for the loop, restored after it (the server
-    thread read the chief's identity when it started). This process's TensorFlow
-    keeps its thread counts (they cannot change once it ran an operation, and
-    the retraining and export after the search use every core).
-    """
-    environment = _worker_environment(job)
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    try:
-        with _this_thread_writes_to(job.log_path):
-            print(f"kbnas worker {job.plan.tuner_id}: in the chief's process ({os.getpid()}), "
-                  f"chief {job.host}:{job.port}", flush=True)
-            _run_worker_loop(job, callbacks=[_stop_when_set(stop)])
-            print(f"kbnas worker {job.plan.tuner_id}: done", flush=True)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 # ---------------------------------------------------------------------- chief side
@@ -701,7 +581,6 @@ class _WorkerPool:
         self._warm = warm
         self.processes: dict[str, Any] = {}
         self.restarts: dict[str, int] = {plan.tuner_id: 0 for plan in plans}
-        self._stopping = False
 
     def log_path(self, plan: WorkerPlan) -> str:
         return os.path.join(self._log_dir, f"{plan.tuner_id}.log")
@@ -738,8 +617,6 @@ class _WorkerPool:
             running = {plan.tuner_id: plan for plan in self._plans}
             while running:
                 time.sleep(POLL_SECONDS)
-                if self._stopping:  # `stop` from another thread: nobody is restarted
-                    return
                 if not self._alive():
                     raise _ChiefGone()
                 for tuner_id, plan in list(running.items()):
@@ -764,7 +641,6 @@ class _WorkerPool:
 
     def stop(self) -> None:
         """SIGTERM to every live worker, SIGKILL after `TERMINATE_GRACE` seconds."""
-        self._stopping = True
         live = [p for p in self.processes.values() if p.exitcode is None]
         for process in live:
             process.terminate()
@@ -871,8 +747,7 @@ class ParallelSearch:
         self.build_tuner = build_tuner
         self.settings = settings
         if warm is None and not gpu_devices_present():
-            count = worker_processes(settings.workers or 1, settings.chief_trains, settings.connect)
-            warm = WarmWorkers(count) if count else None
+            warm = WarmWorkers(settings.workers or 1)
         self._warm = warm
         try:
             n_gpus = _gpus_of_the_chief() if settings.connect is None else _count_gpus()
@@ -882,8 +757,6 @@ class ParallelSearch:
                 self.close()
                 self._warm = None
             workers = settings.workers or default_workers(n_gpus, settings.gpus_per_worker)
-            #: Whether this process trains the first plan's trials (`ParallelSettings.chief_trains`).
-            self.chief_trains = settings.chief_trains and settings.connect is None and not n_gpus
             self.plans = plan_workers(workers, n_gpus, _available_cpus(), settings.gpus_per_worker,
                                       pin_cpus=settings.pin_cpus)
             #: The chief's tuner: None on a host that only runs workers (``connect``).
@@ -951,13 +824,11 @@ class ParallelSearch:
 
         kt_internals.register_tuner_ids(oracle, (plan.tuner_id for plan in self.plans))
         log_dir = settings.log_dir or os.path.join(tuner.project_dir, "workers")
-        # Without GPUs the first plan's trials are trained here, the others in processes.
-        processes = self.plans[1:] if self.chief_trains else self.plans
         for attempt in range(PORT_TRIES):
             port = settings.port or free_port(settings.host)
             server = _ChiefServer(tuner, settings.host, port, fit_args, fit_kwargs)
-            pool = self._pool(processes, settings.host, port, fit_args, fit_kwargs, log_dir, deadline,
-                              server.alive, chief_timeout=SERVER_START_TIMEOUT)
+            pool = self._pool(settings.host, port, fit_args, fit_kwargs, log_dir, deadline, server.alive,
+                              chief_timeout=SERVER_START_TIMEOUT)
             # The workers import TensorFlow while the chief starts serving.
             pool.start()
             try:
@@ -971,13 +842,7 @@ class ParallelSearch:
                 pool.stop()
                 raise
         try:
-            if self.chief_trains:
-                own = self.plans[0]
-                self._train_here_and_wait(pool, _WorkerJob(
-                    self.build_tuner, own, settings.host, port, fit_args, fit_kwargs,
-                    os.path.join(log_dir, f"{own.tuner_id}.log"), deadline(), os.getpid(), SERVER_START_TIMEOUT))
-            else:
-                self._wait(pool)
+            self._wait(pool)
         except _ChiefGone:
             raise WorkerFailedError(f"the chief's oracle server stopped ({server.error}); "
                                     "run the search again to resume it") from None
@@ -1011,7 +876,7 @@ class ParallelSearch:
             return checks["failures"] < 5
 
         log_dir = self.settings.log_dir or os.path.join(os.getcwd(), "kbnas_workers")
-        pool = self._pool(self.plans, host, port, fit_args, fit_kwargs, log_dir, lambda: None, chief_answers)
+        pool = self._pool(host, port, fit_args, fit_kwargs, log_dir, lambda: None, chief_answers)
         pool.start()
         try:
             self._wait(pool)
@@ -1020,53 +885,16 @@ class ParallelSearch:
                            "stopped (rerun it, then this command, to resume)", host, port)
         return None
 
-    def _pool(self, plans, host, port, fit_args, fit_kwargs, log_dir, deadline, alive,
-              chief_timeout=None) -> _WorkerPool:
-        return _WorkerPool(self.build_tuner, plans, host, port, fit_args, fit_kwargs, log_dir,
+    def _pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive, chief_timeout=None) -> _WorkerPool:
+        return _WorkerPool(self.build_tuner, self.plans, host, port, fit_args, fit_kwargs, log_dir,
                            self.settings.max_restarts, deadline, alive, chief_timeout, warm=self._warm)
 
     def _wait(self, pool: _WorkerPool) -> None:
         try:
             pool.wait()
         finally:
-            self.worker_restarts = {plan.tuner_id: pool.restarts.get(plan.tuner_id, 0) for plan in self.plans}
+            self.worker_restarts = dict(pool.restarts)
             self.log_paths = {plan.tuner_id: pool.log_path(plan) for plan in self.plans}
-
-    def _train_here_and_wait(self, pool: _WorkerPool, job: _WorkerJob) -> None:
-        """The chief's own stream (`_train_in_the_chief`) in this thread while
-        another watches the worker processes (restarts included); returns when
-        both are done. A failure of the pool (a worker failing for good, the
-        server gone) ends the stream after its current batch and is raised; an
-        error of the stream, or Ctrl-C, stops the processes."""
-        failures: list[BaseException] = []
-        stop = threading.Event()
-
-        def watch() -> None:
-            try:
-                self._wait(pool)
-            except BaseException as error:  # noqa: BLE001 - raised by the main thread
-                failures.append(error)
-                stop.set()
-
-        watcher = threading.Thread(target=watch, name="kbnas-worker-watch", daemon=True)
-        watcher.start()
-        try:
-            try:
-                _train_in_the_chief(job, stop)
-            except Exception:
-                watcher.join(2 * POLL_SECONDS)  # a stream error because the server is gone: its cause
-                if not failures:
-                    raise
-            except _StreamStopped:
-                pass  # `failures` holds why
-            while watcher.is_alive():
-                watcher.join(POLL_SECONDS)
-        finally:
-            if watcher.is_alive():
-                pool.stop()
-                watcher.join()
-        if failures:
-            raise failures[0]
 
 
 def search_in_parallel(build_tuner: Callable[[], Any], *fit_args: Any, workers: int | None = None,
