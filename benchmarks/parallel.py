@@ -236,7 +236,7 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         if row.get("code") and row["seconds_here_minus_code"]["mean"] is not None:
             lines.append(f"\n{row['mode']}, {row['workers']} workers, this checkout minus {row['code']} "
-                         f"(paired, {len(row['seeds'])} seeds): {_fmt(row['seconds_here_minus_code'], 1)} s")
+                         f"(paired, {row['seconds_here_minus_code']['n']} seeds): {_fmt(row['seconds_here_minus_code'], 1)} s")
     budget = [row for row in rows if row["mode"] == "budget"]
     if budget:
         lines += ["", f"In the same {BUDGET} budget:", "",
