@@ -20,8 +20,8 @@ work done in the same minutes: trials and epochs, as ratios to one worker.
 ``--against CODE ...`` adds, per seed and in the same rotation, the largest worker
 count run by other code: a git revision (checked out into a temporary worktree) or
 the path of another checkout. The report then gives that code's ratio to this
-checkout's one worker, and the paired difference in seconds between this
-checkout's N workers and its N workers: a change measured side by side, in one run.
+checkout's one worker, and the paired difference in seconds, this checkout's N
+workers minus that code's N workers: a change measured side by side, in one run.
 
 ``--ceiling N`` measures what two workers can gain at most on this machine: one
 training process against two at once, each pinned to one core (`measure_ceiling`).
@@ -80,7 +80,7 @@ def _seconds(text: str) -> float:
 
 
 def run_search(workers: int, seed: int, mode: str = "fixed", max_trials: int = MAX_TRIALS,
-               code: "Checkout | None" = None) -> dict[str, Any]:
+               code: Checkout | None = None) -> dict[str, Any]:
     """One ``kbnas search`` in a fresh process; its times, trials and epochs.
 
     ``code``: run another checkout's kbnas (the process starts in its directory,
