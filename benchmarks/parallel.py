@@ -44,6 +44,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -157,6 +158,7 @@ def checkouts(specs: Sequence[str]):
     finally:
         for path in made:
             subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=root, capture_output=True)
+            shutil.rmtree(path.parent, ignore_errors=True)
 
 
 def run_all(seeds: Sequence[int], workers: Sequence[int], output: pathlib.Path, mode: str = "fixed",

@@ -36,3 +36,12 @@ def test_records_from_before_other_code_existed_count_as_this_checkout():
         del record["code"]
     (one, two) = parallel.summarize(records)
     assert one["code"] is None and two["ratio"]["mean"] == pytest.approx(0.75)
+
+
+def test_a_checkout_given_as_a_path_is_used_as_it_is(tmp_path):
+    (tmp_path / "kbnas").mkdir()
+    (tmp_path / "kbnas" / "__init__.py").write_text("")
+    with parallel.checkouts([str(tmp_path)]) as found:
+        (checkout,) = found
+        assert checkout.label == str(tmp_path) and checkout.path == tmp_path.resolve()
+    assert (tmp_path / "kbnas" / "__init__.py").exists()  # not a temporary worktree: left alone
