@@ -388,7 +388,7 @@ def _csv_of(case: str, seed: int, directory: str) -> pathlib.Path:
     return breast_cancer_csv(directory, shuffle_seed=seed if case == "breast-cancer-resplit" else None)
 
 
-def run_logistic_regression(directory: str, csv: pathlib.Path | None = None) -> dict[str, Any]:
+def run_logistic_regression(csv: pathlib.Path) -> dict[str, Any]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -396,7 +396,7 @@ def run_logistic_regression(directory: str, csv: pathlib.Path | None = None) -> 
 
     from kbnas.data_files import load_data
 
-    x, y = load_data(str(csv or breast_cancer_csv(directory)), label_column="label")
+    x, y = load_data(str(csv), label_column="label")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
     start = time.perf_counter()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
@@ -406,12 +406,12 @@ def run_logistic_regression(directory: str, csv: pathlib.Path | None = None) -> 
             "total_seconds": seconds, "trials": 1, "best": "standardized logistic regression"}
 
 
-def run_mlp(seed: int, directory: str, csv: pathlib.Path | None = None) -> dict[str, Any]:
+def run_mlp(seed: int, csv: pathlib.Path) -> dict[str, Any]:
     import keras
 
     from kbnas.data_files import load_data
 
-    x, y = load_data(str(csv or breast_cancer_csv(directory)), label_column="label")
+    x, y = load_data(str(csv), label_column="label")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
@@ -500,9 +500,9 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
         elif contender.startswith("keras-tuner"):
             result = run_keras_tuner(contender, seed, budget, directory)
         elif contender == "logistic-regression":
-            result = run_logistic_regression(directory, _csv_of(case, seed, directory))
+            result = run_logistic_regression(_csv_of(case, seed, directory))
         else:
-            result = run_mlp(seed, directory, _csv_of(case, seed, directory))
+            result = run_mlp(seed, _csv_of(case, seed, directory))
     return {
         "case": case,
         "contender": contender,

@@ -224,6 +224,11 @@ def _fmt(summary: dict[str, Any], digits: int = 2) -> str:
     return f"{summary['mean']:.{digits}f}" + (f" [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else "")
 
 
+def _workers(row: dict[str, Any]) -> str:
+    """The worker count, with the other code it ran (``--against``)."""
+    return f"{row['workers']} at {row['code']}" if row.get("code") else str(row["workers"])
+
+
 def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["| search | workers | seeds | wall time / 1 worker | search time / 1 worker | trials per minute | "
              "epochs per second | test accuracy | all trials completed, distinct |",
@@ -231,8 +236,7 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
     for row in rows:
         if row["mode"] == "budget":
             continue
-        workers = f"{row['workers']} at {row['code']}" if row.get("code") else row["workers"]
-        lines.append(f"| {row['mode']} | {workers} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
+        lines.append(f"| {row['mode']} | {_workers(row)} | {len(row['seeds'])} | {_fmt(row['ratio'])} | {_fmt(row['search_ratio'])} | "
                      f"{_fmt(row['trials_per_minute'], 1)} | {_fmt(row['epochs_per_second'], 1)} | "
                      f"{_fmt(row['test_accuracy'], 4)} | {'yes' if row['all_completed_distinct'] else 'NO'} |")
     for row in rows:
@@ -245,7 +249,7 @@ def format_markdown(rows: Sequence[dict[str, Any]]) -> str:
                   "| workers | seeds | trials / 1 worker | epochs / 1 worker | trials per minute | test accuracy |",
                   "|---|---|---|---|---|---|"]
         for row in budget:
-            lines.append(f"| {row['workers']} | {len(row['seeds'])} | {_fmt(row['trials_ratio'])} | "
+            lines.append(f"| {_workers(row)} | {len(row['seeds'])} | {_fmt(row['trials_ratio'])} | "
                          f"{_fmt(row['epochs_ratio'])} | {_fmt(row['trials_per_minute'], 1)} | "
                          f"{_fmt(row['test_accuracy'], 4)} |")
     return "\n".join(lines)
