@@ -28,9 +28,9 @@ from kbnas.atomic_files import write_json_atomic  # stdlib only
 from kbnas.layout import EXPORT_DIR, PROJECT_NAME, REPORT_FILE, RUN_FILE, SELECTION_FILE, TENSORBOARD_DIR  # stdlib only
 from kbnas.parallel import (  # stdlib only
     ChiefUnreachableError,
+    ListenError,
     ParallelSearch,
     ParallelSettings,
-    PortInUseError,
     WarmWorkers,
     WorkerFailedError,
     default_workers,
@@ -997,7 +997,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "MirroredStrategy across its worker's GPUs")
     search.add_argument("--listen", metavar="HOST:PORT",
                         help="with --workers: where the chief listens (default 127.0.0.1 on a free port; "
-                             "0.0.0.0:PORT for workers on other machines, see --connect)")
+                             "0.0.0.0:PORT or [::]:PORT for workers on other machines, see --connect)")
     search.add_argument("--connect", metavar="HOST:PORT",
                         help="only run --workers N workers for the chief at HOST:PORT (another machine "
                              "sharing --output); the chief exports the model")
@@ -1076,7 +1076,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_tensorflow()  # before anything else imports TensorFlow
         return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, ChiefUnreachableError,
-            PortInUseError) as error:
+            ListenError) as error:
         if debug:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import errno
 import logging
 import multiprocessing
 import os
@@ -89,7 +90,12 @@ class _BindError(OSError):
     """The chief's gRPC server could not listen on its address."""
 
 
-class PortInUseError(OSError):
+class ListenError(OSError):
+    """The chief cannot listen on its address (not one of this machine's, or
+    its port is taken)."""
+
+
+class PortInUseError(ListenError):
     """The chief's port is taken."""
 
 
@@ -104,7 +110,8 @@ class ParallelSettings:
             candidate under a MirroredStrategy across them (``"auto"``
             strategy of `kbnas.BayesianNAS`), for candidates too big for one.
         host: address the chief listens on (loopback by default; ``"0.0.0.0"``
-            for workers on other machines).
+            or ``"::"`` for workers on other machines; IPv6 with or without
+            brackets).
         port: the chief's port; 0 picks a free one.
         connect: ``"host:port"`` of a chief on another machine: this host then
             only runs workers for it.
@@ -139,6 +146,7 @@ class ParallelSettings:
             raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts!r}")
         if self.connect is not None:
             parse_address(self.connect)
+        object.__setattr__(self, "host", _unbracketed(self.host))  # "[::1]" -> "::1", as `socket` takes it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,14 +171,40 @@ class WorkerPlan:
 def parse_address(address: str, allow_zero: bool = False) -> tuple[str, int]:
     """``"host:port"`` as ``(host, port)``; port 0 (any free port) only if ``allow_zero``.
 
+    An IPv6 address is written in brackets, ``"[::1]:8000"``, and returned
+    without them (``("::1", 8000)``), as `socket` takes it.
+
     Raises:
         ValueError: not of that form.
     """
-    host, sep, port = str(address).rpartition(":")
+    text = str(address)
+    host, sep, port = text.rpartition(":")
     lowest = 0 if allow_zero else 1
     if not sep or not host or not port.isdigit() or not lowest <= int(port) <= 65535:
-        raise ValueError(f"expected an address HOST:PORT such as 127.0.0.1:8000, got {address!r}")
+        raise ValueError(f"expected an address HOST:PORT such as 127.0.0.1:8000 or [::1]:8000, got {address!r}")
+    if host.startswith("[") and host.endswith("]") and len(host) > 2:
+        host = _unbracketed(host)
+    elif ":" in host or "[" in host or "]" in host:
+        raise ValueError(f"expected an address HOST:PORT with an IPv6 host in brackets, such as [::1]:8000, "
+                         f"got {address!r}")
     return host, int(port)
+
+
+def format_address(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets (``[::1]:8000``): what gRPC and users read."""
+    return f"{_bracketed(host)}:{port}"
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _unbracketed(host: str) -> str:
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def default_workers(n_gpus: int, gpus_per_worker: int = 1) -> int:
@@ -230,19 +264,25 @@ def plan_workers(
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket() as s:
+    with socket.socket(_family(host)) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """Whether ``port`` cannot be bound on ``host`` (something holds it)."""
-    with socket.socket() as s:
-        try:
+def listen_error(host: str, port: int) -> OSError | None:
+    """Why a server could not listen on ``host:port`` right now; None if it could."""
+    try:
+        with socket.socket(_family(host)) as s:
             s.bind((host, port))
-        except OSError:
-            return True
-    return False
+    except OSError as error:
+        return error
+    return None
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether ``port`` cannot be bound on ``host`` because something holds it."""
+    error = listen_error(host, port)
+    return error is not None and error.errno == errno.EADDRINUSE
 
 
 def wait_for_chief(host: str, port: int, timeout: float | None = None) -> None:
@@ -264,7 +304,7 @@ def wait_for_chief(host: str, port: int, timeout: float | None = None) -> None:
             return
         if time.monotonic() >= deadline:
             raise ChiefUnreachableError(
-                f"cannot reach the kbnas/KerasTuner chief at {host}:{port} after {timeout:g} s "
+                f"cannot reach the kbnas/KerasTuner chief at {format_address(host, port)} after {timeout:g} s "
                 f"({error}): is the chief running, and is that port open to this machine? "
                 f"(set {ENV_CHIEF_TIMEOUT} to wait longer)"
             )
@@ -287,7 +327,9 @@ def is_worker_process() -> bool:
 
 
 def _connectable(host: str) -> str:
-    """The address to connect to for a server listening on ``host``."""
+    """The address to connect to for a server listening on ``host`` (brackets
+    of an IPv6 host dropped: KerasTuner's variable holds gRPC's ``[::1]``)."""
+    host = _unbracketed(host)
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
 
 
@@ -445,12 +487,12 @@ def _worker_main(job: _WorkerJob, warm_import_seconds: float | None = None) -> N
     _redirect_output(job.log_path)
     plan = job.plan
     print(f"kbnas worker {plan.tuner_id} pid {os.getpid()}: gpus {plan.gpus}, cpus {list(plan.cpus) or 'any'}, "
-          f"{plan.threads} threads, chief {job.host}:{job.port}", flush=True)
+          f"{plan.threads} threads, chief {format_address(job.host, job.port)}", flush=True)
     if warm_import_seconds is not None:
         print(f"kbnas worker {plan.tuner_id}: started before its job, TensorFlow imported in "
               f"{warm_import_seconds:.1f} s meanwhile", flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _connectable(job.host),
+    os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _bracketed(_connectable(job.host)),
                        ENV_ORACLE_PORT: str(job.port)})
     try:
         _restrict_devices(plan)
@@ -674,7 +716,7 @@ class _ChiefServer:
         Raises:
             OSError: the server did not start (e.g. the port was taken).
         """
-        chief_env = {ENV_TUNER_ID: "chief", ENV_ORACLE_IP: self.host, ENV_ORACLE_PORT: str(self.port)}
+        chief_env = {ENV_TUNER_ID: "chief", ENV_ORACLE_IP: _bracketed(self.host), ENV_ORACLE_PORT: str(self.port)}
         saved = {name: os.environ.get(name) for name in chief_env}
         os.environ.update(chief_env)
         try:
@@ -683,7 +725,8 @@ class _ChiefServer:
             while True:
                 if not self._thread.is_alive():
                     if isinstance(self.error, RuntimeError) and "bind" in str(self.error).lower():
-                        raise _BindError(f"the chief's oracle server could not listen on {self.host}:{self.port} "
+                        raise _BindError(f"the chief's oracle server could not listen on "
+                                         f"{format_address(self.host, self.port)} "
                                          f"({self.error})")
                     if self.error is not None:
                         raise self.error  # e.g. a ValueError from the hypermodel
@@ -691,7 +734,8 @@ class _ChiefServer:
                 if _connection_error(self.host, self.port, timeout=1.0) is None:
                     break
                 if time.monotonic() >= deadline:
-                    raise RuntimeError(f"the chief's oracle server did not listen on {self.host}:{self.port} "
+                    raise RuntimeError(f"the chief's oracle server did not listen on "
+                                       f"{format_address(self.host, self.port)} "
                                        f"within {SERVER_START_TIMEOUT:g} s")
                 time.sleep(0.05)
         finally:
@@ -783,6 +827,7 @@ class ParallelSearch:
         Raises:
             WorkerFailedError: a worker kept failing, or the chief's server stopped.
             PortInUseError: the chief's port is taken.
+            ListenError: the chief cannot listen on ``host`` (not this machine's).
             ChiefUnreachableError: ``connect``: no chief answers at that address.
             RuntimeError: ``max_consecutive_failed_trials`` trials failed in a row.
             KeyboardInterrupt: after every worker was stopped.
@@ -801,9 +846,14 @@ class ParallelSearch:
 
     def _search_as_chief(self, fit_args: tuple, fit_kwargs: dict) -> Any:
         settings = self.settings
-        if settings.port and port_in_use(settings.host, settings.port):
-            raise PortInUseError(f"port {settings.port} on {settings.host} is in use: choose another port, "
+        error = listen_error(settings.host, settings.port)
+        if error is not None and error.errno == errno.EADDRINUSE:
+            raise PortInUseError(f"port {settings.port} on {_bracketed(settings.host)} is in use: choose another port, "
                                  "or 0 for a free one")
+        if error is not None:
+            raise ListenError(f"the chief cannot listen on {format_address(settings.host, settings.port)} "
+                              f"({error.strerror or error}): give an address of this machine, such as 127.0.0.1, "
+                              "0.0.0.0 or [::]")
         tuner, oracle = self.tuner, self.tuner.oracle
         if hasattr(tuner, "prepare_search"):
             # Configured here, so that the server thread reaches KerasTuner's

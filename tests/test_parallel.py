@@ -25,6 +25,7 @@ from kbnas.parallel import (
     default_workers,
     free_port,
     gpu_devices_present,
+    format_address,
     parse_address,
     plan_workers,
     port_in_use,
@@ -89,9 +90,15 @@ def test_worker_ids_never_make_a_worker_the_chief():
 def test_addresses_and_settings_are_checked():
     assert parse_address("10.0.0.1:8000") == ("10.0.0.1", 8000)
     assert parse_address("0.0.0.0:0", allow_zero=True) == ("0.0.0.0", 0)
-    for bad in ("8000", "host:", "host:http", ":8000", "host:70000", "host:0"):
+    assert parse_address("[::1]:8000") == ("::1", 8000)  # IPv6 in brackets, returned without
+    assert parse_address("[::]:0", allow_zero=True) == ("::", 0)
+    for bad in ("8000", "host:", "host:http", ":8000", "host:70000", "host:0", "::1:8000", "[]:8000",
+                "[::1:8000", "::1]:8000"):
         with pytest.raises(ValueError, match="HOST:PORT"):
             parse_address(bad)
+    assert format_address("10.0.0.1", 8000) == "10.0.0.1:8000"
+    assert format_address("::1", 8000) == "[::1]:8000"  # as gRPC and people read it
+    assert ParallelSettings(host="[::1]").host == "::1"
     with pytest.raises(ValueError, match="workers"):
         ParallelSettings(workers=0)
     with pytest.raises(ValueError, match="gpus_per_worker"):
@@ -108,6 +115,29 @@ def test_port_checks_see_a_listening_socket():
         assert port_in_use("127.0.0.1", port)
         wait_for_chief("127.0.0.1", port, timeout=1.0)  # returns at once
     assert not port_in_use("127.0.0.1", free_port())
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_port_checks_take_ipv6_hosts():
+    if not _ipv6_loopback():  # the same checks on IPv4 are the test above
+        assert port_in_use("::1", 8000)  # a host this machine cannot bind is "in use"
+        return
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        assert port_in_use("::1", port)
+        wait_for_chief("::1", port, timeout=1.0)
+        wait_for_chief("[::1]", port, timeout=1.0)  # as gRPC and KerasTuner's variable write it
+    assert not port_in_use("::1", free_port("::1"))
 
 
 def test_keras_tuner_forgets_a_registered_worker_only_when_it_tells_it_to_stop(tmp_path):
@@ -336,6 +366,15 @@ def test_a_taken_port_is_a_one_line_error(tmp_path):
                                    "or 0 for a free one")
 
 
+def test_an_address_of_another_machine_is_a_one_line_error(tmp_path):
+    # 192.0.2.1 (TEST-NET-1) is nobody's own address: the chief cannot listen there.
+    done = subprocess.run(_search_command(tmp_path / "run", "--listen", "192.0.2.1:0"),
+                          capture_output=True, text=True, env=_env(), timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert re.fullmatch(r"kbnas: error: the chief cannot listen on 192\.0\.2\.1:0 \(.+\): give an address of "
+                        r"this machine, such as 127\.0\.0\.1, 0\.0\.0\.0 or \[::\]", done.stderr.strip()), done.stderr
+
+
 def test_connecting_to_no_chief_is_a_one_line_error_within_seconds(tmp_path):
     port = free_port()
     started = time.monotonic()
@@ -420,16 +459,19 @@ def test_a_worker_that_keeps_failing_stops_the_search_with_its_reason(tmp_path):
 def test_a_second_host_joins_the_chief_with_listen_and_connect(tmp_path):
     """Many hosts, played on localhost: a chief with one worker of its own
     (``--listen``) and another "host" with one worker (``--connect``)."""
-    output, port = tmp_path / "run", free_port()
+    # Over IPv6 where the machine has it (the chief on every address, the other
+    # "host" at the loopback's): the addresses in brackets, as users write them.
+    listen, connect = ("::", "::1") if _ipv6_loopback() else ("127.0.0.1", "127.0.0.1")
+    output, port = tmp_path / "run", free_port(listen)
     # Enough work (6 trials of 4 epochs) for the second host to start before the first is done.
     common = ["--max-trials", "6", "--max-depth", "3", "--time-budget", "none", "--no-retrain", "--epochs", "4",
               "--no-early-stopping", "--output", str(output)]
     chief = subprocess.Popen([sys.executable, "-m", "kbnas.cli", "search", "--workers", "1", "--listen",
-                              f"127.0.0.1:{port}", *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              format_address(listen, port), *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, env=dict(_env(), KBNAS_HOST_NAME="first"))
     try:
         other = subprocess.run([sys.executable, "-m", "kbnas.cli", "search", "--workers", "1", "--connect",
-                                f"127.0.0.1:{port}", *common], capture_output=True, text=True, timeout=400,
+                                format_address(connect, port), *common], capture_output=True, text=True, timeout=400,
                                env=dict(_env(), KBNAS_HOST_NAME="second"))
         out, err = chief.communicate(timeout=400)
     finally:
@@ -437,7 +479,7 @@ def test_a_second_host_joins_the_chief_with_listen_and_connect(tmp_path):
             chief.kill()
     assert chief.returncode == 0, err[-3000:]
     assert other.returncode == 0, other.stderr[-3000:]
-    assert "1 worker(s) training trials for the chief at 127.0.0.1" in other.stdout
+    assert f"1 worker(s) training trials for the chief at {format_address(connect, port)}" in other.stdout
     trials = _trials(output)
     assert len(trials) == 6 and all(t["status"] == "COMPLETED" for t in trials)
     assert len({t["hyperparameters"]["values"]["architecture"] for t in trials}) == 6
