@@ -70,6 +70,8 @@ SERVER_START_TIMEOUT = 60.0
 PORT_TRIES = 3
 #: How often the chief looks at its workers, in seconds.
 POLL_SECONDS = 0.2
+#: Seconds the chief waits, after its last worker, for KerasTuner's server to return.
+SERVER_STOP_TIMEOUT = 10.0
 #: Seconds a stopped worker gets to exit after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 5.0
 
@@ -752,6 +754,16 @@ class _ChiefServer:
         # finished thread without an error is a finished search.
         return self.error is None
 
+    def join(self, timeout: float) -> bool:
+        """Waits for the search call to return; whether it did within ``timeout`` s.
+
+        Once every worker was told to stop, KerasTuner's server notices within a
+        second; `kbnas.BayesianNAS.search` then stops the oracle's clock and saves
+        it. Joined, so that none of that runs beside what the chief does next.
+        """
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
 
 class ParallelSearch:
     """A search that trains several trials at once, on KerasTuner's chief/worker engine.
@@ -897,8 +909,14 @@ class ParallelSearch:
             raise WorkerFailedError(f"the chief's oracle server stopped ({server.error}); "
                                     "run the search again to resume it") from None
         self._wait_for_other_hosts(oracle, server)
+        if not server.join(SERVER_STOP_TIMEOUT):
+            logger.warning("kbnas: the chief's oracle server did not stop within %g s of the last worker; "
+                           "going on without it", SERVER_STOP_TIMEOUT)
         if getattr(oracle, "failure_limit", None):
             raise RuntimeError(oracle.failure_limit)
+        if server.error is not None:  # e.g. saving the oracle at the end
+            raise WorkerFailedError(f"the chief's search ended with an error ({server.error!r}); "
+                                    "run the search again to resume it")
         return tuner
 
     @staticmethod
