@@ -70,8 +70,6 @@ SERVER_START_TIMEOUT = 60.0
 PORT_TRIES = 3
 #: How often the chief looks at its workers, in seconds.
 POLL_SECONDS = 0.2
-#: Seconds the chief waits, after its last worker, for KerasTuner's server to return.
-SERVER_STOP_TIMEOUT = 10.0
 #: Seconds a stopped worker gets to exit after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 5.0
 
@@ -707,8 +705,11 @@ class _ChiefServer:
         )
 
     def _serve(self, tuner, fit_args, fit_kwargs) -> None:
+        # A kbnas tuner serves and nothing more: the chief's main thread stops the
+        # clock and saves the oracle (`BayesianNAS.serve_as_chief`).
+        serve = getattr(tuner, "serve_as_chief", tuner.search)
         try:
-            tuner.search(*fit_args, **fit_kwargs)
+            serve(*fit_args, **fit_kwargs)
         except BaseException as error:  # noqa: BLE001 - reported by the main thread
             self.error = error
 
@@ -753,16 +754,6 @@ class _ChiefServer:
         # KerasTuner's server returns once every worker was told to stop: a
         # finished thread without an error is a finished search.
         return self.error is None
-
-    def join(self, timeout: float) -> bool:
-        """Waits for the search call to return; whether it did within ``timeout`` s.
-
-        Once every worker was told to stop, KerasTuner's server notices within a
-        second; `kbnas.BayesianNAS.search` then stops the oracle's clock and saves
-        it. Joined, so that none of that runs beside what the chief does next.
-        """
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
 
 class ParallelSearch:
@@ -909,14 +900,13 @@ class ParallelSearch:
             raise WorkerFailedError(f"the chief's oracle server stopped ({server.error}); "
                                     "run the search again to resume it") from None
         self._wait_for_other_hosts(oracle, server)
-        if not server.join(SERVER_STOP_TIMEOUT):
-            logger.warning("kbnas: the chief's oracle server did not stop within %g s of the last worker; "
-                           "going on without it", SERVER_STOP_TIMEOUT)
+        # What `BayesianNAS.search` does at its end, here and now: KerasTuner's
+        # server thread may go on sleeping for up to 20 s.
+        if hasattr(oracle, "stop_clock"):
+            oracle.stop_clock()
+            oracle.save()
         if getattr(oracle, "failure_limit", None):
             raise RuntimeError(oracle.failure_limit)
-        if server.error is not None:  # e.g. saving the oracle at the end
-            raise WorkerFailedError(f"the chief's search ended with an error ({server.error!r}); "
-                                    "run the search again to resume it")
         return tuner
 
     @staticmethod

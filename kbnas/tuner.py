@@ -311,6 +311,21 @@ class BayesianNAS(keras_tuner.Tuner):
             # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.
             raise RuntimeError(failure_limit)
 
+    def serve_as_chief(self, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """KerasTuner's chief alone: serves the oracle to the workers until each
+        was told to stop (KerasTuner's `search` where ``KERASTUNER_TUNER_ID``
+        names the chief), and nothing after.
+
+        Unlike `search`, it neither prepares the search nor stops the oracle's
+        clock and saves it at the end: `kbnas.ParallelSearch` does both in its
+        own thread, because KerasTuner's server can return up to 20 s after the
+        last worker stopped (it sleeps 20 s when the first worker is told to
+        stop while another still trains), when the chief is exporting.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
+            super().search(*fit_args, **fit_kwargs)
+
     def prepare_search(self, *fit_args: Any, **fit_kwargs: Any) -> tuple[tuple, dict]:
         """What `search` does before KerasTuner's loop; returns the arguments it trains with.
 
