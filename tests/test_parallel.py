@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from kbnas import parallel
+from kbnas.parallel import chief, plans
 from kbnas.parallel import (
     ChiefUnreachableError,
     ParallelSearch,
@@ -511,13 +511,13 @@ def test_a_second_host_joins_the_chief_with_listen_and_connect(tmp_path):
 
 # ---------------------------------------------------------------------- workers started ahead
 def test_gpu_devices_are_seen_from_their_device_files(monkeypatch):
-    monkeypatch.setattr(parallel.os.path, "exists", lambda path: False)
-    monkeypatch.setattr(parallel, "_listdir", lambda path: ["null", "tty0"])
+    monkeypatch.setattr(plans.os.path, "exists", lambda path: False)
+    monkeypatch.setattr(plans, "_listdir", lambda path: ["null", "tty0"])
     assert not gpu_devices_present()
-    monkeypatch.setattr(parallel, "_listdir", lambda path: ["null", "nvidia0", "nvidiactl"])
+    monkeypatch.setattr(plans, "_listdir", lambda path: ["null", "nvidia0", "nvidiactl"])
     assert gpu_devices_present()
-    monkeypatch.setattr(parallel, "_listdir", lambda path: [])
-    monkeypatch.setattr(parallel.os.path, "exists", lambda path: path == "/dev/kfd")
+    monkeypatch.setattr(plans, "_listdir", lambda path: [])
+    monkeypatch.setattr(plans.os.path, "exists", lambda path: path == "/dev/kfd")
     assert gpu_devices_present()
 
 
@@ -552,7 +552,7 @@ class _FakeWarm:
 def test_processes_started_ahead_are_dropped_when_tensorflow_sees_gpus(monkeypatch):
     # A worker hides the GPUs it does not own before its TensorFlow import; one
     # that imported TensorFlow ahead cannot, so it is not used on a GPU host.
-    monkeypatch.setattr(parallel, "_gpus_of_the_chief", lambda: 2)
+    monkeypatch.setattr(chief, "_gpus_of_the_chief", lambda: 2)
     warm = _FakeWarm()
     search = ParallelSearch(lambda: "tuner", ParallelSettings(workers=2), warm=warm)
     assert warm.closed and search._warm is None

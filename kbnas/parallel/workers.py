@@ -1,0 +1,353 @@
+"""The worker processes of a parallel search: their entry points (a worker
+restricts its devices, then runs KerasTuner's worker loop against the chief),
+the processes started ahead of their jobs (`WarmWorkers`), and the pool that
+starts, watches, restarts and stops them (`_WorkerPool`)."""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from kbnas.parallel.network import (
+    ENV_ORACLE_IP,
+    ENV_ORACLE_PORT,
+    ENV_TUNER_ID,
+    _bracketed,
+    _connectable,
+    format_address,
+    wait_for_chief,
+)
+from kbnas.parallel.plans import WorkerPlan
+
+logger = logging.getLogger("kbnas.parallel")
+
+#: How often the chief looks at its workers, in seconds.
+POLL_SECONDS = 0.2
+#: Seconds a stopped worker gets to exit after SIGTERM before SIGKILL.
+TERMINATE_GRACE = 5.0
+
+
+class WorkerFailedError(RuntimeError):
+    """A worker kept failing; the search stopped (it can be resumed)."""
+
+
+class _ChiefGone(Exception):
+    """The chief's server stopped answering (raised inside a worker pool)."""
+
+
+@dataclasses.dataclass
+class _WorkerJob:
+    """Everything a worker process needs, pickled into it."""
+
+    build_tuner: Callable[[], Any]
+    plan: WorkerPlan
+    host: str
+    port: int
+    fit_args: tuple
+    fit_kwargs: dict
+    log_path: str
+    deadline: float | None  # time.time() at which training must stop, or None
+    parent_pid: int
+    chief_timeout: float | None  # seconds to wait for the chief (None: $KBNAS_CHIEF_TIMEOUT)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """A daemon thread that ends this process when its parent is gone."""
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(3)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="kbnas-parent-watch", daemon=True).start()
+
+
+def _redirect_output(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _restrict_devices(plan: WorkerPlan) -> None:
+    """GPUs, cores and threads of this worker: before TensorFlow initializes them.
+
+    ``CUDA_VISIBLE_DEVICES`` is set before TensorFlow is imported, except in a
+    warm worker, which exists only on hosts without GPU devices (`WarmWorkers`).
+    """
+    if plan.gpus is not None:
+        # Plan indices count the GPUs this process inherited: map them through an
+        # inherited CUDA_VISIBLE_DEVICES (indices or UUIDs) when there is one.
+        inherited = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(
+            inherited[g] if g < len(inherited) else str(g) for g in plan.gpus
+        )
+    if plan.cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, plan.cpus)
+    os.environ["OMP_NUM_THREADS"] = str(plan.threads)
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(plan.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(plan.threads)
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    except RuntimeError as error:  # the script's top level initialized TensorFlow already
+        print(f"kbnas worker: could not restrict TensorFlow ({error})", flush=True)
+
+
+def _import_quietly() -> float:
+    """Imports TensorFlow, Keras, KerasTuner and kbnas's tuner with file
+    descriptors 1 and 2 on /dev/null (TensorFlow prints start-up lines there
+    whatever its log level); returns the seconds it took."""
+    started = time.monotonic()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        import kbnas.tuner  # noqa: F401  (TensorFlow, Keras, KerasTuner)
+    finally:
+        # An error (of this import or of the job's unpickling) stays visible.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (devnull, *saved):
+            os.close(fd)
+    return time.monotonic() - started
+
+
+def _warm_worker_main(connection: Any, parent_pid: int) -> None:
+    """Entry point of a worker started before its job was known (`WarmWorkers`).
+
+    It imports TensorFlow first, without touching any device (thread counts,
+    affinity and memory are set once the job comes: TensorFlow reads them when
+    it initializes), then waits for its `_WorkerJob` and runs it. A closed pipe
+    without a job ends it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
+    _exit_with_parent(parent_pid)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    seconds = _import_quietly()
+    try:
+        job = connection.recv()
+    except (EOFError, OSError):
+        os._exit(0)
+    connection.close()
+    _worker_main(job, warm_import_seconds=seconds)
+
+
+def _worker_main(job: _WorkerJob, warm_import_seconds: float | None = None) -> None:
+    """Entry point of a worker process (multiprocessing target)."""
+    if warm_import_seconds is None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
+        _exit_with_parent(job.parent_pid)
+    _redirect_output(job.log_path)
+    plan = job.plan
+    print(f"kbnas worker {plan.tuner_id} pid {os.getpid()}: gpus {plan.gpus}, cpus {list(plan.cpus) or 'any'}, "
+          f"{plan.threads} threads, chief {format_address(job.host, job.port)}", flush=True)
+    if warm_import_seconds is not None:
+        print(f"kbnas worker {plan.tuner_id}: started before its job, TensorFlow imported in "
+              f"{warm_import_seconds:.1f} s meanwhile", flush=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _bracketed(_connectable(job.host)),
+                       ENV_ORACLE_PORT: str(job.port)})
+    try:
+        _restrict_devices(plan)
+        wait_for_chief(job.host, job.port, job.chief_timeout)
+        tuner = job.build_tuner()
+        fit_kwargs = dict(job.fit_kwargs)
+        if job.deadline is not None:
+            from kbnas.tuner import StopAtDeadline
+
+            fit_kwargs["callbacks"] = [*fit_kwargs.get("callbacks", []),
+                                       StopAtDeadline(max(0.0, job.deadline - time.time()))]
+        tuner.search(*job.fit_args, **fit_kwargs)
+    except BaseException:
+        traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
+    print(f"kbnas worker {plan.tuner_id}: done", flush=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skips interpreter teardown: TensorFlow's and gRPC's threads can hang it.
+    os._exit(0)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1] if lines else "no output"
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class WarmWorkers:
+    """Worker processes started before their search is ready.
+
+    A worker's start-up is mostly ``import tensorflow`` (3.5 s on the 2-core
+    development machine): started at once, the workers import it while the
+    chief imports its own, loads the data and builds its tuner, and take their
+    job when the search begins (`_WorkerPool`). Only on hosts without GPU device
+    files (`gpu_devices_present`): a worker's ``CUDA_VISIBLE_DEVICES`` must be
+    set before its TensorFlow import, and its GPUs are known only from the
+    chief's. `ParallelSearch` starts them itself; `kbnas search` starts them
+    before the chief's own import. Processes no search took are ended by
+    `close` (also at the chief's exit). They inherit the environment of the
+    moment they start: variables set later do not reach them.
+    """
+
+    def __init__(self, count: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._idle: list[tuple[Any, Any]] = []
+        try:
+            for _ in range(count):
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_warm_worker_main, args=(receiver, os.getpid()),
+                                          name="kbnas-worker")
+                process.start()
+                receiver.close()
+                self._idle.append((process, sender))
+        except BaseException:
+            self.close()
+            raise
+        atexit.register(self.close)
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+    def take(self) -> tuple[Any, Any] | None:
+        """A started process and the pipe its job goes through, or None when none is left."""
+        return self._idle.pop(0) if self._idle else None
+
+    def close(self) -> None:
+        """Ends the processes no search took, at once: they hold no state (one whose
+        pipe closes also ends by itself, but only after its TensorFlow import)."""
+        idle, self._idle = self._idle, []
+        for process, sender in idle:
+            sender.close()
+            if process.exitcode is None:
+                process.terminate()
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for process, _ in idle:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                process.kill()
+                process.join(5.0)
+
+
+class _WorkerPool:
+    """Starts, watches, restarts and stops the worker processes of one host."""
+
+    def __init__(self, build_tuner, plans, host, port, fit_args, fit_kwargs, log_dir,
+                 max_restarts, deadline: Callable[[], float | None], alive: Callable[[], bool],
+                 chief_timeout: float | None = None, warm: WarmWorkers | None = None):
+        self._context = multiprocessing.get_context("spawn")
+        self._build_tuner = build_tuner
+        self._plans = plans
+        self._host, self._port = host, port
+        self._fit_args, self._fit_kwargs = tuple(fit_args), dict(fit_kwargs)
+        self._log_dir = log_dir
+        self._max_restarts = max_restarts
+        self._deadline = deadline
+        self._alive = alive
+        self._chief_timeout = chief_timeout
+        self._warm = warm
+        self.processes: dict[str, Any] = {}
+        self.restarts: dict[str, int] = {plan.tuner_id: 0 for plan in plans}
+
+    def log_path(self, plan: WorkerPlan) -> str:
+        return os.path.join(self._log_dir, f"{plan.tuner_id}.log")
+
+    def _start(self, plan: WorkerPlan) -> None:
+        job = _WorkerJob(self._build_tuner, plan, self._host, self._port, self._fit_args, self._fit_kwargs,
+                         self.log_path(plan), self._deadline(), os.getpid(), self._chief_timeout)
+        warm = self._warm.take() if self._warm is not None else None
+        if warm is not None:
+            process, sender = warm
+            try:
+                sender.send(job)
+            except OSError:
+                pass  # it died before its job came: `wait` sees its exit and starts another
+            finally:
+                sender.close()
+        else:
+            process = self._context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
+            process.start()
+        self.processes[plan.tuner_id] = process
+
+    def start(self) -> None:
+        """Starts every worker (they wait for the chief to listen)."""
+        try:
+            for plan in self._plans:
+                self._start(plan)
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait(self) -> None:
+        """Runs every worker to its end; restarts dead ones; stops all on any exit."""
+        try:
+            running = {plan.tuner_id: plan for plan in self._plans}
+            while running:
+                time.sleep(POLL_SECONDS)
+                if not self._alive():
+                    raise _ChiefGone()
+                for tuner_id, plan in list(running.items()):
+                    code = self.processes[tuner_id].exitcode
+                    if code is None:
+                        continue
+                    if code == 0:
+                        del running[tuner_id]
+                        continue
+                    why = f"{_describe_exit(code)}: {_last_line(self.log_path(plan))}"
+                    if self.restarts[tuner_id] >= self._max_restarts:
+                        raise WorkerFailedError(
+                            f"worker {tuner_id} failed {self.restarts[tuner_id] + 1} times ({why}); "
+                            f"its log is {self.log_path(plan)}; run the search again to resume it"
+                        )
+                    self.restarts[tuner_id] += 1
+                    logger.warning("kbnas: worker %s stopped (%s); starting it again, its trial restarts",
+                                   tuner_id, why)
+                    self._start(plan)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """SIGTERM to every live worker, SIGKILL after `TERMINATE_GRACE` seconds."""
+        live = [p for p in self.processes.values() if p.exitcode is None]
+        for process in live:
+            process.terminate()
+        deadline = time.monotonic() + TERMINATE_GRACE
+        for process in live:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                process.kill()
+                process.join(5.0)
