@@ -70,7 +70,7 @@ as a CSV and split 60/20/20 as ``kbnas search --data`` splits it):
     kbnas-before-pool   kbnas as it was before the parsimonious selection pool and
                         100 flat epochs (2026-12-03, later): ``--epochs 30`` and the
                         oracle's four best trials cross-validated
-                        (``SelectionSettings(parsimony=None)`` as `kbnas.cli.SELECTION`,
+                        (``SelectionSettings(parsimony=None)`` as `kbnas.cli.common.SELECTION`,
                         set in the run's process, one worker; since the choice
                         rule and the baseline came, ``choice_parsimony=None,
                         baseline=False`` too); side by side with
@@ -478,10 +478,10 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
             # One process: worker processes (one per GPU by default) would import 0.9 afresh.
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
         elif contender in RULE_ABLATIONS:
-            from kbnas import cli
+            from kbnas.cli import common
             from kbnas.core.early_stopping import EarlyStopping
 
-            cli.EARLY_STOPPING = EarlyStopping(**RULE_ABLATIONS[contender])  # this process only (one worker)
+            common.EARLY_STOPPING = EarlyStopping(**RULE_ABLATIONS[contender])  # this process only (one worker)
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1"))
         elif contender == "kbnas-before-flat":
             from kbnas.space import templates
@@ -489,11 +489,11 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
             templates.FLAT_TEMPLATES = PERCEPTRON_TEMPLATES  # this process only
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", "--learning-rate", "0.001"))
         elif contender in SELECTION_ABLATIONS:
-            from kbnas import cli
+            from kbnas.cli import common
             from kbnas.selection import SelectionSettings
 
             fields, extra = SELECTION_ABLATIONS[contender]
-            cli.SELECTION = SelectionSettings(**fields)  # this process only (one worker)
+            common.SELECTION = SelectionSettings(**fields)  # this process only (one worker)
             result = run_kbnas(case, seed, budget, directory, extra=("--workers", "1", *extra))
         elif contender == "textbook":
             result = run_textbook(seed)

@@ -5,7 +5,7 @@ The question: on the breast-cancer split that ``kbnas search --data bc.csv`` mak
 which architectures of the flat space can match a standardized logistic
 regression on the test rows at all, and does the epoch cap matter? For each seed
 s, architecture a and epoch cap E, exactly the CLI's small-data path for one
-candidate (`kbnas.selection`, `kbnas.cli._retrain`):
+candidate (`kbnas.selection`, `kbnas.cli.best._retrain`):
 
 1. 3-fold stratified cross-validation of a on train + validation
    (`kbnas.selection.stratified_folds` with seed s; fold k trained from seed

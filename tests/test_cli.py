@@ -115,7 +115,7 @@ def test_process_exit_code_and_debug_traceback(tmp_path):
 def test_best_trial_heading_says_when_the_recommendation_is_not_the_best_score():
     from types import SimpleNamespace
 
-    from kbnas.cli import _best_trial_heading
+    from kbnas.cli.best import _best_trial_heading
 
     def trial(trial_id, score):
         return SimpleNamespace(trial_id=trial_id, score=score, status="COMPLETED")
@@ -242,7 +242,7 @@ def test_show_marks_trials_stopped_early(tmp_path, capsys):
 def test_the_time_budget_is_split_between_search_selection_and_ensemble(selection, ensemble, retrain, expected):
     import argparse
 
-    from kbnas.cli import _search_budget
+    from kbnas.cli.budget import _search_budget
 
     arrays = {"train": (np.zeros((300, 4)), np.zeros(300)), "val": (np.zeros((100, 4)), np.zeros(100))}
     args = argparse.Namespace(time_budget=180.0, selection=selection, ensemble=ensemble, retrain=retrain)
@@ -254,7 +254,7 @@ def test_the_members_train_in_the_last_sixth_of_the_whole_budget():
     import argparse
     import time
 
-    from kbnas.cli import _members_deadline
+    from kbnas.cli.budget import _members_deadline
 
     args = argparse.Namespace(time_budget=180.0, ensemble=None, retrain=True)
     now = time.monotonic()

@@ -571,8 +571,8 @@ def test_a_usage_error_after_the_early_start_leaves_no_worker_process(tmp_path, 
         started.append(WarmWorkers(count))
         return started[-1]
 
-    monkeypatch.setattr("kbnas.cli.WarmWorkers", start)
-    monkeypatch.setattr("kbnas.cli.gpu_devices_present", lambda: False)
+    monkeypatch.setattr("kbnas.cli.run.WarmWorkers", start)
+    monkeypatch.setattr("kbnas.cli.run.gpu_devices_present", lambda: False)
     assert main(["search", "--workers", "2", "--max-trials", "0", "--output", str(tmp_path / "run")]) == 2
     assert len(started) == 1 and len(started[0]) == 0  # started, then closed
     assert not multiprocessing.active_children()

@@ -338,7 +338,7 @@ def test_the_choice_rule_leaves_min_objectives_and_equal_sizes_to_the_best_mean(
 
 
 def test_the_cli_epochs_default_by_input_kind_and_a_resumed_search_keeps_its_own():
-    from kbnas.cli import _default_epochs
+    from kbnas.cli.inputs import _default_epochs
     from kbnas.training import DEFAULT_MAX_EPOCHS
 
     assert DEFAULT_MAX_EPOCHS == {"flat": 100, "spatial": 30}
@@ -350,11 +350,10 @@ def test_the_cli_epochs_default_by_input_kind_and_a_resumed_search_keeps_its_own
 # ---------------------------------------------------------------------- real training
 @pytest.mark.integration
 def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsys, monkeypatch):
-    from kbnas import cli
-    from kbnas.cli import main
+    from kbnas.cli import common, main
 
     # Every trial indistinguishable from the best (z = 100): all three are cross-validated.
-    monkeypatch.setattr(cli, "SELECTION", SelectionSettings(parsimony=100.0))
+    monkeypatch.setattr(common, "SELECTION", SelectionSettings(parsimony=100.0))
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(90, 4)).astype("float32")

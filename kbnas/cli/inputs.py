@@ -1,0 +1,174 @@
+"""The data of a run and its output folder: loading and splitting ``--data``,
+checking it, and the run file that makes a rerun resume the same search.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+
+import numpy as np
+
+from kbnas.layout import PROJECT_NAME, RUN_FILE
+from kbnas.cli.common import (
+    LEGACY_LEARNING_RATE,
+    MIN_EXAMPLES,
+    MIN_EXAMPLES_PER_CLASS,
+    USER_SPLIT_FRACTIONS,
+    USER_SPLIT_SEED,
+    UsageError,
+    _read_json,
+)
+
+
+def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
+    """Train/validation/test arrays and a description of where they came from."""
+    from kbnas import datasets
+
+    if args.data is None:
+        split = datasets.load_digits_split()
+        arrays = {
+            "train": (split.x_train, split.y_train),
+            "val": (split.x_val, split.y_val),
+            "test": (split.x_test, split.y_test),
+        }
+        return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train),
+                        "task": _task_description(split.x_train, split.y_train, args)}
+
+    from kbnas.data_files import load_data
+
+    x, y = load_data(args.data, label_column=args.label_column, image_size=args.image_size)
+    task = _task_description(x, y, args)  # names NaN, shape and label problems
+    strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
+    if check_split:
+        _check_splittable(y, task)
+    train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
+    arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
+    return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task}
+
+
+def _check_splittable(y: np.ndarray, task: str) -> None:
+    """Every part of the 60/20/20 split non-empty, and for classification every
+    class in each part: at least 3 examples (of each class), split 1/1/1.
+
+    Raises:
+        UsageError: too few examples, or a class with too few examples.
+    """
+    if len(y) < MIN_EXAMPLES:
+        raise UsageError(
+            f"too few examples to split: {len(y)}; the 60/20/20 train/validation/test split needs "
+            f"at least {MIN_EXAMPLES}"
+        )
+    if task.startswith("regression"):
+        return
+    labels, counts = np.unique(y, return_counts=True)
+    few = counts < MIN_EXAMPLES_PER_CLASS
+    if few.any():
+        shown = ", ".join(f"{_label_text(label)} ({count} example{'s' if count > 1 else ''})"
+                          for label, count in list(zip(labels[few], counts[few]))[:5])
+        if few.sum() > 5:
+            shown += f" and {few.sum() - 5} more"
+        raise UsageError(
+            f"class{'es' if few.sum() > 1 else ''} with too few examples for the 60/20/20 split: {shown}; "
+            f"each class needs at least {MIN_EXAMPLES_PER_CLASS} (one each for train, validation and test): "
+            "add examples or drop the class"
+        )
+
+
+def _label_text(label) -> str:
+    value = float(label)
+    return str(int(value)) if value.is_integer() else str(value)
+
+
+def _task_description(x: np.ndarray, y: np.ndarray, args) -> str:
+    """``"multiclass, 10 classes"``, with ``", inferred: …"`` when --task was left at auto.
+
+    Raises:
+        ValueError: the data or labels are invalid (`kbnas.data_inference.infer_data_spec`).
+    """
+    from kbnas.data_inference import infer_data_spec
+
+    requested = getattr(args, "task", "auto")
+    spec = infer_data_spec(x, y, task=requested)
+    task = spec.task + (f", {spec.num_classes} classes" if spec.task == "multiclass" else "")
+    return task + (", inferred: pass --task to change" if requested == "auto" else "")
+
+
+def _digest(x: np.ndarray, y: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in (x, y):
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def _run_settings(args, source: dict) -> dict:
+    return {
+        "data": source["data"],
+        "digest": source["digest"],
+        "seed": args.seed,
+        "acquisition": args.acquisition,
+        "distance": args.distance,
+        "max_depth": args.max_depth,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "task": args.task,
+        "early_stopping": bool(getattr(args, "early_stopping", True)),
+        "selection": getattr(args, "selection", "auto"),
+        # Regression models end with the target's scale (kbnas.model_builder); a
+        # search from before it resumes, and exports, without it.
+        "scale_targets": bool(getattr(args, "scale_targets", True)),
+    }
+
+
+def _check_output(output: pathlib.Path) -> pathlib.Path:
+    """``--output`` is a folder, or can be made one; the path itself otherwise.
+
+    Raises:
+        UsageError: it, or a folder above it, is a file; or it cannot be written.
+    """
+    for path in (output, *output.parents):
+        if path.exists():
+            if not path.is_dir():
+                what = "is a file, not a folder" if path == output else f"cannot be a folder: {path} is a file"
+                raise UsageError(f"--output {output} {what}; choose another --output")
+            if not os.access(path, os.W_OK | os.X_OK):
+                raise UsageError(f"--output {output}: {path} is not writable; choose another --output")
+            return output
+    return output
+
+
+def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
+    """True when ``output`` holds this search (resume); error when another."""
+    path = output / RUN_FILE
+    if not path.exists():
+        # (A kill during the first write of RUN_FILE leaves only its temporary file.)
+        leftovers = [p for p in output.iterdir() if not p.name.startswith(f".{RUN_FILE}.")] if output.exists() else []
+        if (output / PROJECT_NAME).exists() or leftovers:
+            raise UsageError(f"output directory {output} is not empty and holds no kbnas search; choose another --output")
+        return False
+    saved = _read_json(path)
+    # Searches from before early stopping existed trained every trial fully.
+    saved.setdefault("early_stopping", False)
+    # … and chose the exported trial by the oracle (the choice does not change the trials).
+    saved.setdefault("selection", settings.get("selection"))
+    saved.setdefault("scale_targets", False)
+    saved.setdefault("learning_rate", LEGACY_LEARNING_RATE)
+    differences = [k for k in settings if saved.get(k) != settings[k]]
+    if differences:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)
+        raise UsageError(f"output directory {output} holds a different search ({detail}); use another --output")
+    return True
+
+
+def _default_epochs(saved: dict | None, input_shape) -> int:
+    """--epochs when not given: a resumed search keeps its own (every kbnas_run.json
+    records them), a new one gets `kbnas.training.default_max_epochs` of its input kind."""
+    from kbnas.training import default_max_epochs
+
+    if saved is not None and saved.get("epochs"):
+        return int(saved["epochs"])
+    return default_max_epochs(input_shape)

@@ -1,0 +1,137 @@
+"""``kbnas show``, ``kbnas export`` and ``kbnas report`` on a finished or
+running search folder.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE
+from kbnas.cli.best import _check_ensemble, _export_best
+from kbnas.cli.common import LEGACY_LEARNING_RATE, UsageError, _quiet_tensorflow, _read_json, _trial_number
+from kbnas.cli.inputs import _load_split
+from kbnas.cli.search import _hypermodel, _make_tuner
+
+
+def cmd_report(args) -> int:
+    """Write the report of a finished (or running) search: ``DIR/report.html``, or ``--to FILE``."""
+    from kbnas.report import write_report
+
+    output = pathlib.Path(args.output)
+    if not (output / PROJECT_NAME / "oracle.json").exists() and not (output / "oracle.json").exists():
+        raise UsageError(f"{output} holds no kbnas search (no {PROJECT_NAME}/oracle.json); "
+                         f"run `kbnas search --output {output}` first")
+    _quiet_tensorflow(args.debug)
+    path = write_report(output, args.to)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    """The trials of a search, best score first, numbered 1, 2, … as the progress lines.
+
+    The exported trial (the recommendation) is marked ``*``; ``how`` is how the
+    oracle proposed each trial, ``seconds`` its wall time.
+    """
+    output = pathlib.Path(args.output)
+    trial_files = sorted((output / PROJECT_NAME).glob("trial_*/trial.json"))
+    if not trial_files:
+        raise UsageError(f"{output} holds no kbnas search (no {PROJECT_NAME}/trial_*/trial.json)")
+    rows = []
+    for f in trial_files:
+        t = json.loads(f.read_text())
+        values = t.get("hyperparameters", {}).get("values", {})
+        rows.append((str(t.get("trial_id")), t.get("status"), t.get("score"), values))
+    saved = _oracle_state(output)
+    direction = (saved.get("objective") or {}).get("direction", "max")
+    proposals = saved.get("proposal_log") or {}
+    seconds = saved.get("trial_seconds") or {}
+    stopped = saved.get("stopped_early") or {}
+    exported = _exported_trial_id(output)
+
+    def sort_key(row):
+        score = row[2]
+        if score is None:
+            return (1, 0.0)
+        return (0, -score if direction == "max" else score)
+
+    rows.sort(key=sort_key)
+    print(f"{'trial':>6}  {'status':<9}  {'score':>8}  {'how':<9}  {'seconds':>7}  {'stopped':>7}  "
+          "architecture / hyperparameters")
+    for trial_id, status, score, values in rows:
+        score_text = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
+        mark = "*" if trial_id == exported else " "
+        how = (proposals.get(trial_id) or {}).get("method", "-")
+        took = f"{seconds[trial_id]:.1f}" if trial_id in seconds else "-"
+        arch = values.get("architecture", "")
+        others = ", ".join(f"{k}={v}" for k, v in values.items() if k != "architecture")
+        cut = f"ep {stopped[trial_id]['epochs']}" if trial_id in stopped else ""
+        print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  {cut:>7}  "
+              f"{arch}{'  ' + others if others else ''}")
+    if exported is not None:
+        print("* the exported trial (the recommendation, see docs/oracle.md)")
+    if stopped:
+        print(f"stopped: {len(stopped)} trials were stopped early at that epoch (their score is "
+              "that of fewer epochs; see docs/oracle.md)")
+    return 0
+
+
+def _oracle_state(output: pathlib.Path) -> dict:
+    """The kbnas part of a search's oracle.json ({} when absent or unreadable)."""
+    oracle_file = output / PROJECT_NAME / "oracle.json"
+    try:
+        state = json.loads(oracle_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return state.get("kbnas") or {}
+
+
+def _exported_members(output: pathlib.Path) -> int | None:
+    """Members of the previous export's ensemble (1: one model), or None without one."""
+    try:
+        described = json.loads((output / EXPORT_DIR / "architecture.json").read_text())
+        retrained = (described.get("search_settings") or {}).get("retrained") or {}
+        members = retrained.get("members", 1 if retrained else None)  # before ensembles: one model
+        return int(members) if members else None
+    except (OSError, ValueError, AttributeError, TypeError):  # none, or damaged: the default
+        return None
+
+
+def _exported_trial_id(output: pathlib.Path) -> str | None:
+    try:
+        return str(json.loads((output / EXPORT_DIR / "architecture.json").read_text())["trial_id"])
+    except (OSError, json.JSONDecodeError, KeyError):
+        return None
+
+
+def cmd_export(args) -> int:
+    output = pathlib.Path(args.output)
+    run_file = output / RUN_FILE
+    if not run_file.exists():
+        raise UsageError(f"{output} holds no kbnas search (no {RUN_FILE}); run `kbnas search --output {output}` first")
+    saved = _read_json(run_file)
+    for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
+        setattr(args, key, saved[key])
+    args.task = saved.get("task", "auto")
+    args.early_stopping = saved.get("early_stopping", False)
+    args.selection = saved.get("selection", "validation")
+    args.scale_targets = saved.get("scale_targets", False)
+    args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
+    args.data = None if saved["data"] == "bundled digits" else saved["data"]
+    args.max_trials = 1
+    args.time_budget = None
+    _check_ensemble(args)
+    if args.ensemble is None:
+        # As many members as the export it replaces (the search's budget may have cut them).
+        args.ensemble = _exported_members(output)
+    args.start = None
+    arrays, source = _load_split(args, check_split=False)
+    if source["digest"] != saved["digest"]:
+        raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
+    _quiet_tensorflow(args.debug)
+    hypermodel = _hypermodel(args)
+    hypermodel.configure(*arrays["train"])
+    tuner = _make_tuner(args, hypermodel)
+    tuner.oracle.set_search_space(hypermodel.search_space)
+    return _export_best(tuner, hypermodel, arrays, output, args, 0.0)

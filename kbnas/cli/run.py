@@ -1,0 +1,60 @@
+"""``main``: parses, starts parallel workers early, runs the command, and
+turns bad input into one line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from kbnas.parallel import (
+    ChiefUnreachableError,
+    ListenError,
+    WarmWorkers,
+    WorkerFailedError,
+    gpu_devices_present,
+)
+from kbnas.cli.common import EXIT_USAGE, UsageError, _quiet_tensorflow
+from kbnas.cli.options import build_parser
+from kbnas.cli.search import cmd_search
+
+
+def _start_workers_early(args):
+    """The worker processes of ``kbnas search --workers N`` (N >= 2), started
+    before this process imports TensorFlow so that theirs overlaps with it
+    (`kbnas.parallel.WarmWorkers`; hosts without GPU devices only), or None."""
+    if getattr(args, "func", None) is not cmd_search or args.workers is None:  # None: auto
+        return None
+    if args.workers < 2 and args.listen is None and args.connect is None:  # a single-process search
+        return None
+    return None if gpu_devices_present() else WarmWorkers(args.workers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    warm = None
+    try:
+        args = build_parser().parse_args(argv)
+        args.debug = debug
+        warm = args.warm_workers = _start_workers_early(args)
+        _quiet_tensorflow()  # before anything else imports TensorFlow
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, ChiefUnreachableError,
+            ListenError) as error:
+        if debug:
+            raise
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"kbnas: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except WorkerFailedError as error:
+        if debug:
+            raise
+        print(f"kbnas: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kbnas: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        if warm is not None:
+            warm.close()  # the ones no search took (a usage error, say)

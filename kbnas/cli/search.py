@@ -1,0 +1,250 @@
+"""``kbnas search``: the tuner, the progress lines, one process or parallel
+trials (``--workers``, ``--listen``, ``--connect``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import pathlib
+import time
+
+from kbnas.atomic_files import write_json_atomic
+from kbnas.layout import PROJECT_NAME, RUN_FILE
+from kbnas.parallel import ParallelSearch, ParallelSettings, default_workers, is_worker_process, parse_address
+from kbnas.cli import common
+from kbnas.cli.best import _best_observed_trial, _check_ensemble, _export_best
+from kbnas.cli.budget import _ensemble_note, _search_budget, _selection_note
+from kbnas.cli.common import (
+    LEGACY_LEARNING_RATE,
+    MAX_DEPTH_LIMIT,
+    UsageError,
+    _format_seconds,
+    _quiet_tensorflow,
+    _read_json,
+    _trial_number,
+)
+from kbnas.cli.inputs import _check_output, _check_run_file, _default_epochs, _load_split, _run_settings
+
+
+class _ProgressLines:
+    """``callback(oracle, trial)`` of the oracle: one line per finished trial.
+
+    The trial's number (1-based, as ``kbnas show``), architecture, score, the
+    best score of a fully trained trial so far, and times. It runs where the
+    oracle lives, so a parallel search's lines come from every worker.
+    """
+
+    def __init__(self, oracle, architecture_hp: str) -> None:
+        self._started = time.perf_counter()
+        self._ended_at_start = _ended_trials(oracle)
+        self._architecture_hp = architecture_hp
+
+    def __call__(self, oracle, finished) -> None:
+        if finished.status not in ("COMPLETED", "FAILED"):
+            return  # sent back for a retry: its line comes when it ends
+        elapsed = time.perf_counter() - self._started
+        ended = _ended_trials(oracle)
+        remaining = elapsed / max(1, ended - self._ended_at_start) * max(0, oracle.max_trials - ended)
+        budget_left = oracle.remaining_time()
+        if budget_left is not None:
+            remaining = min(remaining, budget_left)
+        top = _best_observed_trial(oracle)
+        best_score = top.score if top is not None else float("nan")
+        arch = finished.hyperparameters.values.get(self._architecture_hp, "?")
+        if finished.status == "COMPLETED":
+            result = f"{oracle.objective.name}={finished.score:.4f}"
+            stop = oracle.stopped_early.get(finished.trial_id)
+            if stop is not None:
+                why = "cut by the time budget" if stop.get("reason") == "time budget" else "stopped"
+                result += f" ({why} at epoch {stop['epochs']})"
+        else:
+            reason = (finished.message or "").strip().splitlines()
+            result = f"{finished.status}: {reason[-1] if reason else 'no message'}"
+        method = oracle.proposal_log.get(finished.trial_id, {}).get("method", "resumed")
+        budget = "" if oracle.max_time is None else f" of a {_format_seconds(oracle.max_time)} budget"
+        print(
+            f"trial {_trial_number(finished.trial_id)}/{oracle.max_trials} [{method}] {arch}  {result}  "
+            f"best={best_score:.4f}  elapsed {_format_seconds(elapsed)}, "
+            f"~{_format_seconds(remaining)} left{budget}",
+            flush=True,
+        )
+
+
+def _ended_trials(oracle) -> int:
+    return sum(t.status in ("COMPLETED", "FAILED") for t in oracle.trials.values())
+
+
+def _make_tuner(args, hypermodel):
+    from kbnas.tuner import BayesianNAS
+
+    return BayesianNAS(
+        hypermodel,
+        max_trials=args.max_trials,
+        seed=args.seed,
+        acquisition=args.acquisition,
+        distance=args.distance,
+        directory=args.output,
+        project_name=PROJECT_NAME,
+        overwrite=False,
+        max_consecutive_failed_trials=max(3, args.max_trials),
+        max_time=getattr(args, "search_budget", args.time_budget),
+        initial_points=list(getattr(args, "start", None) or ()),
+        early_stopping=common.EARLY_STOPPING if getattr(args, "early_stopping", True) else None,
+    )
+
+
+def _build_tuner(args):
+    """The search's tuner, from the command's arguments: also what each worker
+    process of ``--workers N`` calls (it is pickled into them)."""
+    if is_worker_process():  # mixed precision is set where the GPU is
+        _enable_mixed_precision(args, announce=False)
+    return _make_tuner(args, _hypermodel(args))
+
+
+def _hypermodel(args):
+    from kbnas.hypermodel import ConvNetHyperModel
+
+    rate = getattr(args, "learning_rate", None)
+    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed, task=getattr(args, "task", "auto"),
+                             scale_targets=getattr(args, "scale_targets", True),
+                             learning_rates=None if rate is None else (rate,))
+
+
+def cmd_search(args) -> int:
+    # Started by `main` before TensorFlow's import (not pickled into the workers with args).
+    warm = vars(args).pop("warm_workers", None)
+    if args.max_trials < 1:
+        raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.learning_rate is not None and not (0 < args.learning_rate < math.inf):
+        raise UsageError(f"--learning-rate must be a positive number, got {args.learning_rate}")
+    if not 1 <= args.max_depth <= MAX_DEPTH_LIMIT:
+        raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
+    if args.gpus_per_worker < 1:
+        raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
+    _check_ensemble(args)
+    output = pathlib.Path(args.output) if args.connect else _check_output(pathlib.Path(args.output))
+    # A search begun before the split checks existed resumes as it began.
+    arrays, source = _load_split(args, check_split=not (output / RUN_FILE).exists())
+    saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else None
+    if args.batch_size is None:
+        from kbnas.training import auto_batch_size
+
+        # A resumed search keeps the batch size it began with.
+        args.batch_size = (saved or {}).get("batch_size") or auto_batch_size(len(arrays["train"][0]))
+    if args.epochs is None:
+        args.epochs = _default_epochs(saved, arrays["train"][0].shape[1:])
+    if args.learning_rate is None:
+        from kbnas.training import default_learning_rate
+
+        # A resumed search keeps its learning rate (searches from before it was recorded: 1e-3).
+        args.learning_rate = (
+            saved.get("learning_rate", LEGACY_LEARNING_RATE) if saved is not None
+            else default_learning_rate(arrays["train"][0].shape[1:])
+        )
+    if saved is not None:
+        # A search from before regression models had the target's scale resumes without it.
+        args.scale_targets = bool(saved.get("scale_targets", False))
+    args.search_budget = _search_budget(args, arrays)
+    settings = _run_settings(args, source)
+    if args.connect:
+        return _run_remote_workers(args, arrays, output, settings, warm)
+    resuming = _check_run_file(output, settings)
+    _quiet_tensorflow(args.debug)
+    output.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output / RUN_FILE, settings)
+
+    workers = _number_of_workers(args)
+    parallel = workers > 1 or args.listen is not None
+    if parallel:
+        search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers), warm=warm)
+        tuner = search.tuner
+    else:
+        tuner = _build_tuner(args)
+    # (A parallel search's chief keeps one GPU for the retraining and the export.)
+    _enable_mixed_precision(args, announce=not args.quiet)
+    hypermodel = tuner.hypermodel
+    if not args.quiet:
+        tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
+    (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
+    if not args.quiet:
+        done = len(tuner.oracle.trials)
+        print(
+            f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
+            f"({source['task']}; {len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} "
+            f"test examples), "
+            f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
+            f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
+            f"{_selection_note(args, arrays)}"
+            f"{_ensemble_note(args)}"
+            f"{f', {done} done' if resuming else ''}"
+            f"{_workers_note(search) if parallel else ''}",
+            flush=True,
+        )
+    start = time.perf_counter()
+    (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
+    return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
+
+
+def _number_of_workers(args) -> int:
+    """``--workers``, or with ``auto`` one per visible GPU (1 without GPUs)."""
+    if args.workers is not None:
+        return args.workers
+    import tensorflow as tf
+
+    return default_workers(len(tf.config.list_physical_devices("GPU")), args.gpus_per_worker)
+
+
+def _fit_keywords(args, arrays) -> dict:
+    """What every trial's ``fit`` gets besides the training arrays."""
+    return dict(validation_data=arrays["val"], epochs=args.epochs, batch_size=args.batch_size, verbose=0)
+
+
+def _parallel_settings(args, workers: int | None):
+    host, port = _address(args.listen, "--listen", allow_zero=True) if args.listen else ("127.0.0.1", 0)
+    if args.connect:
+        _address(args.connect, "--connect", allow_zero=False)
+    return ParallelSettings(workers=workers, gpus_per_worker=args.gpus_per_worker, host=host, port=port,
+                            connect=args.connect, log_dir=str(pathlib.Path(args.output) / PROJECT_NAME / "workers"))
+
+
+def _address(text: str, option: str, allow_zero: bool) -> tuple[str, int]:
+    try:
+        return parse_address(text, allow_zero=allow_zero)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
+
+
+def _workers_note(search) -> str:
+    plan = search.plans[0]
+    devices = f"{len(plan.gpus)} GPU(s) each" if plan.gpus else f"{plan.threads} CPU thread(s) each"
+    return f"; {search.workers} workers ({devices})"
+
+
+def _enable_mixed_precision(args, announce: bool) -> None:
+    if not getattr(args, "mixed_precision", False):
+        return
+    from kbnas.distribute import enable_mixed_precision_if_gpu
+
+    enabled = enable_mixed_precision_if_gpu(True)
+    if announce:
+        print(f"kbnas: mixed precision {'on (GPU)' if enabled else 'off: no GPU'}", flush=True)
+
+
+def _run_remote_workers(args, arrays, output, settings, warm=None) -> int:
+    """``--connect``: this host trains trials for a chief on another machine."""
+    if (output / RUN_FILE).exists():
+        _check_run_file(output, settings)
+    _quiet_tensorflow(args.debug)
+    search = ParallelSearch(functools.partial(_build_tuner, args),
+                            _parallel_settings(args, _number_of_workers(args)), warm=warm)
+    if not args.quiet:
+        print(f"kbnas: {search.workers} worker(s) training trials for the chief at {args.connect}", flush=True)
+    search.search(*arrays["train"], **_fit_keywords(args, arrays))
+    if not args.quiet:
+        print("kbnas: the chief has no more trials; the chief exports the best model", flush=True)
+    return 0
