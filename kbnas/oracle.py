@@ -324,7 +324,8 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         existing = set(self.trials)
         trial = super().create_trial(tuner_id)
         if trial.status == RUNNING:
-            self._trial_started.setdefault(trial.trial_id, time.monotonic())
+            # From now: a trial that came back trains again from its first epoch.
+            self._trial_started[trial.trial_id] = time.monotonic()
             # Which worker trains it (the last one, for a trial that came back).
             self.proposal_log.setdefault(trial.trial_id, {})["tuner_id"] = tuner_id
             if trial.trial_id in existing:

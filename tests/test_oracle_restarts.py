@@ -99,3 +99,24 @@ def test_a_search_whose_trials_all_fail_still_raises_keras_tuners_error(tmp_path
     with pytest.raises(RuntimeError, match="Number of consecutive failures exceeded the limit of 2"):
         tuner.search([[0.0]], [[0.0]], epochs=1, verbose=0)
     assert len(tuner.oracle.trials) == 2
+
+
+def test_a_trial_handed_back_to_a_restarted_worker_is_timed_from_its_new_start(tmp_path, monkeypatch):
+    """The time budget's median trial length must not count the dead run."""
+    import time
+    import types
+
+    import kbnas.oracle
+
+    now = [1000.0]
+    fake_time = types.SimpleNamespace(**{name: getattr(time, name) for name in dir(time) if not name.startswith("_")})
+    fake_time.monotonic = lambda: now[0]
+    monkeypatch.setattr(kbnas.oracle, "time", fake_time)
+    oracle = _oracle(tmp_path, early_stopping=None)
+    trial = oracle.create_trial("w1")
+    now[0] += 50.0  # the worker trains, is killed, and is started again
+    again = oracle.create_trial("w1")
+    assert again.trial_id == trial.trial_id
+    now[0] += 3.0
+    _finish(oracle, again, [0.5])
+    assert oracle.trial_seconds[trial.trial_id] == pytest.approx(3.0)

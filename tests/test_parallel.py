@@ -24,8 +24,9 @@ from kbnas.parallel import (
     WarmWorkers,
     default_workers,
     free_port,
-    gpu_devices_present,
     format_address,
+    gpu_devices_present,
+    listen_error,
     parse_address,
     plan_workers,
     port_in_use,
@@ -115,6 +116,19 @@ def test_port_checks_see_a_listening_socket():
         assert port_in_use("127.0.0.1", port)
         wait_for_chief("127.0.0.1", port, timeout=1.0)  # returns at once
     assert not port_in_use("127.0.0.1", free_port())
+
+
+def test_a_port_left_in_time_wait_by_a_killed_chief_is_free():
+    # The server side closes first, as a killed chief's connections do: its port
+    # is in TIME_WAIT for about a minute, which gRPC's bind (SO_REUSEADDR) ignores.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+            accepted, _ = server.accept()
+            accepted.close()
+    assert listen_error("127.0.0.1", port) is None and not port_in_use("127.0.0.1", port)
 
 
 def _ipv6_loopback() -> bool:
@@ -289,7 +303,9 @@ def test_a_worker_killed_mid_trial_is_restarted_and_the_search_finishes(tmp_path
 @pytest.mark.integration
 def test_a_killed_chief_takes_its_workers_down_and_the_same_command_resumes(tmp_path):
     output = tmp_path / "run"
-    command = _search_command(output, "--epochs", "4")
+    # On a fixed port: the rerun listens where the killed chief's connections are
+    # still in TIME_WAIT.
+    command = _search_command(output, "--epochs", "4", "--listen", f"127.0.0.1:{free_port()}")
     chief = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     try:
         _wait_for(lambda: any(t["status"] == "COMPLETED" for t in _trials(output)), 200, "a completed trial")

@@ -73,9 +73,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def listen_error(host: str, port: int) -> OSError | None:
-    """Why a server could not listen on ``host:port`` right now; None if it could."""
+    """Why a server could not listen on ``host:port`` right now; None if it could.
+
+    With ``SO_REUSEADDR``, as gRPC binds: the connections a killed chief left
+    in TIME_WAIT on its port (about a minute) do not hold it, a listener does.
+    """
     try:
         with socket.socket(_family(host)) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, port))
     except OSError as error:
         return error
