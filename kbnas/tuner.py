@@ -125,6 +125,8 @@ class BayesianNAS(keras_tuner.Tuner):
             `tf.distribute.Strategy`.
         **kwargs: `keras_tuner.Tuner` arguments (``directory``,
             ``project_name``, ``overwrite``, ``executions_per_trial``, ...).
+            ``overwrite`` is ignored in a worker process of a parallel search
+            (`kbnas.parallel`): only the chief deletes the project.
     """
 
     def __init__(
@@ -177,6 +179,10 @@ class BayesianNAS(keras_tuner.Tuner):
             from kbnas.distribute import default_strategy
 
             distribution_strategy = default_strategy()
+        if kwargs.get("overwrite") and is_worker_process():
+            # KerasTuner would delete the project, the chief's and the other
+            # workers' trials with it: the chief alone starts a search afresh.
+            kwargs["overwrite"] = False
         super().__init__(
             oracle=oracle,
             hypermodel=hypermodel,

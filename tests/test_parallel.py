@@ -403,11 +403,13 @@ def test_connecting_to_no_chief_is_a_one_line_error_within_seconds(tmp_path):
 
 
 PYTHON_API_SCRIPT = '''
-import functools, json, sys, threading, time
+import functools, json, os, sys, threading, time
 import kbnas
 
 def build_tuner(directory):
-    return kbnas.BayesianNAS(kbnas.ConvNetHyperModel(max_depth=2), max_trials=3, seed=0,
+    # overwrite=True starts the chief's search afresh; the workers must not
+    # delete the project (and the trials in it) when they build theirs.
+    return kbnas.BayesianNAS(kbnas.ConvNetHyperModel(max_depth=2), max_trials=3, seed=0, overwrite=True,
                              num_initial_points=2, directory=directory, project_name="api")
 
 if __name__ == "__main__":
@@ -431,7 +433,8 @@ if __name__ == "__main__":
             thread.join(30)
     clock_stopped = tuner.oracle.search_seconds() == seconds
     model = tuner.get_best_models(1)[0]
-    print(json.dumps({"late_calls": late_calls, "clock_stopped": clock_stopped,
+    kept = [os.path.exists(path) for path in (*search.log_paths.values(), os.path.join(tuner.project_dir, "oracle.json"))]
+    print(json.dumps({"late_calls": late_calls, "clock_stopped": clock_stopped, "kept": kept,
                       "statuses": sorted(t.status for t in tuner.oracle.trials.values()),
                       "workers": search.workers, "restarts": search.worker_restarts,
                       "outputs": int(model.output_shape[-1])}))
@@ -453,6 +456,7 @@ def _run_script(tmp_path: pathlib.Path, text: str) -> str:
 def test_the_python_api_runs_a_users_script_on_two_workers(tmp_path):
     result = json.loads(_run_script(tmp_path, PYTHON_API_SCRIPT))
     assert result["late_calls"] == [] and result["clock_stopped"]
+    assert result["kept"] == [True, True, True]  # the workers' logs and the oracle's state
     assert result["statuses"] == ["COMPLETED"] * 3
     assert result["workers"] == 2 and set(result["restarts"].values()) == {0}
     assert result["outputs"] == 10
