@@ -312,6 +312,14 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
             self._clock_start = None
 
     @keras_tuner.synchronized
+    def finish_search(self) -> None:
+        """Stops the search clock and saves the oracle, under its lock: where
+        KerasTuner's server may still answer workers of other hosts
+        (`kbnas.ParallelSearch`, when its own workers are done or it failed)."""
+        self.stop_clock()
+        self.save()
+
+    @keras_tuner.synchronized
     def create_trial(self, tuner_id: str):
         """KerasTuner's `create_trial`, after starting the search clock.
 

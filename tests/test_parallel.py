@@ -120,8 +120,10 @@ def test_port_checks_see_a_listening_socket():
 
 def test_a_port_left_in_time_wait_by_a_killed_chief_is_free():
     # The server side closes first, as a killed chief's connections do: its port
-    # is in TIME_WAIT for about a minute, which gRPC's bind (SO_REUSEADDR) ignores.
+    # is in TIME_WAIT for about a minute. gRPC's sockets, and the check's, have
+    # SO_REUSEADDR, with which Linux lets a new listener bind past TIME_WAIT.
     with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         server.bind(("127.0.0.1", 0))
         server.listen()
         port = server.getsockname()[1]
@@ -463,7 +465,7 @@ def test_the_python_api_runs_a_users_script_on_two_workers(tmp_path):
 
 
 FAILING_WORKER_SCRIPT = '''
-import os, sys
+import json, os, sys, time
 import kbnas
 
 def build_tuner(directory):
@@ -481,14 +483,53 @@ if __name__ == "__main__":
         search.search(split.x_train[:300], split.y_train[:300], epochs=2, verbose=0,
                       validation_data=(split.x_val[:100], split.y_val[:100]))
     except kbnas.parallel.WorkerFailedError as error:
-        print("FAILED", error)
+        seconds = search.tuner.oracle.search_seconds()
+        time.sleep(1.0)
+        print(json.dumps({"failed": str(error), "clock_stopped": search.tuner.oracle.search_seconds() == seconds}))
+'''
+
+
+TRIAL_THAT_KILLS_SCRIPT = '''
+import functools, json, os, signal, sys
+import kbnas
+
+class Tuner(kbnas.BayesianNAS):
+    def run_trial(self, trial, *args, **kwargs):
+        if trial.trial_id == "1":  # a candidate that takes its worker down (out of memory, say)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run_trial(trial, *args, **kwargs)
+
+def build_tuner(directory):
+    return Tuner(kbnas.ConvNetHyperModel(max_depth=2), max_trials=4, seed=0,
+                 num_initial_points=2, directory=directory, project_name="api")
+
+if __name__ == "__main__":
+    split = kbnas.load_digits_split()
+    search = kbnas.ParallelSearch(functools.partial(build_tuner, sys.argv[1]), kbnas.ParallelSettings(workers=2))
+    tuner = search.search(split.x_train[:300], split.y_train[:300], epochs=2, verbose=0,
+                          validation_data=(split.x_val[:100], split.y_val[:100]))
+    print(json.dumps({"statuses": {t.trial_id: t.status for t in tuner.oracle.trials.values()},
+                      "message": tuner.oracle.trials["1"].message,
+                      "restarts": sum(search.worker_restarts.values())}))
 '''
 
 
 @pytest.mark.integration
+def test_a_trial_that_kills_its_worker_twice_fails_and_the_search_goes_on(tmp_path):
+    result = json.loads(_run_script(tmp_path, TRIAL_THAT_KILLS_SCRIPT))
+    # Retried once (a worker may die for reasons of its own), then failed; the
+    # restarted worker went on with other trials.
+    assert result["statuses"] == {"0": "COMPLETED", "1": "FAILED", "2": "COMPLETED", "3": "COMPLETED"}
+    assert result["message"].startswith("its worker died 2 times while training it (the last time: killed by SIGKILL")
+    assert result["restarts"] == 2
+
+
+@pytest.mark.integration
 def test_a_worker_that_keeps_failing_stops_the_search_with_its_reason(tmp_path):
-    line = _run_script(tmp_path, FAILING_WORKER_SCRIPT)
-    assert re.fullmatch(r"FAILED worker \S+-w2 failed 2 times \(exit status 1: RuntimeError: this worker cannot "
+    result = json.loads(_run_script(tmp_path, FAILING_WORKER_SCRIPT))
+    assert result["clock_stopped"]  # the search's clock does not run on after it failed
+    line = result["failed"]
+    assert re.fullmatch(r"worker \S+-w2 failed 2 times in a row \(exit status 1: RuntimeError: this worker cannot "
                         r"start\); its log is .*-w2\.log; run the search again to resume it", line), line
 
 
@@ -596,3 +637,16 @@ def test_a_usage_error_after_the_early_start_leaves_no_worker_process(tmp_path, 
     assert main(["search", "--workers", "2", "--max-trials", "0", "--output", str(tmp_path / "run")]) == 2
     assert len(started) == 1 and len(started[0]) == 0  # started, then closed
     assert not multiprocessing.active_children()
+
+
+def test_the_reason_of_a_dead_worker_skips_tensorflows_start_up_notices(tmp_path):
+    from kbnas.parallel.workers import _last_line
+
+    log = tmp_path / "h-w1.log"
+    log.write_text("kbnas worker h-w1 pid 7: gpus None, cpus any, 1 threads, chief 127.0.0.1:1\n"
+                   "RuntimeError: this worker cannot start\n"
+                   "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+                   "I0000 00:00:1796575495.034054   17695 port.cc:153] oneDNN custom operations are on.\n"
+                   "Reloading Tuner from runs/api/tuner0.json\n\n")
+    assert _last_line(str(log)) == "RuntimeError: this worker cannot start"
+    assert _last_line(str(tmp_path / "missing.log")) == "no log"

@@ -32,7 +32,7 @@ from kbnas.parallel.plans import (
     gpu_devices_present,
     plan_workers,
 )
-from kbnas.parallel.workers import POLL_SECONDS, WarmWorkers, WorkerFailedError, _ChiefGone, _WorkerPool
+from kbnas.parallel.workers import POLL_SECONDS, TRIAL_DEATHS, WarmWorkers, WorkerFailedError, _ChiefGone, _WorkerPool
 
 logger = logging.getLogger("kbnas.parallel")
 
@@ -175,6 +175,8 @@ class ParallelSearch:
         #: tuner id -> times its worker was started again; tuner id -> its log file.
         self.worker_restarts: dict[str, int] = {}
         self.log_paths: dict[str, str] = {}
+        #: trial id -> deaths of the workers that trained it.
+        self._trial_deaths: dict[str, int] = {}
 
     @property
     def workers(self) -> int:
@@ -242,7 +244,7 @@ class ParallelSearch:
             port = settings.port or free_port(settings.host)
             server = _ChiefServer(tuner, settings.host, port, fit_args, fit_kwargs)
             pool = self._pool(settings.host, port, fit_args, fit_kwargs, log_dir, deadline, server.alive,
-                              chief_timeout=SERVER_START_TIMEOUT)
+                              chief_timeout=SERVER_START_TIMEOUT, on_death=self._worker_died)
             # The workers import TensorFlow while the chief starts serving.
             pool.start()
             try:
@@ -256,16 +258,18 @@ class ParallelSearch:
                 pool.stop()
                 raise
         try:
-            self._wait(pool)
-        except _ChiefGone:
-            raise WorkerFailedError(f"the chief's oracle server stopped ({server.error}); "
-                                    "run the search again to resume it") from None
-        self._wait_for_other_hosts(oracle, server)
-        # What `BayesianNAS.search` does at its end, here and now: KerasTuner's
-        # server thread may go on sleeping for up to 20 s.
-        if hasattr(oracle, "stop_clock"):
-            oracle.stop_clock()
-            oracle.save()
+            try:
+                self._wait(pool)
+            except _ChiefGone:
+                raise WorkerFailedError(f"the chief's oracle server stopped ({server.error}); "
+                                        "run the search again to resume it") from None
+            self._wait_for_other_hosts(oracle, server)
+        finally:
+            # What `BayesianNAS.search` does at its end, here and now (KerasTuner's
+            # server thread may go on sleeping for up to 20 s), also after a
+            # failure or Ctrl-C: idle time after it is not search time.
+            if hasattr(oracle, "finish_search"):
+                oracle.finish_search()
         if getattr(oracle, "failure_limit", None):
             raise RuntimeError(oracle.failure_limit)
         return tuner
@@ -304,9 +308,26 @@ class ParallelSearch:
                            "stopped (rerun it, then this command, to resume)", host, port)
         return None
 
-    def _pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive, chief_timeout=None) -> _WorkerPool:
+    def _pool(self, host, port, fit_args, fit_kwargs, log_dir, deadline, alive, chief_timeout=None,
+              on_death=None) -> _WorkerPool:
         return _WorkerPool(self.build_tuner, self.plans, host, port, fit_args, fit_kwargs, log_dir,
-                           self.settings.max_restarts, deadline, alive, chief_timeout, warm=self._warm)
+                           self.settings.max_restarts, deadline, alive, chief_timeout, warm=self._warm,
+                           on_death=on_death)
+
+    def _worker_died(self, tuner_id: str, why: str) -> str | None:
+        """The trial a dead worker was training (None: none); at its `TRIAL_DEATHS`-th
+        death that trial ends as failed, so the restarted worker gets another."""
+        oracle = self.tuner.oracle
+        trial = oracle.ongoing_trials.get(tuner_id)
+        if trial is None:
+            return None
+        deaths = self._trial_deaths[trial.trial_id] = self._trial_deaths.get(trial.trial_id, 0) + 1
+        if deaths >= TRIAL_DEATHS:
+            trial.status = "FAILED"
+            trial.message = f"its worker died {deaths} times while training it (the last time: {why})"
+            oracle.end_trial(trial)
+            logger.warning("kbnas: trial %s failed: %s", trial.trial_id, trial.message)
+        return trial.trial_id
 
     def _wait(self, pool: _WorkerPool) -> None:
         try:

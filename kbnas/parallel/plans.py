@@ -33,8 +33,12 @@ class ParallelSettings:
         port: the chief's port; 0 picks a free one.
         connect: ``"host:port"`` of a chief on another machine: this host then
             only runs workers for it.
-        max_restarts: times a dead worker is started again before the search
-            stops with `WorkerFailedError`.
+        max_restarts: times in a row a dead worker is started again before the
+            search stops with `WorkerFailedError`. The count starts over when it
+            dies on a new trial: on the chief's host a trial whose worker died
+            twice ends as failed (`kbnas.parallel.workers.TRIAL_DEATHS`), and the
+            restarted worker gets another (a candidate that runs out of memory
+            no longer stops the search). On a ``connect`` host every death counts.
         pin_cpus: pin each worker to its own share of the CPU cores (process
             affinity). Off by default: on the 2-core development machine
             unpinned workers with the same thread counts finished the same 8

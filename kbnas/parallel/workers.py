@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import threading
@@ -34,6 +35,9 @@ logger = logging.getLogger("kbnas.parallel")
 POLL_SECONDS = 0.2
 #: Seconds a stopped worker gets to exit after SIGTERM before SIGKILL.
 TERMINATE_GRACE = 5.0
+#: Deaths of its worker after which a trial ends as failed instead of training again
+#: (a candidate that runs out of memory would otherwise kill every worker it meets).
+TRIAL_DEATHS = 2
 
 
 class WorkerFailedError(RuntimeError):
@@ -191,10 +195,17 @@ def _worker_main(job: _WorkerJob, warm_import_seconds: float | None = None) -> N
     os._exit(0)
 
 
+#: Log lines that say nothing of why a worker ended: TensorFlow's and absl's
+#: start-up notices (``I0000 00:00:…``), KerasTuner's "Reloading Tuner from …".
+_NOISE = re.compile(r"^([IWE]\d{4} \d\d:\d\d|WARNING: All log messages before absl|Reloading Tuner from |"
+                    r"To enable the following instructions)")
+
+
 def _last_line(path: str) -> str:
+    """The last line of a worker's log that can say why it ended."""
     try:
         with open(path, errors="replace") as f:
-            lines = [line.strip() for line in f if line.strip()]
+            lines = [line.strip() for line in f if line.strip() and not _NOISE.match(line.strip())]
     except OSError:
         return "no log"
     return lines[-1] if lines else "no output"
@@ -268,7 +279,8 @@ class _WorkerPool:
 
     def __init__(self, build_tuner, plans, host, port, fit_args, fit_kwargs, log_dir,
                  max_restarts, deadline: Callable[[], float | None], alive: Callable[[], bool],
-                 chief_timeout: float | None = None, warm: WarmWorkers | None = None):
+                 chief_timeout: float | None = None, warm: WarmWorkers | None = None,
+                 on_death: Callable[[str, str], str | None] | None = None):
         self._context = multiprocessing.get_context("spawn")
         self._build_tuner = build_tuner
         self._plans = plans
@@ -280,8 +292,12 @@ class _WorkerPool:
         self._alive = alive
         self._chief_timeout = chief_timeout
         self._warm = warm
+        self._on_death = on_death
         self.processes: dict[str, Any] = {}
         self.restarts: dict[str, int] = {plan.tuner_id: 0 for plan in plans}
+        #: tuner id -> deaths since it last died on another trial; the trial of its last death.
+        self._in_a_row: dict[str, int] = {plan.tuner_id: 0 for plan in plans}
+        self._last_trial: dict[str, str | None] = {}
 
     def log_path(self, plan: WorkerPlan) -> str:
         return os.path.join(self._log_dir, f"{plan.tuner_id}.log")
@@ -328,17 +344,32 @@ class _WorkerPool:
                         del running[tuner_id]
                         continue
                     why = f"{_describe_exit(code)}: {_last_line(self.log_path(plan))}"
-                    if self.restarts[tuner_id] >= self._max_restarts:
+                    if self._count_death(tuner_id, why) > self._max_restarts:
                         raise WorkerFailedError(
-                            f"worker {tuner_id} failed {self.restarts[tuner_id] + 1} times ({why}); "
+                            f"worker {tuner_id} failed {self._in_a_row[tuner_id]} times in a row ({why}); "
                             f"its log is {self.log_path(plan)}; run the search again to resume it"
                         )
                     self.restarts[tuner_id] += 1
-                    logger.warning("kbnas: worker %s stopped (%s); starting it again, its trial restarts",
-                                   tuner_id, why)
+                    logger.warning("kbnas: worker %s stopped (%s); starting it again", tuner_id, why)
                     self._start(plan)
         finally:
             self.stop()
+
+    def _count_death(self, tuner_id: str, why: str) -> int:
+        """Deaths of this worker in a row: since it last died on another trial.
+
+        ``on_death`` (the chief's) returns the trial the worker was training, and
+        ends it as failed once it has killed its worker `TRIAL_DEATHS` times; a
+        worker that then dies on the next trial made progress. Deaths without a
+        known trial (at start-up, or on a host that is not the chief) add up.
+        """
+        trial_id = self._on_death(tuner_id, why) if self._on_death is not None else None
+        if trial_id is not None and trial_id != self._last_trial.get(tuner_id):
+            self._in_a_row[tuner_id] = 0
+        if trial_id is not None:
+            self._last_trial[tuner_id] = trial_id
+        self._in_a_row[tuner_id] += 1
+        return self._in_a_row[tuner_id]
 
     def stop(self) -> None:
         """SIGTERM to every live worker, SIGKILL after `TERMINATE_GRACE` seconds."""
