@@ -100,6 +100,12 @@ def test_addresses_and_settings_are_checked():
     assert format_address("10.0.0.1", 8000) == "10.0.0.1:8000"
     assert format_address("::1", 8000) == "[::1]:8000"  # as gRPC and people read it
     assert ParallelSettings(host="[::1]").host == "::1"
+    # Workers connect to the loopback of a chief listening on every address, however written.
+    from kbnas.parallel.network import _connectable
+
+    assert [_connectable(h) for h in ("0.0.0.0", "::", "[::]", "::0", "0:0:0:0:0:0:0:0", "", "10.0.0.1", "node7")] \
+        == ["127.0.0.1", "::1", "::1", "::1", "::1", "127.0.0.1", "10.0.0.1", "node7"]
+    assert listen_error("no-such-host.invalid", 0) is not None  # a name that does not resolve
     with pytest.raises(ValueError, match="workers"):
         ParallelSettings(workers=0)
     with pytest.raises(ValueError, match="gpus_per_worker"):
@@ -324,6 +330,9 @@ def test_a_killed_chief_takes_its_workers_down_and_the_same_command_resumes(tmp_
     done = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resuming search" in done.stdout
+    # The trials that were running are counted apart: they train again.
+    assert re.search(rf"resuming search .*, {len(completed)} done(, [12] interrupted \(trained again\))?[;\n]",
+                     done.stdout), done.stdout[:2000]
     trials = _assert_complete_and_distinct(output)
     # Nothing completed before the kill was lost or trained again: each ended once.
     assert {t["trial_id"]: t["score"] for t in trials if t["trial_id"] in completed} == completed

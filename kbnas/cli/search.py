@@ -172,7 +172,13 @@ def cmd_search(args) -> int:
         tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
     (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
     if not args.quiet:
-        done = len(tuner.oracle.trials)
+        done = _ended_trials(tuner.oracle)
+        # A trial that was running when the search was stopped trains again.
+        interrupted = sum(t.status == "RUNNING" for t in tuner.oracle.trials.values())
+        if interrupted:
+            done = f"{done} done, {interrupted} interrupted (trained again)"
+        else:
+            done = f"{done} done"
         print(
             f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
             f"({source['task']}; {len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} "
@@ -181,7 +187,7 @@ def cmd_search(args) -> int:
             f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
             f"{_selection_note(args, arrays)}"
             f"{_ensemble_note(args)}"
-            f"{f', {done} done' if resuming else ''}"
+            f"{f', {done}' if resuming else ''}"
             f"{_workers_note(search) if parallel else ''}",
             flush=True,
         )

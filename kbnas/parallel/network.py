@@ -9,6 +9,7 @@ target ``f"{ip}:{port}"``, so an IPv6 host goes there in brackets.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 import time
@@ -61,14 +62,23 @@ def _unbracketed(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
-def _family(host: str) -> int:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+def _bind_address(host: str, port: int) -> tuple[int, tuple]:
+    """The socket family and address a server binds for ``host:port``: an IP
+    literal as it is, a name as the system resolves it (``ip6-localhost`` is IPv6).
+
+    Raises:
+        OSError: the name does not resolve (`socket.gaierror`).
+    """
+    family, _, _, _, address = socket.getaddrinfo(_unbracketed(host) or None, port, type=socket.SOCK_STREAM,
+                                                  flags=socket.AI_PASSIVE)[0]
+    return family, address
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on ``host`` that nothing listens on right now."""
-    with socket.socket(_family(host)) as s:
-        s.bind((host, 0))
+    family, address = _bind_address(host, 0)
+    with socket.socket(family) as s:
+        s.bind(address)
         return s.getsockname()[1]
 
 
@@ -79,9 +89,10 @@ def listen_error(host: str, port: int) -> OSError | None:
     in TIME_WAIT on its port (about a minute) do not hold it, a listener does.
     """
     try:
-        with socket.socket(_family(host)) as s:
+        family, address = _bind_address(host, port)
+        with socket.socket(family) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, port))
+            s.bind(address)
     except OSError as error:
         return error
     return None
@@ -138,4 +149,12 @@ def _connectable(host: str) -> str:
     """The address to connect to for a server listening on ``host`` (brackets
     of an IPv6 host dropped: KerasTuner's variable holds gRPC's ``[::1]``)."""
     host = _unbracketed(host)
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    if not host:
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # a name
+    if address.is_unspecified:  # 0.0.0.0, ::, ::0, 0:0:0:0:0:0:0:0
+        return "::1" if address.version == 6 else "127.0.0.1"
+    return host

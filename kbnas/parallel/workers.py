@@ -308,6 +308,7 @@ class _WorkerPool:
         warm = self._warm.take() if self._warm is not None else None
         if warm is not None:
             process, sender = warm
+            self.processes[plan.tuner_id] = process  # before its job: `stop` ends it, whatever comes
             try:
                 sender.send(job)
             except OSError:
@@ -317,7 +318,7 @@ class _WorkerPool:
         else:
             process = self._context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
             process.start()
-        self.processes[plan.tuner_id] = process
+            self.processes[plan.tuner_id] = process
 
     def start(self) -> None:
         """Starts every worker (they wait for the chief to listen)."""
