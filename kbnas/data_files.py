@@ -7,11 +7,22 @@ Every loader returns numpy arrays ``(x, y)`` and raises `DataFileError` (a
 from __future__ import annotations
 
 import csv
+import io
 import os
 import zipfile
 import pathlib
 
 import numpy as np
+
+#: Side of the square the images of an image folder are resized to, by default.
+DEFAULT_IMAGE_SIZE = 32
+#: Largest such side: a 1024×1024 RGB image is 12 MB of float32, far beyond what a
+#: search trains on, while much larger sides exhaust memory in the resizing itself.
+MAX_IMAGE_SIZE = 1024
+#: Image formats Keras's ``image_dataset_from_directory`` reads (by file extension).
+IMAGE_FORMATS = "BMP, GIF, JPEG or PNG"
+#: Labels are cast to int64 when they are all whole numbers of at most this size.
+_INT64_LIMIT = 2.0**63
 
 
 class DataFileError(ValueError):
@@ -30,23 +41,64 @@ def load_npz(path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
                     f"{path}: missing array(s) {', '.join(missing)}; found {', '.join(data.files) or 'none'} "
                     "(expected arrays named x and y)"
                 )
-            return np.asarray(data["x"]), np.asarray(data["y"])
+            x, y = np.asarray(data["x"]), np.asarray(data["y"])
     except (OSError, ValueError) as error:
         if isinstance(error, DataFileError):
             raise
         raise DataFileError(f"{path}: not a readable .npz file ({error})") from None
+    for name, array in (("x", x), ("y", y)):
+        if np.iscomplexobj(array):
+            raise DataFileError(f"{path}: {name} must be real numbers, got {array.dtype}")
+    # (N, 1) labels are one label per example, as the data formats promise.
+    return x, (y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y)
+
+
+def _read_text(path: pathlib.Path) -> str:
+    """The UTF-8 text of a file (a leading byte-order mark dropped).
+
+    Raises:
+        DataFileError: an unreadable file, or a byte that is not UTF-8, naming its line.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataFileError(f"{path}: cannot read the file ({error.strerror or error})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = error.object.count(b"\n", 0, error.start) + 1
+        raise DataFileError(
+            f"{path}: line {line} is not UTF-8 text (byte 0x{error.object[error.start]:02x}); "
+            "save the file as UTF-8"
+        ) from None
+
+
+def _check_header(path: pathlib.Path, header: list[str]) -> None:
+    """Every column has its own name (a repeated label column would leak into the features)."""
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataFileError(f"{path}: the header names the column {name!r} twice; give every column its own name")
+        seen.add(name)
+
+
+def _as_labels(y: np.ndarray) -> np.ndarray:
+    """CSV labels as int64 when all are whole numbers that fit it, else as they are."""
+    whole = np.all(np.isfinite(y)) and np.all(np.mod(y, 1) == 0) and np.all(np.abs(y) < _INT64_LIMIT)
+    return y.astype(np.int64) if whole else y
 
 
 def load_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     """Feature columns (all but ``label_column``) and the label column of a CSV file.
 
-    The first row holds column names; every other cell must be a number.
+    The file is UTF-8 text; the first row holds column names, each its own, and
+    every other cell must be a number.
     """
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     if not rows:
         raise DataFileError(f"{path}: empty CSV file")
     header, body = rows[0], [r for r in rows[1:] if r]
+    _check_header(path, header)
     if label_column not in header:
         raise DataFileError(
             f"{path}: no column named {label_column!r} (columns: {', '.join(header)}); "
@@ -66,15 +118,29 @@ def load_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndar
             raise DataFileError(f"{path}: line {i} holds a non-numeric cell") from None
         y[i - 2] = values[label_index]
         x[i - 2] = values[:label_index] + values[label_index + 1 :]
-    if np.all(np.mod(y[np.isfinite(y)], 1) == 0):
-        y = y.astype(np.int64) if np.all(np.isfinite(y)) else y
-    return x, y
+    return x, _as_labels(y)
 
 
-def load_image_folder(path: pathlib.Path, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images of a folder with one subfolder per class, resized to a square."""
-    import keras  # only this loader needs Keras
+def load_image_folder(path: pathlib.Path, image_size: int = DEFAULT_IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Images of a folder with one subfolder per class, resized to a square.
 
+    Args:
+        path: the folder; its subfolders, in sorted name order, are the classes.
+        image_size: side of the square, 1 to `MAX_IMAGE_SIZE`.
+
+    Returns:
+        (x, y): x is (n, image_size, image_size, 3) float32 with values 0..255,
+        y is (n,) int32 class indices.
+
+    Raises:
+        DataFileError: a bad ``image_size``, fewer than two class folders, no
+            images, or an image file that cannot be decoded (named).
+    """
+    import keras  # only this loader needs Keras (and TensorFlow)
+    import tensorflow as tf
+
+    if not 1 <= image_size <= MAX_IMAGE_SIZE:
+        raise DataFileError(f"{path}: the image size must be between 1 and {MAX_IMAGE_SIZE}, got {image_size}")
     classes = sorted(d.name for d in path.iterdir() if d.is_dir())
     if len(classes) < 2:
         raise DataFileError(f"{path}: an image folder needs one subfolder per class (found {len(classes)})")
@@ -94,16 +160,42 @@ def load_image_folder(path: pathlib.Path, image_size: int) -> tuple[np.ndarray, 
         detail = str(error).split(". ", 1)[-1]
         raise DataFileError(f"{path}: no images found in the class folders ({detail})") from None
     xs, ys = [], []
-    for xb, yb in dataset:
-        xs.append(np.asarray(xb))
-        ys.append(np.asarray(yb))
+    try:
+        for xb, yb in dataset:
+            xs.append(np.asarray(xb))
+            ys.append(np.asarray(yb))
+    except tf.errors.InvalidArgumentError:
+        raise _undecodable_image(path, dataset.file_paths) from None
     if not xs:
         raise DataFileError(f"{path}: no images found")
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def load_data(path: str, *, label_column: str = "label", image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def _undecodable_image(path: pathlib.Path, files: list[str]) -> DataFileError:
+    """The error naming the first of ``files`` that TensorFlow cannot decode.
+
+    Called only after decoding failed, so the good case decodes every image once.
+    """
+    import tensorflow as tf
+
+    for name in files:
+        try:
+            # As Keras's loader decodes them (image_dataset_utils.load_image).
+            tf.image.decode_image(tf.io.read_file(name), channels=3, expand_animations=False)
+        except tf.errors.OpError:
+            return DataFileError(
+                f"{name}: cannot decode this image (damaged, or not a {IMAGE_FORMATS} file despite "
+                f"its name); remove or replace it"
+            )
+    return DataFileError(f"{path}: an image cannot be decoded (damaged, or not a {IMAGE_FORMATS} file)")
+
+
+def load_data(
+    path: str, *, label_column: str = "label", image_size: int = DEFAULT_IMAGE_SIZE
+) -> tuple[np.ndarray, np.ndarray]:
     """Loads ``.npz``, ``.csv`` or an image folder, chosen by what ``path`` is."""
+    if not str(path):  # pathlib would read "" as the current folder
+        raise DataFileError("the data path is empty; name an .npz file, a .csv file or an image folder")
     p = pathlib.Path(path)
     if not p.exists():
         raise DataFileError(f"{path}: no such file or directory")

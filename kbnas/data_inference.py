@@ -57,6 +57,8 @@ DEFAULT_MAX_EXAMPLES = 10_000
 AUTO_CLASSES_LIMIT = 20
 #: ... and fewer than this many examples per distinct value are a regression target.
 MIN_EXAMPLES_PER_CLASS = 10
+#: Largest class label: labels are cast to int64, and so is ``max(y) + 1`` classes.
+MAX_CLASS_LABEL = int(np.iinfo(np.int64).max) - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +207,8 @@ def _as_array(data: Any, what: str) -> np.ndarray:
         np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
     ):
         raise ValueError(f"{what} must be numeric, got dtype {array.dtype}")
+    if np.iscomplexobj(array):  # the model would silently drop the imaginary part
+        raise ValueError(f"{what} must be real numbers, got {array.dtype}")
     return array
 
 
@@ -361,6 +365,29 @@ def _labels_vector(y: np.ndarray, num_examples: int | None = None) -> np.ndarray
     return y
 
 
+def _check_label_range(labels: np.ndarray) -> None:
+    """Integer-valued class labels that int64 holds (a cast would wrap them).
+
+    Raises:
+        ValueError: a label below 0 or above `MAX_CLASS_LABEL` that int64 cannot hold.
+    """
+    lowest, highest = labels.min().item(), labels.max().item()
+    if lowest < -MAX_CLASS_LABEL:
+        raise ValueError(f"class labels must be non-negative, found {_label_text(lowest)}")
+    if highest > MAX_CLASS_LABEL:
+        raise ValueError(
+            f"class label {_label_text(highest)} is too large (at most {MAX_CLASS_LABEL}): number the "
+            "classes 0..K-1, or pass task='regression' for a numeric target"
+        )
+
+
+def _label_text(value: bool | int | float) -> str:
+    """A label as a message shows it: whole numbers in full up to 2**53, others as Python does."""
+    if isinstance(value, float) and not (value.is_integer() and abs(value) < 2.0**53):
+        return repr(value)
+    return str(int(value))
+
+
 def _integer_valued(y: np.ndarray) -> bool:
     if y.dtype == np.bool_ or np.issubdtype(y.dtype, np.integer):
         return True
@@ -383,7 +410,7 @@ def infer_task(
         binary.
 
     Raises:
-        ValueError: NaN labels, negative or out-of-range class labels, two labels
+        ValueError: NaN labels, negative, too large or out-of-range class labels, two labels
             that are not {0, 1} for a binary task, non-integer labels for a
             classification task.
     """
@@ -403,18 +430,19 @@ def infer_task(
                 f"class labels, but y has non-integer values such as {labels[~(np.floor(labels) == labels)][0]}"
             )
         return REGRESSION, None
-    labels = labels.astype(np.int64)
-    distinct = np.unique(labels)
+    distinct = np.unique(labels)  # before the cast to int64, which needs _check_label_range
     if task == "auto" and num_classes is None:
         if len(distinct) == 1:
             raise ValueError(
-                f"y has a single class (every label is {int(distinct[0])}); classification needs at "
-                "least two classes, and a constant target cannot be learned"
+                f"y has a single class (every label is {_label_text(distinct[0].item())}); classification "
+                "needs at least two classes, and a constant target cannot be learned"
             )
         if len(distinct) > AUTO_CLASSES_LIMIT and len(distinct) * MIN_EXAMPLES_PER_CLASS > len(labels):
             # Integer-valued targets with too few examples per value are counts or
             # measurements (scikit-learn's diabetes: 214 values in 442 rows), not classes.
             return REGRESSION, None
+    _check_label_range(labels)
+    labels = labels.astype(np.int64)
     lowest, highest = int(labels.min()), int(labels.max())
     if lowest < 0:
         raise ValueError(f"class labels must be non-negative, found {lowest}")

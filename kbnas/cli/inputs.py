@@ -26,6 +26,7 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
     """Train/validation/test arrays and a description of where they came from."""
     from kbnas import datasets
 
+    _check_image_size(args)
     if args.data is None:
         split = datasets.load_digits_split()
         arrays = {
@@ -36,9 +37,10 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
         return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train),
                         "task": _task_description(split.x_train, split.y_train, args)}
 
-    from kbnas.data_files import load_data
+    from kbnas.data_files import DEFAULT_IMAGE_SIZE, load_data
 
-    x, y = load_data(args.data, label_column=args.label_column, image_size=args.image_size)
+    x, y = load_data(args.data, label_column=args.label_column,
+                     image_size=getattr(args, "image_size", None) or DEFAULT_IMAGE_SIZE)
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
     if check_split:
@@ -46,6 +48,24 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
     return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task}
+
+
+def _check_image_size(args) -> None:
+    """``--image-size`` only with an image folder, the one kind of data it resizes.
+
+    Raises:
+        UsageError: ``--image-size`` given with the bundled digits or a data file.
+    """
+    if getattr(args, "image_size", None) is None:
+        return
+    if args.data is None:
+        what = "the bundled digits (8x8 images, never resized)"
+    elif os.path.exists(args.data) and not os.path.isdir(args.data):
+        what = f"the file {args.data}"
+    else:  # an image folder, or a missing path that load_data names
+        return
+    raise UsageError(f"--image-size resizes the images of an image folder, but the data are {what}; "
+                     "leave --image-size out")
 
 
 def _check_splittable(y: np.ndarray, task: str) -> None:

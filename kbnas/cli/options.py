@@ -27,6 +27,41 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+#: Largest --batch-size, far beyond any data set: a huge one (beyond int64) failed inside every trial.
+MAX_BATCH_SIZE = 2**31 - 1
+
+
+def _data_option(text: str) -> str:
+    """``--data``: a path that is not empty (an empty one would mean the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError(
+            "expected an .npz file, a .csv file or an image folder, got an empty path"
+        )
+    return text
+
+
+def _image_size_option(text: str) -> int:
+    """``--image-size``: an integer from 1 to `kbnas.data_files.MAX_IMAGE_SIZE`."""
+    from kbnas.data_files import MAX_IMAGE_SIZE
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_IMAGE_SIZE:
+        raise argparse.ArgumentTypeError(f"expected an image side from 1 to {MAX_IMAGE_SIZE} pixels, got {text!r}")
+    return value
+
+
+def _batch_size_option(text: str) -> int:
+    """``--batch-size``: an integer of at most `MAX_BATCH_SIZE` (``cmd_search`` checks it is ≥ 1)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value > MAX_BATCH_SIZE:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_BATCH_SIZE} (2**31 - 1), got {text!r}")
+    return value
 
 
 def _workers_option(text: str) -> int | None:
@@ -77,16 +112,20 @@ def parse_duration(text: str) -> float | None:
 
 def build_parser() -> argparse.ArgumentParser:
     from kbnas.core.acquisition import ACQUISITIONS  # numpy/scipy only: --help stays fast
+    from kbnas.data_files import DEFAULT_IMAGE_SIZE, MAX_IMAGE_SIZE  # numpy only
 
     parser = _OneLineParser(prog="kbnas", description="Neural architecture search by Bayesian optimization.")
     parser.add_argument("--debug", action="store_true", help="show stack traces")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
 
     search = sub.add_parser("search", help="search architectures and export the best model")
-    search.add_argument("--data", help=".npz (arrays x, y), .csv (see --label-column) or an image folder; "
-                        "default: the bundled 8x8 digits")
+    search.add_argument("--data", type=_data_option,
+                        help=".npz (arrays x, y), .csv (see --label-column) or an image folder; "
+                             "default: the bundled 8x8 digits")
     search.add_argument("--label-column", default="label", help="label column of a CSV file (default: label)")
-    search.add_argument("--image-size", type=int, default=32, help="side of resized images of an image folder")
+    search.add_argument("--image-size", type=_image_size_option, default=None, metavar="N",
+                        help=f"side of resized images of an image folder, 1 to {MAX_IMAGE_SIZE} (default "
+                             f"{DEFAULT_IMAGE_SIZE}; only with an image folder)")
     search.add_argument("--task", choices=("auto", "multiclass", "binary", "regression"), default="auto",
                         help="what the labels are (default auto: non-integer labels, or more than 20 integer "
                              "values with fewer than 10 examples each, are a regression target)")
@@ -99,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--epochs", type=int, default=None,
                         help="maximum epochs per trial, with early stopping (default: 100 for flat features, 30 for "
                              "images and sequences)")
-    search.add_argument("--batch-size", type=int, default=None,
-                        help="batch size per replica (default auto: 64, smaller on small data so that an epoch "
-                             "has at least 16 steps, never below 16)")
+    search.add_argument("--batch-size", type=_batch_size_option, default=None,
+                        help="batch size per replica, 1 to 2**31 - 1 (default auto: 64, smaller on small data so "
+                             "that an epoch has at least 16 steps, never below 16)")
     search.add_argument("--learning-rate", type=float, default=None,
                         help="Adam's learning rate (default auto: 3e-3 for flat features, 1e-3 for images and "
                              "sequences; a resumed search keeps its own)")
@@ -126,12 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--gpus-per-worker", type=int, default=1, metavar="K",
                         help="GPUs each worker owns (default 1); above 1 each candidate is trained under a "
                              "MirroredStrategy across its worker's GPUs")
-    search.add_argument("--listen", metavar="HOST:PORT",
-                        help="with --workers: where the chief listens (default 127.0.0.1 on a free port; "
-                             "0.0.0.0:PORT or [::]:PORT for workers on other machines, see --connect)")
-    search.add_argument("--connect", metavar="HOST:PORT",
-                        help="only run --workers N workers for the chief at HOST:PORT (another machine "
-                             "sharing --output); the chief exports the model")
+    # A worker host (--connect) does not listen: both together would ignore --listen.
+    chief_or_worker = search.add_mutually_exclusive_group()
+    chief_or_worker.add_argument("--listen", metavar="HOST:PORT",
+                                 help="with --workers: where the chief listens (default 127.0.0.1 on a free "
+                                      "port; 0.0.0.0:PORT or [::]:PORT for workers on other machines, see "
+                                      "--connect)")
+    chief_or_worker.add_argument("--connect", metavar="HOST:PORT",
+                                 help="only run --workers N workers for the chief at HOST:PORT (another "
+                                      "machine sharing --output; not with --listen); the chief exports the model")
     search.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")
@@ -169,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export the best model of a search")
     export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
     export.add_argument("--label-column", default="label", help="label column of the search's CSV file")
-    export.add_argument("--image-size", type=int, default=32, help="image side used by the search's image folder")
+    export.add_argument("--image-size", type=_image_size_option, default=None, metavar="N",
+                        help=f"image side used by the search's image folder (default {DEFAULT_IMAGE_SIZE})")
     export.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")

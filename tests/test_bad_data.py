@@ -1,0 +1,230 @@
+"""Bad data and bad data options, found by fuzzing ``kbnas search``: each is refused
+with one line naming the problem (a `DataFileError` or `ValueError` from the loaders,
+``kbnas: error: …`` and exit status 2 from the command), never a traceback or a
+numpy warning; and the documented (N, 1) labels are accepted.
+
+The loaders are called directly where they decide; the command only for what it
+decides itself (the options), so no test trains a model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+from kbnas.cli import main
+from kbnas.cli.inputs import _load_split
+from kbnas.data_files import MAX_IMAGE_SIZE, DataFileError, load_data, load_npz
+from kbnas.data_inference import infer_data_spec, infer_task
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(60, 4)).astype("float32")
+Y = np.arange(60) % 2
+
+
+def _npz(tmp_path, x, y):
+    path = tmp_path / "data.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+def _csv(tmp_path, content: bytes):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    return path
+
+
+def _rows(labels) -> bytes:
+    return "".join(f"{i * 0.1},{label}\n" for i, label in enumerate(labels)).encode()
+
+
+def _one_error_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("kbnas: error: ")
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+def _search(tmp_path, *options: str) -> list[str]:
+    return ["search", "--max-trials", "1", "--epochs", "1", "--no-retrain", "--no-report",
+            "--output", str(tmp_path / "out"), *options]
+
+
+# ---------------------------------------------------------------------------
+# .npz arrays
+
+
+@pytest.mark.parametrize("name", ["x", "y"])
+def test_complex_arrays_are_refused(tmp_path, name):
+    arrays = {"x": X, "y": Y}
+    arrays[name] = arrays[name].astype(np.complex64)
+    with pytest.raises(DataFileError, match=f"data.npz: {name} must be real numbers, got complex64"):
+        load_npz(_npz(tmp_path, **arrays))
+
+
+@pytest.mark.parametrize("name", ["x", "y"])
+def test_complex_arrays_are_refused_by_the_python_api(name):
+    arrays = {"x": X, "y": Y}
+    arrays[name] = arrays[name].astype(np.complex128)
+    with pytest.raises(ValueError, match=f"^{name} must be real numbers, got complex128$"):
+        infer_data_spec(arrays["x"], arrays["y"])
+
+
+def test_labels_of_shape_n_1_are_one_label_per_example(tmp_path):
+    path = _npz(tmp_path, X, Y[:, None])
+    assert load_npz(path)[1].shape == (60,)
+    args = argparse.Namespace(data=str(path), label_column="label", image_size=None, task="auto")
+    arrays, source = _load_split(args)
+    assert [len(arrays[part][1]) for part in ("train", "val", "test")] == [36, 12, 12]
+    assert source["task"].startswith("binary")
+
+
+# ---------------------------------------------------------------------------
+# Class labels beyond int64
+
+
+@pytest.mark.parametrize(
+    "labels, shown",
+    [
+        (Y * 1e300, "1e+300"),
+        (np.where(Y == 1, np.uint64(2**63 + 5), np.uint64(0)), "9223372036854775813"),
+        (Y * float(2**63), "9.223372036854776e+18"),
+    ],
+    ids=["float 1e300", "uint64 2**63+5", "float 2**63"],
+)
+def test_labels_too_large_for_int64_are_named_without_a_warning(labels, shown):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for task in ("auto", "multiclass", "binary"):
+            with pytest.raises(ValueError, match=f"^class label {re.escape(shown)} is too large"):
+                infer_task(labels, task=task)
+
+
+def test_labels_too_negative_for_int64_are_negative_labels():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="^class labels must be non-negative, found -1e\\+30$"):
+            infer_task(Y * -1e30)
+
+
+def test_a_constant_huge_label_is_a_single_class():
+    with pytest.raises(ValueError, match="every label is 1e\\+300"):
+        infer_task(np.full(10, 1e300))
+
+
+def test_many_huge_integer_values_are_a_regression_target():
+    assert infer_task(np.arange(60) * 1e30) == ("regression", None)
+
+
+def test_csv_labels_too_large_for_int64_stay_floats(tmp_path):
+    path = _csv(tmp_path, b"a,label\n" + _rows([0, 1e30] * 30))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x, y = load_data(str(path))
+        assert y.dtype == np.float64 and y.max() == 1e30
+        with pytest.raises(ValueError, match="class label 1e\\+30 is too large"):
+            infer_data_spec(x, y)
+
+
+def test_whole_csv_labels_are_still_int64(tmp_path):
+    _, y = load_data(str(_csv(tmp_path, b"a,label\n" + _rows([0, 1, 2] * 3))))
+    assert y.dtype == np.int64
+
+
+# ---------------------------------------------------------------------------
+# CSV text
+
+
+def test_a_non_utf8_byte_names_the_file_and_line(tmp_path):
+    path = _csv(tmp_path, b"a,label\n0.5,1\n\xff,0\n" + _rows([0, 1] * 5))
+    with pytest.raises(DataFileError, match=r"data\.csv: line 3 is not UTF-8 text \(byte 0xff\)"):
+        load_data(str(path))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    path = _csv(tmp_path, b"\xef\xbb\xbflabel,a\n" + b"".join(b"%d,%d\n" % (i % 2, i) for i in range(6)))
+    x, y = load_data(str(path))
+    assert y.tolist() == [0, 1, 0, 1, 0, 1] and x[:, 0].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("header, column", [(b"a,label,label", "label"), (b"a,a,label", "a")])
+def test_a_column_named_twice_is_refused(tmp_path, header, column):
+    path = _csv(tmp_path, header + b"\n" + b"".join(b"%d,%d,%d\n" % (i, i, i % 2) for i in range(10)))
+    with pytest.raises(DataFileError, match=f"data.csv: the header names the column '{column}' twice"):
+        load_data(str(path))
+
+
+# ---------------------------------------------------------------------------
+# Image folders
+
+
+def _image_folder(tmp_path):
+    import tensorflow as tf
+
+    folder = tmp_path / "img"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+        for i in range(3):
+            (folder / name / f"{i}.png").write_bytes(tf.io.encode_png(np.zeros((4, 4, 3), np.uint8)).numpy())
+    return folder
+
+
+def test_an_undecodable_image_is_named(tmp_path):
+    folder = _image_folder(tmp_path)
+    (folder / "b" / "bad.png").write_text("junk\n")
+    with pytest.raises(DataFileError, match=r"img/b/bad\.png: cannot decode this image"):
+        load_data(str(folder), image_size=4)
+
+
+def test_a_readable_image_folder_loads(tmp_path):
+    x, y = load_data(str(_image_folder(tmp_path)), image_size=5)
+    assert x.shape == (6, 5, 5, 3) and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("size", [0, -3, MAX_IMAGE_SIZE + 1])
+def test_the_image_loader_refuses_a_bad_size(tmp_path, size):
+    with pytest.raises(DataFileError, match=f"image size must be between 1 and {MAX_IMAGE_SIZE}, got {size}"):
+        load_data(str(_image_folder(tmp_path)), image_size=size)
+
+
+# ---------------------------------------------------------------------------
+# Options
+
+
+def test_an_empty_data_path_is_refused(tmp_path, capsys):
+    assert main(_search(tmp_path, "--data", "")) == 2
+    assert "argument --data: " in _one_error_line(capsys)
+    with pytest.raises(DataFileError, match="the data path is empty"):
+        load_data("")
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "100000", "abc"])
+def test_image_size_is_a_side_from_1_to_the_maximum(tmp_path, capsys, value):
+    assert main(_search(tmp_path, "--image-size", value)) == 2
+    line = _one_error_line(capsys)
+    assert f"argument --image-size: expected an image side from 1 to {MAX_IMAGE_SIZE} pixels, got '{value}'" in line
+
+
+@pytest.mark.parametrize("data", ["digits", "csv", "npz"])
+def test_image_size_needs_an_image_folder(tmp_path, capsys, data):
+    paths = {"csv": _csv(tmp_path, b"a,label\n" + _rows([0, 1] * 5)), "npz": _npz(tmp_path, X, Y)}
+    options = [] if data == "digits" else ["--data", str(paths[data])]
+    assert main(_search(tmp_path, "--image-size", "16", *options)) == 2
+    assert "--image-size resizes the images of an image folder" in _one_error_line(capsys)
+
+
+def test_a_huge_batch_size_is_refused_by_the_parser(tmp_path, capsys):
+    assert main(_search(tmp_path, "--batch-size", "100000000000000000000")) == 2
+    assert "argument --batch-size: expected at most 2147483647" in _one_error_line(capsys)
+
+
+def test_connect_and_listen_together_are_refused(tmp_path, capsys):
+    assert main(_search(tmp_path, "--connect", "127.0.0.1:1", "--listen", "127.0.0.1:5000")) == 2
+    line = _one_error_line(capsys)
+    assert "--listen" in line and "--connect" in line and "not allowed" in line
