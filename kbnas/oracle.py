@@ -217,6 +217,8 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         self._seconds_before = 0.0
         #: time.monotonic() of this process's first trial, None before it.
         self._clock_start: float | None = None
+        #: Set by `finish_search`: `create_trial` then tells every worker to stop.
+        self.finished = False
         #: trial_id -> time.monotonic() of its creation, for the trial's duration.
         self._trial_started: dict[str, float] = {}
         #: trial_id -> wall seconds from its creation to its end.
@@ -313,9 +315,12 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
 
     @keras_tuner.synchronized
     def finish_search(self) -> None:
-        """Stops the search clock and saves the oracle, under its lock: where
-        KerasTuner's server may still answer workers of other hosts
-        (`kbnas.ParallelSearch`, when its own workers are done or it failed)."""
+        """Ends the search, under the oracle's lock: `create_trial` answers STOPPED
+        from now on (until ``finished`` is reset), and the clock is stopped and
+        the oracle saved. `kbnas.ParallelSearch` calls it when its own workers are
+        done or it failed: KerasTuner's server may still answer workers of other
+        hosts, which must not start a trial during the export."""
+        self.finished = True
         self.stop_clock()
         self.save()
 
@@ -328,6 +333,10 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         asks again under the same tuner id) trains again from its first epoch: the
         metrics and the learning curve of its unfinished run are forgotten.
         """
+        if self.finished:
+            self.tuner_ids.discard(tuner_id)  # as KerasTuner does when it stops a worker
+            return keras_tuner.engine.trial.Trial(self.hyperparameters.copy(), trial_id=str(len(self.trials)),
+                                                  status=STOPPED)
         self.start_clock()
         existing = set(self.trials)
         trial = super().create_trial(tuner_id)

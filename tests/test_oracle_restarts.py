@@ -120,3 +120,19 @@ def test_a_trial_handed_back_to_a_restarted_worker_is_timed_from_its_new_start(t
     now[0] += 3.0
     _finish(oracle, again, [0.5])
     assert oracle.trial_seconds[trial.trial_id] == pytest.approx(3.0)
+
+
+def test_a_finished_search_tells_late_workers_to_stop(tmp_path):
+    """Workers of other hosts may ask after the chief's own are done: during the
+    export no trial starts, and the search clock stays stopped."""
+    oracle = _oracle(tmp_path, early_stopping=None)
+    oracle.tuner_ids.update({"a-w1", "b-w1"})
+    _finish(oracle, oracle.create_trial("a-w1"), [0.5])
+    oracle.finish_search()
+    seconds = oracle.search_seconds()
+    late = oracle.create_trial("b-w1")
+    assert late.status == "STOPPED" and len(oracle.trials) == 1 and not oracle.ongoing_trials
+    assert "b-w1" not in oracle.tuner_ids
+    assert oracle.search_seconds() == seconds  # the clock did not start again
+    oracle.finished = False  # the same tuner searches again
+    assert oracle.create_trial("b-w1").status == "RUNNING" and len(oracle.trials) == 2

@@ -226,6 +226,7 @@ class ParallelSearch:
             # chief check at once (it reads the environment set around it).
             fit_args, fit_kwargs = tuner.prepare_search(*fit_args, **fit_kwargs)
         if hasattr(oracle, "start_clock"):
+            oracle.finished = False  # a search of this tuner again: trials are proposed again
             oracle.start_clock()  # the workers' deadlines count from now
 
         def deadline() -> float | None:
