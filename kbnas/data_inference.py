@@ -59,6 +59,9 @@ AUTO_CLASSES_LIMIT = 20
 MIN_EXAMPLES_PER_CLASS = 10
 #: Largest class label: labels are cast to int64, and so is ``max(y) + 1`` classes.
 MAX_CLASS_LABEL = int(np.iinfo(np.int64).max) - 1
+#: Most classes (units of the softmax head): labels such as {0, 1, 10**12} would
+#: otherwise ask for a head of 10**12 units, which no memory holds.
+MAX_CLASSES = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -466,7 +469,15 @@ def infer_task(
             f"y has only the distinct labels {np.unique(labels).tolist()}; binary "
             "labels must be 0 and 1 (remap them), or pass task='multiclass'"
         )
-    return MULTICLASS, int(num_classes if num_classes is not None else highest + 1)
+    classes = int(num_classes if num_classes is not None else highest + 1)
+    if classes > MAX_CLASSES:
+        used = len(np.unique(labels))
+        raise ValueError(
+            f"{classes} classes (labels 0..{classes - 1}) would make an output layer of {classes} units, "
+            f"more than {MAX_CLASSES}; y has {used} distinct labels: number them 0..{used - 1}"
+            + ("" if num_classes is not None else ", or pass task='regression' for a numeric target")
+        )
+    return MULTICLASS, classes
 
 
 # ---------------------------------------------------------------------------

@@ -228,3 +228,13 @@ def test_connect_and_listen_together_are_refused(tmp_path, capsys):
     assert main(_search(tmp_path, "--connect", "127.0.0.1:1", "--listen", "127.0.0.1:5000")) == 2
     line = _one_error_line(capsys)
     assert "--listen" in line and "--connect" in line and "not allowed" in line
+
+
+def test_class_labels_that_would_need_a_huge_output_layer_are_refused():
+    from kbnas.data_inference import MAX_CLASSES, infer_task
+
+    y = np.array([0, 1, 10**12] * 30)
+    with pytest.raises(ValueError, match=r"1000000000001 classes .* more than 100000; y has 3 distinct labels: "
+                                         r"number them 0\.\.2"):
+        infer_task(y)
+    assert infer_task(np.arange(MAX_CLASSES).repeat(2), task="multiclass") == ("multiclass", MAX_CLASSES)
