@@ -56,7 +56,8 @@ class PortInUseError(ListenError):
 
 
 class _ChiefServer:
-    """KerasTuner's chief: ``tuner.search`` in chief mode, in a daemon thread."""
+    """KerasTuner's chief in a daemon thread: ``tuner.search`` in chief mode, or
+    `kbnas.BayesianNAS.serve_as_chief` (the same without the search's end)."""
 
     def __init__(self, tuner: Any, host: str, port: int, fit_args: tuple, fit_kwargs: dict):
         self.host, self.port = host, port
@@ -264,6 +265,8 @@ class ParallelSearch:
             except _ChiefGone:
                 raise WorkerFailedError(f"the chief's oracle server stopped ({server.error}); "
                                         "run the search again to resume it") from None
+            if hasattr(oracle, "finished"):
+                oracle.finished = True  # workers of other hosts start no new trial meanwhile
             self._wait_for_other_hosts(oracle, server)
         finally:
             # What `BayesianNAS.search` does at its end, here and now (KerasTuner's
