@@ -94,6 +94,11 @@ def tuner_file(tuner) -> str:
     return tuner._get_tuner_fname()
 
 
+def checkpoint_file(tuner, trial_id: str) -> str:
+    """Path of a trial's weights (``checkpoint.weights.h5`` under Keras 3)."""
+    return tuner._get_checkpoint_fname(trial_id)
+
+
 def is_worker(tuner) -> bool:
     """Whether this tuner is a worker of KerasTuner's chief/worker tuning."""
     return tuner._is_worker()

@@ -223,6 +223,126 @@ def test_a_different_search_in_the_directory_is_refused(tmp_path, capsys, finish
     assert json.loads((out / "kbnas_run.json").read_text())["seed"] == 0  # untouched
 
 
+def _json_edit(change):
+    """A damage: the file's JSON replaced by ``change(value)``."""
+    def damage(path):
+        path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    return damage
+
+
+def _text(content):
+    return lambda path: path.write_text(content)
+
+
+def _every_kbnas_value_bad(state):
+    return {**state, "kbnas": {key: "bad" for key in state["kbnas"]}}
+
+
+def _search_folder_a_file(path):
+    shutil.rmtree(path)
+    path.write_text("x")
+
+
+EXPORT = ["export", "--no-retrain", "--no-report"]
+RESUME = ["search", *FAST, "--max-trials", "3"]
+
+
+@pytest.mark.parametrize(
+    "command, damaged, damage, expected",
+    [
+        pytest.param(EXPORT, "export/architecture.json", _text("{"), "export/architecture.json is damaged (expecting",
+                     id="export: architecture.json not json"),
+        pytest.param(["show"], "export/architecture.json", _text("[1]"),
+                     "export/architecture.json is damaged (it is an array", id="show: architecture.json an array"),
+        pytest.param(EXPORT, "kbnas_run.json", _text("[1, 2]"), "kbnas_run.json is damaged (it is an array",
+                     id="export: kbnas_run.json an array"),
+        pytest.param(RESUME, "kbnas_run.json", _text("[1, 2]"), "kbnas_run.json is damaged (it is an array",
+                     id="search: kbnas_run.json an array"),
+        pytest.param(["report"], "kbnas_run.json", _text("[1, 2]"), "kbnas_run.json is damaged (it is an array",
+                     id="report: kbnas_run.json an array"),
+        pytest.param(EXPORT, "kbnas_run.json", _json_edit(lambda run: {k: v for k, v in run.items() if k != "data"}),
+                     'kbnas_run.json is damaged ("data" is missing)', id="export: kbnas_run.json without data"),
+        pytest.param(EXPORT, "kbnas_run.json", _json_edit(lambda run: {**run, "epochs": "one"}),
+                     'kbnas_run.json is damaged ("epochs" is a string, expected an integer)',
+                     id="export: kbnas_run.json epochs a string"),
+        pytest.param(EXPORT, "kbnas_run.json", _json_edit(lambda run: {**run, "seed": [1]}),
+                     'kbnas_run.json is damaged ("seed" is an array', id="export: kbnas_run.json seed an array"),
+        pytest.param(EXPORT, "kbnas_run.json", _json_edit(lambda run: {**run, "task": 5}),
+                     'kbnas_run.json is damaged ("task" is an integer, expected a string)',
+                     id="export: kbnas_run.json task a number"),
+        pytest.param(EXPORT, "kbnas_run.json", _json_edit(lambda run: {**run, "acquisition": "magic"}),
+                     "kbnas_run.json is damaged (\"acquisition\" is 'magic', expected one of ei,",
+                     id="export: kbnas_run.json acquisition unknown"),
+        pytest.param(EXPORT, "kbnas_run.json", _json_edit(lambda run: {**run, "epochs": 0}),
+                     'kbnas_run.json is damaged ("epochs" is 0, expected at least 1)',
+                     id="export: kbnas_run.json epochs 0"),
+        *[pytest.param(command, "search/oracle.json", _text("[]"), "oracle.json is damaged (it is an array",
+                       id=f"{command[0]}: oracle.json an array") for command in (EXPORT, ["show"], ["report"])],
+        *[pytest.param(command, "search/oracle.json", _json_edit(_every_kbnas_value_bad),
+                       'oracle.json is damaged ("kbnas.', id=f"{command[0]}: oracle.json kbnas values bad")
+          for command in (EXPORT, ["show"], ["report"])],
+        *[pytest.param(command, "search/trial_0/trial.json", _json_edit(lambda t: {**t, "hyperparameters": None}),
+                       'trial_0/trial.json is damaged ("hyperparameters" is null, expected an object)',
+                       id=f"{command[0]}: trial.json hyperparameters null")
+          for command in (EXPORT, ["show"], ["report"])],
+        pytest.param(["report"], "search/trial_0/trial.json",
+                     _json_edit(lambda t: {k: v for k, v in t.items() if k != "message"}),
+                     'trial_0/trial.json is damaged ("message" is missing)', id="report: trial.json without message"),
+        pytest.param(["show"], "search/trial_0/trial.json", lambda path: path.write_text(path.read_text()[:50]),
+                     "trial_0/trial.json is damaged (unterminated string", id="show: trial.json cut short"),
+        pytest.param(EXPORT, "search/trial_0/checkpoint.weights.h5", lambda path: path.write_bytes(b"junk" * 500),
+                     "trial_0/checkpoint.weights.h5 is damaged (the weights of trial 1: unable to",
+                     id="export: checkpoint junk"),
+        pytest.param(EXPORT, "search/trial_0/checkpoint.weights.h5", lambda path: path.unlink(),
+                     "trial_0/checkpoint.weights.h5 is missing (the weights of trial 1)",
+                     id="export: checkpoint missing"),
+        *[pytest.param(command, "search", _search_folder_a_file, "search is damaged (a file, not the search's folder)",
+                       id=f"{command[0]}: search folder a file") for command in (EXPORT, ["show"], ["report"])],
+    ],
+)
+def test_a_damaged_file_is_named_by_show_export_and_report(tmp_path, capsys, finished_search, command, damaged,
+                                                            damage, expected):
+    out = tmp_path / "run"
+    shutil.copytree(finished_search, out)
+    damage(out / damaged)
+    assert main([*command, "--output", str(out)]) == 2
+    _assert_one_line(capsys.readouterr(), expected)
+
+
+def test_the_state_files_of_a_search_have_their_shapes(finished_search):
+    from kbnas.atomic_files import STATE_FILE_SHAPES, read_state_file
+
+    files = [path for path in finished_search.rglob("*.json") if path.name in STATE_FILE_SHAPES]
+    assert {path.name for path in files} >= {"kbnas_run.json", "oracle.json", "trial.json", "architecture.json"}
+    for path in files:
+        read_state_file(path)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ({"a": {"b": [1, "x"]}}, '"a.b[1]" is a string, expected a number'),
+        ({"a": {"b": [True]}}, '"a.b[0]" is true or false, expected a number'),
+        ({"a": None}, '"a" is null, expected an object'),
+        ({}, '"a" is missing'),
+        ([], "it is an array, expected an object"),
+        ({"a": {"b": [1.5]}, "c": {"0": "x"}}, '"c.0" is a string, expected an integer or null'),
+        ({"a": {"b": []}, "c": {"0": None}}, None),
+    ],
+)
+def test_shape_mismatch_names_the_first_difference(value, expected):
+    from kbnas.atomic_files import NUMBER, JSONList, JSONObject, shape_mismatch
+
+    shape = JSONObject(required={"a": JSONObject(required={"b": JSONList(NUMBER)})},
+                       optional={"c": JSONObject(each=(int, None))})
+    assert shape_mismatch(value, shape) == expected
+
+
+def test_a_report_into_an_existing_folder_is_refused_in_one_line(tmp_path, capsys, finished_search):
+    assert main(["report", "--output", str(finished_search), "--to", str(tmp_path)]) == 2
+    _assert_one_line(capsys.readouterr(), f"{tmp_path} is a folder: name the report's file".lower())
+
+
 # ------------------------------------------------------------------ Python API
 @pytest.mark.parametrize("case", sorted(ARRAYS))
 def test_python_api_gives_the_same_messages_for_bad_arrays(case):

@@ -52,6 +52,7 @@ def test_installed_keras_tuner_is_in_the_tested_range_and_setup_cfg_requires_it(
         (keras_tuner.engine.base_tuner.BaseTuner, "_populate_initial_space", ["self"]),
         (keras_tuner.engine.base_tuner.BaseTuner, "_get_tuner_fname", ["self"]),
         (keras_tuner.engine.base_tuner.BaseTuner, "_is_worker", ["self"]),
+        (keras_tuner.Tuner, "_get_checkpoint_fname", ["self", "trial_id"]),
     ],
 )
 def test_private_methods_keep_their_signatures(cls, name, parameters):

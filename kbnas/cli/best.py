@@ -4,8 +4,8 @@ retrained as the mean of K members, exported, and the report page.
 
 from __future__ import annotations
 
-import json
 import math
+import pathlib
 import sys
 import time
 import warnings
@@ -57,6 +57,8 @@ def _best_trial_heading(oracle, trial, selection=None) -> str:
 def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     from kbnas.export import export_model
 
+    export_dir = output / EXPORT_DIR
+    _check_export_folder(export_dir)  # before the (long) selection and retraining
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
         raise UsageError("no trial completed: nothing to export (see the messages of the failed trials above)")
@@ -64,12 +66,8 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     selection = _selection(tuner, arrays, output, args)
     if selection is not None:
         trial = tuner.oracle.trials[selection.trial_id]
-    with warnings.catch_warnings():
-        # Keras warns that the checkpoint's optimizer state is not restored: only
-        # the weights are needed for evaluation and export.
-        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        model = tuner.load_model(trial)
-    settings = json.loads((output / RUN_FILE).read_text())
+    model = _load_searched_model(tuner, trial)
+    settings = _read_json(output / RUN_FILE)
     x_test, y_test = arrays["test"]
     results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     if getattr(args, "retrain", False):
@@ -84,7 +82,6 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
             settings["test_metrics_first_member"] = first.evaluate(x_test, y_test, verbose=0, return_dict=True)
         results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     arch = hypermodel.search_space.from_hp_value(trial.hyperparameters.values[hypermodel.architecture_hp])
-    export_dir = output / EXPORT_DIR
     paths = export_model(
         model,
         str(export_dir),
@@ -111,6 +108,56 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
     if getattr(args, "report", True):
         _write_report(tuner, args)
     return 0
+
+
+def _check_export_folder(export_dir: pathlib.Path) -> None:
+    """``export_dir`` is absent, empty or a previous export (`kbnas.export.export_model` replaces only those).
+
+    Raises:
+        UsageError: it is a file, holds other files, or its ``architecture.json`` is damaged.
+    """
+    from kbnas.export import ARCHITECTURE_FILENAME, EXPORT_FORMAT
+
+    if export_dir.exists() and not export_dir.is_dir():
+        raise UsageError(f"{export_dir} is a file, not the export's folder; move it away to export")
+    if not export_dir.is_dir() or not any(export_dir.iterdir()):
+        return
+    described = export_dir / ARCHITECTURE_FILENAME
+    remedy = _export_remedy(export_dir)
+    if not described.exists():
+        raise UsageError(f"{export_dir} holds files and no kbnas export (no {ARCHITECTURE_FILENAME}); "
+                         "move them away to export")
+    if _read_json(described, remedy=remedy)["format"] != EXPORT_FORMAT:
+        raise UsageError(f"{described} is damaged (its \"format\" is not {EXPORT_FORMAT!r}); {remedy}")
+
+
+def _export_remedy(export_dir: pathlib.Path) -> str:
+    """What to do about a damaged export."""
+    return f"restore it, or remove the folder {export_dir} and run `kbnas export` to export again"
+
+
+def _load_searched_model(tuner, trial):
+    """The trial's model with the weights of its checkpoint (KerasTuner's ``load_model``).
+
+    Raises:
+        UsageError: the checkpoint is missing or damaged (named).
+    """
+    from kbnas import keras_tuner_internals as kt_internals
+
+    checkpoint = pathlib.Path(kt_internals.checkpoint_file(tuner, trial.trial_id))
+    remedy = "restore it, or start over in another directory"
+    weights = f"the weights of trial {_trial_number(trial.trial_id)}"
+    if not checkpoint.exists():
+        raise UsageError(f"{checkpoint} is missing ({weights}); {remedy}")
+    try:
+        with warnings.catch_warnings():
+            # Keras warns that the checkpoint's optimizer state is not restored: only
+            # the weights are needed for evaluation and export.
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return tuner.load_model(trial)
+    except OSError as error:  # h5py's: not an HDF5 file, cut short, unreadable
+        why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UsageError(f"{checkpoint} is damaged ({weights}: {why}); {remedy}") from None
 
 
 def _write_report(source, args) -> None:

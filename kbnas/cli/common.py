@@ -5,12 +5,13 @@ usage error, and small helpers.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import pathlib
 import sys
 from typing import Any
 
+from kbnas.atomic_files import DamagedFileError, read_state_file
 from kbnas.core.early_stopping import EarlyStopping
 from kbnas.ensemble import EnsembleSettings
 from kbnas.selection import SelectionSettings
@@ -51,12 +52,44 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
-def _read_json(path: pathlib.Path) -> Any:
-    """A JSON file of the search directory; a one-line error naming it if damaged."""
+def _read_json(path: pathlib.Path, remedy: str | None = None, shape: Any = None) -> Any:
+    """A JSON file of the search directory, checked against ``shape`` (by default
+    `kbnas.atomic_files.STATE_FILE_SHAPES`'s for its name; any other file: a JSON object).
+
+    Raises:
+        UsageError: it is damaged: one line naming it, what is wrong, and ``remedy``
+            (by default `kbnas.atomic_files.read_state_file`'s).
+    """
     try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise UsageError(f"{path} is damaged ({error}); restore it, or choose another --output to start over") from None
+        return read_state_file(path, shape=shape, remedy=remedy)
+    except DamagedFileError as error:
+        raise UsageError(str(error)) from None
+
+
+def _check_run_settings(path: pathlib.Path, saved: dict) -> None:
+    """The settings of a run file (`_read_json` checked their types) are ones ``kbnas search`` accepts.
+
+    Raises:
+        UsageError: one is not: ``path`` is damaged.
+    """
+    from kbnas.core.acquisition import ACQUISITIONS
+    from kbnas.data_inference import TASKS
+    from kbnas.settings import DISTANCES
+
+    choices = {"acquisition": ACQUISITIONS, "distance": DISTANCES, "task": ("auto", *TASKS), "selection": SELECTIONS}
+    lowest = {"seed": 0, "max_depth": 1, "epochs": 1, "batch_size": 1}
+    problems = [f'"{key}" is {saved[key]!r}, expected one of {", ".join(allowed)}'
+                for key, allowed in choices.items() if key in saved and saved[key] not in allowed]
+    problems += [f'"{key}" is {saved[key]}, expected at least {least}'
+                 for key, least in lowest.items() if saved[key] is not None and saved[key] < least]
+    if saved["max_depth"] > MAX_DEPTH_LIMIT:
+        problems.append(f'"max_depth" is {saved["max_depth"]}, expected at most {MAX_DEPTH_LIMIT}')
+    rate = saved.get("learning_rate")
+    rate = LEGACY_LEARNING_RATE if rate is None else rate
+    if not 0 < rate < math.inf:
+        problems.append(f'"learning_rate" is {rate}, expected a positive number')
+    if problems:
+        raise UsageError(f"{path} is damaged ({problems[0]}); restore it, or start over in another directory")
 
 
 def _trial_number(trial_id: str) -> str:

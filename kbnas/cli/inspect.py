@@ -4,12 +4,19 @@ running search folder.
 
 from __future__ import annotations
 
-import json
 import pathlib
 
+from kbnas.atomic_files import ORACLE_RECORD_SHAPE, TRIAL_RECORD_SHAPE
 from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE
-from kbnas.cli.best import _check_ensemble, _export_best
-from kbnas.cli.common import LEGACY_LEARNING_RATE, UsageError, _quiet_tensorflow, _read_json, _trial_number
+from kbnas.cli.best import _check_ensemble, _export_best, _export_remedy
+from kbnas.cli.common import (
+    LEGACY_LEARNING_RATE,
+    UsageError,
+    _check_run_settings,
+    _quiet_tensorflow,
+    _read_json,
+    _trial_number,
+)
 from kbnas.cli.inputs import _load_split
 from kbnas.cli.search import _hypermodel, _make_tuner
 
@@ -19,6 +26,7 @@ def cmd_report(args) -> int:
     from kbnas.report import write_report
 
     output = pathlib.Path(args.output)
+    _check_project_folder(output)
     if not (output / PROJECT_NAME / "oracle.json").exists() and not (output / "oracle.json").exists():
         raise UsageError(f"{output} holds no kbnas search (no {PROJECT_NAME}/oracle.json); "
                          f"run `kbnas search --output {output}` first")
@@ -35,14 +43,15 @@ def cmd_show(args) -> int:
     oracle proposed each trial, ``seconds`` its wall time.
     """
     output = pathlib.Path(args.output)
+    _check_project_folder(output)
     trial_files = sorted((output / PROJECT_NAME).glob("trial_*/trial.json"))
     if not trial_files:
         raise UsageError(f"{output} holds no kbnas search (no {PROJECT_NAME}/trial_*/trial.json)")
     rows = []
     for f in trial_files:
-        t = json.loads(f.read_text())
-        values = t.get("hyperparameters", {}).get("values", {})
-        rows.append((str(t.get("trial_id")), t.get("status"), t.get("score"), values))
+        t = _read_json(f, shape=TRIAL_RECORD_SHAPE)
+        values = (t.get("hyperparameters") or {}).get("values") or {}
+        rows.append((t["trial_id"], t["status"], t.get("score"), values))
     saved = _oracle_state(output)
     direction = (saved.get("objective") or {}).get("direction", "max")
     proposals = saved.get("proposal_log") or {}
@@ -78,31 +87,48 @@ def cmd_show(args) -> int:
 
 
 def _oracle_state(output: pathlib.Path) -> dict:
-    """The kbnas part of a search's oracle.json ({} when absent or unreadable)."""
+    """The kbnas part of a search's oracle.json ({} when absent).
+
+    Raises:
+        UsageError: oracle.json is damaged.
+    """
     oracle_file = output / PROJECT_NAME / "oracle.json"
-    try:
-        state = json.loads(oracle_file.read_text())
-    except (OSError, json.JSONDecodeError):
+    if not oracle_file.exists():
         return {}
-    return state.get("kbnas") or {}
+    return _read_json(oracle_file, shape=ORACLE_RECORD_SHAPE).get("kbnas") or {}
+
+
+def _check_project_folder(output: pathlib.Path) -> None:
+    """``OUTPUT/search`` is a folder when it exists (a file there is damage, not "no trials")."""
+    project = output / PROJECT_NAME
+    if project.exists() and not project.is_dir():
+        raise UsageError(f"{project} is damaged (a file, not the search's folder); restore it, "
+                         "or start over in another directory")
+
+
+def _export_description(output: pathlib.Path) -> dict | None:
+    """The previous export's ``architecture.json``, or None without one.
+
+    Raises:
+        UsageError: it is damaged.
+    """
+    path = output / EXPORT_DIR / "architecture.json"
+    return _read_json(path, remedy=_export_remedy(output / EXPORT_DIR)) if path.exists() else None
 
 
 def _exported_members(output: pathlib.Path) -> int | None:
     """Members of the previous export's ensemble (1: one model), or None without one."""
-    try:
-        described = json.loads((output / EXPORT_DIR / "architecture.json").read_text())
-        retrained = (described.get("search_settings") or {}).get("retrained") or {}
-        members = retrained.get("members", 1 if retrained else None)  # before ensembles: one model
-        return int(members) if members else None
-    except (OSError, ValueError, AttributeError, TypeError):  # none, or damaged: the default
+    described = _export_description(output)
+    if described is None:
         return None
+    retrained = (described.get("search_settings") or {}).get("retrained") or {}
+    members = retrained.get("members", 1 if retrained else None)  # before ensembles: one model
+    return int(members) if members else None
 
 
 def _exported_trial_id(output: pathlib.Path) -> str | None:
-    try:
-        return str(json.loads((output / EXPORT_DIR / "architecture.json").read_text())["trial_id"])
-    except (OSError, json.JSONDecodeError, KeyError):
-        return None
+    described = _export_description(output)
+    return None if described is None or described.get("trial_id") is None else described["trial_id"]
 
 
 def cmd_export(args) -> int:
@@ -110,7 +136,9 @@ def cmd_export(args) -> int:
     run_file = output / RUN_FILE
     if not run_file.exists():
         raise UsageError(f"{output} holds no kbnas search (no {RUN_FILE}); run `kbnas search --output {output}` first")
-    saved = _read_json(run_file)
+    saved = _read_json(run_file)  # of its shape (kbnas.atomic_files.RUN_SHAPE)
+    _check_run_settings(run_file, saved)
+    _check_project_folder(output)
     for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
         setattr(args, key, saved[key])
     args.task = saved.get("task", "auto")

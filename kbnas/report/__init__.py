@@ -37,12 +37,18 @@ def write_report(source: Any, path: str | pathlib.Path | None = None) -> pathlib
             directory (``DIR/report.html``).
 
     Raises:
-        ValueError: ``source`` holds no kbnas search.
+        ValueError: ``source`` holds no kbnas search, or a damaged one; or
+            ``path`` is a folder, or below a file.
     """
     from kbnas.report.page import render
 
     record = read_search(source)
     target = pathlib.Path(path) if path is not None else record.source / REPORT_FILE
+    if target.is_dir():
+        raise ValueError(f"{target} is a folder: name the report's file, e.g. {target / REPORT_FILE}")
+    below_file = next((folder for folder in target.parents if folder.exists() and not folder.is_dir()), None)
+    if below_file is not None:
+        raise ValueError(f"cannot write the report to {target}: {below_file} is a file")
     target.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(target, render(record))
     return target

@@ -124,7 +124,7 @@ def _summary(record: SearchRecord) -> str:
         by = "exported" if record.recommended_by == "export" else "the oracle's recommendation"
         score = f"{record.objective} {best.score:.4f}" if best.score is not None else ""
         parts.append(f"recommended: trial {best.number} ({by}; {score})")
-    test = (record.export or {}).get("search_settings", {}).get("test_metrics")
+    test = ((record.export or {}).get("search_settings") or {}).get("test_metrics")  # null: a Python export
     if test:
         members = ((record.export or {}).get("ensemble") or {}).get("members")
         of = f" (the exported mean of {members} retrainings of it)" if members else ""

@@ -12,11 +12,11 @@ Trials are numbered 1, 2, … as in the progress lines and ``kbnas show``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 import warnings
 from typing import Any
 
+from kbnas.atomic_files import ORACLE_RECORD_SHAPE, TRIAL_RECORD_SHAPE, DamagedFileError, read_state_file
 from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE, SELECTION_FILE
 from kbnas.space import SearchSpace
 
@@ -146,8 +146,8 @@ def read_search(source: Any, *, surrogate: bool = True) -> SearchRecord:
     """
     if isinstance(source, (str, pathlib.Path)):
         output, project = _directories(pathlib.Path(source))
-        state = _read_json(project / "oracle.json")
-        trial_states = [_read_json(f) for f in sorted(project.glob("trial_*/trial.json"))]
+        state = _read_json(project / "oracle.json", ORACLE_RECORD_SHAPE)
+        trial_states = [_read_json(f, TRIAL_RECORD_SHAPE) for f in sorted(project.glob("trial_*/trial.json"))]
         oracle = _reload_oracle(project) if surrogate else None
     else:
         from kbnas.oracle import BayesianNASOracle
@@ -170,22 +170,29 @@ def _directories(path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     raise ValueError(f"{path} holds no search (no {PROJECT_NAME}/oracle.json or oracle.json)")
 
 
-def _read_json(path: pathlib.Path) -> Any:
+def _read_json(path: pathlib.Path, shape: Any = None) -> Any:
+    """A state file of the search, of ``shape`` (`kbnas.atomic_files.read_state_file`).
+
+    Raises:
+        ValueError: it is missing, or damaged (`kbnas.atomic_files.DamagedFileError`).
+    """
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {error}") from None
+        return read_state_file(path, shape=shape)
+    except FileNotFoundError:
+        raise ValueError(f"cannot read {path}: it is missing") from None
 
 
 def _optional_json(path: pathlib.Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    """`_read_json`, or None when the file does not exist (a search without export, …)."""
+    return _read_json(path) if path.exists() else None
 
 
 def _reload_oracle(project: pathlib.Path):
-    """A `BayesianNASOracle` restored from ``project`` (None if that fails)."""
+    """A `BayesianNASOracle` restored from ``project`` (None if that fails).
+
+    Raises:
+        DamagedFileError: a state file is not of the shape KerasTuner's reload reads.
+    """
     from kbnas import keras_tuner_internals as kt_internals
     from kbnas.oracle import BayesianNASOracle
 
@@ -196,6 +203,8 @@ def _reload_oracle(project: pathlib.Path):
             oracle = BayesianNASOracle(max_trials=None)
             kt_internals.set_project_dir(oracle, str(project.parent), project.name)
             oracle.reload()
+    except DamagedFileError:
+        raise  # a damaged search is the user's to fix, named in one line
     except Exception as error:  # noqa: BLE001 - a report without the surrogate beats none
         warnings.warn(f"kbnas: the report cannot reload the oracle ({type(error).__name__}: {error}); "
                       "it has no surrogate figure", RuntimeWarning, stacklevel=3)
