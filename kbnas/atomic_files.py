@@ -86,7 +86,7 @@ _PROPOSAL = JSONObject(optional={"method": str, "seconds": NUMBER, "acquisition"
 #: The fields of ``BayesianNASOracle.get_state()["kbnas"]`` (`kbnas.oracle`).
 _KBNAS_FIELDS = {
     "search_space": (dict, None), "theta": (JSONList(NUMBER), None), "architecture_hp": str, "distance": str,
-    "acquisition": str, "kappa": NUMBER, "xi": NUMBER, "num_initial_points": (int, None), "score_warping": str,
+    "acquisition": str, "kappa": NUMBER, "xi": NUMBER, "num_initial_points": (*NUMBER, None), "score_warping": str,
     "recommendation": str, "objective": (JSONObject(optional={"name": str, "direction": str}), None),
     "proposal_log": JSONObject(each=_PROPOSAL), "search_seconds": NUMBER, "trial_seconds": JSONObject(each=NUMBER),
     "trial_ended_at": JSONObject(each=NUMBER), "early_stopping": (dict, None),

@@ -73,13 +73,13 @@ def _read_text(path: pathlib.Path) -> str:
         ) from None
 
 
-def _check_header(path: pathlib.Path, header: list[str]) -> None:
-    """Every column has its own name (a repeated label column would leak into the features)."""
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataFileError(f"{path}: the header names the column {name!r} twice; give every column its own name")
-        seen.add(name)
+def _check_header(path: pathlib.Path, header: list[str], label_column: str) -> None:
+    """The label column named once: a second one would be read as a feature, the
+    labels leaking into the inputs. (Features are read by position: repeated or
+    empty feature names, as spreadsheets write them, are fine.)"""
+    if header.count(label_column) > 1:
+        raise DataFileError(f"{path}: the header names the label column {label_column!r} "
+                            f"{header.count(label_column)} times; give it one column")
 
 
 def _as_labels(y: np.ndarray) -> np.ndarray:
@@ -91,14 +91,14 @@ def _as_labels(y: np.ndarray) -> np.ndarray:
 def load_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
     """Feature columns (all but ``label_column``) and the label column of a CSV file.
 
-    The file is UTF-8 text; the first row holds column names, each its own, and
-    every other cell must be a number.
+    The file is UTF-8 text; the first row holds column names (the label
+    column's once), and every other cell must be a number.
     """
     rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     if not rows:
         raise DataFileError(f"{path}: empty CSV file")
     header, body = rows[0], [r for r in rows[1:] if r]
-    _check_header(path, header)
+    _check_header(path, header, label_column)
     if label_column not in header:
         raise DataFileError(
             f"{path}: no column named {label_column!r} (columns: {', '.join(header)}); "

@@ -36,6 +36,8 @@ from kbnas.space import Architecture, SearchSpace
 
 #: Marker stored in architecture.json, to recognise previous exports.
 EXPORT_FORMAT = "kbnas-export"
+#: Name prefix of the folder an export is written into before it replaces the previous one.
+STAGING_PREFIX = ".kbnas-export-"
 EXPORT_FORMAT_VERSION = 1
 SAVED_MODEL_DIRNAME = "saved_model"
 KERAS_FILENAME = "model.keras"
@@ -133,7 +135,9 @@ def export_model(
         raise ValueError(f"search_settings must be JSON-serialisable: {error}") from None
 
     directory.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=".kbnas-export-", dir=directory))
+    for leftover in directory.glob(f"{STAGING_PREFIX}*"):  # of an export that was killed
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = pathlib.Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
     try:
         _write_saved_model(model, staging / SAVED_MODEL_DIRNAME, signature_name)
         model.save(staging / KERAS_FILENAME)
@@ -159,10 +163,15 @@ def is_export_directory(directory: str | os.PathLike) -> bool:
         return False
 
 
+def holds_files(directory: pathlib.Path) -> bool:
+    """Whether ``directory`` holds anything but what a killed export left behind."""
+    return any(not entry.name.startswith(STAGING_PREFIX) for entry in directory.iterdir())
+
+
 def _check_target(directory: pathlib.Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise FileExistsError(f"export target {directory} exists and is not a directory")
-    if directory.is_dir() and any(directory.iterdir()) and not is_export_directory(directory):
+    if directory.is_dir() and holds_files(directory) and not is_export_directory(directory):
         raise FileExistsError(
             f"refusing to export into {directory}: it is not empty and holds no previous "
             f"kbnas export ({ARCHITECTURE_FILENAME} missing); choose an empty or new directory"

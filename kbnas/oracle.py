@@ -333,7 +333,9 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         asks again under the same tuner id) trains again from its first epoch: the
         metrics and the learning curve of its unfinished run are forgotten.
         """
-        if self.finished:
+        if self.finished and tuner_id not in self.ongoing_trials:
+            # (A restarted worker still gets back the trial it was running: the
+            # chief waits for it.)
             self.tuner_ids.discard(tuner_id)  # as KerasTuner does when it stops a worker
             return keras_tuner.engine.trial.Trial(self.hyperparameters.copy(), trial_id=str(len(self.trials)),
                                                   status=STOPPED)

@@ -343,6 +343,8 @@ class BayesianNAS(keras_tuner.Tuner):
         """
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
         self._search_batch_size = fit_kwargs.get("batch_size")  # retrain_best's default
+        if isinstance(self.oracle, BayesianNASOracle):
+            self.oracle.finished = False  # a parallel search before it ended the search
         if isinstance(self.oracle, BayesianNASOracle) and isinstance(fit_kwargs.get("epochs"), int):
             # E of the early-stopping rule: the recipe's own early stopping (patience)
             # ends most trainings before it, so the longest one seen can be shorter.

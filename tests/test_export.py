@@ -158,6 +158,12 @@ def test_overwrites_a_previous_export_but_nothing_else(trained, tmp_path):
     with pytest.raises(FileExistsError, match="not a directory"):
         export_model(model, occupied / "data.csv")
 
+    # What a killed first export leaves (its staging folder) is no obstacle, and is removed.
+    killed = tmp_path / "killed"
+    (killed / ".kbnas-export-abc123" / "saved_model").mkdir(parents=True)
+    export_model(model, killed)
+    assert sorted(p.name for p in killed.iterdir()) == ["architecture.json", "model.keras", "saved_model"]
+
 
 def test_rejects_an_architecture_that_is_not_the_model(trained, tmp_path):
     model, _, space, _ = trained

@@ -126,13 +126,18 @@ def test_a_finished_search_tells_late_workers_to_stop(tmp_path):
     """Workers of other hosts may ask after the chief's own are done: during the
     export no trial starts, and the search clock stays stopped."""
     oracle = _oracle(tmp_path, early_stopping=None)
-    oracle.tuner_ids.update({"a-w1", "b-w1"})
+    oracle.tuner_ids.update({"a-w1", "b-w1", "c-w1"})
     _finish(oracle, oracle.create_trial("a-w1"), [0.5])
+    running = oracle.create_trial("c-w1")  # on another host, still training
+    oracle.finished = True
+    # Its worker dies and is restarted: it gets its trial back (the chief waits for it).
+    assert oracle.create_trial("c-w1").trial_id == running.trial_id
+    _finish(oracle, running, [0.6])
     oracle.finish_search()
     seconds = oracle.search_seconds()
     late = oracle.create_trial("b-w1")
-    assert late.status == "STOPPED" and len(oracle.trials) == 1 and not oracle.ongoing_trials
+    assert late.status == "STOPPED" and len(oracle.trials) == 2 and not oracle.ongoing_trials
     assert "b-w1" not in oracle.tuner_ids
     assert oracle.search_seconds() == seconds  # the clock did not start again
     oracle.finished = False  # the same tuner searches again
-    assert oracle.create_trial("b-w1").status == "RUNNING" and len(oracle.trials) == 2
+    assert oracle.create_trial("b-w1").status == "RUNNING" and len(oracle.trials) == 3

@@ -61,9 +61,11 @@ def test_validation_split_and_objective_default(tmp_path, digits):
     # The default objective of a classification task, scored on a held-out split.
     assert (tuner.oracle.objective.name, tuner.oracle.objective.direction) == ("val_accuracy", "max")
     assert trial.metrics.exists("val_accuracy") and trial.score == trial.metrics.get_best_value("val_accuracy")
+    tuner.oracle.finished = True  # as a parallel search leaves its oracle
     fit_args, fit_kwargs = tuner.prepare_search(x, y, epochs=1)
     n_val = len(fit_kwargs["validation_data"][0])
     assert len(fit_args[0]) + n_val == len(x) and n_val == round(0.2 * len(x))
+    assert not tuner.oracle.finished  # a search of this tuner proposes trials again
 
 
 def test_drop_in_for_plain_hyperparameter_search(tmp_path, digits):

@@ -116,12 +116,12 @@ def _check_export_folder(export_dir: pathlib.Path) -> None:
     Raises:
         UsageError: it is a file, holds other files, or its ``architecture.json`` is damaged.
     """
-    from kbnas.export import ARCHITECTURE_FILENAME, EXPORT_FORMAT
+    from kbnas.export import ARCHITECTURE_FILENAME, EXPORT_FORMAT, holds_files
 
     if export_dir.exists() and not export_dir.is_dir():
         raise UsageError(f"{export_dir} is a file, not the export's folder; move it away to export")
-    if not export_dir.is_dir() or not any(export_dir.iterdir()):
-        return
+    if not export_dir.is_dir() or not holds_files(export_dir):
+        return  # (what a killed export left, export_model removes)
     described = export_dir / ARCHITECTURE_FILENAME
     remedy = _export_remedy(export_dir)
     if not described.exists():

@@ -269,6 +269,7 @@ class ParallelSearch:
                 oracle.finished = True  # workers of other hosts start no new trial meanwhile
             self._wait_for_other_hosts(oracle, server)
         finally:
+            pool.stop()  # (done already, unless something failed between start and wait)
             # What `BayesianNAS.search` does at its end, here and now (KerasTuner's
             # server thread may go on sleeping for up to 20 s), also after a
             # failure or Ctrl-C: idle time after it is not search time.
@@ -321,16 +322,14 @@ class ParallelSearch:
     def _worker_died(self, tuner_id: str, why: str) -> str | None:
         """The trial a dead worker was training (None: none); at its `TRIAL_DEATHS`-th
         death that trial ends as failed, so the restarted worker gets another."""
-        oracle = self.tuner.oracle
-        trial = oracle.ongoing_trials.get(tuner_id)
+        trial = self.tuner.oracle.ongoing_trials.get(tuner_id)
         if trial is None:
             return None
         deaths = self._trial_deaths[trial.trial_id] = self._trial_deaths.get(trial.trial_id, 0) + 1
         if deaths >= TRIAL_DEATHS:
-            trial.status = "FAILED"
-            trial.message = f"its worker died {deaths} times while training it (the last time: {why})"
-            oracle.end_trial(trial)
-            logger.warning("kbnas: trial %s failed: %s", trial.trial_id, trial.message)
+            message = f"its worker died {deaths} times while training it (the last time: {why})"
+            if _fail_ongoing_trial(self.tuner.oracle, tuner_id, trial.trial_id, message):
+                logger.warning("kbnas: trial %s failed: %s", trial.trial_id, message)
         return trial.trial_id
 
     def _wait(self, pool: _WorkerPool) -> None:
@@ -339,6 +338,24 @@ class ParallelSearch:
         finally:
             self.worker_restarts = dict(pool.restarts)
             self.log_paths = {plan.tuner_id: pool.log_path(plan) for plan in self.plans}
+
+
+def _fail_ongoing_trial(oracle: Any, tuner_id: str, trial_id: str, message: str) -> bool:
+    """Ends ``trial_id`` as FAILED if ``tuner_id`` still runs it, under the oracle's
+    lock (the server thread may be ending it right now); whether it did."""
+    import keras_tuner
+
+    @keras_tuner.synchronized
+    def fail(oracle: Any) -> bool:
+        trial = oracle.ongoing_trials.get(tuner_id)
+        if trial is None or trial.trial_id != trial_id:
+            return False
+        trial.status = "FAILED"
+        trial.message = message
+        oracle.end_trial(trial)
+        return True
+
+    return fail(oracle)
 
 
 def search_in_parallel(build_tuner: Callable[[], Any], *fit_args: Any, workers: int | None = None,
