@@ -40,15 +40,21 @@ def _data_option(text: str) -> str:
     return text
 
 
+def _int_within(text: str, lowest: int, highest: int | None = None) -> int | None:
+    """``text`` as an integer from ``lowest`` to ``highest`` (no bound: None); None if it is not one."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if lowest <= value and (highest is None or value <= highest) else None
+
+
 def _image_size_option(text: str) -> int:
     """``--image-size``: an integer from 1 to `kbnas.data_files.MAX_IMAGE_SIZE`."""
     from kbnas.data_files import MAX_IMAGE_SIZE
 
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_IMAGE_SIZE:
+    value = _int_within(text, 1, MAX_IMAGE_SIZE)
+    if value is None:
         raise argparse.ArgumentTypeError(f"expected an image side from 1 to {MAX_IMAGE_SIZE} pixels, got {text!r}")
     return value
 
@@ -68,22 +74,16 @@ def _workers_option(text: str) -> int | None:
     """``--workers``: a positive integer, or ``auto`` (None)."""
     if str(text).strip().lower() == "auto":
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    value = _int_within(text, 1)
+    if value is None:
         raise argparse.ArgumentTypeError(f"expected a positive number of workers or auto, got {text!r}")
     return value
 
 
 def _non_negative_int(text: str) -> int:
     """``--seed``: an integer ≥ 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
+    value = _int_within(text, 0)
+    if value is None:
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
