@@ -567,6 +567,7 @@ def test_a_second_host_joins_the_chief_with_listen_and_connect(tmp_path):
     assert chief.returncode == 0, err[-3000:]
     assert other.returncode == 0, other.stderr[-3000:]
     assert f"1 worker(s) training trials for the chief at {format_address(connect, port)}" in other.stdout
+    assert "the chief has no more trials" in other.stdout and "stopped answering" not in other.stderr
     trials = _trials(output)
     assert len(trials) == 6 and all(t["status"] == "COMPLETED" for t in trials)
     assert len({t["hyperparameters"]["values"]["architecture"] for t in trials}) == 6

@@ -251,6 +251,6 @@ def _run_remote_workers(args, arrays, output, settings, warm=None) -> int:
     if not args.quiet:
         print(f"kbnas: {search.workers} worker(s) training trials for the chief at {args.connect}", flush=True)
     search.search(*arrays["train"], **_fit_keywords(args, arrays))
-    if not args.quiet:
+    if not args.quiet and not search.chief_went_silent:  # (silent: its warning said so)
         print("kbnas: the chief has no more trials; the chief exports the best model", flush=True)
     return 0

@@ -178,6 +178,9 @@ class ParallelSearch:
         self.log_paths: dict[str, str] = {}
         #: trial id -> deaths of the workers that trained it.
         self._trial_deaths: dict[str, int] = {}
+        #: ``connect``: whether the search ended because the chief stopped answering
+        #: (not because it told the workers to stop).
+        self.chief_went_silent = False
 
     @property
     def workers(self) -> int:
@@ -189,7 +192,7 @@ class ParallelSearch:
         The chief returns once its own workers are done and no trial is running
         anywhere (workers of other hosts finish theirs first). On a host that only
         runs workers (``connect``) it returns None once they are told to stop, or
-        once the chief stops answering.
+        once the chief stops answering (then ``chief_went_silent`` is True).
 
         Raises:
             WorkerFailedError: a worker kept failing, or the chief's server stopped.
@@ -309,6 +312,7 @@ class ParallelSearch:
         try:
             self._wait(pool)
         except _ChiefGone:
+            self.chief_went_silent = True
             logger.warning("kbnas: the chief at %s:%d stopped answering: its search is over, or it was "
                            "stopped (rerun it, then this command, to resume)", host, port)
         return None
