@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 
 import pytest
@@ -275,10 +276,10 @@ def test_two_workers_complete_a_search_with_trials_in_flight_and_export_once(tmp
     assert max(log["running"] for log in oracle["proposal_log"].values()) == 1
     logs = sorted((output / "search" / "workers").glob("*.log"))
     assert len(logs) == 2 and all(": done" in log.read_text() for log in logs)
-    # Without GPUs the workers were started before the chief's TensorFlow import
-    # (kbnas.parallel.WarmWorkers) and took their jobs through the pipe.
+    # Without GPUs the workers were forks of a server that imported TensorFlow
+    # while the chief imported its own (kbnas.parallel.WarmWorkers).
     if not gpu_devices_present():
-        assert all("started before its job" in log.read_text() for log in logs)
+        assert all("forked from the fork server, which imported TensorFlow" in log.read_text() for log in logs)
 
 
 @pytest.mark.integration
@@ -592,25 +593,90 @@ def test_gpu_devices_are_seen_from_their_device_files(monkeypatch):
     assert gpu_devices_present()
 
 
+def _report_imports(queue):
+    """A process target: what this process had imported when it started, and its parent."""
+    queue.put((os.getppid(), "tensorflow" in sys.modules, "kbnas.tuner" in sys.modules))
+
+
+def _sleep_for_ever():
+    while True:
+        time.sleep(60)
+
+
 @pytest.mark.integration
-def test_workers_started_ahead_that_no_search_takes_exit_when_closed():
-    warm = WarmWorkers(2)
-    (process, sender), other = warm.take(), warm.take()
-    assert warm.take() is None and len(warm) == 0
-    # A closed pipe without a job ends a worker by itself, after its import.
-    sender.close()
-    process.join(120)
+def test_workers_are_forks_of_a_server_that_imported_tensorflow_and_close_ends_it():
+    # This test also guards the private names of multiprocessing.forkserver that
+    # kbnas.parallel.fork_server uses: it fails when they change.
+    import multiprocessing.forkserver as stdlib
+
+    server = stdlib._forkserver
+    assert server._forkserver_pid is None  # nothing in this process started one
+    before = list(server._preload_modules)
+    warm = WarmWorkers()
+    pid = server._forkserver_pid
+    assert pid is not None and _alive(pid)
+    queue = warm.context.Queue()
+    process = warm.context.Process(target=_report_imports, args=(queue,))
+    process.start()
+    # A fork of the server: TensorFlow and kbnas's tuner were imported before it ran.
+    assert queue.get(timeout=120) == (pid, True, True)
+    process.join(60)
     assert process.exitcode == 0
-    warm._idle.append(other)  # as a search hands back one it did not use
     warm.close()
-    assert other[0].exitcode in (0, -signal.SIGTERM)  # its import was over: the pipe or SIGTERM
+    assert not _alive(pid) and server._forkserver_pid is None
+    assert server._preload_modules == before  # multiprocessing's own list back
     warm.close()  # twice is harmless
-    # Mid-import, `close` ends a worker at once with SIGTERM (not the closed pipe,
-    # read only after the import, nor the SIGKILL after a grace period).
-    fresh = WarmWorkers(1)
-    process, _ = fresh._idle[0]
-    fresh.close()
-    assert process.exitcode == -signal.SIGTERM
+
+
+@pytest.mark.integration
+def test_a_fork_server_that_another_library_started_is_used_and_left_alone():
+    import multiprocessing.forkserver as stdlib
+
+    server = stdlib._forkserver
+    stdlib.ensure_running()  # theirs, without kbnas's preload
+    theirs = server._forkserver_pid
+    try:
+        warm = WarmWorkers()
+        process = warm.context.Process(target=_sleep_for_ever)
+        process.start()
+        warm.close()
+        assert server._forkserver_pid == theirs and _alive(theirs) and _alive(process.pid)
+    finally:
+        process.kill()
+        process.join(30)
+        server._stop()
+
+
+def test_a_worker_exits_when_the_process_that_started_it_is_gone(tmp_path):
+    # The chief killed: its workers (forks of the fork server, whose parent is
+    # not the chief) see it through multiprocessing's parent sentinel.
+    script = tmp_path / "chief.py"
+    script.write_text(textwrap.dedent('''
+        import os, sys, time
+        from kbnas.parallel import WarmWorkers
+        from kbnas.parallel.workers import _exit_with_parent
+
+        def worker():
+            _exit_with_parent()
+            time.sleep(120)
+
+        if __name__ == "__main__":
+            warm = WarmWorkers()
+            process = warm.context.Process(target=worker)
+            process.start()
+            print(process.pid, flush=True)
+            time.sleep(120)
+    '''))
+    chief_process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        worker = int(chief_process.stdout.readline())
+        assert _alive(worker)
+        chief_process.kill()
+        chief_process.wait(30)
+        _wait_for(lambda: not _alive(worker), 10, "the worker to exit")
+    finally:
+        if chief_process.poll() is None:
+            chief_process.kill()
 
 
 class _FakeWarm:
@@ -633,20 +699,22 @@ def test_processes_started_ahead_are_dropped_when_tensorflow_sees_gpus(monkeypat
 @pytest.mark.integration
 def test_a_usage_error_after_the_early_start_leaves_no_worker_process(tmp_path, monkeypatch):
     import multiprocessing
+    import multiprocessing.forkserver
 
     from kbnas.cli import main
 
     started = []
 
-    def start(count):
-        started.append(WarmWorkers(count))
+    def start():
+        started.append(WarmWorkers())
         return started[-1]
 
     monkeypatch.setattr("kbnas.cli.run.WarmWorkers", start)
     monkeypatch.setattr("kbnas.cli.run.gpu_devices_present", lambda: False)
     assert main(["search", "--workers", "2", "--max-trials", "0", "--output", str(tmp_path / "run")]) == 2
-    assert len(started) == 1 and len(started[0]) == 0  # started, then closed
+    assert len(started) == 1 and started[0]._server is None  # started, then closed
     assert not multiprocessing.active_children()
+    assert multiprocessing.forkserver._forkserver._forkserver_pid is None
 
 
 def test_the_reason_of_a_dead_worker_skips_tensorflows_start_up_notices(tmp_path):

@@ -20,14 +20,15 @@ from kbnas.cli.search import cmd_search
 
 
 def _start_workers_early(args):
-    """The worker processes of ``kbnas search --workers N`` (N >= 2), started
-    before this process imports TensorFlow so that theirs overlaps with it
-    (`kbnas.parallel.WarmWorkers`; hosts without GPU devices only), or None."""
+    """The fork server of the workers of ``kbnas search --workers N`` (N >= 2),
+    started before this process imports TensorFlow so that its import overlaps
+    with this one (`kbnas.parallel.WarmWorkers`; hosts without GPU devices
+    only), or None."""
     if getattr(args, "func", None) is not cmd_search or args.workers is None:  # None: auto
         return None
     if args.workers < 2 and args.listen is None and args.connect is None:  # a single-process search
         return None
-    return None if gpu_devices_present() else WarmWorkers(args.workers)
+    return None if gpu_devices_present() else WarmWorkers()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,4 +58,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         if warm is not None:
-            warm.close()  # the ones no search took (a usage error, say)
+            warm.close()  # also when no search took it (a usage error, say)

@@ -10,14 +10,13 @@ number of devices. kbnas runs them on KerasTuner's own chief/worker engine
   it trains nothing, and hides the GPUs from itself before TensorFlow touches
   them;
 * each **worker** is a process started with ``multiprocessing``'s "spawn"
-  method. It first restricts what it may use (its GPUs through
+  method, or on hosts without GPU devices forked from a server that imported
+  TensorFlow while the chief got ready (`WarmWorkers`). It first restricts what it may use (its GPUs through
   ``CUDA_VISIBLE_DEVICES``, its share of the CPU cores through TensorFlow's
   intra/inter-op thread counts, and the process affinity with
   ``ParallelSettings.pin_cpus``), then calls ``build_tuner()`` and runs
   KerasTuner's worker loop: ask the chief for a trial, train it, report every
-  epoch (so early stopping works), repeat until the chief says stop. On hosts
-  without GPU devices the worker processes start ahead (`WarmWorkers`) and
-  import TensorFlow while the chief gets ready.
+  epoch (so early stopping works), repeat until the chief says stop.
 
 Faults: a worker that dies (killed, out of memory) is started again under the
 same tuner id, and KerasTuner hands it back the trial it was running, which is
@@ -34,7 +33,7 @@ search directory must be shared (each trial's checkpoint is written by the
 worker that trains it and read back by the chief for the export). See
 docs/parallel.md.
 
-This module imports TensorFlow only inside worker processes.
+This module imports TensorFlow only inside worker processes and their fork server.
 """
 
 from kbnas.parallel.network import (

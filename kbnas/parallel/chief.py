@@ -138,17 +138,17 @@ class ParallelSearch:
             tuner = search.search(x, y, epochs=30, validation_data=(x_val, y_val))
             model = tuner.get_best_models(1)[0]
 
-    On a host without GPU devices the worker processes start at once, before
-    the chief builds its tuner (`WarmWorkers`: they import TensorFlow
-    meanwhile), and take their jobs when `search` begins.
+    On a host without GPU devices a fork server starts at once and imports
+    TensorFlow while the chief builds its tuner (`WarmWorkers`); the workers
+    are forks of it, which start at once when `search` begins.
 
     Args:
         build_tuner: ``() -> keras_tuner.Tuner`` (a `kbnas.BayesianNAS` or any
             KerasTuner tuner).
         settings: `ParallelSettings`.
-        warm: processes started earlier for the workers (`kbnas search` starts
-            them before its own TensorFlow import); default: started here when
-            the host has no GPU devices.
+        warm: the fork server of the workers, started earlier (`kbnas search`
+            starts it before its own TensorFlow import); default: started here
+            when the host has no GPU devices. `search` ends it.
     """
 
     def __init__(self, build_tuner: Callable[[], Any], settings: ParallelSettings = ParallelSettings(),
@@ -156,13 +156,13 @@ class ParallelSearch:
         self.build_tuner = build_tuner
         self.settings = settings
         if warm is None and not gpu_devices_present():
-            warm = WarmWorkers(settings.workers or 1)
+            warm = WarmWorkers()
         self._warm = warm
         try:
             n_gpus = _gpus_of_the_chief() if settings.connect is None else _count_gpus()
             if n_gpus:
                 # TensorFlow sees GPUs after all: a worker must hide the others before
-                # its import, so the processes started ahead cannot be used.
+                # its import, so forks of a server that imported it cannot be used.
                 self.close()
                 self._warm = None
             workers = settings.workers or default_workers(n_gpus, settings.gpus_per_worker)
@@ -210,7 +210,7 @@ class ParallelSearch:
             self.close()
 
     def close(self) -> None:
-        """Ends the worker processes started ahead that no search took (`search` does it)."""
+        """Ends the fork server of the workers (`search` does it)."""
         if self._warm is not None:
             self._warm.close()
 

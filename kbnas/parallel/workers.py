@@ -1,7 +1,7 @@
-"""The worker processes of a parallel search: their entry points (a worker
+"""The worker processes of a parallel search: their entry point (a worker
 restricts its devices, then runs KerasTuner's worker loop against the chief),
-the processes started ahead of their jobs (`WarmWorkers`), and the pool that
-starts, watches, restarts and stops them (`_WorkerPool`)."""
+the fork server that imports TensorFlow for them ahead (`WarmWorkers`), and
+the pool that starts, watches, restarts and stops them (`_WorkerPool`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import atexit
 import dataclasses
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from kbnas.parallel.network import (
     format_address,
     wait_for_chief,
 )
+from kbnas.parallel.fork_server import PRELOAD, ForkServer
 from kbnas.parallel.plans import WorkerPlan
 
 logger = logging.getLogger("kbnas.parallel")
@@ -60,18 +62,20 @@ class _WorkerJob:
     fit_kwargs: dict
     log_path: str
     deadline: float | None  # time.time() at which training must stop, or None
-    parent_pid: int
     chief_timeout: float | None  # seconds to wait for the chief (None: $KBNAS_CHIEF_TIMEOUT)
+    environ: dict  # the chief's environment when it started this worker
 
 
-def _exit_with_parent(parent_pid: int) -> None:
-    """A daemon thread that ends this process when its parent is gone."""
+def _exit_with_parent() -> None:
+    """A daemon thread that ends this process when the process that started it
+    (the chief, also for a fork of the fork server) is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child
+        return
 
     def watch() -> None:
-        while True:
-            if os.getppid() != parent_pid:
-                os._exit(3)
-            time.sleep(1.0)
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(3)
 
     threading.Thread(target=watch, name="kbnas-parent-watch", daemon=True).start()
 
@@ -90,7 +94,8 @@ def _restrict_devices(plan: WorkerPlan) -> None:
     """GPUs, cores and threads of this worker: before TensorFlow initializes them.
 
     ``CUDA_VISIBLE_DEVICES`` is set before TensorFlow is imported, except in a
-    warm worker, which exists only on hosts without GPU devices (`WarmWorkers`).
+    fork of the fork server, which exists only on hosts without GPU devices
+    (`WarmWorkers`).
     """
     if plan.gpus is not None:
         # Plan indices count the GPUs this process inherited: map them through an
@@ -113,62 +118,24 @@ def _restrict_devices(plan: WorkerPlan) -> None:
         print(f"kbnas worker: could not restrict TensorFlow ({error})", flush=True)
 
 
-def _import_quietly() -> float:
-    """Imports TensorFlow, Keras, KerasTuner and kbnas's tuner with file
-    descriptors 1 and 2 on /dev/null (TensorFlow prints start-up lines there
-    whatever its log level); returns the seconds it took."""
-    started = time.monotonic()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        import kbnas.tuner  # noqa: F401  (TensorFlow, Keras, KerasTuner)
-    finally:
-        # An error (of this import or of the job's unpickling) stays visible.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in (devnull, *saved):
-            os.close(fd)
-    return time.monotonic() - started
-
-
-def _warm_worker_main(connection: Any, parent_pid: int) -> None:
-    """Entry point of a worker started before its job was known (`WarmWorkers`).
-
-    It imports TensorFlow first, without touching any device (thread counts,
-    affinity and memory are set once the job comes: TensorFlow reads them when
-    it initializes), then waits for its `_WorkerJob` and runs it. A closed pipe
-    without a job ends it.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
-    _exit_with_parent(parent_pid)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    seconds = _import_quietly()
-    try:
-        job = connection.recv()
-    except (EOFError, OSError):
-        os._exit(0)
-    connection.close()
-    _worker_main(job, warm_import_seconds=seconds)
-
-
-def _worker_main(job: _WorkerJob, warm_import_seconds: float | None = None) -> None:
+def _worker_main(job: _WorkerJob) -> None:
     """Entry point of a worker process (multiprocessing target)."""
-    if warm_import_seconds is None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
-        _exit_with_parent(job.parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
+    _exit_with_parent()
+    # A fork of the fork server has the environment of the server's start.
+    os.environ.clear()
+    os.environ.update(job.environ)
     _redirect_output(job.log_path)
     plan = job.plan
     print(f"kbnas worker {plan.tuner_id} pid {os.getpid()}: gpus {plan.gpus}, cpus {list(plan.cpus) or 'any'}, "
           f"{plan.threads} threads, chief {format_address(job.host, job.port)}", flush=True)
-    if warm_import_seconds is not None:
-        print(f"kbnas worker {plan.tuner_id}: started before its job, TensorFlow imported in "
-              f"{warm_import_seconds:.1f} s meanwhile", flush=True)
+    preload = sys.modules.get(PRELOAD)
+    if preload is not None and preload.SECONDS is not None:
+        print(f"kbnas worker {plan.tuner_id}: forked from the fork server, which imported TensorFlow in "
+              f"{preload.SECONDS:.1f} s", flush=True)
+    elif preload is not None:
+        print(f"kbnas worker {plan.tuner_id}: the fork server could not import TensorFlow ({preload.ERROR}); "
+              "importing it here", flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _bracketed(_connectable(job.host)),
                        ENV_ORACLE_PORT: str(job.port)})
@@ -221,57 +188,31 @@ def _describe_exit(code: int | None) -> str:
 
 
 class WarmWorkers:
-    """Worker processes started before their search is ready.
+    """Worker processes forked from a server that imported TensorFlow ahead.
 
-    A worker's start-up is mostly ``import tensorflow`` (3.5 s on the 2-core
-    development machine): started at once, the workers import it while the
-    chief imports its own, loads the data and builds its tuner, and take their
-    job when the search begins (`_WorkerPool`). Only on hosts without GPU device
-    files (`gpu_devices_present`): a worker's ``CUDA_VISIBLE_DEVICES`` must be
-    set before its TensorFlow import, and its GPUs are known only from the
-    chief's. `ParallelSearch` starts them itself; `kbnas search` starts them
-    before the chief's own import. Processes no search took are ended by
-    `close` (also at the chief's exit). They inherit the environment of the
-    moment they start: variables set later do not reach them.
+    A worker's start-up is mostly ``import tensorflow`` (3.5–4.5 s on the
+    2-core development machine). `WarmWorkers` starts a fork server
+    (`kbnas.parallel.fork_server.ForkServer`) that imports it once, while the
+    chief imports its own, loads the data and builds its tuner; the workers of
+    the search (`_WorkerPool`), and any worker started again after a crash,
+    are forks of it that start at once. Only on hosts without GPU device files
+    (`gpu_devices_present`): a worker's ``CUDA_VISIBLE_DEVICES`` must be set
+    before its TensorFlow import, and its GPUs are known only from the
+    chief's. `ParallelSearch` starts it itself; `kbnas search` starts it
+    before the chief's own import. `close` ends the server (also at the
+    chief's exit), once no worker runs.
     """
 
-    def __init__(self, count: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._idle: list[tuple[Any, Any]] = []
-        try:
-            for _ in range(count):
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_warm_worker_main, args=(receiver, os.getpid()),
-                                          name="kbnas-worker")
-                process.start()
-                receiver.close()
-                self._idle.append((process, sender))
-        except BaseException:
-            self.close()
-            raise
+    def __init__(self) -> None:
+        self._server: ForkServer | None = ForkServer()
+        self.context = self._server.context
         atexit.register(self.close)
 
-    def __len__(self) -> int:
-        return len(self._idle)
-
-    def take(self) -> tuple[Any, Any] | None:
-        """A started process and the pipe its job goes through, or None when none is left."""
-        return self._idle.pop(0) if self._idle else None
-
     def close(self) -> None:
-        """Ends the processes no search took, at once: they hold no state (one whose
-        pipe closes also ends by itself, but only after its TensorFlow import)."""
-        idle, self._idle = self._idle, []
-        for process, sender in idle:
-            sender.close()
-            if process.exitcode is None:
-                process.terminate()
-        deadline = time.monotonic() + TERMINATE_GRACE
-        for process, _ in idle:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.exitcode is None:
-                process.kill()
-                process.join(5.0)
+        """Ends the fork server (if this object started it). Twice is harmless."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
 
 class _WorkerPool:
@@ -304,21 +245,11 @@ class _WorkerPool:
 
     def _start(self, plan: WorkerPlan) -> None:
         job = _WorkerJob(self._build_tuner, plan, self._host, self._port, self._fit_args, self._fit_kwargs,
-                         self.log_path(plan), self._deadline(), os.getpid(), self._chief_timeout)
-        warm = self._warm.take() if self._warm is not None else None
-        if warm is not None:
-            process, sender = warm
-            self.processes[plan.tuner_id] = process  # before its job: `stop` ends it, whatever comes
-            try:
-                sender.send(job)
-            except OSError:
-                pass  # it died before its job came: `wait` sees its exit and starts another
-            finally:
-                sender.close()
-        else:
-            process = self._context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
-            process.start()
-            self.processes[plan.tuner_id] = process
+                         self.log_path(plan), self._deadline(), self._chief_timeout, dict(os.environ))
+        context = self._warm.context if self._warm is not None else self._context
+        process = context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
+        process.start()
+        self.processes[plan.tuner_id] = process
 
     def start(self) -> None:
         """Starts every worker (they wait for the chief to listen)."""

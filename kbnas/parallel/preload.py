@@ -1,0 +1,45 @@
+"""Imported by the fork server of a parallel search (`kbnas.parallel.fork_server`):
+TensorFlow, Keras, KerasTuner and kbnas's tuner, once, for every worker forked
+from it. Quiet (TensorFlow prints start-up lines on file descriptors 1 and 2
+whatever its log level), and never fatal: multiprocessing's server survives
+only an ImportError of its preload, so any error is kept in `ERROR` and each
+worker then imports for itself, where the error shows in its log.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+#: Seconds the import took in the server; None if it failed (then `ERROR` says why).
+SECONDS: float | None = None
+ERROR: str | None = None
+
+
+def _import_quietly() -> None:
+    global SECONDS, ERROR
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    started = time.monotonic()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        import kbnas.tuner  # noqa: F401  (TensorFlow, Keras, KerasTuner)
+
+        SECONDS = time.monotonic() - started
+    except BaseException as error:  # noqa: BLE001: the server must live on (see above)
+        ERROR = f"{type(error).__name__}: {error}"
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (devnull, *saved):
+            os.close(fd)
+
+
+_import_quietly()
