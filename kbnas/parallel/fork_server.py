@@ -26,7 +26,6 @@ library's) is used as it is and left alone.
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.forkserver
 import os
 import signal
 import time
@@ -45,6 +44,8 @@ class ForkServer:
     """
 
     def __init__(self) -> None:
+        import multiprocessing.forkserver
+
         self.context = multiprocessing.get_context("forkserver")
         server = multiprocessing.forkserver._forkserver
         self._previous_preload = list(server._preload_modules)
@@ -61,6 +62,8 @@ class ForkServer:
         if not self._started:
             return
         self._started = False
+        import multiprocessing.forkserver
+
         server = multiprocessing.forkserver._forkserver
         self.context.set_forkserver_preload(self._previous_preload)
         with server._lock:
@@ -85,3 +88,8 @@ class ForkServer:
             if address and not address.startswith("\0") and os.path.exists(address):
                 os.unlink(address)
 
+
+
+def available() -> bool:
+    """Whether this platform has multiprocessing's fork server (not on Windows)."""
+    return "forkserver" in multiprocessing.get_all_start_methods()

@@ -28,6 +28,7 @@ from kbnas.parallel.network import (
     format_address,
     wait_for_chief,
 )
+from kbnas.parallel import fork_server
 from kbnas.parallel.fork_server import PRELOAD, ForkServer
 from kbnas.parallel.plans import WorkerPlan
 
@@ -200,12 +201,13 @@ class WarmWorkers:
     before its TensorFlow import, and its GPUs are known only from the
     chief's. `ParallelSearch` starts it itself; `kbnas search` starts it
     before the chief's own import. `close` ends the server (also at the
-    chief's exit), once no worker runs.
+    chief's exit), once no worker runs. Where Python has no fork server
+    (Windows), the workers are spawned and import TensorFlow themselves.
     """
 
     def __init__(self) -> None:
-        self._server: ForkServer | None = ForkServer()
-        self.context = self._server.context
+        self._server: ForkServer | None = ForkServer() if fork_server.available() else None
+        self.context = self._server.context if self._server is not None else multiprocessing.get_context("spawn")
         atexit.register(self.close)
 
     def close(self) -> None:
