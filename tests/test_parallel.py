@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from kbnas.parallel import chief, plans
+from kbnas.parallel import chief, fork_server, plans
 from kbnas.parallel import (
     ChiefUnreachableError,
     ParallelSearch,
@@ -309,6 +309,43 @@ def test_a_worker_killed_mid_trial_is_restarted_and_the_search_finishes(tmp_path
     assert all(len(o["value"]) == 1 for o in observations)  # not averaged with the killed run
 
 
+def _fork_server_of(pid: int) -> int | None:
+    """The pid of the fork server that process ``pid`` started, or None."""
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and b"multiprocessing.forkserver" in command:
+            return int(stat.parent.name)
+    return None
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not fork_server.available() or gpu_devices_present(), reason="workers are spawned here")
+def test_a_killed_fork_server_does_not_stop_the_search(tmp_path):
+    output = tmp_path / "run"
+    search = subprocess.Popen(_search_command(output, "--epochs", "6", "--no-early-stopping"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        pids = _wait_for(lambda: len(_worker_pids(output)) == 2 and _worker_pids(output), 120, "two workers")
+        _wait_for(lambda: len(_ongoing(output)) == 2, 120, "two running trials")
+        server = _wait_for(lambda: _fork_server_of(search.pid), 10, "the fork server")
+        # Killed (out of memory, say): multiprocessing then reports exit code 255 for
+        # its forks, which still run; the chief kills and restarts them, no death counted.
+        os.kill(server, signal.SIGKILL)
+        out, err = search.communicate(timeout=400)
+    finally:
+        if search.poll() is None:
+            search.kill()
+    assert search.returncode == 0, err[-3000:]
+    assert "the workers' fork server stopped; starting worker" in err
+    assert "failed" not in err
+    _assert_complete_and_distinct(output)
+    assert not any(_alive(pid) for pid in pids.values())
+
+
 @pytest.mark.integration
 def test_a_killed_chief_takes_its_workers_down_and_the_same_command_resumes(tmp_path):
     output = tmp_path / "run"
@@ -598,23 +635,29 @@ def _report_imports(queue):
     queue.put((os.getppid(), "tensorflow" in sys.modules, "kbnas.tuner" in sys.modules))
 
 
+def _report_environment(queue, environ):
+    """A process target: a variable of the environment it takes as a worker does."""
+    from kbnas.parallel.workers import _become_worker
+
+    _become_worker(environ)
+    queue.put(os.environ.get("KBNAS_TEST_VARIABLE"))
+
+
 def _sleep_for_ever():
     while True:
         time.sleep(60)
 
 
 @pytest.mark.integration
-def test_workers_are_forks_of_a_server_that_imported_tensorflow_and_close_ends_it():
+def test_workers_are_forks_of_a_server_that_imported_tensorflow_and_close_ends_it(monkeypatch):
     # This test also guards the private names of multiprocessing.forkserver that
     # kbnas.parallel.fork_server uses: it fails when they change.
-    import multiprocessing.forkserver as stdlib
-
-    server = stdlib._forkserver
-    assert server._forkserver_pid is None  # nothing in this process started one
+    server = fork_server._stdlib_server()
+    assert server._forkserver_pid is None  # no test left one running in this process
     before = list(server._preload_modules)
     warm = WarmWorkers()
     pid = server._forkserver_pid
-    assert pid is not None and _alive(pid)
+    assert pid is not None and _alive(pid) and warm.context.get_start_method() == "forkserver"
     queue = warm.context.Queue()
     process = warm.context.Process(target=_report_imports, args=(queue,))
     process.start()
@@ -622,29 +665,74 @@ def test_workers_are_forks_of_a_server_that_imported_tensorflow_and_close_ends_i
     assert queue.get(timeout=120) == (pid, True, True)
     process.join(60)
     assert process.exitcode == 0
+    # A worker runs with the chief's environment of its start, not the server's.
+    monkeypatch.setenv("KBNAS_TEST_VARIABLE", "set after the server started")
+    process = warm.context.Process(target=_report_environment, args=(queue, dict(os.environ)))
+    process.start()
+    assert queue.get(timeout=60) == "set after the server started"
+    process.join(60)
     warm.close()
     assert not _alive(pid) and server._forkserver_pid is None
     assert server._preload_modules == before  # multiprocessing's own list back
+    assert warm.context.get_start_method() == "spawn"  # a later search spawns its workers
     warm.close()  # twice is harmless
 
 
 @pytest.mark.integration
-def test_a_fork_server_that_another_library_started_is_used_and_left_alone():
-    import multiprocessing.forkserver as stdlib
+def test_a_fork_server_that_other_code_started_is_left_to_it():
+    import multiprocessing.forkserver
 
-    server = stdlib._forkserver
-    stdlib.ensure_running()  # theirs, without kbnas's preload
+    server = fork_server._stdlib_server()
+    multiprocessing.forkserver.ensure_running()  # theirs, without kbnas's preload
     theirs = server._forkserver_pid
     try:
         warm = WarmWorkers()
-        process = warm.context.Process(target=_sleep_for_ever)
-        process.start()
+        assert warm.context.get_start_method() == "spawn"  # its forks would import TensorFlow each
         warm.close()
-        assert server._forkserver_pid == theirs and _alive(theirs) and _alive(process.pid)
+        assert server._forkserver_pid == theirs and _alive(theirs)
     finally:
-        process.kill()
-        process.join(30)
         server._stop()
+
+
+def test_no_fork_server_where_forking_is_unsafe_or_it_cannot_start(monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    linux = SimpleNamespace(platform="linux", version_info=(3, 11, 7, "final", 0))
+    monkeypatch.setattr(fork_server, "sys", linux)
+    assert fork_server.available()
+    for platform, version in [("darwin", (3, 11, 7)), ("win32", (3, 11, 7)), ("linux", (3, 11, 0)),
+                              ("linux", (3, 10, 8))]:
+        monkeypatch.setattr(fork_server, "sys", SimpleNamespace(platform=platform, version_info=(*version, "final", 0)))
+        assert not fork_server.available()
+    monkeypatch.setattr(fork_server, "sys", linux)
+    # A start that fails (an AF_UNIX path too long for a deep temporary folder): spawned workers.
+    import multiprocessing.forkserver
+
+    def refuse():
+        raise OSError("AF_UNIX path too long")
+
+    monkeypatch.setattr(multiprocessing.forkserver, "ensure_running", refuse)
+    before = list(fork_server._stdlib_server()._preload_modules)
+    warm = WarmWorkers()
+    assert warm.context.get_start_method() == "spawn"
+    assert "cannot start a fork server for the workers (AF_UNIX path too long)" in caplog.text
+    assert fork_server._stdlib_server()._preload_modules == before
+    warm.close()
+
+
+def test_a_forked_worker_says_how_its_server_imported_tensorflow(monkeypatch):
+    from types import SimpleNamespace
+
+    from kbnas.parallel.workers import _preload_note
+
+    monkeypatch.setitem(sys.modules, fork_server.PRELOAD, SimpleNamespace(SECONDS=4.04, ERROR=None))
+    assert _preload_note("h-w1") == "kbnas worker h-w1: forked from the fork server, which imported TensorFlow in 4.0 s"
+    # A failed import in the server is the worker's error: half-imported modules cannot be imported again.
+    monkeypatch.setitem(sys.modules, fork_server.PRELOAD, SimpleNamespace(SECONDS=None, ERROR="ImportError: no"))
+    with pytest.raises(RuntimeError, match=r"fork server could not import TensorFlow \(ImportError: no\)"):
+        _preload_note("h-w1")
+    monkeypatch.delitem(sys.modules, fork_server.PRELOAD)
+    assert "had not imported TensorFlow" in _preload_note("h-w1")
 
 
 def test_a_worker_exits_when_the_process_that_started_it_is_gone(tmp_path):
@@ -711,7 +799,9 @@ def test_a_usage_error_after_the_early_start_leaves_no_worker_process(tmp_path, 
 
     monkeypatch.setattr("kbnas.cli.run.WarmWorkers", start)
     monkeypatch.setattr("kbnas.cli.run.gpu_devices_present", lambda: False)
-    assert main(["search", "--workers", "2", "--max-trials", "0", "--output", str(tmp_path / "run")]) == 2
+    # (A wrong option's value is refused before the early start: a missing file, after it.)
+    assert main(["search", "--workers", "2", "--data", str(tmp_path / "missing.npz"),
+                 "--output", str(tmp_path / "run")]) == 2
     assert len(started) == 1 and started[0]._server is None  # started, then closed
     assert not multiprocessing.active_children()
     assert multiprocessing.forkserver._forkserver._forkserver_pid is None

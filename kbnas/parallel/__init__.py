@@ -9,11 +9,12 @@ number of devices. kbnas runs them on KerasTuner's own chief/worker engine
   gRPC from a background thread (KerasTuner's ``tuner.search`` in chief mode);
   it trains nothing, and hides the GPUs from itself before TensorFlow touches
   them;
-* each **worker** is a process started with ``multiprocessing``'s "spawn"
-  method, or on hosts without GPU devices forked from a server that imported
-  TensorFlow while the chief got ready (`WarmWorkers`). It first restricts what it may use (its GPUs through
-  ``CUDA_VISIBLE_DEVICES``, its share of the CPU cores through TensorFlow's
-  intra/inter-op thread counts, and the process affinity with
+* each **worker** is a process forked from a server that imported TensorFlow
+  while the chief got ready (`WarmWorkers`; Linux hosts without GPU devices),
+  or else started with ``multiprocessing``'s "spawn" method. It first
+  restricts what it may use (its GPUs through ``CUDA_VISIBLE_DEVICES``, its
+  share of the CPU cores through TensorFlow's intra/inter-op thread counts,
+  and the process affinity with
   ``ParallelSettings.pin_cpus``), then calls ``build_tuner()`` and runs
   KerasTuner's worker loop: ask the chief for a trial, train it, report every
   epoch (so early stopping works), repeat until the chief says stop.

@@ -1,14 +1,17 @@
 """Imported by the fork server of a parallel search (`kbnas.parallel.fork_server`):
 TensorFlow, Keras, KerasTuner and kbnas's tuner, once, for every worker forked
 from it. Quiet (TensorFlow prints start-up lines on file descriptors 1 and 2
-whatever its log level), and never fatal: multiprocessing's server survives
-only an ImportError of its preload, so any error is kept in `ERROR` and each
-worker then imports for itself, where the error shows in its log.
+whatever its log level), deaf to Ctrl-C (the server shares the chief's process
+group; multiprocessing ignores SIGINT in it only after the preload), and never
+fatal: multiprocessing's server survives only an ImportError of its preload,
+so any error is kept in `ERROR`, and each worker forked from the server stops
+with it (`kbnas.parallel.workers`): a half-done import cannot be redone.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -21,6 +24,7 @@ def _import_quietly() -> None:
     global SECONDS, ERROR
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     started = time.monotonic()
+    interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
@@ -34,6 +38,7 @@ def _import_quietly() -> None:
     except BaseException as error:  # noqa: BLE001: the server must live on (see above)
         ERROR = f"{type(error).__name__}: {error}"
     finally:
+        signal.signal(signal.SIGINT, interrupt)
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(saved[0], 1)

@@ -28,7 +28,6 @@ from kbnas.parallel.network import (
     format_address,
     wait_for_chief,
 )
-from kbnas.parallel import fork_server
 from kbnas.parallel.fork_server import PRELOAD, ForkServer
 from kbnas.parallel.plans import WorkerPlan
 
@@ -65,6 +64,7 @@ class _WorkerJob:
     deadline: float | None  # time.time() at which training must stop, or None
     chief_timeout: float | None  # seconds to wait for the chief (None: $KBNAS_CHIEF_TIMEOUT)
     environ: dict  # the chief's environment when it started this worker
+    forked: bool  # a fork of the fork server (`WarmWorkers`), not a spawned process
 
 
 def _exit_with_parent() -> None:
@@ -119,28 +119,43 @@ def _restrict_devices(plan: WorkerPlan) -> None:
         print(f"kbnas worker: could not restrict TensorFlow ({error})", flush=True)
 
 
+def _become_worker(environ: dict) -> None:
+    """Ctrl-C ignored (the chief stops its workers itself), an exit with the
+    chief, and the chief's environment (a fork of the fork server has the
+    environment of the server's start)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+    os.environ.clear()
+    os.environ.update(environ)
+
+
+def _preload_note(tuner_id: str) -> str:
+    """A forked worker's line on the fork server's TensorFlow import.
+
+    Raises:
+        RuntimeError: the server's import failed (a half-done import cannot be redone here).
+    """
+    preload = sys.modules.get(PRELOAD)
+    if preload is None:  # its server was not started with kbnas's preload: it imports here
+        return f"kbnas worker {tuner_id}: forked from a fork server that had not imported TensorFlow"
+    if preload.ERROR is not None:
+        raise RuntimeError(f"the workers' fork server could not import TensorFlow ({preload.ERROR})")
+    return f"kbnas worker {tuner_id}: forked from the fork server, which imported TensorFlow in {preload.SECONDS:.1f} s"
+
+
 def _worker_main(job: _WorkerJob) -> None:
     """Entry point of a worker process (multiprocessing target)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the chief stops its workers itself
-    _exit_with_parent()
-    # A fork of the fork server has the environment of the server's start.
-    os.environ.clear()
-    os.environ.update(job.environ)
+    _become_worker(job.environ)
     _redirect_output(job.log_path)
     plan = job.plan
     print(f"kbnas worker {plan.tuner_id} pid {os.getpid()}: gpus {plan.gpus}, cpus {list(plan.cpus) or 'any'}, "
           f"{plan.threads} threads, chief {format_address(job.host, job.port)}", flush=True)
-    preload = sys.modules.get(PRELOAD)
-    if preload is not None and preload.SECONDS is not None:
-        print(f"kbnas worker {plan.tuner_id}: forked from the fork server, which imported TensorFlow in "
-              f"{preload.SECONDS:.1f} s", flush=True)
-    elif preload is not None:
-        print(f"kbnas worker {plan.tuner_id}: the fork server could not import TensorFlow ({preload.ERROR}); "
-              "importing it here", flush=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.update({ENV_TUNER_ID: plan.tuner_id, ENV_ORACLE_IP: _bracketed(_connectable(job.host)),
                        ENV_ORACLE_PORT: str(job.port)})
     try:
+        if job.forked:
+            print(_preload_note(plan.tuner_id), flush=True)
         _restrict_devices(plan)
         wait_for_chief(job.host, job.port, job.chief_timeout)
         tuner = job.build_tuner()
@@ -200,21 +215,38 @@ class WarmWorkers:
     (`gpu_devices_present`): a worker's ``CUDA_VISIBLE_DEVICES`` must be set
     before its TensorFlow import, and its GPUs are known only from the
     chief's. `ParallelSearch` starts it itself; `kbnas search` starts it
-    before the chief's own import. `close` ends the server (also at the
-    chief's exit), once no worker runs. Where Python has no fork server
-    (Windows), the workers are spawned and import TensorFlow themselves.
+    before the chief's own import. Where no fork server can be used (see
+    `kbnas.parallel.fork_server`: macOS, Windows, one that other code started),
+    ``context`` spawns the workers, which import TensorFlow themselves.
     """
 
     def __init__(self) -> None:
-        self._server: ForkServer | None = ForkServer() if fork_server.available() else None
+        self._server: ForkServer | None = ForkServer.start()
+        #: How the pool starts workers: forks of the server, or spawned processes.
         self.context = self._server.context if self._server is not None else multiprocessing.get_context("spawn")
         atexit.register(self.close)
 
     def close(self) -> None:
-        """Ends the fork server (if this object started it). Twice is harmless."""
+        """Ends the fork server; later workers are spawned. Call it once the
+        workers forked from it have ended (`_WorkerPool.stop`). Twice is harmless."""
         server, self._server = self._server, None
+        self.context = multiprocessing.get_context("spawn")
         if server is not None:
             server.stop()
+
+
+#: The exit code multiprocessing reports for a fork whose fork server died.
+_SERVER_LOST = 255
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _WorkerPool:
@@ -246,9 +278,10 @@ class _WorkerPool:
         return os.path.join(self._log_dir, f"{plan.tuner_id}.log")
 
     def _start(self, plan: WorkerPlan) -> None:
-        job = _WorkerJob(self._build_tuner, plan, self._host, self._port, self._fit_args, self._fit_kwargs,
-                         self.log_path(plan), self._deadline(), self._chief_timeout, dict(os.environ))
         context = self._warm.context if self._warm is not None else self._context
+        job = _WorkerJob(self._build_tuner, plan, self._host, self._port, self._fit_args, self._fit_kwargs,
+                         self.log_path(plan), self._deadline(), self._chief_timeout, dict(os.environ),
+                         forked=context.get_start_method() == "forkserver")
         process = context.Process(target=_worker_main, args=(job,), name=f"kbnas-{plan.tuner_id}")
         process.start()
         self.processes[plan.tuner_id] = process
@@ -276,6 +309,13 @@ class _WorkerPool:
                         continue
                     if code == 0:
                         del running[tuner_id]
+                        continue
+                    if code == _SERVER_LOST and _exists(self.processes[tuner_id].pid):
+                        # Its fork server died (killed, out of memory) and reported this
+                        # code for a fork that still runs: not the worker's fault.
+                        os.kill(self.processes[tuner_id].pid, signal.SIGKILL)
+                        logger.warning("kbnas: the workers' fork server stopped; starting worker %s again", tuner_id)
+                        self._start(plan)
                         continue
                     why = f"{_describe_exit(code)}: {_last_line(self.log_path(plan))}"
                     if self._count_death(tuner_id, why) > self._max_restarts:
