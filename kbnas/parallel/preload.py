@@ -6,10 +6,17 @@ group; multiprocessing ignores SIGINT in it only after the preload), and never
 fatal: multiprocessing's server survives only an ImportError of its preload,
 so any error is kept in `ERROR`, and each worker forked from the server stops
 with it (`kbnas.parallel.workers`): a half-done import cannot be redone.
+
+Then every object so far is frozen out of the garbage collector
+(``gc.freeze``): a fork's first full collection would otherwise write to every
+object's header and so copy the pages it shares with the server (measured: a
+collection in a fork took 0.22–0.28 s and 27,000 page faults, about 100 MB;
+after the freeze, 0 s and 9).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -48,3 +55,5 @@ def _import_quietly() -> None:
 
 
 _import_quietly()
+gc.collect()
+gc.freeze()
