@@ -16,6 +16,8 @@ import numpy as np
 
 #: Side of the square the images of an image folder are resized to, by default.
 DEFAULT_IMAGE_SIZE = 32
+#: The label column of a CSV file unless ``--label-column`` names another.
+DEFAULT_LABEL_COLUMN = "label"
 #: Largest such side: a 1024×1024 RGB image is 12 MB of float32, far beyond what a
 #: search trains on, while much larger sides exhaust memory in the resizing itself.
 MAX_IMAGE_SIZE = 1024
@@ -191,7 +193,7 @@ def _undecodable_image(path: pathlib.Path, files: list[str]) -> DataFileError:
 
 
 def load_data(
-    path: str, *, label_column: str = "label", image_size: int = DEFAULT_IMAGE_SIZE
+    path: str, *, label_column: str = DEFAULT_LABEL_COLUMN, image_size: int = DEFAULT_IMAGE_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Loads ``.npz``, ``.csv`` or an image folder, chosen by what ``path`` is."""
     if not str(path):  # pathlib would read "" as the current folder

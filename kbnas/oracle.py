@@ -23,7 +23,6 @@ KerasTuner's ``synchronized`` lock is released only on a normal return.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 import warnings
@@ -38,7 +37,6 @@ from kbnas.configurations import ConfigurationSpace, infer_unread_conditions
 from kbnas.core import acquisition as acq
 from kbnas.core.acquisition_optimizer import (
     AcquisitionResult,
-    EvolutionSettings,
     maximize_evolutionary,
     maximize_exhaustive,
     maximize_thompson,
@@ -331,9 +329,12 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         A trial that comes back (KerasTuner's retry queue, a trial that was running
         when its search was killed, or the running trial of a worker that died and
         asks again under the same tuner id) trains again from its first epoch: the
-        metrics and the learning curve of its unfinished run are forgotten.
+        metrics and the learning curve of its unfinished run are forgotten, unless
+        ``max_trials`` trials have ended already (a search resumed with a lower
+        ``max_trials`` than it ran): then, as for a new trial, none comes.
         """
-        if self.finished and tuner_id not in self.ongoing_trials:
+        all_ended = bool(self.max_trials) and self._ended_trials() >= self.max_trials
+        if (self.finished or all_ended) and tuner_id not in self.ongoing_trials:
             # (A restarted worker still gets back the trial it was running: the
             # chief waits for it.)
             self.tuner_ids.discard(tuner_id)  # as KerasTuner does when it stops a worker
@@ -353,6 +354,10 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
                 kt_internals.save_trial(self, trial)
             self._forget_curve(trial.trial_id)
         return trial
+
+    def _ended_trials(self) -> int:
+        """Trials that ended for good: completed or failed (not one that awaits a retry)."""
+        return sum(t.status in (COMPLETED, "FAILED") for t in self.trials.values())
 
     def _forget_curve(self, trial_id: str) -> None:
         self.learning_curves.pop(trial_id, None)

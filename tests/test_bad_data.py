@@ -226,6 +226,31 @@ def test_image_size_needs_an_image_folder(tmp_path, capsys, data):
     assert "--image-size resizes the images of an image folder" in _one_error_line(capsys)
 
 
+@pytest.mark.parametrize("data", ["digits", "npz", "folder"])
+def test_label_column_needs_a_csv_file(tmp_path, capsys, data):
+    paths = {"npz": _npz(tmp_path, X, Y), "folder": tmp_path}
+    options = [] if data == "digits" else ["--data", str(paths[data])]
+    assert main(_search(tmp_path, "--label-column", "y", *options)) == 2
+    assert "--label-column names the label column of a CSV file" in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("options", [["--max-trials", "0"], ["--epochs", "-1"], ["--ensemble", "0"],
+                                     ["--listen", "nonsense"], ["--image-size", "8"], ["--label-column", "y"],
+                                     ["--workers", "2", "--max-depth", "0"]])
+def test_a_wrong_option_is_refused_before_tensorflow_is_imported(tmp_path, options):
+    # One line within a second: neither TensorFlow's import nor the workers' fork server first.
+    import subprocess
+    import sys
+
+    script = ("import sys; from kbnas.cli import main; code = main(sys.argv[1:]); "
+              "import multiprocessing.forkserver as f; "
+              "print(code, 'tensorflow' in sys.modules, f._forkserver._forkserver_pid)")
+    done = subprocess.run([sys.executable, "-c", script, *_search(tmp_path, *options)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False", "None"], done.stderr
+    assert done.stderr.startswith("kbnas: error: ") and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_a_huge_batch_size_is_refused_by_the_parser(tmp_path, capsys):
     assert main(_search(tmp_path, "--batch-size", "100000000000000000000")) == 2
     assert "argument --batch-size: expected at most 2147483647" in _one_error_line(capsys)

@@ -97,6 +97,39 @@ def test_search_on_npz_and_csv_files(tmp_path, capsys):
     assert main(["search", *FAST, "--data", str(tmp_path / "d.csv"), "--label-column", "target",
                  "--output", str(tmp_path / "b")]) == 0
     assert "test accuracy=" in capsys.readouterr().out
+    # The run file records the label column: a resume and an export read the CSV
+    # file alike without it (the export once read column "label": "data changed").
+    assert json.loads((tmp_path / "b" / "kbnas_run.json").read_text())["label_column"] == "target"
+    assert main(["search", *FAST, "--data", str(tmp_path / "d.csv"), "--output", str(tmp_path / "b")]) == 0
+    assert "resuming search" in capsys.readouterr().out
+    assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain"]) == 0
+    capsys.readouterr()
+    assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain", "--label-column", "f0"]) == 2
+    assert capsys.readouterr().err.strip() == ("kbnas: error: the search read its data with --label-column target, "
+                                               "not f0; leave --label-column out to export it")
+
+
+def test_an_image_folder_search_exports_at_its_image_size(tmp_path, capsys):
+    import tensorflow as tf
+
+    folder = tmp_path / "images"
+    rng = np.random.default_rng(0)
+    for name in ("dark", "light"):
+        (folder / name).mkdir(parents=True)
+        for i in range(12):
+            pixels = rng.integers(0, 100, (10, 10, 3)) + (120 if name == "light" else 0)
+            (folder / name / f"{i}.png").write_bytes(tf.io.encode_png(pixels.astype(np.uint8)).numpy())
+    out = str(tmp_path / "run")
+    assert main(["search", *FAST, "--data", str(folder), "--image-size", "6", "--no-retrain", "--no-report",
+                 "--output", out]) == 0
+    assert json.loads((tmp_path / "run" / "kbnas_run.json").read_text())["image_size"] == 6
+    capsys.readouterr()
+    # Without --image-size: the size of the search (it once read 32 x 32 images: "data changed").
+    assert main(["export", "--output", out, "--no-retrain"]) == 0
+    info = json.loads((tmp_path / "run" / "export" / "architecture.json").read_text())
+    assert info["input_shape"][1:] == [6, 6, 3]
+    assert main(["export", "--output", out, "--no-retrain", "--image-size", "8"]) == 2
+    assert "read its data with --image-size 6, not 8" in capsys.readouterr().err
 
 
 # Bad input: tests/test_bad_input.py.

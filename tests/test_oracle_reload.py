@@ -16,7 +16,7 @@ from kbnas import BayesianNAS, BayesianNASOracle, ConvNetHyperModel
 def _oracle(tmp_path, **kwargs):
     hp = keras_tuner.HyperParameters()
     hp.Int("u", 0, 20)
-    oracle = BayesianNASOracle(hyperparameters=hp, seed=2, max_trials=5, **kwargs)
+    oracle = BayesianNASOracle(hyperparameters=hp, seed=2, max_trials=kwargs.pop("max_trials", 5), **kwargs)
     oracle._set_project_dir(str(tmp_path), "p")
     return oracle
 
@@ -44,6 +44,23 @@ def test_the_saved_objective_is_restored_when_none_is_given(tmp_path):
     reloaded.save()
     saved = json.loads((tmp_path / "p" / "oracle.json").read_text())["kbnas"]["objective"]
     assert saved == {"name": "val_accuracy", "direction": "max"}
+
+
+def test_a_search_resumed_with_fewer_trials_than_it_ran_trains_no_interrupted_trial(tmp_path):
+    searched = _searched(tmp_path)  # 3 completed
+    interrupted = searched.create_trial("tuner0")  # running when the search was killed
+    # Resumed with max_trials 3: 3 trials ended already, the interrupted one does not train again
+    # (KerasTuner's retry queue comes before its max_trials check: it printed "trial 4/3").
+    for max_trials in (2, 3):
+        reloaded = _oracle(tmp_path, max_trials=max_trials)
+        reloaded.reload()
+        assert reloaded.create_trial("tuner0").status == "STOPPED"
+        assert interrupted.trial_id not in [t.trial_id for t in reloaded.ongoing_trials.values()]
+    # With room for it, it trains again.
+    reloaded = _oracle(tmp_path, max_trials=4)
+    reloaded.reload()
+    again = reloaded.create_trial("tuner0")
+    assert (again.trial_id, again.status) == (interrupted.trial_id, "RUNNING")
 
 
 def test_a_given_objective_that_differs_is_kept_with_a_warning(tmp_path):

@@ -73,6 +73,7 @@ def _check_run_settings(path: pathlib.Path, saved: dict) -> None:
         UsageError: one is not: ``path`` is damaged.
     """
     from kbnas.core.acquisition import ACQUISITIONS
+    from kbnas.data_files import MAX_IMAGE_SIZE
     from kbnas.data_inference import TASKS
     from kbnas.settings import DISTANCES
 
@@ -84,6 +85,8 @@ def _check_run_settings(path: pathlib.Path, saved: dict) -> None:
                  for key, least in lowest.items() if saved[key] is not None and saved[key] < least]
     if saved["max_depth"] > MAX_DEPTH_LIMIT:
         problems.append(f'"max_depth" is {saved["max_depth"]}, expected at most {MAX_DEPTH_LIMIT}')
+    if saved.get("image_size") is not None and not 1 <= saved["image_size"] <= MAX_IMAGE_SIZE:
+        problems.append(f'"image_size" is {saved["image_size"]}, expected 1 to {MAX_IMAGE_SIZE}')
     rate = saved.get("learning_rate")
     rate = LEGACY_LEARNING_RATE if rate is None else rate
     if not 0 < rate < math.inf:

@@ -27,6 +27,7 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
     from kbnas import datasets
 
     _check_image_size(args)
+    _check_label_column(args)
     if args.data is None:
         split = datasets.load_digits_split()
         arrays = {
@@ -35,19 +36,25 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
             "test": (split.x_test, split.y_test),
         }
         return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train),
-                        "task": _task_description(split.x_train, split.y_train, args)}
+                        "task": _task_description(split.x_train, split.y_train, args),
+                        "image_size": None, "label_column": None}
 
-    from kbnas.data_files import DEFAULT_IMAGE_SIZE, load_data
+    from kbnas.data_files import DEFAULT_IMAGE_SIZE, DEFAULT_LABEL_COLUMN, load_data
 
-    x, y = load_data(args.data, label_column=args.label_column,
-                     image_size=getattr(args, "image_size", None) or DEFAULT_IMAGE_SIZE)
+    # How the data are read, recorded in the run file: export and resume read them alike.
+    folder, csv = os.path.isdir(args.data), args.data.lower().endswith(".csv")
+    image_size = (getattr(args, "image_size", None) or DEFAULT_IMAGE_SIZE) if folder else None
+    label_column = (args.label_column or DEFAULT_LABEL_COLUMN) if csv and not folder else None
+    x, y = load_data(args.data, label_column=label_column or DEFAULT_LABEL_COLUMN,
+                     image_size=image_size or DEFAULT_IMAGE_SIZE)
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
     if check_split:
         _check_splittable(y, task)
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
-    return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task}
+    return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task,
+                    "image_size": image_size, "label_column": label_column}
 
 
 def _check_image_size(args) -> None:
@@ -66,6 +73,47 @@ def _check_image_size(args) -> None:
         return
     raise UsageError(f"--image-size resizes the images of an image folder, but the data are {what}; "
                      "leave --image-size out")
+
+
+def _check_label_column(args) -> None:
+    """``--label-column`` only with a CSV file, the one kind of data with columns.
+
+    Raises:
+        UsageError: ``--label-column`` given with the bundled digits, an .npz
+            file or an image folder.
+    """
+    if getattr(args, "label_column", None) is None:
+        return
+    if args.data is None:
+        what = "the bundled digits"
+    elif os.path.isdir(args.data):
+        what = f"the image folder {args.data} (its labels are its subfolders)"
+    elif args.data.lower().endswith(".npz"):
+        what = f"the file {args.data} (its labels are its array y)"
+    else:  # a CSV file, or a path that load_data names
+        return
+    raise UsageError(f"--label-column names the label column of a CSV file, but the data are {what}; "
+                     "leave --label-column out")
+
+
+def _reading_options(args, saved: dict | None, exporting: bool = False) -> None:
+    """``--image-size`` and ``--label-column`` left out: those the run file
+    recorded (how its search read the data), so that a resume or an export reads
+    them alike.
+
+    Raises:
+        UsageError: ``kbnas export`` given one that differs from the recorded one.
+    """
+    for option, key in (("--image-size", "image_size"), ("--label-column", "label_column")):
+        recorded = (saved or {}).get(key)
+        if recorded is None:
+            continue
+        given = getattr(args, key, None)
+        if given is None:
+            setattr(args, key, recorded)
+        elif given != recorded and exporting:
+            raise UsageError(f"the search read its data with {option} {recorded}, not {given}; "
+                             f"leave {option} out to export it")
 
 
 def _check_splittable(y: np.ndarray, task: str) -> None:
@@ -141,6 +189,9 @@ def _run_settings(args, source: dict) -> dict:
         # Regression models end with the target's scale (kbnas.model_builder); a
         # search from before it resumes, and exports, without it.
         "scale_targets": bool(getattr(args, "scale_targets", True)),
+        # How the data were read (None: not an image folder, not a CSV file).
+        "image_size": source["image_size"],
+        "label_column": source["label_column"],
     }
 
 
@@ -177,6 +228,9 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     saved.setdefault("selection", settings.get("selection"))
     saved.setdefault("scale_targets", False)
     saved.setdefault("learning_rate", LEGACY_LEARNING_RATE)
+    # … and did not record how they read the data (the digest still tells other data).
+    saved.setdefault("image_size", settings.get("image_size"))
+    saved.setdefault("label_column", settings.get("label_column"))
     differences = [k for k in settings if saved.get(k) != settings[k]]
     if differences:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)

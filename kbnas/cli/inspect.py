@@ -17,7 +17,7 @@ from kbnas.cli.common import (
     _read_json,
     _trial_number,
 )
-from kbnas.cli.inputs import _load_split
+from kbnas.cli.inputs import _load_split, _reading_options
 from kbnas.cli.search import _hypermodel, _make_tuner
 
 
@@ -147,6 +147,7 @@ def cmd_export(args) -> int:
     args.scale_targets = saved.get("scale_targets", False)
     args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
+    _reading_options(args, saved, exporting=True)
     args.max_trials = 1
     args.time_budget = None
     _check_ensemble(args)

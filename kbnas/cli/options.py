@@ -17,7 +17,7 @@ from kbnas.cli.common import (
     UsageError,
 )
 from kbnas.cli.inspect import cmd_export, cmd_report, cmd_show
-from kbnas.cli.search import cmd_search
+from kbnas.cli.search import check_search_options, cmd_search
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -122,10 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--data", type=_data_option,
                         help=".npz (arrays x, y), .csv (see --label-column) or an image folder; "
                              "default: the bundled 8x8 digits")
-    search.add_argument("--label-column", default="label", help="label column of a CSV file (default: label)")
+    search.add_argument("--label-column", default=None,
+                        help="label column of a CSV file (default: label; a resumed search: its own)")
     search.add_argument("--image-size", type=_image_size_option, default=None, metavar="N",
                         help=f"side of resized images of an image folder, 1 to {MAX_IMAGE_SIZE} (default "
-                             f"{DEFAULT_IMAGE_SIZE}; only with an image folder)")
+                             f"{DEFAULT_IMAGE_SIZE}; a resumed search: its own; only with an image folder)")
     search.add_argument("--task", choices=("auto", "multiclass", "binary", "regression"), default="auto",
                         help="what the labels are (default auto: non-integer labels, or more than 20 integer "
                              "values with fewer than 10 examples each, are a regression target)")
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train in mixed_float16 when a GPU is present (ignored on CPU)")
     search.add_argument("--quiet", action="store_true", help="print only errors")
     search.add_argument("--debug", action="store_true", help="show stack traces")
-    search.set_defaults(func=cmd_search)
+    search.set_defaults(func=cmd_search, check=check_search_options)
 
     show = sub.add_parser("show", help="table of the trials of a search, best first")
     show.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
@@ -210,9 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export the best model of a search")
     export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
-    export.add_argument("--label-column", default="label", help="label column of the search's CSV file")
+    export.add_argument("--label-column", default=None,
+                        help="label column of the search's CSV file (default: the one it was searched with)")
     export.add_argument("--image-size", type=_image_size_option, default=None, metavar="N",
-                        help=f"image side used by the search's image folder (default {DEFAULT_IMAGE_SIZE})")
+                        help="image side of the search's image folder (default: the one it was searched with)")
     export.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")

@@ -38,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         args.debug = debug
+        if getattr(args, "check", None) is not None:
+            args.check(args)  # the options' values, before TensorFlow's import and the workers
         warm = args.warm_workers = _start_workers_early(args)
         _quiet_tensorflow()  # before anything else imports TensorFlow
         return int(args.func(args) or 0)

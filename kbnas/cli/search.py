@@ -24,7 +24,16 @@ from kbnas.cli.common import (
     _read_json,
     _trial_number,
 )
-from kbnas.cli.inputs import _check_output, _check_run_file, _default_epochs, _load_split, _run_settings
+from kbnas.cli.inputs import (
+    _check_image_size,
+    _check_label_column,
+    _check_output,
+    _check_run_file,
+    _default_epochs,
+    _load_split,
+    _reading_options,
+    _run_settings,
+)
 
 
 class _ProgressLines:
@@ -111,9 +120,15 @@ def _hypermodel(args):
                              learning_rates=None if rate is None else (rate,))
 
 
-def cmd_search(args) -> int:
-    # Started by `main` before TensorFlow's import (not pickled into the workers with args).
-    warm = vars(args).pop("warm_workers", None)
+def check_search_options(args) -> None:
+    """The options of ``kbnas search`` that can be checked without the data.
+
+    `main` runs this before it imports TensorFlow or starts workers, so that a
+    wrong value is one line within a second, not after a 4-second import.
+
+    Raises:
+        UsageError: naming the option and its value.
+    """
     if args.max_trials < 1:
         raise UsageError(f"--max-trials must be at least 1, got {args.max_trials}")
     if args.epochs is not None and args.epochs < 1:
@@ -127,10 +142,23 @@ def cmd_search(args) -> int:
     if args.gpus_per_worker < 1:
         raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
     _check_ensemble(args)
+    _check_image_size(args)
+    _check_label_column(args)
+    if args.listen:
+        _address(args.listen, "--listen", allow_zero=True)
+    if args.connect:
+        _address(args.connect, "--connect", allow_zero=False)
+
+
+def cmd_search(args) -> int:
+    # Started by `main` before TensorFlow's import (not pickled into the workers with args).
+    warm = vars(args).pop("warm_workers", None)
+    check_search_options(args)
     output = pathlib.Path(args.output) if args.connect else _check_output(pathlib.Path(args.output))
-    # A search begun before the split checks existed resumes as it began.
-    arrays, source = _load_split(args, check_split=not (output / RUN_FILE).exists())
     saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else None
+    _reading_options(args, saved)  # a resumed search reads its data as it began
+    # A search begun before the split checks existed resumes as it began.
+    arrays, source = _load_split(args, check_split=saved is None)
     if args.batch_size is None:
         from kbnas.training import auto_batch_size
 
@@ -172,13 +200,14 @@ def cmd_search(args) -> int:
         tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
     (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
     if not args.quiet:
-        done = _ended_trials(tuner.oracle)
-        # A trial that was running when the search was stopped trains again.
+        ended = _ended_trials(tuner.oracle)
+        # A trial that was running when the search was stopped trains again
+        # (unless --max-trials trials have ended: `BayesianNASOracle.create_trial`).
         interrupted = sum(t.status == "RUNNING" for t in tuner.oracle.trials.values())
+        done = f"{ended} done"
         if interrupted:
-            done = f"{done} done, {interrupted} interrupted (trained again)"
-        else:
-            done = f"{done} done"
+            again = "trained again" if ended < args.max_trials else f"not trained: --max-trials {args.max_trials} reached"
+            done += f", {interrupted} interrupted ({again})"
         print(
             f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
             f"({source['task']}; {len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} "
