@@ -79,7 +79,7 @@ def test_complex_arrays_are_refused_by_the_python_api(name):
 def test_labels_of_shape_n_1_are_one_label_per_example(tmp_path):
     path = _npz(tmp_path, X, Y[:, None])
     assert load_npz(path)[1].shape == (60,)
-    args = argparse.Namespace(data=str(path), label_column="label", image_size=None, task="auto")
+    args = argparse.Namespace(data=str(path), label_column=None, image_size=None, task="auto")
     arrays, source = _load_split(args)
     assert [len(arrays[part][1]) for part in ("train", "val", "test")] == [36, 12, 12]
     assert source["task"].startswith("binary")
