@@ -329,12 +329,13 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         A trial that comes back (KerasTuner's retry queue, a trial that was running
         when its search was killed, or the running trial of a worker that died and
         asks again under the same tuner id) trains again from its first epoch: the
-        metrics and the learning curve of its unfinished run are forgotten, unless
-        ``max_trials`` trials have ended already (a search resumed with a lower
-        ``max_trials`` than it ran): then, as for a new trial, none comes.
+        metrics and the learning curve of its unfinished run are forgotten. Unless no
+        trial may start (`_no_retry_may_start`): then none comes, not even one of
+        KerasTuner's retries, which it hands out before its own checks (a new trial
+        is checked by `populate_space`).
         """
-        all_ended = bool(self.max_trials) and self._ended_trials() >= self.max_trials
-        if (self.finished or all_ended) and tuner_id not in self.ongoing_trials:
+        retrying = bool(kt_internals.retry_queue(self))
+        if tuner_id not in self.ongoing_trials and (self.finished or retrying and self._no_retry_may_start()):
             # (A restarted worker still gets back the trial it was running: the
             # chief waits for it.)
             self.tuner_ids.discard(tuner_id)  # as KerasTuner does when it stops a worker
@@ -355,9 +356,23 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
             self._forget_curve(trial.trial_id)
         return trial
 
-    def _ended_trials(self) -> int:
+    def ended_trials(self) -> int:
         """Trials that ended for good: completed or failed (not one that awaits a retry)."""
         return sum(t.status in (COMPLETED, "FAILED") for t in self.trials.values())
+
+    def _no_retry_may_start(self) -> bool:
+        """``max_trials`` trials ended or run (a search resumed with a lower
+        ``max_trials`` than it ran); or the time budget leaves no room for a trial;
+        or too many trials failed in a row. Never raises (it runs under KerasTuner's
+        lock, which an exception would never release): an error stops the search."""
+        try:
+            if self._out_of_time() or self.failure_limit is not None:
+                return True
+            return bool(self.max_trials) and self.ended_trials() + len(self.ongoing_trials) >= self.max_trials
+        except Exception as error:  # noqa: BLE001
+            warnings.warn(f"kbnas: deciding whether to retry a trial failed ({type(error).__name__}: {error}); "
+                          "stopping the search", RuntimeWarning, stacklevel=2)
+            return True
 
     def _forget_curve(self, trial_id: str) -> None:
         self.learning_curves.pop(trial_id, None)

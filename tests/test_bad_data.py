@@ -251,6 +251,19 @@ def test_a_wrong_option_is_refused_before_tensorflow_is_imported(tmp_path, optio
     assert done.stderr.startswith("kbnas: error: ") and len(done.stderr.strip().splitlines()) == 1
 
 
+def test_an_output_that_cannot_be_a_folder_is_refused_before_tensorflow_is_imported(tmp_path):
+    import subprocess
+    import sys
+
+    taken = tmp_path / "taken"
+    taken.write_text("a file\n")
+    script = "import sys; from kbnas.cli import main; code = main(sys.argv[1:]); print(code, 'tensorflow' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script, "search", "--output", str(taken)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False"], done.stderr
+    assert done.stderr.strip() == f"kbnas: error: --output {taken} is a file, not a folder; choose another --output"
+
+
 def test_a_huge_batch_size_is_refused_by_the_parser(tmp_path, capsys):
     assert main(_search(tmp_path, "--batch-size", "100000000000000000000")) == 2
     assert "argument --batch-size: expected at most 2147483647" in _one_error_line(capsys)

@@ -102,6 +102,10 @@ def test_search_on_npz_and_csv_files(tmp_path, capsys):
     assert json.loads((tmp_path / "b" / "kbnas_run.json").read_text())["label_column"] == "target"
     assert main(["search", *FAST, "--data", str(tmp_path / "d.csv"), "--output", str(tmp_path / "b")]) == 0
     assert "resuming search" in capsys.readouterr().out
+    # Other data in that folder is another search, named as such (not the recorded
+    # label column applied to the .npz file).
+    assert main(["search", *FAST, "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "b")]) == 2
+    assert "holds a different search (data: " in capsys.readouterr().err
     assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain"]) == 0
     capsys.readouterr()
     assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain", "--label-column", "f0"]) == 2

@@ -163,6 +163,29 @@ def test_an_error_anywhere_in_a_proposal_stops_the_search_and_releases_the_lock(
     assert not other.is_alive()  # the lock was released
 
 
+def test_an_error_while_deciding_a_retry_stops_the_search_and_releases_the_lock(tmp_path, monkeypatch):
+    """KerasTuner hands out its retries before populate_space: kbnas's check of them runs
+    under the lock too."""
+    import threading
+
+    from kbnas import keras_tuner_internals as kt_internals
+
+    oracle = _oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    trial.status = "INVALID"  # a run that crashed: KerasTuner would retry it
+    oracle.ongoing_trials.pop("tuner0")
+    kt_internals.set_retry_queue(oracle, [trial.trial_id])
+    monkeypatch.setattr(oracle, "_out_of_time", lambda: 1 / 0)
+    with pytest.warns(RuntimeWarning, match="deciding whether to retry a trial failed .*ZeroDivisionError"):
+        assert oracle.create_trial("tuner0").status == "STOPPED"
+    other = threading.Thread(target=lambda: oracle.create_trial("tuner1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        other.start()
+        other.join(timeout=10)
+    assert not other.is_alive()  # the lock was released
+
+
 def test_the_recommendation_waits_for_a_proposal_in_progress(tmp_path, monkeypatch):
     """get_best_trials (called without KerasTuner's lock) shares caches with proposals."""
     import threading

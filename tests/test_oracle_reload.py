@@ -63,6 +63,22 @@ def test_a_search_resumed_with_fewer_trials_than_it_ran_trains_no_interrupted_tr
     assert (again.trial_id, again.status) == (interrupted.trial_id, "RUNNING")
 
 
+def test_retries_count_the_running_trials_and_the_time_budget(tmp_path):
+    searched = _searched(tmp_path)  # 3 completed
+    searched.create_trial("tuner0")
+    searched.create_trial("tuner1")  # two workers' trials running when the search was killed
+    # Resumed with room for one more trial: one retry, whoever asks; 4 trials end, not 5.
+    reloaded = _oracle(tmp_path, max_trials=4)
+    reloaded.reload()
+    assert reloaded.create_trial("tuner0").status == "RUNNING"
+    assert reloaded.create_trial("tuner1").status == "STOPPED"
+    # Resumed after its time budget was spent: no retry either.
+    spent = _oracle(tmp_path, max_trials=10, max_time=1.0)
+    spent.reload()
+    spent.search_seconds = lambda: 5.0
+    assert spent.create_trial("tuner0").status == "STOPPED"
+
+
 def test_a_given_objective_that_differs_is_kept_with_a_warning(tmp_path):
     _searched(tmp_path)
     reloaded = _oracle(tmp_path, objective=keras_tuner.Objective("val_loss", "min"))

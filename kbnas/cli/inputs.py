@@ -44,8 +44,11 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
     # How the data are read, recorded in the run file: export and resume read them alike.
     folder, csv = os.path.isdir(args.data), args.data.lower().endswith(".csv")
     image_size = (getattr(args, "image_size", None) or DEFAULT_IMAGE_SIZE) if folder else None
-    label_column = (args.label_column or DEFAULT_LABEL_COLUMN) if csv and not folder else None
-    x, y = load_data(args.data, label_column=label_column or DEFAULT_LABEL_COLUMN,
+    if csv and not folder:
+        label_column = DEFAULT_LABEL_COLUMN if args.label_column is None else args.label_column
+    else:
+        label_column = None
+    x, y = load_data(args.data, label_column=DEFAULT_LABEL_COLUMN if label_column is None else label_column,
                      image_size=image_size or DEFAULT_IMAGE_SIZE)
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
@@ -88,7 +91,7 @@ def _check_label_column(args) -> None:
         what = "the bundled digits"
     elif os.path.isdir(args.data):
         what = f"the image folder {args.data} (its labels are its subfolders)"
-    elif args.data.lower().endswith(".npz"):
+    elif args.data.lower().endswith(".npz") and os.path.exists(args.data):
         what = f"the file {args.data} (its labels are its array y)"
     else:  # a CSV file, or a path that load_data names
         return
@@ -99,11 +102,14 @@ def _check_label_column(args) -> None:
 def _reading_options(args, saved: dict | None, exporting: bool = False) -> None:
     """``--image-size`` and ``--label-column`` left out: those the run file
     recorded (how its search read the data), so that a resume or an export reads
-    them alike.
+    them alike. Only for the data the run file names: other ``--data`` is another
+    search, which `_check_run_file` names as such.
 
     Raises:
         UsageError: ``kbnas export`` given one that differs from the recorded one.
     """
+    if saved is None or saved.get("data") != ("bundled digits" if args.data is None else os.path.abspath(args.data)):
+        return
     for option, key in (("--image-size", "image_size"), ("--label-column", "label_column")):
         recorded = (saved or {}).get(key)
         if recorded is None:

@@ -212,9 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="export the best model of a search")
     export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
     export.add_argument("--label-column", default=None,
-                        help="label column of the search's CSV file (default: the one it was searched with)")
+                        help="label column of the search's CSV file (default: the one it was searched with; "
+                             "label for a search from before it was recorded)")
     export.add_argument("--image-size", type=_image_size_option, default=None, metavar="N",
-                        help="image side of the search's image folder (default: the one it was searched with)")
+                        help=f"image side of the search's image folder (default: the one it was searched with; "
+                             f"{DEFAULT_IMAGE_SIZE} for a search from before it was recorded)")
     export.add_argument("--retrain", action=argparse.BooleanOptionalAction, default=True,
                         help="retrain the best architecture on train + validation before exporting "
                              "(default; --no-retrain exports the searched model)")

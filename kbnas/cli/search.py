@@ -46,14 +46,14 @@ class _ProgressLines:
 
     def __init__(self, oracle, architecture_hp: str) -> None:
         self._started = time.perf_counter()
-        self._ended_at_start = _ended_trials(oracle)
+        self._ended_at_start = oracle.ended_trials()
         self._architecture_hp = architecture_hp
 
     def __call__(self, oracle, finished) -> None:
         if finished.status not in ("COMPLETED", "FAILED"):
             return  # sent back for a retry: its line comes when it ends
         elapsed = time.perf_counter() - self._started
-        ended = _ended_trials(oracle)
+        ended = oracle.ended_trials()
         remaining = elapsed / max(1, ended - self._ended_at_start) * max(0, oracle.max_trials - ended)
         budget_left = oracle.remaining_time()
         if budget_left is not None:
@@ -78,10 +78,6 @@ class _ProgressLines:
             f"~{_format_seconds(remaining)} left{budget}",
             flush=True,
         )
-
-
-def _ended_trials(oracle) -> int:
-    return sum(t.status in ("COMPLETED", "FAILED") for t in oracle.trials.values())
 
 
 def _make_tuner(args, hypermodel):
@@ -148,6 +144,8 @@ def check_search_options(args) -> None:
         _address(args.listen, "--listen", allow_zero=True)
     if args.connect:
         _address(args.connect, "--connect", allow_zero=False)
+    else:
+        _check_output(pathlib.Path(args.output))
 
 
 def cmd_search(args) -> int:
@@ -200,14 +198,20 @@ def cmd_search(args) -> int:
         tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
     (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
     if not args.quiet:
-        ended = _ended_trials(tuner.oracle)
+        ended = tuner.oracle.ended_trials()
         # A trial that was running when the search was stopped trains again
         # (unless --max-trials trials have ended: `BayesianNASOracle.create_trial`).
         interrupted = sum(t.status == "RUNNING" for t in tuner.oracle.trials.values())
         done = f"{ended} done"
         if interrupted:
-            again = "trained again" if ended < args.max_trials else f"not trained: --max-trials {args.max_trials} reached"
-            done += f", {interrupted} interrupted ({again})"
+            again = min(interrupted, max(0, args.max_trials - ended))
+            if tuner.oracle.remaining_time() == 0:
+                done += f", {interrupted} interrupted (not trained: the time budget is spent)"
+            elif again == interrupted:
+                done += f", {interrupted} interrupted (trained again)"
+            else:
+                done += (f", {interrupted} interrupted ({again} trained again: --max-trials {args.max_trials}, "
+                         f"{ended} done)")
         print(
             f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
             f"({source['task']}; {len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} "
