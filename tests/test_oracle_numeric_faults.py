@@ -147,27 +147,30 @@ def test_thompson_sampling_keeps_only_tried_architectures_in_the_distance_cache(
     assert len(oracle.featurizer) <= len(oracle.trials)
 
 
-def test_an_error_anywhere_in_a_proposal_stops_the_search_and_releases_the_lock(tmp_path, monkeypatch):
-    """Issue 12, defect 6: KerasTuner's lock is released only when populate_space returns."""
+def _lock_released(oracle) -> bool:
+    """Whether another thread can call create_trial (KerasTuner's lock is free)."""
     import threading
 
-    oracle = _oracle(tmp_path)
-    monkeypatch.setattr(oracle, "_out_of_time", lambda: 1 / 0)  # before the old try block
-    with pytest.warns(RuntimeWarning, match="proposing trial .* failed .*ZeroDivisionError"):
-        assert oracle.create_trial("tuner0").status == "STOPPED"
     other = threading.Thread(target=lambda: oracle.create_trial("tuner1"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         other.start()
         other.join(timeout=10)
-    assert not other.is_alive()  # the lock was released
+    return not other.is_alive()
+
+
+def test_an_error_anywhere_in_a_proposal_stops_the_search_and_releases_the_lock(tmp_path, monkeypatch):
+    """Issue 12, defect 6: KerasTuner's lock is released only when populate_space returns."""
+    oracle = _oracle(tmp_path)
+    monkeypatch.setattr(oracle, "_out_of_time", lambda: 1 / 0)  # before the old try block
+    with pytest.warns(RuntimeWarning, match="proposing trial .* failed .*ZeroDivisionError"):
+        assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert _lock_released(oracle)
 
 
 def test_an_error_while_deciding_a_retry_stops_the_search_and_releases_the_lock(tmp_path, monkeypatch):
     """KerasTuner hands out its retries before populate_space: kbnas's check of them runs
     under the lock too."""
-    import threading
-
     from kbnas import keras_tuner_internals as kt_internals
 
     oracle = _oracle(tmp_path)
@@ -178,12 +181,7 @@ def test_an_error_while_deciding_a_retry_stops_the_search_and_releases_the_lock(
     monkeypatch.setattr(oracle, "_out_of_time", lambda: 1 / 0)
     with pytest.warns(RuntimeWarning, match="deciding whether to retry a trial failed .*ZeroDivisionError"):
         assert oracle.create_trial("tuner0").status == "STOPPED"
-    other = threading.Thread(target=lambda: oracle.create_trial("tuner1"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        other.start()
-        other.join(timeout=10)
-    assert not other.is_alive()  # the lock was released
+    assert _lock_released(oracle)
 
 
 def test_the_recommendation_waits_for_a_proposal_in_progress(tmp_path, monkeypatch):
