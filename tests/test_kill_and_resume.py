@@ -108,7 +108,8 @@ def test_sigkill_at_several_moments_then_resume_loses_nothing(tmp_path):
         # A resumed run never trains a trial that had finished before it again.
         numbers_before = {int(trial_id) + 1 for trial_id in finished_before}
         again = [line for line in _trial_lines(log[start:]) if int(LINE.match(line).group(1)) in numbers_before]
-        assert not again, ("\n".join(again), "\n".join(log))
+        if again:  # pytest.fail prints the whole log (an assert's message is cut short)
+            pytest.fail("retrained:\n" + "\n".join(again) + "\nwhole log:\n" + "\n".join(log), pytrace=False)
         # Nothing finished before a kill is lost or changed by a later run, not even
         # by a retraining killed before its progress line: no file of its folder
         # (trial.json, the checkpoint) is rewritten.
