@@ -111,7 +111,7 @@ def _reading_options(args, saved: dict | None, exporting: bool = False) -> None:
     if saved is None or saved.get("data") != ("bundled digits" if args.data is None else os.path.abspath(args.data)):
         return
     for option, key in (("--image-size", "image_size"), ("--label-column", "label_column")):
-        recorded = (saved or {}).get(key)
+        recorded = saved.get(key)
         if recorded is None:
             continue
         given = getattr(args, key, None)
