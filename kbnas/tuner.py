@@ -280,6 +280,17 @@ class BayesianNAS(keras_tuner.Tuner):
             self.oracle.save()
         write_json_atomic(path, self.get_state(), indent=None)
 
+    def on_search_begin(self) -> None:
+        """Writes ``<tuner_id>.json`` (and the oracle's state) before the first trial.
+
+        KerasTuner reloads a search only where that file exists, and writes it first
+        after the first trial ended (`on_trial_end`: the oracle's `end_trial`, then
+        the tuner's save): a kill in between made the next run start over, training
+        trial 0 again over its finished record.
+        """
+        super().on_search_begin()
+        self.save()
+
     def _populate_initial_space(self) -> None:
         # A ConvNetHyperModel that has not seen data cannot be built yet: its
         # space is populated in `search()`, as AutoKeras does.

@@ -52,6 +52,24 @@ def test_search_end_to_end_and_resume(tmp_path, digits):
     assert len({t.hyperparameters.values["architecture"] for t in resumed.oracle.trials.values()}) == 4
 
 
+def test_the_tuner_file_exists_before_the_first_trial_ends(tmp_path, digits):
+    # KerasTuner reloads a search only where <tuner_id>.json exists; it wrote it first
+    # after the first trial's end, so a kill right after that end started the search
+    # over (the kill-and-resume flake: trial 1 trained again).
+    x, y, xv, yv = digits
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=1, seed=1, directory=str(tmp_path),
+                        project_name="p")
+    seen = []
+    tuner.oracle.trial_end_callbacks.append(
+        lambda oracle, trial: seen.append((tmp_path / "p" / "tuner0.json").exists()))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    assert seen == [True]
+    # … so a new tuner on that folder reloads the finished trial.
+    again = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=1, seed=1, directory=str(tmp_path),
+                        project_name="p")
+    assert [t.status for t in again.oracle.trials.values()] == ["COMPLETED"]
+
+
 def test_validation_split_and_objective_default(tmp_path, digits):
     x, y, _, _ = digits
     tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=1, seed=1, directory=str(tmp_path))
