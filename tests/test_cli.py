@@ -149,6 +149,29 @@ def test_process_exit_code_and_debug_traceback(tmp_path):
     assert "Traceback" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        (["--max-trials", "0"], "--max-trials must be at least 1"),
+        (["--start", "dense-32", "--start", "conv3-32|foo"], "--start 2: cannot decode architecture 'conv3-32|foo'"),
+        (["--start", "dense-032"], "--start 1: cannot decode architecture 'dense-032'"),
+    ],
+)
+def test_wrong_option_values_are_refused_before_tensorflow_is_imported(tmp_path, option, expected):
+    # A wrong value costs a second, not TensorFlow's import and the data's load.
+    code = (
+        "import sys\n"
+        "from kbnas.cli import main\n"
+        f"status = main(['search', *{option!r}, '--output', {str(tmp_path / 'out')!r}])\n"
+        "print(status, 'tensorflow' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kbnas: error: {expected}"), result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_best_trial_heading_says_when_the_recommendation_is_not_the_best_score():
     from types import SimpleNamespace
 

@@ -12,6 +12,7 @@ import time
 from kbnas.atomic_files import write_json_atomic
 from kbnas.layout import PROJECT_NAME, RUN_FILE
 from kbnas.parallel import ParallelSearch, ParallelSettings, default_workers, is_worker_process, parse_address
+from kbnas.space.layers import Architecture
 from kbnas.cli import common
 from kbnas.cli.best import _best_observed_trial, _check_ensemble, _export_best
 from kbnas.cli.budget import _ensemble_note, _search_budget, _selection_note
@@ -137,6 +138,11 @@ def check_search_options(args) -> None:
         raise UsageError(f"--max-depth must be between 1 and {MAX_DEPTH_LIMIT}, got {args.max_depth}")
     if args.gpus_per_worker < 1:
         raise UsageError(f"--gpus-per-worker must be at least 1, got {args.gpus_per_worker}")
+    for number, text in enumerate(getattr(args, "start", None) or (), start=1):
+        try:  # the encoding here; validity for the data's shape when the data are read
+            Architecture.decode(text)
+        except ValueError as error:
+            raise UsageError(f"--start {number}: {error}") from None
     _check_ensemble(args)
     _check_image_size(args)
     _check_label_column(args)
