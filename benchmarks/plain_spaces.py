@@ -1,0 +1,275 @@
+"""The oracle as a drop-in for KerasTuner's BayesianOptimization on plain hyperparameter spaces.
+
+The README says `kbnas.BayesianNASOracle` replaces ``kt.BayesianOptimization``
+where there is no architecture: a space of Float, Int and Choice
+hyperparameters. Earlier measurements (docs/oracle.md §11) used architectures
+written as tokens; this runner measures the spaces KerasTuner users write, on
+closed-form objectives with a known minimum f*, through KerasTuner's own
+protocol (`kbnas.offline.run_oracle`: ``create_trial`` → ``update_trial`` →
+``end_trial``), without training.
+
+Objectives (all minimized; ``x`` on KerasTuner's declared ranges):
+
+* ``branin``: two Floats x1, x2 ∈ [0, 1], mapped to (15 x1 − 5, 15 x2) of
+  Branin's function, f* = 0.397887 (three global minima).
+* ``hartmann6``: six Floats x1 … x6 ∈ [0, 1] of the 6-dimensional Hartmann
+  function, f* = −3.32237.
+* ``mixed``: the space of a Keras user's MLP, with a closed-form "validation
+  loss" whose minimum is 0:
+
+      u = log10(learning_rate) ∈ [−4, −1] (log sampling),
+      f = (u − u*)² + ((log2 units − 7)/2)² + 0.15 (layers − 2)²
+          + a(activation) + o(optimizer) + 4 (dropout − d*(units))²,
+      u* = −2.5 for adam, −1.5 for sgd;  o = 0 (adam), 0.1 (sgd);
+      a = 0 (relu), 0.05 (elu), 0.1 (selu), 0.3 (tanh);
+      d*(units) = 0.1 + 0.02 (log2 units − 4),
+
+  with units an Int 16 … 512 (step 16), layers an Int 1 … 4, dropout a Float
+  0 … 0.5; f* = 0 at (10^−2.5, 128, 2, relu, adam, 0.16). Two Choices interact
+  with the continuous values (the optimizer moves the best learning rate, the
+  width the best dropout), as they do in real training.
+
+The regret after k trials is r_k = min_{i ≤ k} f(x_i) − f*; the report gives the
+mean of log10(r_k + 10⁻⁶) over seeds with its 95 % t-interval, and the paired
+difference kbnas − contender on the same seeds (negative: kbnas lower). Each
+oracle gets the same seed; proposals run with one BLAS thread (KerasTuner's
+oracle is several times faster that way on 2 cores), and the seconds per
+proposal are compared as a ratio within the same run.
+
+Commands (docs/oracle.md, "Plain hyperparameter spaces"):
+    python -m benchmarks.plain_spaces --objectives branin hartmann6 mixed --seeds 10 --budget 50
+    python -m benchmarks.plain_spaces --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pathlib
+import platform
+import sys
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from benchmarks import stats
+
+DEFAULT_OUTPUT = pathlib.Path(__file__).resolve().parent / "results" / "plain_spaces.jsonl"
+CONTENDERS = ("kbnas", "keras-tuner-bo", "keras-tuner-random")
+REPORT_BUDGETS = (10, 25, 50)
+#: Regrets below this are reported as this (log10 −6).
+REGRET_FLOOR = 1e-6
+
+# Hartmann-6 (Picheny et al. 2013's constants).
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+_H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                  [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]], dtype=float)
+_H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
+                         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]], dtype=float)
+#: Its minimizer on [0, 1]^6 and minimum.
+HARTMANN6_ARGMIN = (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573)
+HARTMANN6_MIN = -3.32237
+BRANIN_MIN = 0.397887
+
+_ACTIVATION_OFFSET = {"relu": 0.0, "elu": 0.05, "selu": 0.1, "tanh": 0.3}
+_OPTIMIZER = {"adam": (-2.5, 0.0), "sgd": (-1.5, 0.1)}  # (best log10 learning rate, offset)
+
+
+def branin(values: dict) -> float:
+    x1, x2 = 15.0 * values["x1"] - 5.0, 15.0 * values["x2"]
+    b, c, t = 5.1 / (4 * math.pi ** 2), 5.0 / math.pi, 1.0 / (8 * math.pi)
+    return (x2 - b * x1 ** 2 + c * x1 - 6.0) ** 2 + 10.0 * (1 - t) * math.cos(x1) + 10.0
+
+
+def hartmann6(values: dict) -> float:
+    x = np.array([values[f"x{i}"] for i in range(1, 7)], dtype=float)
+    return float(-np.sum(_H6_ALPHA * np.exp(-np.sum(_H6_A * (x - _H6_P) ** 2, axis=1))))
+
+
+def mixed(values: dict) -> float:
+    best_rate, offset = _OPTIMIZER[values["optimizer"]]
+    width = math.log2(values["units"])
+    return ((math.log10(values["learning_rate"]) - best_rate) ** 2 + ((width - 7.0) / 2.0) ** 2
+            + 0.15 * (values["layers"] - 2) ** 2 + _ACTIVATION_OFFSET[values["activation"]] + offset
+            + 4.0 * (values["dropout"] - (0.1 + 0.02 * (width - 4.0))) ** 2)
+
+
+def hyperparameters(objective: str):
+    """The objective's KerasTuner search space."""
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    if objective in ("branin", "hartmann6"):
+        for i in range(1, (2 if objective == "branin" else 6) + 1):
+            hp.Float(f"x{i}", 0.0, 1.0)
+    elif objective == "mixed":
+        hp.Float("learning_rate", 1e-4, 1e-1, sampling="log")
+        hp.Int("units", 16, 512, step=16)
+        hp.Int("layers", 1, 4)
+        hp.Choice("activation", ["relu", "tanh", "elu", "selu"])
+        hp.Choice("optimizer", ["adam", "sgd"])
+        hp.Float("dropout", 0.0, 0.5)
+    else:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {tuple(OBJECTIVES)}")
+    return hp
+
+
+#: name -> (f, f*).
+OBJECTIVES: dict[str, tuple[Callable[[dict], float], float]] = {
+    "branin": (branin, BRANIN_MIN),
+    "hartmann6": (hartmann6, HARTMANN6_MIN),
+    "mixed": (mixed, 0.0),
+}
+
+
+def make_oracle(contender: str, objective: str, seed: int, budget: int):
+    import keras_tuner
+
+    from kbnas import BayesianNASOracle
+
+    kwargs = dict(objective=keras_tuner.Objective("loss", "min"), max_trials=budget,
+                  hyperparameters=hyperparameters(objective), seed=seed)
+    if contender == "kbnas":
+        return BayesianNASOracle(**kwargs)
+    if contender == "keras-tuner-bo":
+        return keras_tuner.oracles.BayesianOptimizationOracle(**kwargs)
+    if contender == "keras-tuner-random":
+        return keras_tuner.oracles.RandomSearchOracle(**kwargs)
+    raise ValueError(f"unknown contender {contender!r}; expected one of {CONTENDERS}")
+
+
+def run(contender: str, objective: str, seed: int, budget: int) -> dict[str, Any]:
+    """One search: the values tried, f at each, and the oracle's seconds per proposal."""
+    import tempfile
+
+    from threadpoolctl import threadpool_limits
+
+    from kbnas.offline import run_oracle
+
+    function, _ = OBJECTIVES[objective]
+    oracle = make_oracle(contender, objective, seed, budget)
+    with tempfile.TemporaryDirectory(prefix="kbnas-plain-") as directory, threadpool_limits(1):
+        trials = run_oracle(oracle, function, budget, directory=directory,
+                            metric_name="loss")
+    return {
+        "contender": contender,
+        "objective": objective,
+        "seed": seed,
+        "budget": budget,
+        "values": [trial.values for trial in trials],
+        "f": [trial.metrics.get("loss") for trial in trials],
+        "oracle_seconds": [trial.oracle_seconds for trial in trials],
+        "commit": stats.git_commit(),
+        "machine": platform.machine(),
+        "load_average": os.getloadavg()[0],
+    }
+
+
+def log_regret(record: dict[str, Any], k: int) -> float | None:
+    """log10 of the best f among the first k trials less f*, floored at `REGRET_FLOOR`;
+    None when the run has fewer than k trials."""
+    values = [f for f in record["f"][:k] if f is not None]
+    if len(record["f"]) < k or not values:
+        return None
+    regret = min(values) - OBJECTIVES[record["objective"]][1]
+    return math.log10(max(regret, REGRET_FLOOR))
+
+
+def summarize(records: Sequence[dict[str, Any]], budgets: Sequence[int] = REPORT_BUDGETS) -> dict[str, Any]:
+    """Per objective and contender: mean log10 regret at each budget with its interval,
+    the paired difference kbnas − contender, and seconds per proposal (mean, and its
+    ratio to kbnas's over the same seeds)."""
+    summary: dict[str, Any] = {}
+    for objective in sorted({r["objective"] for r in records}):
+        runs = {}
+        for record in records:
+            if record["objective"] == objective:
+                runs.setdefault(record["contender"], {})[record["seed"]] = record
+        table: dict[str, Any] = {}
+        for contender, by_seed in runs.items():
+            row: dict[str, Any] = {"seeds": len(by_seed), "budgets": {}}
+            for k in budgets:
+                mine = {s: v for s, r in by_seed.items() if (v := log_regret(r, k)) is not None}
+                theirs = {s: v for s, r in runs.get("kbnas", {}).items() if (v := log_regret(r, k)) is not None}
+                entry = {"log10_regret": stats.mean_and_interval(list(mine.values()))}
+                if contender != "kbnas" and theirs:
+                    entry["kbnas_minus_this"] = stats.paired_difference(theirs, mine)
+                row["budgets"][str(k)] = entry
+            seconds = {s: float(np.mean(r["oracle_seconds"])) for s, r in by_seed.items()}
+            row["seconds_per_proposal"] = stats.mean_and_interval(list(seconds.values()))
+            kbnas_seconds = {s: float(np.mean(r["oracle_seconds"])) for s, r in runs.get("kbnas", {}).items()}
+            shared = sorted(set(seconds) & set(kbnas_seconds))
+            if contender != "kbnas" and shared:
+                row["seconds_ratio_to_kbnas"] = float(np.mean([seconds[s] for s in shared])
+                                                      / np.mean([kbnas_seconds[s] for s in shared]))
+            table[contender] = row
+        summary[objective] = table
+    return summary
+
+
+def _interval(entry: dict[str, Any]) -> str:
+    if entry["mean"] is None:
+        return "–"
+    if entry["ci95"] is None:
+        return f"{entry['mean']:+.2f}"
+    low, high = entry["ci95"]
+    return f"{entry['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def format_markdown(summary: dict[str, Any], budgets: Sequence[int] = REPORT_BUDGETS) -> str:
+    lines = []
+    for objective, table in summary.items():
+        lines += [f"**{objective}** (mean log10 regret [95 % t-interval]; paired kbnas − contender, negative: kbnas "
+                  "lower)", "",
+                  "| contender | seeds | " + " | ".join(f"{k} trials" for k in budgets)
+                  + " | s/proposal |",
+                  "|---|---:|" + "---:|" * len(budgets) + "---:|"]
+        for contender in sorted(table, key=lambda c: (c != "kbnas", c)):
+            row = table[contender]
+            cells = []
+            for k in budgets:
+                entry = row["budgets"][str(k)]
+                cell = _interval(entry["log10_regret"])
+                if "kbnas_minus_this" in entry:
+                    cell += f"; kbnas − it {_interval(entry['kbnas_minus_this'])}"
+                cells.append(cell)
+            seconds = row["seconds_per_proposal"]["mean"]
+            ratio = row.get("seconds_ratio_to_kbnas")
+            cells.append(f"{seconds:.3f}" + ("" if ratio is None else f" ({ratio:.2g}× kbnas)"))
+            lines.append(f"| {contender} | {row['seeds']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--objectives", nargs="+", choices=tuple(OBJECTIVES), default=list(OBJECTIVES))
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--budget", type=int, default=50)
+    parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--report", action="store_true", help="print the summary of --output and stop")
+    args = parser.parse_args(argv)
+    if args.report:
+        print(format_markdown(summarize(stats.read_jsonl(args.output))))
+        return 0
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    done = {(r["contender"], r["objective"], r["seed"], r["budget"]) for r in stats.read_jsonl(args.output)}
+    for seed in range(args.first_seed, args.first_seed + args.seeds):  # seed-major: a stopped run stays paired
+        for objective in args.objectives:
+            for contender in args.contenders:
+                if (contender, objective, seed, args.budget) in done:
+                    continue
+                started = time.perf_counter()
+                record = run(contender, objective, seed, args.budget)
+                stats.append_jsonl(args.output, [record])
+                print(f"{objective} seed {seed} {contender}: log10 regret {log_regret(record, args.budget):+.2f} "
+                      f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""The plain-space benchmark: its objectives against their closed-form minima, its
+regrets and paired summary, and one tiny run of each contender (no training)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from benchmarks import plain_spaces
+
+
+@pytest.mark.parametrize("x1, x2", [(-math.pi, 12.275), (math.pi, 2.275), (9.42478, 2.475)])
+def test_branin_has_its_three_minima(x1, x2):
+    values = {"x1": (x1 + 5) / 15, "x2": x2 / 15}
+    assert plain_spaces.branin(values) == pytest.approx(plain_spaces.BRANIN_MIN, abs=1e-5)
+
+
+def test_hartmann6_minimum_and_a_point_above_it():
+    argmin = {f"x{i + 1}": v for i, v in enumerate(plain_spaces.HARTMANN6_ARGMIN)}
+    assert plain_spaces.hartmann6(argmin) == pytest.approx(plain_spaces.HARTMANN6_MIN, abs=1e-5)
+    assert plain_spaces.hartmann6({f"x{i}": 0.5 for i in range(1, 7)}) > plain_spaces.HARTMANN6_MIN + 0.1
+
+
+def test_mixed_minimum_is_zero_and_every_choice_and_value_costs():
+    best = {"learning_rate": 10 ** -2.5, "units": 128, "layers": 2, "activation": "relu", "optimizer": "adam",
+            "dropout": 0.16}
+    assert plain_spaces.mixed(best) == pytest.approx(0.0, abs=1e-12)
+    for change in ({"units": 256}, {"layers": 3}, {"activation": "tanh"}, {"dropout": 0.3},
+                   {"learning_rate": 1e-2}):
+        assert plain_spaces.mixed({**best, **change}) > 0.01
+    # sgd moves the best learning rate a decade up, and costs 0.1 there.
+    assert plain_spaces.mixed({**best, "optimizer": "sgd", "learning_rate": 10 ** -1.5}) == pytest.approx(0.1)
+    # The optimum lies inside the declared space (units on its step of 16).
+    hp = plain_spaces.hyperparameters("mixed")
+    assert 128 % hp.get_config()["space"][1]["config"]["step"] == 0
+
+
+def test_log_regret_is_the_running_minimum_above_the_optimum():
+    record = {"objective": "mixed", "f": [2.0, 0.5, None, 0.01, 3.0]}
+    assert plain_spaces.log_regret(record, 1) == pytest.approx(math.log10(2.0))
+    assert plain_spaces.log_regret(record, 3) == pytest.approx(math.log10(0.5))
+    assert plain_spaces.log_regret(record, 5) == pytest.approx(-2.0)
+    assert plain_spaces.log_regret(record, 6) is None  # the run was shorter
+    assert plain_spaces.log_regret({"objective": "mixed", "f": [0.0]}, 1) == pytest.approx(-6.0)  # the floor
+
+
+def _record(contender, seed, f, seconds=0.01):
+    return {"contender": contender, "objective": "mixed", "seed": seed, "budget": len(f), "f": f,
+            "oracle_seconds": [seconds] * len(f)}
+
+
+def test_summary_pairs_each_contender_with_kbnas_on_common_seeds():
+    records = [_record("kbnas", s, [1.0, 0.01]) for s in range(3)]
+    records += [_record("keras-tuner-bo", s, [1.0, 0.1], seconds=0.1) for s in range(4)]
+    table = plain_spaces.summarize(records, budgets=(1, 2))["mixed"]
+    assert table["keras-tuner-bo"]["seeds"] == 4
+    difference = table["keras-tuner-bo"]["budgets"]["2"]["kbnas_minus_this"]
+    assert difference["seeds"] == [0, 1, 2] and difference["mean"] == pytest.approx(-1.0)
+    assert table["keras-tuner-bo"]["budgets"]["1"]["kbnas_minus_this"]["mean"] == pytest.approx(0.0)
+    assert "kbnas_minus_this" not in table["kbnas"]["budgets"]["2"]
+    assert table["keras-tuner-bo"]["seconds_ratio_to_kbnas"] == pytest.approx(10.0)
+    text = plain_spaces.format_markdown({"mixed": table}, budgets=(1, 2))
+    assert "| keras-tuner-bo | 4 |" in text and "10× kbnas" in text
+
+
+@pytest.mark.parametrize("contender", plain_spaces.CONTENDERS)
+def test_each_contender_runs_through_keras_tuners_protocol(contender):
+    record = plain_spaces.run(contender, "mixed", seed=0, budget=6)
+    assert len(record["f"]) == 6 and all(np.isfinite(record["f"]))
+    assert len({tuple(sorted(v.items())) for v in record["values"]}) == 6  # distinct proposals
+    assert record["f"] == [plain_spaces.mixed(v) for v in record["values"]]
