@@ -55,6 +55,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from benchmarks import stats
+from benchmarks.search_efficiency import parse_options
 
 DEFAULT_OUTPUT = pathlib.Path(__file__).resolve().parent / "results" / "plain_spaces.jsonl"
 CONTENDERS = ("kbnas", "keras-tuner-bo", "keras-tuner-random")
@@ -125,14 +126,19 @@ OBJECTIVES: dict[str, tuple[Callable[[dict], float], float]] = {
 
 
 def make_oracle(contender: str, objective: str, seed: int, budget: int):
+    """The contender's oracle; ``"kbnas:key=value,..."`` is kbnas with those settings
+    (`kbnas.SearchSettings` fields, e.g. ``kbnas:num_initial_points=18``)."""
     import keras_tuner
 
     from kbnas import BayesianNASOracle
 
     kwargs = dict(objective=keras_tuner.Objective("loss", "min"), max_trials=budget,
                   hyperparameters=hyperparameters(objective), seed=seed)
-    if contender == "kbnas":
-        return BayesianNASOracle(**kwargs)
+    base, _, options = contender.partition(":")
+    if base == "kbnas":
+        return BayesianNASOracle(**kwargs, **parse_options(options))
+    if options:
+        raise ValueError(f"only kbnas takes options, got {contender!r}")
     if contender == "keras-tuner-bo":
         return keras_tuner.oracles.BayesianOptimizationOracle(**kwargs)
     if contender == "keras-tuner-random":
@@ -246,7 +252,8 @@ def format_markdown(summary: dict[str, Any], budgets: Sequence[int] = REPORT_BUD
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objectives", nargs="+", choices=tuple(OBJECTIVES), default=list(OBJECTIVES))
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS),
+                        help=f"of {', '.join(CONTENDERS)}, or kbnas:key=value,... (kbnas with those settings)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=50)

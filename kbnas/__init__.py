@@ -37,8 +37,17 @@ _LAZY = {
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
+#: Submodules the documentation reaches as attributes, e.g.
+#: ``kbnas.ensemble.ensemble_members(model)`` after a plain ``import kbnas``.
+_SUBMODULES = frozenset({
+    "core", "space", "datasets", "data_files", "oracle", "settings", "tuner", "hypermodel", "model_builder",
+    "training", "export", "parallel", "ensemble", "selection", "report", "offline",
+})
+
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kbnas.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'kbnas' has no attribute {name!r}")

@@ -1,13 +1,16 @@
 """Loading a user's data file for the command line: ``.npz``, CSV or an image folder.
 
-Every loader returns numpy arrays ``(x, y)`` and raises `DataFileError` (a
-`ValueError`) with a one-line message naming the problem.
+Every ``read_*`` function returns numpy arrays ``(x, y)`` and the class names
+(None where the labels are numbers), every ``load_*`` function ``(x, y)`` alone;
+they raise `DataFileError` (a `ValueError`) with a one-line message naming the
+problem: the file, and for a CSV file the line and the column.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import zipfile
 import pathlib
@@ -90,16 +93,60 @@ def _as_labels(y: np.ndarray) -> np.ndarray:
     return y.astype(np.int64) if whole else y
 
 
-def load_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
-    """Feature columns (all but ``label_column``) and the label column of a CSV file.
+def _cell_error(path: pathlib.Path, line: int, column: str, cell: str) -> DataFileError:
+    """The message for a feature cell that is not a finite number."""
+    where = f"{path}: line {line}, " + (column if column.endswith("(no name)") else f"column {column!r}")
+    if not cell.strip():
+        return DataFileError(f"{where} is empty (a missing value); fill it in (impute) or drop the row")
+    try:
+        float(cell)
+    except ValueError:
+        return DataFileError(f"{where} holds {cell!r}, not a number; encode such a column as numbers "
+                             "(e.g. one column per category) or drop it")
+    if math.isfinite(float(cell)):  # finite, but not as float32
+        return DataFileError(f"{where} holds {cell.strip()!r}, beyond float32's range (±3.4e38); rescale the column")
+    return DataFileError(f"{where} holds {cell.strip()!r}, not a finite number; "
+                         "fill it in (impute) or drop the row")
+
+
+def _label_column_values(path: pathlib.Path, cells: list[str], label_column: str) -> tuple[np.ndarray, list | None]:
+    """The labels of a CSV file, and the class names when they are not numbers.
+
+    Numbers are labels as they are (`_as_labels`). Otherwise every label is a
+    class name, and the classes are numbered 0 … k − 1 in the sorted order of
+    their names, as the class folders of an image folder are.
+    """
+    for line, cell in enumerate(cells, start=2):
+        if not cell.strip():
+            raise DataFileError(f"{path}: line {line}, column {label_column!r} (the label) is empty; "
+                                "give every row a label or drop the row")
+    try:
+        y = np.array([float(cell) for cell in cells], dtype=np.float64)
+    except ValueError:
+        names = sorted({cell.strip() for cell in cells})
+        index = {name: i for i, name in enumerate(names)}
+        return np.array([index[cell.strip()] for cell in cells], dtype=np.int64), names
+    bad = np.flatnonzero(~np.isfinite(y))
+    if bad.size:
+        raise DataFileError(f"{path}: line {bad[0] + 2}, column {label_column!r} (the label) holds "
+                            f"{cells[bad[0]].strip()!r}, not a finite number; drop the row")
+    return _as_labels(y), None
+
+
+def read_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """Feature columns (all but ``label_column``), the labels and the class names
+    (None for numeric labels) of a CSV file.
 
     The file is UTF-8 text; the first row holds column names (the label
-    column's once), and every other cell must be a number.
+    column's once; spaces around a name are dropped, as in ``a, b, label``).
+    Every feature cell must be a finite number; a label is a number or, when
+    some label is not, a class name (`_label_column_values`).
     """
     rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     if not rows:
         raise DataFileError(f"{path}: empty CSV file")
-    header, body = rows[0], [r for r in rows[1:] if r]
+    header, body = [name.strip() for name in rows[0]], [r for r in rows[1:] if r]
+    label_column = label_column.strip()
     _check_header(path, header, label_column)
     if label_column not in header:
         raise DataFileError(
@@ -109,41 +156,75 @@ def load_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndar
     if not body:
         raise DataFileError(f"{path}: no data rows")
     label_index = header.index(label_column)
-    x = np.empty((len(body), len(header) - 1), dtype=np.float32)
-    y = np.empty(len(body), dtype=np.float64)
     for i, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise DataFileError(f"{path}: line {i} has {len(row)} cells, the header has {len(header)}")
-        try:
-            values = [float(v) for v in row]
-        except ValueError:
-            raise DataFileError(f"{path}: line {i} holds a non-numeric cell") from None
-        y[i - 2] = values[label_index]
-        x[i - 2] = values[:label_index] + values[label_index + 1 :]
-    return x, _as_labels(y)
+    # A column without a name or any value (a trailing comma on every line) holds nothing.
+    features = [j for j in range(len(header)) if j != label_index
+                and (header[j] or any(row[j].strip() for row in body))]
+    x = np.empty((len(body), len(features)), dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: inf, named below
+        for i, row in enumerate(body, start=2):
+            try:
+                x[i - 2] = [float(row[j]) for j in features]
+            except ValueError:
+                bad = next(j for j in features if not _is_number(row[j]))
+                raise _cell_error(path, i, _column_name(header, bad), row[bad]) from None
+    rows_bad, columns_bad = np.nonzero(~np.isfinite(x))
+    if rows_bad.size:
+        i, j = int(rows_bad[0]), features[int(columns_bad[0])]
+        raise _cell_error(path, i + 2, _column_name(header, j), body[i][j])
+    y, class_names = _label_column_values(path, [row[label_index] for row in body], label_column)
+    return x, y, class_names
+
+
+def _column_name(header: list[str], j: int) -> str:
+    return header[j] or f"column {j + 1} (no name)"
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def load_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of `read_csv` (class names given as labels numbered in their sorted order)."""
+    x, y, _ = read_csv(path, label_column)
+    return x, y
 
 
 def load_image_folder(path: pathlib.Path, image_size: int = DEFAULT_IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of `read_image_folder`."""
+    x, y, _ = read_image_folder(path, image_size)
+    return x, y
+
+
+def read_image_folder(path: pathlib.Path, image_size: int = DEFAULT_IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray, list]:
     """Images of a folder with one subfolder per class, resized to a square.
 
     Args:
-        path: the folder; its subfolders, in sorted name order, are the classes.
+        path: the folder; its subfolders, in sorted name order, are the classes
+            (those whose name starts with a dot are not, as in Keras).
         image_size: side of the square, 1 to `MAX_IMAGE_SIZE`.
 
     Returns:
-        (x, y): x is (n, image_size, image_size, 3) float32 with values 0..255,
-        y is (n,) int32 class indices.
+        (x, y, class_names): x is (n, image_size, image_size, 3) float32 with
+        values 0..255, y is (n,) int32 class indices into class_names.
 
     Raises:
         DataFileError: a bad ``image_size``, fewer than two class folders, no
-            images, or an image file that cannot be decoded (named).
+            images, a class folder without images (named), or an image file
+            that cannot be decoded (named).
     """
     import keras  # only this loader needs Keras (and TensorFlow)
     import tensorflow as tf
 
     if not 1 <= image_size <= MAX_IMAGE_SIZE:
         raise DataFileError(f"{path}: the image size must be between 1 and {MAX_IMAGE_SIZE}, got {image_size}")
-    classes = sorted(d.name for d in path.iterdir() if d.is_dir())
+    classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if len(classes) < 2:
         raise DataFileError(f"{path}: an image folder needs one subfolder per class (found {len(classes)})")
     try:
@@ -151,6 +232,7 @@ def load_image_folder(path: pathlib.Path, image_size: int = DEFAULT_IMAGE_SIZE) 
             str(path),
             labels="inferred",
             label_mode="int",
+            class_names=classes,
             image_size=(image_size, image_size),
             batch_size=256,
             shuffle=False,
@@ -170,7 +252,12 @@ def load_image_folder(path: pathlib.Path, image_size: int = DEFAULT_IMAGE_SIZE) 
         raise _undecodable_image(path, dataset.file_paths) from None
     if not xs:
         raise DataFileError(f"{path}: no images found")
-    return np.concatenate(xs), np.concatenate(ys)
+    y = np.concatenate(ys)
+    empty = [name for name, count in zip(classes, np.bincount(y, minlength=len(classes))) if count == 0]
+    if empty:
+        raise DataFileError(f"{path / empty[0]}: no images in this class folder ({IMAGE_FORMATS} files); "
+                            "add images or remove the folder")
+    return np.concatenate(xs), y, classes
 
 
 def _undecodable_image(path: pathlib.Path, files: list[str]) -> DataFileError:
@@ -195,17 +282,31 @@ def _undecodable_image(path: pathlib.Path, files: list[str]) -> DataFileError:
 def load_data(
     path: str, *, label_column: str = DEFAULT_LABEL_COLUMN, image_size: int = DEFAULT_IMAGE_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Loads ``.npz``, ``.csv`` or an image folder, chosen by what ``path`` is."""
+    """``(x, y)`` of `read_data`."""
+    x, y, _ = read_data(path, label_column=label_column, image_size=image_size)
+    return x, y
+
+
+def read_data(
+    path: str, *, label_column: str = DEFAULT_LABEL_COLUMN, image_size: int = DEFAULT_IMAGE_SIZE
+) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """Reads ``.npz``, ``.csv`` or an image folder, chosen by what ``path`` is.
+
+    Returns:
+        (x, y, class_names): class_names[k] names class k, for an image folder
+        (its class folders) and a CSV file whose labels are names; None when
+        the labels are numbers.
+    """
     if not str(path):  # pathlib would read "" as the current folder
         raise DataFileError("the data path is empty; name an .npz file, a .csv file or an image folder")
     p = pathlib.Path(path)
     if not p.exists():
         raise DataFileError(f"{path}: no such file or directory")
     if p.is_dir():
-        return load_image_folder(p, image_size)
+        return read_image_folder(p, image_size)
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        return load_npz(p)
+        return (*load_npz(p), None)
     if suffix == ".csv":
-        return load_csv(p, label_column)
+        return read_csv(p, label_column)
     raise DataFileError(f"{path}: unsupported data file {os.path.basename(path)!r} (use .npz, .csv or an image folder)")

@@ -18,7 +18,7 @@ import pytest
 
 from kbnas.cli import main
 from kbnas.cli.inputs import _load_split
-from kbnas.data_files import MAX_IMAGE_SIZE, DataFileError, load_data, load_npz
+from kbnas.data_files import MAX_IMAGE_SIZE, DataFileError, load_data, load_npz, read_data
 from kbnas.data_inference import infer_data_spec, infer_task
 
 RNG = np.random.default_rng(0)
@@ -167,6 +167,74 @@ def test_repeated_or_empty_feature_names_are_fine(tmp_path, header):
     assert x.shape == (10, 2) and len(y) == 10
 
 
+@pytest.mark.parametrize(
+    "cell, expected",
+    [
+        ("", "line 3, column 'b' is empty (a missing value); fill it in (impute) or drop the row"),
+        ("red", "line 3, column 'b' holds 'red', not a number; encode such a column as numbers"),
+        ("nan", "line 3, column 'b' holds 'nan', not a finite number; fill it in (impute) or drop the row"),
+        ("-inf", "line 3, column 'b' holds '-inf', not a finite number"),
+        ("1e300", "line 3, column 'b' holds '1e300', beyond float32's range"),
+    ],
+)
+def test_a_feature_cell_that_is_not_a_finite_number_is_named_by_line_and_column(tmp_path, cell, expected):
+    path = _csv(tmp_path, f"a,b,label\n1,2,0\n3,{cell},1\n".encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no overflow warning from the float32 cast)
+        with pytest.raises(DataFileError, match="^" + re.escape(f"{path}: {expected}")):
+            load_data(str(path))
+
+
+def test_an_unnamed_column_is_named_by_its_position(tmp_path):
+    path = _csv(tmp_path, b"a,,label\n1,x,0\n")
+    with pytest.raises(DataFileError, match=re.escape("line 2, column 2 (no name) holds 'x'")):
+        load_data(str(path))
+
+
+def test_an_unnamed_empty_column_is_dropped(tmp_path):
+    # A trailing comma on every line, as some exports write it.
+    path = _csv(tmp_path, b"a,b,label,\n" + b"".join(b"%d,%d,%d,\n" % (i, -i, i % 2) for i in range(6)))
+    x, y = load_data(str(path))
+    assert x.shape == (6, 2) and y.tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_spaces_around_the_header_names_are_dropped(tmp_path):
+    path = _csv(tmp_path, b"a, b , label\r\n1, 2,0\r\n3,4 , 1\r\n")
+    x, y = load_data(str(path))
+    assert x.tolist() == [[1, 2], [3, 4]] and y.tolist() == [0, 1]
+    assert load_data(str(path), label_column="b")[1].tolist() == [2, 4]
+
+
+def test_class_names_as_labels_are_numbered_in_sorted_order(tmp_path):
+    path = _csv(tmp_path, b"a,label\n1,dog\n2,cat\n3, dog\n4,bird\n")
+    x, y, names = read_data(str(path))
+    assert names == ["bird", "cat", "dog"] and y.tolist() == [2, 1, 2, 0] and y.dtype == np.int64
+    # Numbers are numbers, not names.
+    assert read_data(str(_csv(tmp_path, b"a,label\n1,0\n2,1\n")))[2] is None
+
+
+@pytest.mark.parametrize("label, expected", [("", "line 3, column 'label' (the label) is empty"),
+                                             ("nan", "line 3, column 'label' (the label) holds 'nan'")])
+def test_an_empty_or_infinite_label_is_named(tmp_path, label, expected):
+    path = _csv(tmp_path, f"a,label\n1,0\n2,{label}\n3,1\n".encode())
+    with pytest.raises(DataFileError, match=re.escape(expected)):
+        load_data(str(path))
+
+
+def test_cli_names_a_class_with_too_few_examples_and_speaks_its_options(tmp_path, capsys):
+    rows = "".join(f"{i},{name}\n" for i, name in enumerate(["cat", "dog"] * 5 + ["zebra"]))
+    path = _csv(tmp_path, ("a,label\n" + rows).encode())
+    assert main(_search(tmp_path, "--data", str(path))) == 2
+    assert "class with too few examples for the 60/20/20 split: 'zebra' (1 example)" in _one_error_line(capsys)
+    assert main(_search(tmp_path, "--data", str(path), "--task", "regression")) == 2
+    assert "--task regression needs numeric labels" in _one_error_line(capsys)
+    # The Python API's advice (task='multiclass') in the command's words.
+    path = _csv(tmp_path, b"a,label\n" + _rows([1, 2] * 10))
+    assert main(_search(tmp_path, "--data", str(path), "--task", "binary")) == 2
+    line = _one_error_line(capsys)
+    assert "pass --task multiclass" in line and "task='" not in line
+
+
 # ---------------------------------------------------------------------------
 # Image folders
 
@@ -192,6 +260,21 @@ def test_an_undecodable_image_is_named(tmp_path):
 def test_a_readable_image_folder_loads(tmp_path):
     x, y = load_data(str(_image_folder(tmp_path)), image_size=5)
     assert x.shape == (6, 5, 5, 3) and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_a_class_folder_without_images_is_named(tmp_path):
+    folder = _image_folder(tmp_path)
+    (folder / "c").mkdir()
+    (folder / "c" / "notes.txt").write_text("no image\n")
+    with pytest.raises(DataFileError, match=r"img/c: no images in this class folder"):
+        load_data(str(folder), image_size=4)
+
+
+def test_hidden_folders_are_not_classes_and_the_class_names_are_the_folders(tmp_path):
+    folder = _image_folder(tmp_path)
+    (folder / ".ipynb_checkpoints").mkdir()
+    x, y, names = read_data(str(folder), image_size=4)
+    assert names == ["a", "b"] and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
 
 
 @pytest.mark.parametrize("size", [0, -3, MAX_IMAGE_SIZE + 1])
@@ -236,7 +319,8 @@ def test_label_column_needs_a_csv_file(tmp_path, capsys, data):
 
 @pytest.mark.parametrize("options", [["--max-trials", "0"], ["--epochs", "-1"], ["--ensemble", "0"],
                                      ["--listen", "nonsense"], ["--image-size", "8"], ["--label-column", "y"],
-                                     ["--workers", "2", "--max-depth", "0"]])
+                                     ["--workers", "2", "--max-depth", "0"],
+                                     ["--start", "dense-32", "--start", "conv3-32|foo"], ["--start", "dense-032"]])
 def test_a_wrong_option_is_refused_before_tensorflow_is_imported(tmp_path, options):
     # One line within a second: neither TensorFlow's import nor the workers' fork server first.
     import subprocess
@@ -249,6 +333,9 @@ def test_a_wrong_option_is_refused_before_tensorflow_is_imported(tmp_path, optio
                           text=True, timeout=120)
     assert done.stdout.split() == ["2", "False", "None"], done.stderr
     assert done.stderr.startswith("kbnas: error: ") and len(done.stderr.strip().splitlines()) == 1
+    if "--start" in options:  # the spelling, named by its position among the --start options
+        number, text = len(options) // 2, options[-1]
+        assert done.stderr.startswith(f"kbnas: error: --start {number}: cannot decode architecture {text!r}")
 
 
 def test_an_output_that_cannot_be_a_folder_is_refused_before_tensorflow_is_imported(tmp_path):

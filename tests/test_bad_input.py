@@ -63,7 +63,8 @@ EXPECTED = {
     "unsupported extension": "unsupported data file",
     "empty csv": "empty csv file",
     "ragged csv": "line 3 has 2 cells",
-    "non-numeric csv": "non-numeric cell",
+    "non-numeric csv": "line 2, column 'b' holds 'x', not a number",
+    "csv with a missing value": "line 3, column 'a' is empty (a missing value)",
     "missing label column": "no column named",
     "image folder without class folders": "one subfolder per class",
     "image folder without images": "no images found",
@@ -141,6 +142,8 @@ def _cli_args(case: str, tmp_path) -> list[str]:
         return text("data.csv", "")
     if case == "ragged csv":
         return text("data.csv", "a,b,label\n1,2,0\n1,0\n")
+    if case == "csv with a missing value":
+        return text("data.csv", "a,b,label\n1,2,0\n,2,1\n")
     if case == "non-numeric csv":
         return text("data.csv", "a,b,label\n1,x,0\n1,2,1\n")
     if case == "missing label column":

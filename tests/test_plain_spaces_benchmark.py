@@ -71,3 +71,12 @@ def test_each_contender_runs_through_keras_tuners_protocol(contender):
     assert len(record["f"]) == 6 and all(np.isfinite(record["f"]))
     assert len({tuple(sorted(v.items())) for v in record["values"]}) == 6  # distinct proposals
     assert record["f"] == [plain_spaces.mixed(v) for v in record["values"]]
+
+
+def test_kbnas_takes_settings_and_the_others_take_none():
+    oracle = plain_spaces.make_oracle("kbnas:num_initial_points=18,acquisition=ucb", "branin", seed=0, budget=5)
+    assert (oracle.num_initial_points, oracle.acquisition) == (18, "ucb")
+    with pytest.raises(ValueError, match="only kbnas takes options"):
+        plain_spaces.make_oracle("keras-tuner-bo:num_initial_points=3", "branin", seed=0, budget=5)
+    with pytest.raises(ValueError, match="unknown contender"):
+        plain_spaces.make_oracle("smac", "branin", seed=0, budget=5)

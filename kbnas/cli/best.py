@@ -54,20 +54,27 @@ def _best_trial_heading(oracle, trial, selection=None) -> str:
     return heading + ")"
 
 
-def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
+def _export_best(tuner, hypermodel, arrays, output, args) -> int:
     from kbnas.export import export_model
 
     export_dir = output / EXPORT_DIR
     _check_export_folder(export_dir)  # before the (long) selection and retraining
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
-        raise UsageError("no trial completed: nothing to export (see the messages of the failed trials above)")
+        if not tuner.oracle.trials:
+            raise UsageError(f"the search in {output} has no trial yet: nothing to export; "
+                             "run kbnas search with this --output")
+        failed = sum(t.status in ("FAILED", "INVALID") for t in tuner.oracle.trials.values())
+        raise UsageError(f"no trial of the search in {output} completed ({failed} failed): nothing to export; "
+                         "kbnas show --output lists them with their messages")
     trial = best[0]
     selection = _selection(tuner, arrays, output, args)
     if selection is not None:
         trial = tuner.oracle.trials[selection.trial_id]
     model = _load_searched_model(tuner, trial)
     settings = _read_json(output / RUN_FILE)
+    if getattr(args, "class_names", None) is not None:
+        settings["class_names"] = list(args.class_names)  # output k of the model is class_names[k]
     x_test, y_test = arrays["test"]
     results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     if getattr(args, "retrain", False):
@@ -102,7 +109,7 @@ def _export_best(tuner, hypermodel, arrays, output, args, seconds) -> int:
             print(f"exported: the mean of {members} retrainings of it "
                   f"({members} x {each:,} = {members * each:,} params)")
         metrics = ", ".join(f"test {k}={v:.4f}" for k, v in results.items())
-        print(f"{metrics}  (search time {_format_seconds(seconds)})")
+        print(f"{metrics}  (search time {_format_seconds(tuner.oracle.search_seconds())})")
         print(f"exported to {export_dir}/: SavedModel {paths.saved_model.name}/, "
               f"{paths.keras_model.name}, {paths.architecture_json.name}")
     if getattr(args, "report", True):

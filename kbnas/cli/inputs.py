@@ -37,9 +37,9 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
         }
         return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train),
                         "task": _task_description(split.x_train, split.y_train, args),
-                        "image_size": None, "label_column": None}
+                        "image_size": None, "label_column": None, "class_names": None}
 
-    from kbnas.data_files import DEFAULT_IMAGE_SIZE, DEFAULT_LABEL_COLUMN, load_data
+    from kbnas.data_files import DEFAULT_IMAGE_SIZE, DEFAULT_LABEL_COLUMN, read_data
 
     # How the data are read, recorded in the run file: export and resume read them alike.
     folder, csv = os.path.isdir(args.data), args.data.lower().endswith(".csv")
@@ -48,16 +48,19 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
         label_column = DEFAULT_LABEL_COLUMN if args.label_column is None else args.label_column
     else:
         label_column = None
-    x, y = load_data(args.data, label_column=DEFAULT_LABEL_COLUMN if label_column is None else label_column,
-                     image_size=image_size or DEFAULT_IMAGE_SIZE)
+    x, y, class_names = read_data(args.data, image_size=image_size or DEFAULT_IMAGE_SIZE,
+                                  label_column=DEFAULT_LABEL_COLUMN if label_column is None else label_column)
+    if class_names is not None and getattr(args, "task", "auto") == "regression":
+        raise UsageError(f"--task regression needs numeric labels, but the labels of {args.data} are class names "
+                         f"such as {class_names[0]!r}")
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
     if check_split:
-        _check_splittable(y, task)
+        _check_splittable(y, task, class_names)
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
     return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task,
-                    "image_size": image_size, "label_column": label_column}
+                    "image_size": image_size, "label_column": label_column, "class_names": class_names}
 
 
 def _check_image_size(args) -> None:
@@ -122,9 +125,10 @@ def _reading_options(args, saved: dict | None, exporting: bool = False) -> None:
                              f"leave {option} out to export it")
 
 
-def _check_splittable(y: np.ndarray, task: str) -> None:
+def _check_splittable(y: np.ndarray, task: str, class_names: list | None = None) -> None:
     """Every part of the 60/20/20 split non-empty, and for classification every
     class in each part: at least 3 examples (of each class), split 1/1/1.
+    Classes are named by ``class_names`` (an image folder's, a CSV file's) when given.
 
     Raises:
         UsageError: too few examples, or a class with too few examples.
@@ -139,7 +143,7 @@ def _check_splittable(y: np.ndarray, task: str) -> None:
     labels, counts = np.unique(y, return_counts=True)
     few = counts < MIN_EXAMPLES_PER_CLASS
     if few.any():
-        shown = ", ".join(f"{_label_text(label)} ({count} example{'s' if count > 1 else ''})"
+        shown = ", ".join(f"{_label_text(label, class_names)} ({count} example{'s' if count > 1 else ''})"
                           for label, count in list(zip(labels[few], counts[few]))[:5])
         if few.sum() > 5:
             shown += f" and {few.sum() - 5} more"
@@ -150,7 +154,9 @@ def _check_splittable(y: np.ndarray, task: str) -> None:
         )
 
 
-def _label_text(label) -> str:
+def _label_text(label, class_names: list | None = None) -> str:
+    if class_names is not None:
+        return repr(class_names[int(label)])
     value = float(label)
     return str(int(value)) if value.is_integer() else str(value)
 

@@ -156,6 +156,7 @@ def cmd_export(args) -> int:
         args.ensemble = _exported_members(output)
     args.start = None
     arrays, source = _load_split(args, check_split=False)
+    args.class_names = source["class_names"]
     if source["digest"] != saved["digest"]:
         raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
     _quiet_tensorflow(args.debug)
@@ -163,4 +164,4 @@ def cmd_export(args) -> int:
     hypermodel.configure(*arrays["train"])
     tuner = _make_tuner(args, hypermodel)
     tuner.oracle.set_search_space(hypermodel.search_space)
-    return _export_best(tuner, hypermodel, arrays, output, args, 0.0)
+    return _export_best(tuner, hypermodel, arrays, output, args)

@@ -4,6 +4,7 @@ turns bad input into one line and exit status 2.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Sequence
 
@@ -31,6 +32,12 @@ def _start_workers_early(args):
     return None if gpu_devices_present() else WarmWorkers()
 
 
+def _as_command_line(message: str) -> str:
+    """The Python API's advice in the command's words: ``pass task='multiclass'``
+    (`kbnas.data_inference`) becomes ``pass --task multiclass``."""
+    return re.sub(r"\btask='(\w+)'", r"--task \1", message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -48,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"kbnas: error: {message}", file=sys.stderr)
+        print(f"kbnas: error: {_as_command_line(message)}", file=sys.stderr)
         return EXIT_USAGE
     except WorkerFailedError as error:
         if debug:

@@ -4,7 +4,9 @@ trials (``--workers``, ``--listen``, ``--connect``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import math
 import pathlib
 import time
@@ -84,20 +86,22 @@ class _ProgressLines:
 def _make_tuner(args, hypermodel):
     from kbnas.tuner import BayesianNAS
 
-    return BayesianNAS(
-        hypermodel,
-        max_trials=args.max_trials,
-        seed=args.seed,
-        acquisition=args.acquisition,
-        distance=args.distance,
-        directory=args.output,
-        project_name=PROJECT_NAME,
-        overwrite=False,
-        max_consecutive_failed_trials=max(3, args.max_trials),
-        max_time=getattr(args, "search_budget", args.time_budget),
-        initial_points=list(getattr(args, "start", None) or ()),
-        early_stopping=common.EARLY_STOPPING if getattr(args, "early_stopping", True) else None,
-    )
+    # KerasTuner prints "Reloading Tuner from …" when it resumes: not under --quiet.
+    with contextlib.redirect_stdout(io.StringIO()) if getattr(args, "quiet", False) else contextlib.nullcontext():
+        return BayesianNAS(
+            hypermodel,
+            max_trials=args.max_trials,
+            seed=args.seed,
+            acquisition=args.acquisition,
+            distance=args.distance,
+            directory=args.output,
+            project_name=PROJECT_NAME,
+            overwrite=False,
+            max_consecutive_failed_trials=max(3, args.max_trials),
+            max_time=getattr(args, "search_budget", args.time_budget),
+            initial_points=list(getattr(args, "start", None) or ()),
+            early_stopping=common.EARLY_STOPPING if getattr(args, "early_stopping", True) else None,
+        )
 
 
 def _build_tuner(args):
@@ -163,6 +167,7 @@ def cmd_search(args) -> int:
     _reading_options(args, saved)  # a resumed search reads its data as it began
     # A search begun before the split checks existed resumes as it began.
     arrays, source = _load_split(args, check_split=saved is None)
+    args.class_names = source["class_names"]  # recorded in the export's architecture.json
     if args.batch_size is None:
         from kbnas.training import auto_batch_size
 
@@ -202,7 +207,7 @@ def cmd_search(args) -> int:
     hypermodel = tuner.hypermodel
     if not args.quiet:
         tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
-    (x_train, y_train), (x_val, y_val) = arrays["train"], arrays["val"]
+    x_train, x_val = arrays["train"][0], arrays["val"][0]
     if not args.quiet:
         ended = tuner.oracle.ended_trials()
         # A trial that was running when the search was stopped trains again
@@ -230,9 +235,8 @@ def cmd_search(args) -> int:
             f"{_workers_note(search) if parallel else ''}",
             flush=True,
         )
-    start = time.perf_counter()
     (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
-    return _export_best(tuner, hypermodel, arrays, output, args, time.perf_counter() - start)
+    return _export_best(tuner, hypermodel, arrays, output, args)
 
 
 def _number_of_workers(args) -> int:
