@@ -131,7 +131,8 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
             the space), then choose each random draw as the farthest of
             `SPACE_FILLING_POOL` random templates (uniform draws in a space small
             enough to enumerate). False: uniform random draws only, the design
-            of earlier versions and of plain random search.
+            of earlier versions and of plain random search. A space without an
+            architecture has uniform random draws either way (docs/oracle.md).
         max_time: wall-clock budget of the search in seconds (None: no limit).
             No trial is started once it is spent, nor when the time left is below
             half the median duration of the finished trials; `remaining_time`
@@ -612,8 +613,15 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         """The farthest of `SPACE_FILLING_POOL` random draws from every tried configuration.
 
         Distance: the sum over channels of each channel's distance divided by
-        its largest value in the pool (maximin design).
+        its largest value in the pool (maximin design). In a space without an
+        architecture, a uniform draw instead: there the farthest draw lies on the
+        boundary of the box (a learning rate of 1e-4 or 1e-1, a dropout of 0 or
+        0.5), where a model's best values seldom are, and on a Keras MLP's space
+        uniform draws found 1.4 decades lower regrets after 50 trials
+        (docs/oracle.md, "Plain hyperparameter spaces").
         """
+        if not cspace.has_architecture:
+            return self._random_new(cspace, everything, avoid, rng)
         pool: dict[str, dict] = {}
         for _ in range(SPACE_FILLING_POOL):
             values = self._random_draw(cspace, everything, avoid | set(pool), rng)

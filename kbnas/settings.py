@@ -70,7 +70,8 @@ class SearchSettings:
             hyperparameter values or architecture encodings.
         templates: start an architecture search from the known-good templates
             of `kbnas.space.templates` and space-filling random templates
-            (default True); False: uniform random draws only.
+            (default True); False: uniform random draws only. A space without
+            an architecture has uniform random draws either way.
         max_time: wall-clock budget of the search in seconds (None: no limit).
         early_stopping: the multi-fidelity rule, a `kbnas.EarlyStopping`
             (default: rungs at epochs 3, 9, 27, ..., judged against the three best

@@ -82,6 +82,28 @@ def test_space_filling_draw_is_the_farthest_of_its_pool(tmp_path):
     assert nearest[-1] > np.median(nearest[:-1])
 
 
+def test_random_draws_of_a_plain_space_are_uniform_not_pushed_to_the_boundary(tmp_path):
+    # Six Floats on [0, 1]: a uniform coordinate lies in [0.1, 0.9] with probability
+    # 0.8. The maximin rule of architecture spaces put 60 % of them there (seeds 0-2,
+    # 8 initial draws each: 62, 67 and 50 %), the rest near the box's faces; uniform
+    # draws, the same as templates=False's: 80 %.
+    inside = []
+    for seed in range(3):
+        hp = keras_tuner.HyperParameters()
+        for i in range(6):
+            hp.Float(f"x{i}", 0.0, 1.0)
+        oracle = BayesianNASOracle(objective=keras_tuner.Objective("loss", "min"), max_trials=8,
+                                   hyperparameters=hp, seed=seed)
+        trials = run_oracle(oracle, lambda v: sum((x - 0.5) ** 2 for x in v.values()), 8,
+                            directory=str(tmp_path / str(seed)), metric_name="loss")
+        assert {oracle.proposal_log[t.trial_id]["method"] for t in trials} == {"random"}
+        cspace, everything = oracle._configuration_space()
+        expected = [cspace.sample(np.random.default_rng([seed, index])) for index in range(8)]
+        assert [t.values for t in trials] == expected
+        inside += [0.1 < t.values[f"x{i}"] < 0.9 for t in trials for i in range(6)]
+    assert np.mean(inside) > 0.7
+
+
 def test_invalid_user_architecture_is_a_clear_value_error():
     with pytest.raises(ValueError, match="initial point 1: .*not in vocabulary|initial point 1"):
         make_oracle(max_trials=3, initial_points=["conv3-32|lstm-4"])
