@@ -183,10 +183,11 @@ def log_regret(record: dict[str, Any], k: int) -> float | None:
     return math.log10(max(regret, REGRET_FLOOR))
 
 
-def summarize(records: Sequence[dict[str, Any]], budgets: Sequence[int] = REPORT_BUDGETS) -> dict[str, Any]:
+def summarize(records: Sequence[dict[str, Any]], budgets: Sequence[int] = REPORT_BUDGETS,
+              reference: str = "kbnas") -> dict[str, Any]:
     """Per objective and contender: mean log10 regret at each budget with its interval,
-    the paired difference kbnas − contender, and seconds per proposal (mean, and its
-    ratio to kbnas's over the same seeds)."""
+    the paired difference reference − contender, and seconds per proposal (mean, and
+    its ratio to the reference's over the same seeds)."""
     summary: dict[str, Any] = {}
     for objective in sorted({r["objective"] for r in records}):
         runs = {}
@@ -198,20 +199,20 @@ def summarize(records: Sequence[dict[str, Any]], budgets: Sequence[int] = REPORT
             row: dict[str, Any] = {"seeds": len(by_seed), "budgets": {}}
             for k in budgets:
                 mine = {s: v for s, r in by_seed.items() if (v := log_regret(r, k)) is not None}
-                theirs = {s: v for s, r in runs.get("kbnas", {}).items() if (v := log_regret(r, k)) is not None}
+                theirs = {s: v for s, r in runs.get(reference, {}).items() if (v := log_regret(r, k)) is not None}
                 entry = {"log10_regret": stats.mean_and_interval(list(mine.values()))}
-                if contender != "kbnas" and theirs:
-                    entry["kbnas_minus_this"] = stats.paired_difference(theirs, mine)
+                if contender != reference and theirs:
+                    entry["reference_minus_this"] = stats.paired_difference(theirs, mine)
                 row["budgets"][str(k)] = entry
             seconds = {s: float(np.mean(r["oracle_seconds"])) for s, r in by_seed.items()}
             row["seconds_per_proposal"] = stats.mean_and_interval(list(seconds.values()))
-            kbnas_seconds = {s: float(np.mean(r["oracle_seconds"])) for s, r in runs.get("kbnas", {}).items()}
-            shared = sorted(set(seconds) & set(kbnas_seconds))
-            if contender != "kbnas" and shared:
-                row["seconds_ratio_to_kbnas"] = float(np.mean([seconds[s] for s in shared])
-                                                      / np.mean([kbnas_seconds[s] for s in shared]))
+            reference_seconds = {s: float(np.mean(r["oracle_seconds"])) for s, r in runs.get(reference, {}).items()}
+            shared = sorted(set(seconds) & set(reference_seconds))
+            if contender != reference and shared:
+                row["seconds_ratio_to_reference"] = float(np.mean([seconds[s] for s in shared])
+                                                          / np.mean([reference_seconds[s] for s in shared]))
             table[contender] = row
-        summary[objective] = table
+        summary[objective] = {"reference": reference, "contenders": table}
     return summary
 
 
@@ -226,24 +227,25 @@ def _interval(entry: dict[str, Any]) -> str:
 
 def format_markdown(summary: dict[str, Any], budgets: Sequence[int] = REPORT_BUDGETS) -> str:
     lines = []
-    for objective, table in summary.items():
-        lines += [f"**{objective}** (mean log10 regret [95 % t-interval]; paired kbnas − contender, negative: kbnas "
-                  "lower)", "",
+    for objective, result in summary.items():
+        reference, table = result["reference"], result["contenders"]
+        lines += [f"**{objective}** (mean log10 regret [95 % t-interval] after 10, 25 and 50 trials; paired "
+                  f"ref − contender, ref = {reference}, negative: ref lower)", "",
                   "| contender | seeds | " + " | ".join(f"{k} trials" for k in budgets)
                   + " | s/proposal |",
                   "|---|---:|" + "---:|" * len(budgets) + "---:|"]
-        for contender in sorted(table, key=lambda c: (c != "kbnas", c)):
+        for contender in sorted(table, key=lambda c: (c != reference, c)):
             row = table[contender]
             cells = []
             for k in budgets:
                 entry = row["budgets"][str(k)]
                 cell = _interval(entry["log10_regret"])
-                if "kbnas_minus_this" in entry:
-                    cell += f"; kbnas − it {_interval(entry['kbnas_minus_this'])}"
+                if "reference_minus_this" in entry:
+                    cell += f"; ref − it {_interval(entry['reference_minus_this'])}"
                 cells.append(cell)
             seconds = row["seconds_per_proposal"]["mean"]
-            ratio = row.get("seconds_ratio_to_kbnas")
-            cells.append(f"{seconds:.3f}" + ("" if ratio is None else f" ({ratio:.2g}× kbnas)"))
+            ratio = row.get("seconds_ratio_to_reference")
+            cells.append(f"{seconds:.3f}" + ("" if ratio is None else f" ({ratio:.2g}× ref)"))
             lines.append(f"| {contender} | {row['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -259,9 +261,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget", type=int, default=50)
     parser.add_argument("--output", type=pathlib.Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--report", action="store_true", help="print the summary of --output and stop")
+    parser.add_argument("--include", nargs="*", type=pathlib.Path, default=[],
+                        help="with --report: more result files (a run repeated in two files counts once)")
+    parser.add_argument("--reference", default="kbnas", help="with --report: the contender the others are paired with")
     args = parser.parse_args(argv)
     if args.report:
-        print(format_markdown(summarize(stats.read_jsonl(args.output))))
+        records = [r for path in [args.output, *args.include] for r in stats.read_jsonl(path)]
+        print(format_markdown(summarize(records, reference=args.reference)))
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     done = {(r["contender"], r["objective"], r["seed"], r["budget"]) for r in stats.read_jsonl(args.output)}

@@ -54,15 +54,19 @@ def _record(contender, seed, f, seconds=0.01):
 def test_summary_pairs_each_contender_with_kbnas_on_common_seeds():
     records = [_record("kbnas", s, [1.0, 0.01]) for s in range(3)]
     records += [_record("keras-tuner-bo", s, [1.0, 0.1], seconds=0.1) for s in range(4)]
-    table = plain_spaces.summarize(records, budgets=(1, 2))["mixed"]
+    summary = plain_spaces.summarize(records, budgets=(1, 2))
+    table = summary["mixed"]["contenders"]
     assert table["keras-tuner-bo"]["seeds"] == 4
-    difference = table["keras-tuner-bo"]["budgets"]["2"]["kbnas_minus_this"]
+    difference = table["keras-tuner-bo"]["budgets"]["2"]["reference_minus_this"]
     assert difference["seeds"] == [0, 1, 2] and difference["mean"] == pytest.approx(-1.0)
-    assert table["keras-tuner-bo"]["budgets"]["1"]["kbnas_minus_this"]["mean"] == pytest.approx(0.0)
-    assert "kbnas_minus_this" not in table["kbnas"]["budgets"]["2"]
-    assert table["keras-tuner-bo"]["seconds_ratio_to_kbnas"] == pytest.approx(10.0)
-    text = plain_spaces.format_markdown({"mixed": table}, budgets=(1, 2))
-    assert "| keras-tuner-bo | 4 |" in text and "10× kbnas" in text
+    assert table["keras-tuner-bo"]["budgets"]["1"]["reference_minus_this"]["mean"] == pytest.approx(0.0)
+    assert "reference_minus_this" not in table["kbnas"]["budgets"]["2"]
+    assert table["keras-tuner-bo"]["seconds_ratio_to_reference"] == pytest.approx(10.0)
+    text = plain_spaces.format_markdown(summary, budgets=(1, 2))
+    assert "| keras-tuner-bo | 4 |" in text and "10× ref" in text
+    # Another reference: the pairs turn around.
+    other = plain_spaces.summarize(records, budgets=(2,), reference="keras-tuner-bo")["mixed"]["contenders"]
+    assert other["kbnas"]["budgets"]["2"]["reference_minus_this"]["mean"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("contender", plain_spaces.CONTENDERS)
