@@ -8,6 +8,7 @@ names below, so ``import kbnas`` stays light.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -37,19 +38,13 @@ _LAZY = {
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
-#: Submodules the documentation reaches as attributes, e.g.
-#: ``kbnas.ensemble.ensemble_members(model)`` after a plain ``import kbnas``.
-_SUBMODULES = frozenset({
-    "core", "space", "datasets", "data_files", "oracle", "settings", "tuner", "hypermodel", "model_builder",
-    "training", "export", "parallel", "ensemble", "selection", "report", "offline",
-})
-
-
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
-        return importlib.import_module(f"kbnas.{name}")
     module = _LAZY.get(name)
     if module is None:
+        # A submodule, as the documentation reaches them after a plain ``import kbnas``:
+        # ``kbnas.ensemble.ensemble_members(model)``, ``kbnas.distribute.strategy_for(...)``.
+        if not name.startswith("_") and importlib.util.find_spec(f"kbnas.{name}") is not None:
+            return importlib.import_module(f"kbnas.{name}")
         raise AttributeError(f"module 'kbnas' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value

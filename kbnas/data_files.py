@@ -8,6 +8,7 @@ problem: the file, and for a CSV file the line and the column.
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import math
@@ -112,9 +113,11 @@ def _cell_error(path: pathlib.Path, line: int, column: str, cell: str) -> DataFi
 def _label_column_values(path: pathlib.Path, cells: list[str], label_column: str) -> tuple[np.ndarray, list | None]:
     """The labels of a CSV file, and the class names when they are not numbers.
 
-    Numbers are labels as they are (`_as_labels`). Otherwise every label is a
-    class name, and the classes are numbered 0 … k − 1 in the sorted order of
-    their names, as the class folders of an image folder are.
+    Numbers are labels as they are (`_as_labels`). When no label is a number,
+    every label is a class name, and the classes are numbered 0 … k − 1 in the
+    sorted order of their names, as the class folders of an image folder are.
+    Numbers and names mixed are refused: a regression target with ``NA`` in it
+    would otherwise become the alphabetical ranks of its values.
     """
     for line, cell in enumerate(cells, start=2):
         if not cell.strip():
@@ -123,6 +126,14 @@ def _label_column_values(path: pathlib.Path, cells: list[str], label_column: str
     try:
         y = np.array([float(cell) for cell in cells], dtype=np.float64)
     except ValueError:
+        numbers = [_is_number(cell) for cell in cells]
+        if any(numbers):  # "NA" among numbers is a missing value, not a class
+            line = 2 + numbers.index(False)
+            raise DataFileError(
+                f"{path}: line {line}, column {label_column!r} (the label) holds {cells[line - 2].strip()!r}, "
+                f"not a number, while line {2 + numbers.index(True)} holds {cells[numbers.index(True)].strip()!r}; "
+                "give every row a number, or every row a class name"
+            ) from None
         names = sorted({cell.strip() for cell in cells})
         index = {name: i for i, name in enumerate(names)}
         return np.array([index[cell.strip()] for cell in cells], dtype=np.int64), names
@@ -168,14 +179,21 @@ def read_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndar
             try:
                 x[i - 2] = [float(row[j]) for j in features]
             except ValueError:
+                _check_finite(path, header, features, body, x[: i - 2])  # an earlier line's first
                 bad = next(j for j in features if not _is_number(row[j]))
                 raise _cell_error(path, i, _column_name(header, bad), row[bad]) from None
+    _check_finite(path, header, features, body, x)
+    y, class_names = _label_column_values(path, [row[label_index] for row in body], label_column)
+    return x, y, class_names
+
+
+def _check_finite(path: pathlib.Path, header: list[str], features: list[int], body: list[list[str]],
+                  x: np.ndarray) -> None:
+    """The first cell of ``x`` (rows of ``body``) that is NaN or infinite, named."""
     rows_bad, columns_bad = np.nonzero(~np.isfinite(x))
     if rows_bad.size:
         i, j = int(rows_bad[0]), features[int(columns_bad[0])]
         raise _cell_error(path, i + 2, _column_name(header, j), body[i][j])
-    y, class_names = _label_column_values(path, [row[label_index] for row in body], label_column)
-    return x, y, class_names
 
 
 def _column_name(header: list[str], j: int) -> str:
@@ -243,6 +261,13 @@ def read_image_folder(path: pathlib.Path, image_size: int = DEFAULT_IMAGE_SIZE) 
             raise DataFileError(f"{path}: {error}") from None
         detail = str(error).split(". ", 1)[-1]
         raise DataFileError(f"{path}: no images found in the class folders ({detail})") from None
+    # Before decoding anything: a class folder without images (Keras would skip
+    # its class index and leave the model an output no example has).
+    counts = collections.Counter(os.path.relpath(name, path).split(os.sep)[0] for name in dataset.file_paths)
+    empty = [name for name in classes if counts[name] == 0]
+    if empty:
+        raise DataFileError(f"{path / empty[0]}: no images in this class folder ({IMAGE_FORMATS} files); "
+                            "add images or remove the folder")
     xs, ys = [], []
     try:
         for xb, yb in dataset:
@@ -252,12 +277,7 @@ def read_image_folder(path: pathlib.Path, image_size: int = DEFAULT_IMAGE_SIZE) 
         raise _undecodable_image(path, dataset.file_paths) from None
     if not xs:
         raise DataFileError(f"{path}: no images found")
-    y = np.concatenate(ys)
-    empty = [name for name, count in zip(classes, np.bincount(y, minlength=len(classes))) if count == 0]
-    if empty:
-        raise DataFileError(f"{path / empty[0]}: no images in this class folder ({IMAGE_FORMATS} files); "
-                            "add images or remove the folder")
-    return np.concatenate(xs), y, classes
+    return np.concatenate(xs), np.concatenate(ys), classes
 
 
 def _undecodable_image(path: pathlib.Path, files: list[str]) -> DataFileError:

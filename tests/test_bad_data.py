@@ -185,6 +185,12 @@ def test_a_feature_cell_that_is_not_a_finite_number_is_named_by_line_and_column(
             load_data(str(path))
 
 
+def test_the_first_bad_cell_in_the_file_is_named_whatever_its_kind(tmp_path):
+    path = _csv(tmp_path, b"a,b,label\n1,2,0\n3,nan,1\n5,6,0\n7,red,1\n")
+    with pytest.raises(DataFileError, match=re.escape("line 3, column 'b' holds 'nan'")):
+        load_data(str(path))
+
+
 def test_an_unnamed_column_is_named_by_its_position(tmp_path):
     path = _csv(tmp_path, b"a,,label\n1,x,0\n")
     with pytest.raises(DataFileError, match=re.escape("line 2, column 2 (no name) holds 'x'")):
@@ -214,11 +220,40 @@ def test_class_names_as_labels_are_numbered_in_sorted_order(tmp_path):
 
 
 @pytest.mark.parametrize("label, expected", [("", "line 3, column 'label' (the label) is empty"),
-                                             ("nan", "line 3, column 'label' (the label) holds 'nan'")])
+                                             ("nan", "line 3, column 'label' (the label) holds 'nan'"),
+                                             ("-inf", "line 3, column 'label' (the label) holds '-inf'")])
 def test_an_empty_or_infinite_label_is_named(tmp_path, label, expected):
     path = _csv(tmp_path, f"a,label\n1,0\n2,{label}\n3,1\n".encode())
     with pytest.raises(DataFileError, match=re.escape(expected)):
         load_data(str(path))
+
+
+def test_numbers_and_names_mixed_in_the_label_column_are_refused(tmp_path):
+    # A regression target with "NA" in it must not become the ranks of its values.
+    path = _csv(tmp_path, b"a,label\n1,0.5\n2,1.25\n3,NA\n4,2.0\n")
+    with pytest.raises(DataFileError, match=re.escape("line 4, column 'label' (the label) holds 'NA', not a "
+                                                      "number, while line 2 holds '0.5'")):
+        load_data(str(path))
+
+
+def test_named_classes_are_classes_however_many(tmp_path):
+    # 25 integer labels with 3 examples each would be inferred as a regression
+    # target; 25 named classes are a multiclass task, for the model too.
+    from kbnas.cli.search import _hypermodel
+
+    rows = "".join(f"{i},class{i % 25:02d}\n" for i in range(75))
+    path = _csv(tmp_path, ("a,label\n" + rows).encode())
+    args = argparse.Namespace(data=str(path), label_column=None, image_size=None, task="auto")
+    arrays, source = _load_split(args)
+    assert source["task"] == "multiclass, 25 classes, inferred: pass --task to change"
+    assert len(source["class_names"]) == 25 and args.class_task == "multiclass"
+    args.max_depth, args.seed = 3, 0
+    hypermodel = _hypermodel(args)
+    hypermodel.configure(*arrays["train"])
+    assert hypermodel.task == "multiclass"
+    numbers = _csv(tmp_path, ("a,label\n" + "".join(f"{i},{i % 25}\n" for i in range(75))).encode())
+    args = argparse.Namespace(data=str(numbers), label_column=None, image_size=None, task="auto")
+    assert _load_split(args)[1]["task"].startswith("regression") and args.class_task is None
 
 
 def test_cli_names_a_class_with_too_few_examples_and_speaks_its_options(tmp_path, capsys):
@@ -266,6 +301,7 @@ def test_a_class_folder_without_images_is_named(tmp_path):
     folder = _image_folder(tmp_path)
     (folder / "c").mkdir()
     (folder / "c" / "notes.txt").write_text("no image\n")
+    (folder / "b" / "bad.png").write_text("junk\n")  # named before any image is decoded
     with pytest.raises(DataFileError, match=r"img/c: no images in this class folder"):
         load_data(str(folder), image_size=4)
 

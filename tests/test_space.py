@@ -700,3 +700,16 @@ def test_import_leaves_tensorflow_keras_and_keras_tuner_out():
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_submodules_are_attributes_of_the_package_after_a_plain_import():
+    # As the documentation writes them: kbnas.ensemble.ensemble_members(model), kbnas.space.Architecture.
+    code = (
+        "import sys, kbnas; "
+        "print(kbnas.space.Architecture.__name__, 'tensorflow' in sys.modules, "
+        "callable(kbnas.ensemble.ensemble_members), callable(kbnas.report.write_report)); "
+        "print(hasattr(kbnas, 'nope'), hasattr(kbnas, '_LAZY_nope'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.split() == ["Architecture", "False", "True", "True", "False", "False"]

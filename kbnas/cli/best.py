@@ -64,9 +64,10 @@ def _export_best(tuner, hypermodel, arrays, output, args) -> int:
         if not tuner.oracle.trials:
             raise UsageError(f"the search in {output} has no trial yet: nothing to export; "
                              "run kbnas search with this --output")
-        failed = sum(t.status in ("FAILED", "INVALID") for t in tuner.oracle.trials.values())
-        raise UsageError(f"no trial of the search in {output} completed ({failed} failed): nothing to export; "
-                         "kbnas show --output lists them with their messages")
+        statuses = [t.status for t in tuner.oracle.trials.values()]
+        failed, running = sum(s in ("FAILED", "INVALID") for s in statuses), statuses.count("RUNNING")
+        raise UsageError(f"no trial of the search in {output} completed ({failed} failed, {running} interrupted): "
+                         "nothing to export; kbnas show --output lists them, kbnas search resumes it")
     trial = best[0]
     selection = _selection(tuner, arrays, output, args)
     if selection is not None:

@@ -50,9 +50,15 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
         label_column = None
     x, y, class_names = read_data(args.data, image_size=image_size or DEFAULT_IMAGE_SIZE,
                                   label_column=DEFAULT_LABEL_COLUMN if label_column is None else label_column)
-    if class_names is not None and getattr(args, "task", "auto") == "regression":
-        raise UsageError(f"--task regression needs numeric labels, but the labels of {args.data} are class names "
-                         f"such as {class_names[0]!r}")
+    # Named classes are classes, however many (auto would make more than 20 with
+    # few examples each a regression target): the task given to the model too.
+    args.class_task = None
+    if class_names is not None:
+        if getattr(args, "task", "auto") == "regression":
+            raise UsageError(f"--task regression needs numeric labels, but the labels of {args.data} are "
+                             f"{len(class_names)} class names")
+        if getattr(args, "task", "auto") == "auto":
+            args.class_task = "binary" if len(class_names) == 2 else "multiclass"
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
     if check_split:
@@ -169,10 +175,10 @@ def _task_description(x: np.ndarray, y: np.ndarray, args) -> str:
     """
     from kbnas.data_inference import infer_data_spec
 
-    requested = getattr(args, "task", "auto")
+    requested = getattr(args, "class_task", None) or getattr(args, "task", "auto")
     spec = infer_data_spec(x, y, task=requested)
     task = spec.task + (f", {spec.num_classes} classes" if spec.task == "multiclass" else "")
-    return task + (", inferred: pass --task to change" if requested == "auto" else "")
+    return task + (", inferred: pass --task to change" if getattr(args, "task", "auto") == "auto" else "")
 
 
 def _digest(x: np.ndarray, y: np.ndarray) -> str:

@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--data", type=_data_option,
                         help=".npz (arrays x, y), .csv (see --label-column) or an image folder; "
                              "default: the bundled 8x8 digits")
-    search.add_argument("--label-column", default=None,
+    search.add_argument("--label-column", default=None, type=str.strip,  # as the header's names
                         help="label column of a CSV file (default: label; a resumed search: its own)")
     search.add_argument("--image-size", type=_image_size_option, default=None, metavar="N",
                         help=f"side of resized images of an image folder, 1 to {MAX_IMAGE_SIZE} (default "
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="export the best model of a search")
     export.add_argument("--output", default=DEFAULT_OUTPUT, help=f"search directory (default {DEFAULT_OUTPUT})")
-    export.add_argument("--label-column", default=None,
+    export.add_argument("--label-column", default=None, type=str.strip,
                         help="label column of the search's CSV file (default: the one it was searched with; "
                              "label for a search from before it was recorded)")
     export.add_argument("--image-size", type=_image_size_option, default=None, metavar="N",

@@ -116,7 +116,8 @@ def _hypermodel(args):
     from kbnas.hypermodel import ConvNetHyperModel
 
     rate = getattr(args, "learning_rate", None)
-    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed, task=getattr(args, "task", "auto"),
+    task = getattr(args, "class_task", None) or getattr(args, "task", "auto")  # named classes are classes
+    return ConvNetHyperModel(max_depth=args.max_depth, seed=args.seed, task=task,
                              scale_targets=getattr(args, "scale_targets", True),
                              learning_rates=None if rate is None else (rate,))
 
