@@ -111,6 +111,18 @@ def test_search_on_npz_and_csv_files(tmp_path, capsys):
     assert "(search time 0s)" not in capsys.readouterr().out  # the search's own time, not this command's
     info = json.loads((tmp_path / "b" / "export" / "architecture.json").read_text())
     assert info["search_settings"]["class_names"] == ["no", "yes"]
+    # Elsewhere, in TensorFlow Serving's layout: a new version each time.
+    serving = tmp_path / "serving"
+    for version in (1, 2):
+        assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain", "--no-report",
+                     "--to", str(serving), "--versioned"]) == 0
+        assert f"exported to {serving}/: SavedModel saved_model/{version}/" in capsys.readouterr().out
+    assert sorted(path.name for path in (serving / "saved_model").iterdir()) == ["1", "2"]
+    assert json.loads((serving / "architecture.json").read_text())["trial_id"] == info["trial_id"]
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain", "--to", str(tmp_path / "busy")]) == 2
+    assert "holds files and no kbnas export" in capsys.readouterr().err
     assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain", "--label-column", "f0"]) == 2
     assert capsys.readouterr().err.strip() == ("kbnas: error: the search read its data with --label-column target, "
                                                "not f0; leave --label-column out to export it")

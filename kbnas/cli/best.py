@@ -57,7 +57,7 @@ def _best_trial_heading(oracle, trial, selection=None) -> str:
 def _export_best(tuner, hypermodel, arrays, output, args) -> int:
     from kbnas.export import export_model
 
-    export_dir = output / EXPORT_DIR
+    export_dir = pathlib.Path(args.to) if getattr(args, "to", None) else output / EXPORT_DIR  # kbnas export --to
     _check_export_folder(export_dir)  # before the (long) selection and retraining
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
@@ -100,6 +100,7 @@ def _export_best(tuner, hypermodel, arrays, output, args) -> int:
         trial_id=trial.trial_id,
         search_settings={**settings, "test_metrics": results,
                          **({"selection": selection.as_dict()} if selection is not None else {})},
+        versioned=bool(getattr(args, "versioned", False)),
     )
     if not args.quiet:
         print(f"\n{_best_trial_heading(tuner.oracle, trial, selection)}:")
@@ -111,7 +112,7 @@ def _export_best(tuner, hypermodel, arrays, output, args) -> int:
                   f"({members} x {each:,} = {members * each:,} params)")
         metrics = ", ".join(f"test {k}={v:.4f}" for k, v in results.items())
         print(f"{metrics}  (search time {_format_seconds(tuner.oracle.search_seconds())})")
-        print(f"exported to {export_dir}/: SavedModel {paths.saved_model.name}/, "
+        print(f"exported to {export_dir}/: SavedModel {paths.saved_model.relative_to(export_dir)}/, "
               f"{paths.keras_model.name}, {paths.architecture_json.name}")
     if getattr(args, "report", True):
         _write_report(tuner, args)
