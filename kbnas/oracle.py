@@ -42,31 +42,28 @@ from kbnas.core.acquisition_optimizer import (
     maximize_thompson,
     thompson_pool,
 )
-from kbnas.core.gp import DistanceGP
 from kbnas.core.early_stopping import EarlyStopping
-from kbnas.core.surrogate import RefitPolicy, fit_surrogate, leave_one_out
+from kbnas.core.surrogate import RefitPolicy, fit_surrogate
 from kbnas.core.warping import warp_scores
 from kbnas.featurizer import Featurizer
 from kbnas.oracle_early_stopping import COMPLETED, RUNNING, STOPPED, EarlyStoppingBook
-from kbnas.resumable_oracle import ResumableOracle, _id_order
+from kbnas.oracle_initial_design import (  # noqa: F401 - the constants: public here too
+    MIN_RANDOM_INITIAL,
+    RANDOM_TEMPLATE_TRIES,
+    SPACE_FILLING_POOL,
+    InitialDesign,
+    _as_initial_point,
+)
+from kbnas.oracle_recommendation import MAX_EVALUATIONS, Recommendation  # noqa: F401 - MAX_EVALUATIONS too
+from kbnas.resumable_oracle import ResumableOracle, _id_order  # noqa: F401 - _id_order: tests use it here
 from kbnas.settings import RECOMMENDATIONS, SearchSettings  # noqa: F401 - RECOMMENDATIONS: public here too
-from kbnas.space import Architecture, SearchSpace
-from kbnas.space.templates import random_template
-from kbnas.space.templates import templates as space_templates
+from kbnas.space import SearchSpace
 
 ACQUISITIONS = acq.ACQUISITIONS
 #: Up to this many observations the kernel hyperparameters are refitted at every proposal.
 FULL_REFIT_LIMIT = RefitPolicy.full_refit_limit
 #: Kernel hyperparameters are fitted on a random subset of at most this many observations.
 MAX_HYPERPARAMETER_FIT_POINTS = RefitPolicy.max_fit_points
-#: Initial-design slots left to random draws however many templates there are.
-MIN_RANDOM_INITIAL = 2
-#: Random draws a space-filling initial point is chosen from.
-SPACE_FILLING_POOL = 32
-#: Random templates drawn before falling back to a uniform draw.
-RANDOM_TEMPLATE_TRIES = 20
-#: Most full trainings of one configuration that `reevaluate_every` asks for.
-MAX_EVALUATIONS = 3
 
 
 def _setting(name: str) -> property:
@@ -74,7 +71,7 @@ def _setting(name: str) -> property:
     return property(lambda self: getattr(self.settings, name), doc=f"``settings.{name}`` (read-only).")
 
 
-class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
+class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, ResumableOracle):
     """Bayesian optimization with a distance-based Gaussian process.
 
     Works on any KerasTuner search space. When ``search_space`` is given, the
@@ -88,7 +85,10 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
 
     with s², the ℓ's and the noise variance learned by maximum marginal likelihood.
     Early stopping's bookkeeping (per-epoch reports, learning curves, rungs,
-    stops, fidelities) is `kbnas.oracle_early_stopping.EarlyStoppingBook`.
+    stops, fidelities) is `kbnas.oracle_early_stopping.EarlyStoppingBook`; the
+    initial design `kbnas.oracle_initial_design.InitialDesign`; the
+    recommendation (`get_best_trials`) and re-evaluations
+    `kbnas.oracle_recommendation.Recommendation`.
 
     Args:
         objective, max_trials, hyperparameters, allow_new_entries, tune_new_entries,
@@ -291,12 +291,6 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         cspace = cspace or self._configuration_space()[0]
         return cspace.project(dict(trial.hyperparameters.values))
 
-    def _initial_points(self, cspace: ConfigurationSpace) -> int:
-        if self.num_initial_points is not None:
-            return self.num_initial_points
-        dims = len(cspace.encoded) + 4 * int(cspace.has_architecture)
-        return int(np.clip(dims + 2, 4, 8))
-
     # ------------------------------------------------------------------ proposals
     def start_clock(self) -> None:
         """Starts the search clock of `max_time` now (it starts at the first
@@ -441,49 +435,6 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
                     stacklevel=2,
                 )
 
-    def _reevaluation(self, cspace, completed) -> tuple[dict, dict] | None:
-        """(values, info) of a re-evaluation when one is due, else None.
-
-        Due once `reevaluate_every` GP proposals made since the last
-        re-evaluation have trained fully (completed, not stopped early: with
-        early stopping, re-evaluations are then about 1 / (reevaluate_every + 1)
-        of the full trainings, as without). The configuration is the first, in the recommendation's
-        order (`_best_trials`), of the fully trained trials whose configuration has
-        fewer than `MAX_EVALUATIONS` full trainings and none running. Its new
-        trial is another draw of the same configuration's noise (another training
-        seed): the GP sees both observations at distance 0, so the posterior mean
-        there moves towards their average, and the early-stopping rule never
-        judges it.
-        """
-        if not self.reevaluate_every:
-            return None
-        since = 0
-        for trial_id in sorted(self.proposal_log, key=_id_order, reverse=True):
-            method = self.proposal_log[trial_id].get("method", "")
-            if method == "reevaluate":
-                break
-            trial = self.trials.get(trial_id)
-            since += (method.startswith("gp") and trial is not None and trial.status == COMPLETED
-                      and trial_id not in self.stopped_early)
-        if since < self.reevaluate_every:
-            return None
-        full = [t for t in completed if t.trial_id not in self.stopped_early]
-        counts: dict[str, int] = {}
-        for trial in full:
-            key = self._key(self._values_of(trial, cspace))
-            counts[key] = counts.get(key, 0) + 1
-        running = {self._key(self._values_of(t, cspace)) for t in self.ongoing_trials.values()
-                   if t.hyperparameters.values}
-        for trial in self._best_trials(len(self.trials)):
-            if trial.status != COMPLETED or trial.trial_id in self.stopped_early:
-                continue
-            values = self._values_of(trial, cspace)
-            key = self._key(values)
-            if counts.get(key, 0) < MAX_EVALUATIONS and key not in running:
-                return dict(values), {"method": "reevaluate", "reevaluates": trial.trial_id}
-        return None
-
-
     def populate_space(self, trial_id: str) -> dict:
         """Proposes the values of a new trial (KerasTuner protocol).
 
@@ -581,63 +532,6 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
             return self._random_new(cspace, everything, avoid, rng), {"method": "random"}
         return self._space_filling_random(cspace, everything, avoid, rng), {"method": "random"}
 
-    # ------------------------------------------------------------------ initial design
-    def _initial_design(self, cspace: ConfigurationSpace) -> list[tuple[str, dict]]:
-        """(method, values) of the user's initial points, then of the templates.
-
-        Templates fill the initial design up to `_initial_points` minus
-        `MIN_RANDOM_INITIAL` slots, which are left to space-filling random draws.
-        """
-        design = [("initial", cspace.complete(point, None)) for point in self.initial_points]
-        slots = self._initial_points(cspace) - MIN_RANDOM_INITIAL - len(design)
-        if self.templates and cspace.has_architecture and slots > 0:
-            for architecture in space_templates(self.search_space)[:slots]:
-                design.append(("template", cspace.complete({self.architecture_hp: architecture.encode()}, None)))
-        return design
-
-    def _random_draw(self, cspace, everything, avoid, rng) -> dict | None:
-        """A random untried configuration: a random template (`kbnas.space.templates`)
-        when templates are on in an architecture space too large to enumerate,
-        else a uniform draw."""
-        if self.templates and cspace.has_architecture and everything is None:
-            for _ in range(RANDOM_TEMPLATE_TRIES):
-                architecture = random_template(self.search_space, rng)
-                if architecture is None:
-                    continue
-                values = cspace.complete({self.architecture_hp: architecture.encode()}, rng)
-                if self._key(values) not in avoid:
-                    return values
-        return self._random_new(cspace, everything, avoid, rng)
-
-    def _space_filling_random(self, cspace, everything, avoid, rng) -> dict | None:
-        """The farthest of `SPACE_FILLING_POOL` random draws from every tried configuration.
-
-        Distance: the sum over channels of each channel's distance divided by
-        its largest value in the pool (maximin design). In a space without an
-        architecture, a uniform draw instead: there the farthest draw lies on the
-        boundary of the box (a learning rate of 1e-4 or 1e-1, a dropout of 0 or
-        0.5), where a model's best values seldom are: on a Keras MLP's space
-        uniform draws gave 0.20 decades lower log10 regret after 10 trials and
-        0.78 after 50 (20 seeds; docs/oracle.md §12).
-        """
-        if not cspace.has_architecture:
-            return self._random_new(cspace, everything, avoid, rng)
-        pool: dict[str, dict] = {}
-        for _ in range(SPACE_FILLING_POOL):
-            values = self._random_draw(cspace, everything, avoid | set(pool), rng)
-            if values is None:
-                break
-            pool[self._key(values)] = values
-        candidates = list(pool.values())
-        tried = [self._values_of(t, cspace) for t in self.trials.values() if t.hyperparameters.values]
-        if len(candidates) < 2 or not tried or cspace.n_dimensions == 0:
-            return candidates[0] if candidates else None
-        channels = self.featurizer.distance_channels(cspace, candidates, tried)
-        scale = channels.reshape(len(channels), -1).max(axis=1)
-        scale[scale <= 0] = 1.0
-        nearest = (channels / scale[:, None, None]).sum(axis=0).min(axis=1)
-        return candidates[int(np.argmax(nearest))]
-
     # ------------------------------------------------------------------ time budget
     def search_seconds(self) -> float:
         """Wall seconds of search so far, including the time before a reload."""
@@ -656,115 +550,6 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
             return False
         durations = list(self.trial_seconds.values())
         return remaining <= 0.0 or (bool(durations) and remaining < 0.5 * float(np.median(durations)))
-
-    # ------------------------------------------------------------------ recommendation
-    def get_best_trials(self, num_trials: int = 1) -> list:
-        """The best trials, best first (KerasTuner protocol).
-
-        With ``recommendation="posterior_mean"`` and at least as many completed
-        trials as the initial design, completed trials are ranked by the GP
-        posterior mean at their configurations (`DistanceGP.training_mean`, with
-        the last fitted kernel hyperparameters), ties by score; otherwise, as in
-        KerasTuner, by score. Trials that did not complete follow, as in KerasTuner,
-        when fewer than ``num_trials`` completed. Trials stopped early (a lower
-        fidelity: their score is that of fewer epochs, and so is their
-        checkpoint) come after every fully trained one, in either ranking.
-        """
-        with self._state_lock:
-            return self._best_trials(num_trials)
-
-    def _best_trials(self, num_trials: int) -> list:
-        completed = self._completed_trials()
-        if self.recommendation == "observed" or not completed:
-            return self._full_fidelity_first(super().get_best_trials(len(self.trials)))[:num_trials]
-        cspace, _ = self._configuration_space()
-        if len(completed) < self._initial_points(cspace) or cspace.n_dimensions == 0:
-            return self._full_fidelity_first(super().get_best_trials(len(self.trials)))[:num_trials]
-        try:
-            with threadpool_limits(limits=1, user_api="blas"):
-                ranked_ids = self._rank_by_posterior_mean(cspace, completed)
-        except Exception as error:  # noqa: BLE001 - a ranking must not break a search
-            warnings.warn(
-                f"kbnas: ranking trials by the GP failed ({type(error).__name__}: {error}); "
-                "ranking them by score.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return self._full_fidelity_first(super().get_best_trials(len(self.trials)))[:num_trials]
-        ranked = self._full_fidelity_first([self.trials[trial_id] for trial_id in ranked_ids])
-        if len(ranked) < num_trials:
-            ranked_set = set(ranked_ids)
-            rest = [t for t in super().get_best_trials(len(self.trials)) if t.trial_id not in ranked_set]
-            ranked += rest
-        return ranked[:num_trials]
-
-    def surrogate_leave_one_out(self) -> dict[str, dict]:
-        """How well the GP predicts each completed trial from the others.
-
-        The trials and their warped scores z are those the proposals see
-        (`kbnas.core.surrogate.leave_one_out`, the last fitted kernel
-        hyperparameters θ, fidelities included); the means and standard
-        deviations are on the warped scale of z, which is monotone in the score
-        (so rank correlations with the scores are meaningful).
-
-        Returns:
-            trial_id -> {"score", "z", "mean", "std"}; empty with fewer than 3
-            completed trials or no dimension to model.
-        """
-        with self._state_lock:
-            completed = self._completed_trials()
-            if len(completed) < 3:
-                return {}
-            cspace, _ = self._configuration_space()
-            if cspace.n_dimensions == 0:
-                return {}
-            _, _, z, dists, _ = self._training_data(cspace, completed)
-            theta = self._theta
-            with threadpool_limits(limits=1, user_api="blas"):
-                if theta is None or len(theta) != dists.shape[0] + 2:
-                    theta = DistanceGP().fit(dists, z, n_restarts=1,
-                                             rng=np.random.default_rng([self.seed or 0, len(z), 2])).theta_
-                mean, var = leave_one_out(dists, z, theta)
-        return {
-            t.trial_id: {"score": float(t.score), "z": float(zi), "mean": float(m), "std": float(np.sqrt(max(v, 0.0)))}
-            for t, zi, m, v in zip(completed, z, mean, var)
-        }
-
-    def _full_fidelity_first(self, trials: list) -> list:
-        """Completed trials the rule did not stop, then those it stopped, then the
-        rest, each group in the given order (a stable partition)."""
-
-        def group(trial) -> int:
-            if trial.status != COMPLETED:
-                return 2
-            return int(trial.trial_id in self.stopped_early)
-
-        return sorted(trials, key=group)
-
-    def _rank_by_posterior_mean(self, cspace: ConfigurationSpace, completed: list) -> list[str]:
-        fidelity = self._fidelities(completed)
-        key = (
-            # (The number of values: a trial is ranked again once kbnas restores the
-            # values it reported, see `end_trial`.)
-            tuple((t.trial_id, t.score, t.trial_id in self.stopped_early, len(t.hyperparameters.values))
-                  for t in completed),
-            tuple(sorted(cspace.unread_conditions.items())),
-            None if fidelity is None else fidelity.tobytes(),
-            None if self._theta is None else self._theta.tobytes(),
-        )
-        if self._recommendation_cache is not None and self._recommendation_cache[0] == key:
-            return self._recommendation_cache[1]
-        train, scores, z, dists, _ = self._training_data(cspace, completed)
-        gp = DistanceGP()
-        if self._theta is not None and len(self._theta) == dists.shape[0] + 2:
-            gp.fit_fixed(dists, z, self._theta)
-        else:
-            gp.fit(dists, z, n_restarts=1, rng=np.random.default_rng([self.seed, len(z), 1]))
-        means = gp.training_mean()
-        order = sorted(range(len(completed)), key=lambda i: (-means[i], -scores[i], completed[i].trial_id))
-        ranked = [completed[i].trial_id for i in order]
-        self._recommendation_cache = (key, ranked)
-        return ranked
 
     def _completed_trials(self) -> list:
         # A snapshot: KerasTuner adds trials under its own lock, which a
@@ -786,16 +571,6 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
 
     def _key(self, values: dict) -> str:
         return kt_internals.values_hash(self, values)
-
-    def _random_new(self, cspace, everything, avoid, rng) -> dict | None:
-        if everything is not None:
-            fresh = [v for v in everything if self._key(v) not in avoid]
-            return fresh[int(rng.integers(len(fresh)))] if fresh else None
-        for _ in range(200):
-            values = cspace.sample(rng)
-            if self._key(values) not in avoid:
-                return values
-        return None
 
     def _maximize_sign(self) -> float:
         return 1.0 if self.objective.direction == "max" else -1.0
@@ -962,7 +737,6 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
         self.stopped_early = {k: dict(v) for k, v in saved.get("stopped_early", {}).items()}
         self.promoted = dict(saved.get("promoted", {}))
 
-
     #: Settings saved in the state and compared with the constructor's on reload.
     _COMPARED_SETTINGS = ("distance", "acquisition", "kappa", "xi", "num_initial_points", "score_warping",
                           "recommendation", "early_stopping")
@@ -998,17 +772,3 @@ class BayesianNASOracle(EarlyStoppingBook, ResumableOracle):
                 RuntimeWarning,
                 stacklevel=3,
             )
-
-
-def _as_initial_point(point: dict | str, architecture_hp: str) -> dict:
-    """A user's initial point as hyperparameter values: an encoding becomes the architecture."""
-    if isinstance(point, str):
-        return {architecture_hp: point}
-    if isinstance(point, Architecture):
-        return {architecture_hp: point.encode()}
-    if not isinstance(point, dict):
-        raise ValueError(
-            f"an initial point must be a dict of hyperparameter values or an architecture "
-            f"encoding, got {type(point).__name__}"
-        )
-    return dict(point)
