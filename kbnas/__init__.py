@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         # A submodule, as the documentation reaches them after a plain ``import kbnas``:
         # ``kbnas.ensemble.ensemble_members(model)``, ``kbnas.distribute.strategy_for(...)``.
-        if not name.startswith("_") and importlib.util.find_spec(f"kbnas.{name}") is not None:
+        if name.isidentifier() and not name.startswith("_") and importlib.util.find_spec(f"kbnas.{name}"):
             return importlib.import_module(f"kbnas.{name}")
         raise AttributeError(f"module 'kbnas' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)

@@ -180,7 +180,7 @@ def read_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndar
                 x[i - 2] = [float(row[j]) for j in features]
             except ValueError:
                 _check_finite(path, header, features, body, x[: i - 2])  # an earlier line's first
-                bad = next(j for j in features if not _is_number(row[j]))
+                bad = next(j for j in features if not _is_finite32(row[j]))  # this line's first
                 raise _cell_error(path, i, _column_name(header, bad), row[bad]) from None
     _check_finite(path, header, features, body, x)
     y, class_names = _label_column_values(path, [row[label_index] for row in body], label_column)
@@ -198,6 +198,14 @@ def _check_finite(path: pathlib.Path, header: list[str], features: list[int], bo
 
 def _column_name(header: list[str], j: int) -> str:
     return header[j] or f"column {j + 1} (no name)"
+
+
+def _is_finite32(cell: str) -> bool:
+    """Whether a cell reads as a finite float32."""
+    try:
+        return bool(np.isfinite(np.float32(float(cell))))
+    except (ValueError, OverflowError):
+        return False
 
 
 def _is_number(cell: str) -> bool:

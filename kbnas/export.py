@@ -178,6 +178,12 @@ def _check_target(directory: pathlib.Path) -> None:
         )
 
 
+def exported_versions(directory: str | os.PathLike) -> list[int]:
+    """The SavedModel versions of a versioned export in ``directory`` (``saved_model/<n>/``),
+    ascending; empty for an unversioned export or none."""
+    return _existing_versions(pathlib.Path(directory) / SAVED_MODEL_DIRNAME)
+
+
 def _existing_versions(saved_model_root: pathlib.Path) -> list[int]:
     if not saved_model_root.is_dir():
         return []

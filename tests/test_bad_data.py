@@ -185,9 +185,11 @@ def test_a_feature_cell_that_is_not_a_finite_number_is_named_by_line_and_column(
             load_data(str(path))
 
 
-def test_the_first_bad_cell_in_the_file_is_named_whatever_its_kind(tmp_path):
-    path = _csv(tmp_path, b"a,b,label\n1,2,0\n3,nan,1\n5,6,0\n7,red,1\n")
-    with pytest.raises(DataFileError, match=re.escape("line 3, column 'b' holds 'nan'")):
+@pytest.mark.parametrize("rows, expected", [(b"1,2,0\n3,nan,1\n5,6,0\n7,red,1\n", "line 3, column 'b' holds 'nan'"),
+                                            (b"1,2,0\nnan,zz,1\n", "line 3, column 'a' holds 'nan'")])
+def test_the_first_bad_cell_in_the_file_is_named_whatever_its_kind(tmp_path, rows, expected):
+    path = _csv(tmp_path, b"a,b,label\n" + rows)
+    with pytest.raises(DataFileError, match=re.escape(expected)):
         load_data(str(path))
 
 
@@ -254,6 +256,17 @@ def test_named_classes_are_classes_however_many(tmp_path):
     numbers = _csv(tmp_path, ("a,label\n" + "".join(f"{i},{i % 25}\n" for i in range(75))).encode())
     args = argparse.Namespace(data=str(numbers), label_column=None, image_size=None, task="auto")
     assert _load_split(args)[1]["task"].startswith("regression") and args.class_task is None
+    # A search whose run file predates the rule keeps the task it was searched with.
+    args = argparse.Namespace(data=str(path), label_column=None, image_size=None, task="auto")
+    assert _load_split(args, saved={"data": str(path)})[1]["task"].startswith("regression")
+    assert args.class_task is None
+
+
+def test_a_single_class_name_is_a_single_class(tmp_path, capsys):
+    path = _csv(tmp_path, ("a,label\n" + "".join(f"{i},cat\n" for i in range(30))).encode())
+    assert main(_search(tmp_path, "--data", str(path))) == 2
+    assert "y has a single class" in _one_error_line(capsys)
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_names_a_class_with_too_few_examples_and_speaks_its_options(tmp_path, capsys):

@@ -119,6 +119,13 @@ def test_search_on_npz_and_csv_files(tmp_path, capsys):
         assert f"exported to {serving}/: SavedModel saved_model/{version}/" in capsys.readouterr().out
     assert sorted(path.name for path in (serving / "saved_model").iterdir()) == ["1", "2"]
     assert json.loads((serving / "architecture.json").read_text())["trial_id"] == info["trial_id"]
+    # A folder that holds versions gets the next one, never an unversioned export that deletes them.
+    assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain", "--no-report", "--to", str(serving)]) == 0
+    assert sorted(path.name for path in (serving / "saved_model").iterdir()) == ["1", "2", "3"]
+    capsys.readouterr()
+    for to, expected in [("", "--to is empty"), (str(tmp_path / "d.csv" / "sub"), "cannot be a folder: ")]:
+        assert main(["export", "--output", str(tmp_path / "b"), "--to", to]) == 2
+        assert expected in capsys.readouterr().err
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     assert main(["export", "--output", str(tmp_path / "b"), "--no-retrain", "--to", str(tmp_path / "busy")]) == 2

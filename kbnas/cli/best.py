@@ -55,7 +55,7 @@ def _best_trial_heading(oracle, trial, selection=None) -> str:
 
 
 def _export_best(tuner, hypermodel, arrays, output, args) -> int:
-    from kbnas.export import export_model
+    from kbnas.export import export_model, exported_versions
 
     export_dir = pathlib.Path(args.to) if getattr(args, "to", None) else output / EXPORT_DIR  # kbnas export --to
     _check_export_folder(export_dir)  # before the (long) selection and retraining
@@ -100,7 +100,8 @@ def _export_best(tuner, hypermodel, arrays, output, args) -> int:
         trial_id=trial.trial_id,
         search_settings={**settings, "test_metrics": results,
                          **({"selection": selection.as_dict()} if selection is not None else {})},
-        versioned=bool(getattr(args, "versioned", False)),
+        # A versioned folder stays versioned: an unversioned export would delete its versions.
+        versioned=bool(getattr(args, "versioned", False)) or bool(exported_versions(export_dir)),
     )
     if not args.quiet:
         print(f"\n{_best_trial_heading(tuner.oracle, trial, selection)}:")

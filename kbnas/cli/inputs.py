@@ -22,8 +22,11 @@ from kbnas.cli.common import (
 )
 
 
-def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
-    """Train/validation/test arrays and a description of where they came from."""
+def _load_split(args, check_split: bool = True, saved: dict | None = None) -> tuple[dict, dict]:
+    """Train/validation/test arrays and a description of where they came from.
+
+    ``saved``: the run file of the search resumed or exported, if any.
+    """
     from kbnas import datasets
 
     _check_image_size(args)
@@ -52,12 +55,15 @@ def _load_split(args, check_split: bool = True) -> tuple[dict, dict]:
                                   label_column=DEFAULT_LABEL_COLUMN if label_column is None else label_column)
     # Named classes are classes, however many (auto would make more than 20 with
     # few examples each a regression target): the task given to the model too.
+    # Not for a search whose run file predates the rule (no "class_task"): it
+    # resumes and exports with the task it was searched with.
     args.class_task = None
     if class_names is not None:
         if getattr(args, "task", "auto") == "regression":
             raise UsageError(f"--task regression needs numeric labels, but the labels of {args.data} are "
                              f"{len(class_names)} class names")
-        if getattr(args, "task", "auto") == "auto":
+        legacy = saved is not None and "class_task" not in saved
+        if getattr(args, "task", "auto") == "auto" and len(class_names) >= 2 and not legacy:
             args.class_task = "binary" if len(class_names) == 2 else "multiclass"
     task = _task_description(x, y, args)  # names NaN, shape and label problems
     strata = y if not task.startswith("regression") else np.zeros(len(x), dtype=int)
@@ -210,11 +216,13 @@ def _run_settings(args, source: dict) -> dict:
         # How the data were read (None: not an image folder, not a CSV file).
         "image_size": source["image_size"],
         "label_column": source["label_column"],
+        # The task of named classes (`_load_split`; None: numeric labels, or --task given).
+        "class_task": getattr(args, "class_task", None),
     }
 
 
-def _check_output(output: pathlib.Path) -> pathlib.Path:
-    """``--output`` is a folder, or can be made one; the path itself otherwise.
+def _check_output(output: pathlib.Path, option: str = "--output") -> pathlib.Path:
+    """``--output`` (or ``option``) is a folder, or can be made one; the path itself otherwise.
 
     Raises:
         UsageError: it, or a folder above it, is a file; or it cannot be written.
@@ -223,9 +231,9 @@ def _check_output(output: pathlib.Path) -> pathlib.Path:
         if path.exists():
             if not path.is_dir():
                 what = "is a file, not a folder" if path == output else f"cannot be a folder: {path} is a file"
-                raise UsageError(f"--output {output} {what}; choose another --output")
+                raise UsageError(f"{option} {output} {what}; choose another {option}")
             if not os.access(path, os.W_OK | os.X_OK):
-                raise UsageError(f"--output {output}: {path} is not writable; choose another --output")
+                raise UsageError(f"{option} {output}: {path} is not writable; choose another {option}")
             return output
     return output
 
@@ -249,6 +257,7 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     # … and did not record how they read the data (the digest still tells other data).
     saved.setdefault("image_size", settings.get("image_size"))
     saved.setdefault("label_column", settings.get("label_column"))
+    saved.setdefault("class_task", None)  # (`_load_split` leaves it None for such a search)
     differences = [k for k in settings if saved.get(k) != settings[k]]
     if differences:
         detail = ", ".join(f"{k}: {saved.get(k)!r} there, {settings[k]!r} now" for k in differences)

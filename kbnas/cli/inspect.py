@@ -17,7 +17,7 @@ from kbnas.cli.common import (
     _read_json,
     _trial_number,
 )
-from kbnas.cli.inputs import _load_split, _reading_options
+from kbnas.cli.inputs import _check_output, _load_split, _reading_options
 from kbnas.cli.search import _hypermodel, _make_tuner
 
 
@@ -136,6 +136,10 @@ def cmd_export(args) -> int:
     run_file = output / RUN_FILE
     if not run_file.exists():
         raise UsageError(f"{output} holds no kbnas search (no {RUN_FILE}); run `kbnas search --output {output}` first")
+    if args.to is not None:  # before the data, TensorFlow and the retraining
+        if not args.to.strip():
+            raise UsageError("--to is empty; name the folder to export into")
+        _check_output(pathlib.Path(args.to), option="--to")
     saved = _read_json(run_file)  # of its shape (kbnas.atomic_files.RUN_SHAPE)
     _check_run_settings(run_file, saved)
     _check_project_folder(output)
@@ -155,7 +159,7 @@ def cmd_export(args) -> int:
         # As many members as the export it replaces (the search's budget may have cut them).
         args.ensemble = _exported_members(output)
     args.start = None
-    arrays, source = _load_split(args, check_split=False)
+    arrays, source = _load_split(args, check_split=False, saved=saved)
     args.class_names = source["class_names"]
     if source["digest"] != saved["digest"]:
         raise UsageError(f"the data of {output} changed since the search ({saved['data']})")

@@ -224,12 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"with --retrain: the exported model is the mean of K trainings of the best "
                              f"architecture from K seeds (default: as many as the export it replaces, else "
                              f"{common.ENSEMBLE.members}; 1: one model); see docs/cli.md")
-    export.add_argument("--to", metavar="DIR", default=None,
+    export.add_argument("--to", metavar="FOLDER", default=None,
                         help=f"the folder to export into, absent, empty or a previous kbnas export (default "
                              f"OUTPUT/{EXPORT_DIR}; the search's report describes OUTPUT/{EXPORT_DIR})")
     export.add_argument("--versioned", action="store_true",
                         help="the SavedModel into saved_model/N/, N one above the folder's highest version, "
-                             "earlier versions kept: the layout TensorFlow Serving serves (docs/exporting.md)")
+                             "earlier versions kept: the layout TensorFlow Serving serves (docs/exporting.md); "
+                             "a folder that holds versions always gets the next one")
     export.add_argument("--report", action=argparse.BooleanOptionalAction, default=True,
                         help=f"rewrite OUTPUT/{REPORT_FILE} after the export (default)")
     export.add_argument("--quiet", action="store_true", help="print only errors")

@@ -167,7 +167,7 @@ def cmd_search(args) -> int:
     saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else None
     _reading_options(args, saved)  # a resumed search reads its data as it began
     # A search begun before the split checks existed resumes as it began.
-    arrays, source = _load_split(args, check_split=saved is None)
+    arrays, source = _load_split(args, check_split=saved is None, saved=saved)
     args.class_names = source["class_names"]  # recorded in the export's architecture.json
     if args.batch_size is None:
         from kbnas.training import auto_batch_size
