@@ -38,6 +38,7 @@ _LAZY = {
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

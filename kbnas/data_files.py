@@ -100,11 +100,11 @@ def _cell_error(path: pathlib.Path, line: int, column: str, cell: str) -> DataFi
     if not cell.strip():
         return DataFileError(f"{where} is empty (a missing value); fill it in (impute) or drop the row")
     try:
-        float(cell)
+        value = float(cell)
     except ValueError:
         return DataFileError(f"{where} holds {cell!r}, not a number; encode such a column as numbers "
                              "(e.g. one column per category) or drop it")
-    if math.isfinite(float(cell)):  # finite, but not as float32
+    if math.isfinite(value):  # finite, but not as float32
         return DataFileError(f"{where} holds {cell.strip()!r}, beyond float32's range (±3.4e38); rescale the column")
     return DataFileError(f"{where} holds {cell.strip()!r}, not a finite number; "
                          "fill it in (impute) or drop the row")
@@ -150,8 +150,8 @@ def read_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndar
 
     The file is UTF-8 text; the first row holds column names (the label
     column's once; spaces around a name are dropped, as in ``a, b, label``).
-    Every feature cell must be a finite number; a label is a number or, when
-    some label is not, a class name (`_label_column_values`).
+    Every feature cell must be a finite number; the labels are all numbers or
+    all class names (`_label_column_values`).
     """
     rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     if not rows:
