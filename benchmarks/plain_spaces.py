@@ -44,6 +44,7 @@ Commands (docs/oracle.md, "Plain hyperparameter spaces"):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import pathlib
@@ -127,7 +128,9 @@ OBJECTIVES: dict[str, tuple[Callable[[dict], float], float]] = {
 
 def make_oracle(contender: str, objective: str, seed: int, budget: int):
     """The contender's oracle; ``"kbnas:key=value,..."`` is kbnas with those settings
-    (`kbnas.SearchSettings` fields, e.g. ``kbnas:num_initial_points=18``)."""
+    (`kbnas.SearchSettings` fields, e.g. ``kbnas:num_initial_points=18``);
+    ``"kbnas-VARIANT[:…]"`` is kbnas whose GP runs with a kernel of
+    `benchmarks.kernel_variants` (`run` applies it)."""
     import keras_tuner
 
     from kbnas import BayesianNASOracle
@@ -135,7 +138,7 @@ def make_oracle(contender: str, objective: str, seed: int, budget: int):
     kwargs = dict(objective=keras_tuner.Objective("loss", "min"), max_trials=budget,
                   hyperparameters=hyperparameters(objective), seed=seed)
     base, _, options = contender.partition(":")
-    if base == "kbnas":
+    if base == "kbnas" or kernel_variant(contender):
         return BayesianNASOracle(**kwargs, **parse_options(options))
     if options:
         raise ValueError(f"only kbnas takes options, got {contender!r}")
@@ -146,6 +149,18 @@ def make_oracle(contender: str, objective: str, seed: int, budget: int):
     raise ValueError(f"unknown contender {contender!r}; expected one of {CONTENDERS}")
 
 
+def kernel_variant(contender: str) -> str | None:
+    """The kernel variant of a ``kbnas-VARIANT[:…]`` contender (checked), else None."""
+    base = contender.partition(":")[0]
+    if not base.startswith("kbnas-"):
+        return None
+    from benchmarks import kernel_variants
+
+    variant = base[len("kbnas-"):]
+    kernel_variants.functions(variant)
+    return variant
+
+
 def run(contender: str, objective: str, seed: int, budget: int) -> dict[str, Any]:
     """One search: the values tried, f at each, and the oracle's seconds per proposal."""
     import tempfile
@@ -154,9 +169,13 @@ def run(contender: str, objective: str, seed: int, budget: int) -> dict[str, Any
 
     from kbnas.offline import run_oracle
 
+    from benchmarks import kernel_variants
+
     function, _ = OBJECTIVES[objective]
     oracle = make_oracle(contender, objective, seed, budget)
-    with tempfile.TemporaryDirectory(prefix="kbnas-plain-") as directory, threadpool_limits(1):
+    variant = kernel_variant(contender)
+    kernel = kernel_variants.patched(variant) if variant else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="kbnas-plain-") as directory, threadpool_limits(1), kernel:
         trials = run_oracle(oracle, function, budget, directory=directory,
                             metric_name="loss")
     return {
@@ -255,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objectives", nargs="+", choices=tuple(OBJECTIVES), default=list(OBJECTIVES))
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS),
-                        help=f"of {', '.join(CONTENDERS)}, or kbnas:key=value,... (kbnas with those settings)")
+                        help=f"of {', '.join(CONTENDERS)}, or kbnas:key=value,... (kbnas with those settings), "
+                             "or kbnas-matern52 / kbnas-additive[-W][:key=value,...] (a kernel variant)")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--budget", type=int, default=50)

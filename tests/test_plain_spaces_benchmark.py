@@ -84,3 +84,17 @@ def test_kbnas_takes_settings_and_the_others_take_none():
         plain_spaces.make_oracle("keras-tuner-bo:num_initial_points=3", "branin", seed=0, budget=5)
     with pytest.raises(ValueError, match="unknown contender"):
         plain_spaces.make_oracle("smac", "branin", seed=0, budget=5)
+
+
+def test_a_kernel_variant_runs_through_the_oracle_and_changes_its_proposals():
+    from kbnas.core import gp
+
+    original = gp.exponential_kernel
+    plain = plain_spaces.run("kbnas", "branin", seed=0, budget=8)
+    matern = plain_spaces.run("kbnas-matern52:num_initial_points=4", "branin", seed=0, budget=8)
+    assert gp.exponential_kernel is original  # restored after the run
+    assert matern["contender"] == "kbnas-matern52:num_initial_points=4"
+    assert matern["values"][:4] == plain["values"][:4]  # the same initial draws
+    assert matern["values"][4:] != plain["values"][4:]  # the GP's proposals differ
+    with pytest.raises(ValueError, match="unknown kernel variant"):
+        plain_spaces.make_oracle("kbnas-rbf", "branin", seed=0, budget=5)
