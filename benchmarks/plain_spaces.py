@@ -28,6 +28,15 @@ Objectives (all minimized; ``x`` on KerasTuner's declared ranges):
   0 … 0.5; f* = 0 at (10^−2.5, 128, 2, relu, adam, 0.16). Two Choices interact
   with the continuous values (the optimizer moves the best learning rate, the
   width the best dropout), as they do in real training.
+* ``digits-mlp``: the same space with real training: the MLP (a Normalization
+  layer, ``layers`` × Dense(units, activation) + Dropout(dropout), a softmax
+  head) trained on the bundled digits' 1,079 training images flattened to 64
+  features (batch 64, ≤ `MLP_EPOCHS` epochs, EarlyStopping on the validation
+  loss, patience 3, best weights restored; Keras seed 0 for every trial, so f is a
+  deterministic function of the configuration). f is the validation loss on the
+  359 validation images, f* = 0: the "regret" is log10 of the best validation
+  loss. Each trial also reports the test accuracy on the 359 test images of the
+  model it trained (``test_accuracy`` in the record; `test_accuracy_of_best`).
 
 The regret after k trials is r_k = min_{i ≤ k} f(x_i) − f*; the report gives the
 mean of log10(r_k + 10⁻⁶) over seeds with its 95 % t-interval, and the paired
@@ -45,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import math
 import os
 import pathlib
@@ -98,6 +108,52 @@ def mixed(values: dict) -> float:
             + 4.0 * (values["dropout"] - (0.1 + 0.02 * (width - 4.0))) ** 2)
 
 
+#: Epoch limit of a ``digits-mlp`` trial.
+MLP_EPOCHS = 30
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_flat() -> dict[str, np.ndarray]:
+    from kbnas.datasets import load_digits_split
+
+    split = load_digits_split()
+    return {name: getattr(split, name).reshape(len(getattr(split, name)), -1) if name.startswith("x")
+            else getattr(split, name) for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
+
+
+def digits_mlp(values: dict) -> dict[str, float]:
+    """Train the MLP of ``values`` on the digits: {"loss": validation loss, "test_accuracy": …}."""
+    import keras
+
+    data = _digits_flat()
+    keras.utils.set_random_seed(0)
+    normalization = keras.layers.Normalization()
+    normalization.adapt(data["x_train"])
+    model = keras.Sequential([keras.Input((data["x_train"].shape[1],)), normalization])
+    for _ in range(values["layers"]):
+        model.add(keras.layers.Dense(values["units"], activation=values["activation"]))
+        model.add(keras.layers.Dropout(values["dropout"]))
+    model.add(keras.layers.Dense(10, activation="softmax"))
+    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[values["optimizer"]]
+    model.compile(optimizer=optimizer(values["learning_rate"]), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(data["x_train"], data["y_train"], validation_data=(data["x_val"], data["y_val"]),
+                        batch_size=64, epochs=MLP_EPOCHS, verbose=0,
+                        callbacks=[keras.callbacks.EarlyStopping(patience=3, restore_best_weights=True)])
+    val_loss = float(np.nanmin(history.history["val_loss"]))
+    _, test_accuracy = model.evaluate(data["x_test"], data["y_test"], verbose=0)
+    keras.backend.clear_session()
+    return {"loss": val_loss if math.isfinite(val_loss) else 1e3, "test_accuracy": float(test_accuracy)}
+
+
+def test_accuracy_of_best(record: dict[str, Any], k: int) -> float | None:
+    """Test accuracy of the trial with the lowest f among the first k (``digits-mlp``)."""
+    pairs = [(f, a) for f, a in zip(record["f"][:k], record.get("test_accuracy", [])[:k]) if f is not None]
+    if len(record["f"]) < k or not pairs:
+        return None
+    return min(pairs)[1]
+
+
 def hyperparameters(objective: str):
     """The objective's KerasTuner search space."""
     import keras_tuner
@@ -106,7 +162,7 @@ def hyperparameters(objective: str):
     if objective in ("branin", "hartmann6"):
         for i in range(1, (2 if objective == "branin" else 6) + 1):
             hp.Float(f"x{i}", 0.0, 1.0)
-    elif objective == "mixed":
+    elif objective in ("mixed", "digits-mlp"):
         hp.Float("learning_rate", 1e-4, 1e-1, sampling="log")
         hp.Int("units", 16, 512, step=16)
         hp.Int("layers", 1, 4)
@@ -123,7 +179,10 @@ OBJECTIVES: dict[str, tuple[Callable[[dict], float], float]] = {
     "branin": (branin, BRANIN_MIN),
     "hartmann6": (hartmann6, HARTMANN6_MIN),
     "mixed": (mixed, 0.0),
+    "digits-mlp": (digits_mlp, 0.0),
 }
+#: Objectives run unless --objectives names others (``digits-mlp`` trains models).
+DEFAULT_OBJECTIVES = ("branin", "hartmann6", "mixed")
 
 
 def make_oracle(contender: str, objective: str, seed: int, budget: int):
@@ -185,6 +244,8 @@ def run(contender: str, objective: str, seed: int, budget: int) -> dict[str, Any
         "budget": budget,
         "values": [trial.values for trial in trials],
         "f": [trial.metrics.get("loss") for trial in trials],
+        **({"test_accuracy": [trial.metrics.get("test_accuracy") for trial in trials]}
+           if objective == "digits-mlp" else {}),
         "oracle_seconds": [trial.oracle_seconds for trial in trials],
         "commit": stats.git_commit(),
         "machine": platform.machine(),
@@ -217,11 +278,12 @@ def summarize(records: Sequence[dict[str, Any]], budgets: Sequence[int] = REPORT
         for contender, by_seed in runs.items():
             row: dict[str, Any] = {"seeds": len(by_seed), "budgets": {}}
             for k in budgets:
-                mine = {s: v for s, r in by_seed.items() if (v := log_regret(r, k)) is not None}
-                theirs = {s: v for s, r in runs.get(reference, {}).items() if (v := log_regret(r, k)) is not None}
-                entry = {"log10_regret": stats.mean_and_interval(list(mine.values()))}
-                if contender != reference and theirs:
-                    entry["reference_minus_this"] = stats.paired_difference(theirs, mine)
+                entry = _paired(by_seed, runs.get(reference, {}), contender != reference,
+                                lambda record: log_regret(record, k), "log10_regret")
+                if objective == "digits-mlp":
+                    entry["test_accuracy"] = _paired(
+                        by_seed, runs.get(reference, {}), contender != reference,
+                        lambda record: _percent(test_accuracy_of_best(record, k)), "mean")
                 row["budgets"][str(k)] = entry
             seconds = {s: float(np.mean(r["oracle_seconds"])) for s, r in by_seed.items()}
             row["seconds_per_proposal"] = stats.mean_and_interval(list(seconds.values()))
@@ -235,20 +297,40 @@ def summarize(records: Sequence[dict[str, Any]], budgets: Sequence[int] = REPORT
     return summary
 
 
-def _interval(entry: dict[str, Any]) -> str:
+def _listed(budgets: Sequence[int]) -> str:
+    words = [str(k) for k in budgets]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100.0 * value
+
+
+def _paired(by_seed: dict, reference_by_seed: dict, paired: bool, measure: Callable, name: str) -> dict[str, Any]:
+    """{name: mean and interval of measure over the seeds, "reference_minus_this": paired}."""
+    mine = {s: v for s, r in by_seed.items() if (v := measure(r)) is not None}
+    theirs = {s: v for s, r in reference_by_seed.items() if (v := measure(r)) is not None}
+    entry = {name: stats.mean_and_interval(list(mine.values()))}
+    if paired and theirs:
+        entry["reference_minus_this"] = stats.paired_difference(theirs, mine)
+    return entry
+
+
+def _interval(entry: dict[str, Any], signed: bool = True) -> str:
     if entry["mean"] is None:
         return "–"
+    form = "+.2f" if signed else ".2f"
     if entry["ci95"] is None:
-        return f"{entry['mean']:+.2f}"
+        return f"{entry['mean']:{form}}"
     low, high = entry["ci95"]
-    return f"{entry['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return f"{entry['mean']:{form}} [{low:{form}}, {high:{form}}]"
 
 
 def format_markdown(summary: dict[str, Any], budgets: Sequence[int] = REPORT_BUDGETS) -> str:
     lines = []
     for objective, result in summary.items():
         reference, table = result["reference"], result["contenders"]
-        lines += [f"**{objective}** (mean log10 regret [95 % t-interval] after 10, 25 and 50 trials; paired "
+        lines += [f"**{objective}** (mean log10 regret [95 % t-interval] after {_listed(budgets)} trials; paired "
                   f"ref − contender, ref = {reference}, negative: ref lower)", "",
                   "| contender | seeds | " + " | ".join(f"{k} trials" for k in budgets)
                   + " | s/proposal |",
@@ -267,12 +349,27 @@ def format_markdown(summary: dict[str, Any], budgets: Sequence[int] = REPORT_BUD
             cells.append(f"{seconds:.3f}" + ("" if ratio is None else f" ({ratio:.2g}× ref)"))
             lines.append(f"| {contender} | {row['seeds']} | " + " | ".join(cells) + " |")
         lines.append("")
+        if objective == "digits-mlp":
+            lines += [f"**{objective}**: test accuracy (%) of the trial with the lowest validation loss "
+                      f"[95 % t-interval]; paired ref − contender (positive: ref higher)", "",
+                      "| contender | " + " | ".join(f"{k} trials" for k in budgets) + " |",
+                      "|---|" + "---:|" * len(budgets)]
+            for contender in sorted(table, key=lambda c: (c != reference, c)):
+                cells = []
+                for k in budgets:
+                    entry = table[contender]["budgets"][str(k)]["test_accuracy"]
+                    cell = _interval(entry["mean"], signed=False)
+                    if "reference_minus_this" in entry:
+                        cell += f"; ref − it {_interval(entry['reference_minus_this'])}"
+                    cells.append(cell)
+                lines.append(f"| {contender} | " + " | ".join(cells) + " |")
+            lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objectives", nargs="+", choices=tuple(OBJECTIVES), default=list(OBJECTIVES))
+    parser.add_argument("--objectives", nargs="+", choices=tuple(OBJECTIVES), default=list(DEFAULT_OBJECTIVES))
     parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS),
                         help=f"of {', '.join(CONTENDERS)}, or kbnas:key=value,... (kbnas with those settings), "
                              "or kbnas-matern52 / kbnas-additive[-W][:key=value,...] (a kernel variant)")
@@ -284,10 +381,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--include", nargs="*", type=pathlib.Path, default=[],
                         help="with --report: more result files (a run repeated in two files counts once)")
     parser.add_argument("--reference", default="kbnas", help="with --report: the contender the others are paired with")
+    parser.add_argument("--report-budgets", nargs="+", type=int, default=list(REPORT_BUDGETS),
+                        help="with --report: the trial counts reported")
     args = parser.parse_args(argv)
     if args.report:
         records = [r for path in [args.output, *args.include] for r in stats.read_jsonl(path)]
-        print(format_markdown(summarize(records, reference=args.reference)))
+        print(format_markdown(summarize(records, args.report_budgets, reference=args.reference),
+                              args.report_budgets))
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     done = {(r["contender"], r["objective"], r["seed"], r["budget"]) for r in stats.read_jsonl(args.output)}

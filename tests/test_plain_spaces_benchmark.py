@@ -98,3 +98,32 @@ def test_a_kernel_variant_runs_through_the_oracle_and_changes_its_proposals():
     assert matern["values"][4:] != plain["values"][4:]  # the GP's proposals differ
     with pytest.raises(ValueError, match="unknown kernel variant"):
         plain_spaces.make_oracle("kbnas-rbf", "branin", seed=0, budget=5)
+
+
+def test_digits_mlp_trains_deterministically_and_reports_test_accuracy():
+    values = {"learning_rate": 1e-2, "units": 16, "layers": 1, "activation": "relu", "optimizer": "adam",
+              "dropout": 0.0}
+    first, again = plain_spaces.digits_mlp(values), plain_spaces.digits_mlp(values)
+    assert first == again  # Keras seed 0 for every trial
+    assert 0.0 < first["loss"] < 1.0 and 0.8 < first["test_accuracy"] <= 1.0
+    hopeless = plain_spaces.digits_mlp({**values, "optimizer": "sgd", "learning_rate": 1e-4})
+    assert hopeless["loss"] > first["loss"]
+
+
+def test_digits_mlp_summary_reports_the_test_accuracy_of_the_best_validation_trial():
+    def record(contender, seed, f, accuracy):
+        return {**_record(contender, seed, f), "objective": "digits-mlp", "test_accuracy": accuracy}
+
+    records = [record("kbnas", s, [0.5, 0.2, 0.3], [0.90, 0.96, 0.99]) for s in range(3)]
+    records += [record("keras-tuner-bo", s, [0.4, 0.6, 0.25], [0.93, 0.80, 0.95]) for s in range(3)]
+    assert plain_spaces.test_accuracy_of_best(records[0], 1) == 0.90
+    assert plain_spaces.test_accuracy_of_best(records[0], 3) == 0.96  # lowest f, not highest accuracy
+    assert plain_spaces.test_accuracy_of_best(records[0], 4) is None
+    summary = plain_spaces.summarize(records, budgets=(1, 3))["digits-mlp"]["contenders"]
+    entry = summary["keras-tuner-bo"]["budgets"]["3"]["test_accuracy"]
+    assert entry["mean"]["mean"] == pytest.approx(95.0)
+    assert entry["reference_minus_this"]["mean"] == pytest.approx(1.0)
+    assert summary["keras-tuner-bo"]["budgets"]["3"]["reference_minus_this"]["mean"] == pytest.approx(
+        math.log10(0.2) - math.log10(0.25))
+    text = plain_spaces.format_markdown(plain_spaces.summarize(records, budgets=(1, 3)), budgets=(1, 3))
+    assert "after 1 and 3 trials" in text and "test accuracy (%)" in text and "| keras-tuner-bo | 93.00" in text
