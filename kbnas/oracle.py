@@ -71,6 +71,27 @@ def _setting(name: str) -> property:
     return property(lambda self: getattr(self.settings, name), doc=f"``settings.{name}`` (read-only).")
 
 
+def _take_keras_tuner_gp_settings(alpha: float | None, beta: float | None, overrides: dict,
+                                  settings: SearchSettings | None) -> None:
+    """KerasTuner's BayesianOptimization's ``alpha`` and ``beta``, accepted for a drop-in
+    swap: ``alpha`` (the GP's noise) is not used, kbnas fits the noise by maximum
+    marginal likelihood; ``beta`` (its UCB multiplier) becomes ``kappa`` unless that
+    is given. Each one given warns with what kbnas does instead."""
+    if alpha is not None:
+        warnings.warn(
+            f"alpha={alpha} (KerasTuner's BayesianOptimization: the GP's noise) is not used: "
+            "kbnas fits the noise by maximum marginal likelihood", UserWarning, stacklevel=3)
+    if beta is None:
+        return
+    overrides.setdefault("kappa", beta)
+    acquisition = overrides.get("acquisition", settings.acquisition if settings is not None else "ei")
+    if acquisition != "ucb":
+        warnings.warn(
+            f"beta={beta} (KerasTuner's BayesianOptimization: the UCB multiplier) becomes kappa, which "
+            f"only acquisition='ucb' uses; this search maximizes acquisition={acquisition!r}",
+            UserWarning, stacklevel=3)
+
+
 class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, ResumableOracle):
     """Bayesian optimization with a distance-based Gaussian process.
 
@@ -90,10 +111,15 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
     recommendation (`get_best_trials`) and re-evaluations
     `kbnas.oracle_recommendation.Recommendation`.
 
+    The positional order is `keras_tuner.oracles.BayesianOptimizationOracle`'s.
+
     Args:
         objective, max_trials, hyperparameters, allow_new_entries, tune_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: as in
             `keras_tuner.Oracle`.
+        alpha, beta: KerasTuner's BayesianOptimization settings, accepted with a
+            warning: ``alpha`` (the GP's noise) is not used, the noise is fitted;
+            ``beta`` becomes ``kappa`` (used by ``acquisition="ucb"``).
         seed: random seed. ``seed=0`` is a real seed; ``None`` draws one.
         search_space: the architecture space, or None for plain hyperparameter
             spaces. `kbnas.BayesianNAS` fills it in from the hypermodel.
@@ -172,10 +198,13 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
         self,
         objective: Any = None,
         max_trials: int | None = 20,
+        num_initial_points: int | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         allow_new_entries: bool = True,
         tune_new_entries: bool = True,
-        seed: int | None = None,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
         *,
@@ -184,6 +213,9 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
         settings: SearchSettings | None = None,
         **setting_overrides: Any,
     ) -> None:
+        if num_initial_points is not None:
+            setting_overrides["num_initial_points"] = num_initial_points
+        _take_keras_tuner_gp_settings(alpha, beta, setting_overrides, settings)
         super().__init__(
             objective=objective,
             max_trials=max_trials,

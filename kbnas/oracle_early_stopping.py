@@ -27,11 +27,15 @@ from typing import Sequence
 import keras_tuner
 import numpy as np
 
+from kbnas import keras_tuner_internals as kt_internals
 from kbnas.core.early_stopping import best_so_far, keeps, keeps_against_best
 
 #: Seconds of `max_time` left at which a trial that ends short of a full training
 #: counts as cut by the budget (`EarlyStoppingBook._mark_cut_by_time_budget`).
 TIME_BUDGET_SLACK = 1.0
+#: The marker metric of a tuner's final report (`EarlyStoppingBook.update_trial`):
+#: what ``run_trial`` returned, where it scores differently from the per-epoch reports.
+FINAL_REPORT_METRIC = "kbnas_final_report"
 RUNNING = "RUNNING"
 STOPPED = "STOPPED"
 COMPLETED = "COMPLETED"
@@ -44,7 +48,18 @@ class EarlyStoppingBook:
     def update_trial(self, trial_id: str, metrics: dict, step: int = 0):
         """Records ``metrics`` at ``step`` (KerasTuner protocol) and applies the
         early-stopping rule; the returned trial's status is ``"STOPPED"`` when
-        the trial should stop training."""
+        the trial should stop training.
+
+        A report holding `FINAL_REPORT_METRIC` is the tuner's final report (see
+        `kbnas.BayesianNAS.run_trial`): its metrics replace the observations of the
+        same names, so the trial is scored by what ``run_trial`` returned, as
+        KerasTuner scores it; the learning curve and the rule are left as they are.
+        """
+        metrics = dict(metrics)  # (a protobuf map when it comes from a worker)
+        final = bool(metrics.pop(FINAL_REPORT_METRIC, False))
+        if final:
+            for name in metrics:
+                kt_internals.forget_metric(self.trials[trial_id].metrics, name)
         try:
             trial = super().update_trial(trial_id, metrics, step)
         except ValueError as error:
@@ -52,7 +67,7 @@ class EarlyStoppingBook:
             # which it then never releases: the report is dropped instead.
             warnings.warn(f"kbnas: report of trial {trial_id} ignored: {error}", RuntimeWarning, stacklevel=2)
             return self.trials[trial_id]
-        if trial.status != RUNNING:
+        if final or trial.status != RUNNING:
             return trial
         if self.early_stopping is not None and trial_id in self.stopped_early:
             return self._stop_reply(trial)  # reports after the verdict change nothing

@@ -99,6 +99,10 @@ class HParamsLogger:
             observations = history.get_history()
             if observations:
                 metrics["epochs"] = float(max(metrics.get("epochs", 0.0), max(o.step for o in observations) + 1))
+        curve = getattr(oracle, "learning_curves", {}).get(trial.trial_id)
+        if curve:
+            # Epochs trained (a final report keeps only the best step of a metric).
+            metrics["epochs"] = float(curve["epochs"])
         seconds = getattr(oracle, "trial_seconds", {}).get(trial.trial_id)
         if seconds is not None:
             metrics["seconds"] = float(seconds)

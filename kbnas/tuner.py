@@ -19,12 +19,20 @@ tuner's arguments) and adds what a NAS search needs:
   step=epoch)``, and training stops when the trial it returns is ``"STOPPED"``
   (the early-stopping rule of `kbnas.EarlyStopping`; also on a KerasTuner worker,
   whose client returns the chief's trial). The trial then completes with its
-  metrics so far.
+  metrics so far;
+* the trial is scored by what ``run_trial`` returns, as KerasTuner scores it:
+  KerasTuner ignores the returned results once per-epoch reports hold the
+  objective, so where they score differently (a value or dict returned by
+  ``HyperModel.fit`` or a ``run_trial`` override, a second ``model.fit``,
+  ``executions_per_trial > 1``: the mean of each execution's best epoch) the
+  tuner reports them once more as the final report, which replaces the per-epoch
+  values of the same metrics (`kbnas.oracle_early_stopping.FINAL_REPORT_METRIC`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 import warnings
@@ -39,6 +47,7 @@ from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.ensemble import EnsembleSettings
 from kbnas.oracle import BayesianNASOracle
+from kbnas.oracle_early_stopping import FINAL_REPORT_METRIC
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
 from kbnas.reads import ReadRecorder, drop_unread, droppable_names
 from kbnas.settings import SearchSettings
@@ -93,10 +102,14 @@ class BayesianNAS(keras_tuner.Tuner):
         objective: metric to optimize; default ``val_accuracy`` for
             classification, ``val_loss`` for regression.
         max_trials: number of trials.
+        num_initial_points: trials of the initial design (see `kbnas.SearchSettings`).
+        alpha, beta: `keras_tuner.BayesianOptimization`'s, accepted with a warning
+            (see `BayesianNASOracle`): the GP's noise is fitted, ``beta`` becomes
+            ``kappa``.
         seed: random seed (``0`` is a real seed).
         hyperparameters, tune_new_entries, allow_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: as in
-            `keras_tuner.BayesianOptimization`.
+            `keras_tuner.BayesianOptimization`, in its positional order.
         search_space: architecture space; default the hypermodel's
             ``search_space`` when it has one.
         settings: the search strategy, a `kbnas.SearchSettings`, handed to the
@@ -134,13 +147,16 @@ class BayesianNAS(keras_tuner.Tuner):
         hypermodel: Any = None,
         objective: Any = None,
         max_trials: int = 20,
-        *,
+        num_initial_points: int | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
         seed: int | None = None,
         hyperparameters: keras_tuner.HyperParameters | None = None,
         tune_new_entries: bool = True,
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         max_consecutive_failed_trials: int = 3,
+        *,
         search_space: SearchSpace | None = None,
         settings: SearchSettings | None = None,
         log_hparams: bool = True,
@@ -155,6 +171,9 @@ class BayesianNAS(keras_tuner.Tuner):
         oracle = BayesianNASOracle(
             objective=objective,
             max_trials=max_trials,
+            num_initial_points=num_initial_points,
+            alpha=alpha,
+            beta=beta,
             hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries,
             allow_new_entries=allow_new_entries,
@@ -303,7 +322,8 @@ class BayesianNAS(keras_tuner.Tuner):
 
         With numpy inputs and no ``validation_data``, the last
         `DEFAULT_VALIDATION_FRACTION` of a permutation seeded with
-        `VALIDATION_SPLIT_SEED` of the training arrays is held out for validation.
+        `VALIDATION_SPLIT_SEED` of the training arrays (and of ``sample_weight``)
+        is held out for validation.
 
         Raises:
             RuntimeError: ``max_consecutive_failed_trials`` trials failed in a row
@@ -445,6 +465,58 @@ class BayesianNAS(keras_tuner.Tuner):
             random.setstate(python_state)
             np.random.set_state(numpy_state)
 
+    def _run_and_update_trial(self, trial: Any, *fit_args: Any, **fit_kwargs: Any) -> None:
+        """KerasTuner's, then the final report of what ``run_trial`` returned (module
+        docstring). A private method of KerasTuner (`kt_internals.OVERRIDDEN_METHODS`):
+        the one place that sees the results of a subclass's ``run_trial`` override."""
+        returned: list = []
+        own = self.__dict__.get("run_trial")
+        run_trial = self.run_trial
+
+        def recording_run_trial(*args: Any, **kwargs: Any) -> Any:
+            returned.append(run_trial(*args, **kwargs))
+            return returned[-1]
+
+        self.run_trial = recording_run_trial
+        try:
+            super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        finally:
+            if own is None:
+                del self.run_trial
+            else:
+                self.run_trial = own
+        if returned:
+            self._report_returned_results(trial, returned[-1])
+
+    def _report_returned_results(self, trial: Any, results: Any) -> None:
+        """Reports ``results`` as the final report when KerasTuner would score them
+        differently from the per-epoch reports (module docstring).
+
+        Nothing is sent when they agree (a single `model.fit`'s History, the usual
+        case), when no per-epoch report holds the objective (KerasTuner then reports
+        ``results`` itself), for a multi-objective (KerasTuner reports those itself
+        too), when ``results`` do not hold the objective (KerasTuner keeps the
+        per-epoch reports, as it would), or for a trial the oracle stopped early
+        (its later executions stop after one epoch: it stays scored by its curve,
+        at its lower fidelity).
+        """
+        objective = self.oracle.objective
+        if (results is None or getattr(objective, "name_to_direction", None) is not None
+                or trial.trial_id in self._stopped_trials):
+            return
+        reported = self.oracle.get_trial(trial.trial_id).metrics
+        if not reported.exists(objective.name):
+            return
+        try:
+            metrics, step = kt_internals.reported_results(results, objective)
+            metrics = {name: float(value) for name, value in metrics.items() if _is_number(value)}
+            value = metrics[objective.name]
+        except Exception:  # noqa: BLE001 - results KerasTuner could not read either
+            return
+        if math.isclose(value, float(reported.get_best_value(objective.name)), rel_tol=1e-9, abs_tol=1e-12):
+            return
+        self.oracle.update_trial(trial.trial_id, {**metrics, FINAL_REPORT_METRIC: 1.0}, step=step)
+
     def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
         """``val_accuracy`` (max) for classification, ``val_loss`` (min) for regression."""
         task = getattr(hypermodel, "task", None)
@@ -466,11 +538,21 @@ class BayesianNAS(keras_tuner.Tuner):
         n_val = int(round(n * DEFAULT_VALIDATION_FRACTION))
         if n_val < 1 or n - n_val < 1:
             return args, kwargs
+        weights = kwargs.get("sample_weight")
+        if weights is not None:
+            weights = np.asarray(weights)
+            if weights.ndim == 0 or len(weights) != n:
+                return args, kwargs  # Keras names the mismatch itself
         order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(n)
         train, val = order[: n - n_val], order[n - n_val :]
         args = args[2:]
         kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y")}
-        kwargs["validation_data"] = (x[val], y[val])
+        if weights is None:
+            kwargs["validation_data"] = (x[val], y[val])
+        else:
+            # As Keras's own validation_split: the weights are split with the examples.
+            kwargs["sample_weight"] = weights[train]
+            kwargs["validation_data"] = (x[val], y[val], weights[val])
         return [x[train], y[train], *args], kwargs
 
 

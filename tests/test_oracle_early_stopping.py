@@ -556,3 +556,24 @@ def test_best_curves_count_the_trials_that_ended_fully_trained(tmp_path, directi
     d = oracle.create_trial("t2")
     statuses = report(d, [0.4] * 3)
     assert (statuses[-1] == "STOPPED") == d_stops, statuses
+
+
+def test_a_final_report_replaces_the_reported_metric_without_touching_the_curve(tmp_path):
+    from kbnas.oracle_early_stopping import FINAL_REPORT_METRIC
+
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = _oracle(tmp_path, hp)
+    trial = oracle.create_trial("tuner0")
+    for epoch, (score, loss) in enumerate([(0.5, 1.0), (0.7, 0.8), (0.6, 0.9)]):
+        oracle.update_trial(trial.trial_id, {"score": score, "loss": loss}, step=epoch)
+    curve = dict(oracle.learning_curves[trial.trial_id])
+    reply = oracle.update_trial(trial.trial_id, {"score": 0.65, FINAL_REPORT_METRIC: 1.0}, step=1)
+    assert reply.status == "RUNNING"
+    metrics = oracle.trials[trial.trial_id].metrics
+    assert [(o.step, o.value) for o in metrics.get_history("score")] == [(1, [0.65])]
+    assert len(metrics.get_history("loss")) == 3 and not metrics.exists(FINAL_REPORT_METRIC)
+    assert oracle.learning_curves[trial.trial_id] == curve
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    assert oracle.trials[trial.trial_id].score == pytest.approx(0.65)

@@ -470,3 +470,114 @@ def test_retrain_best_with_a_plain_build_function_keeps_its_compilation(tmp_path
     ensemble = tuner.retrain_best(x, y, members=2, epochs=1)
     assert ensemble.name == "kbnas_ensemble"
     assert set(ensemble.evaluate(xv, yv, verbose=0, return_dict=True)) >= {"accuracy", "loss"}
+
+
+def _plain_build(hp):
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Rescaling(1 / 16),
+        keras.layers.Flatten(),
+        keras.layers.Dense(hp.Choice("units", [8, 16, 32]), activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_what_run_trial_returns_is_the_score_as_in_keras_tuner(tmp_path, digits):
+    # KerasTuner scores a trial by what run_trial returns; kbnas's per-epoch reports
+    # made it ignore a returned value of the same name (it kept the epochs' logs).
+    x, y, xv, yv = digits
+
+    class Custom(keras_tuner.HyperModel):
+        def build(self, hp):
+            return _plain_build(hp)
+
+        def fit(self, hp, model, *args, **kwargs):
+            history = model.fit(*args, **kwargs)
+            return {"val_accuracy": 100.0 + max(history.history["val_accuracy"])}
+
+    tuner = BayesianNAS(Custom(), objective="val_accuracy", max_trials=2, seed=0, early_stopping=None,
+                        directory=str(tmp_path), project_name="custom")
+    tuner.search(x, y, validation_data=(xv, yv), epochs=3, verbose=0)
+    for trial in tuner.oracle.trials.values():
+        assert trial.score > 100.0  # the returned value, not the best epoch's log
+        # Only the returned metric was replaced: the loss keeps its three epochs,
+        # and the learning curve what the epochs reported.
+        assert len(trial.metrics.get_history("val_loss")) == 3
+        assert "kbnas_final_report" not in trial.metrics.metrics
+        assert tuner.oracle.learning_curves[trial.trial_id]["best"] < 1.0
+
+    class Overriding(BayesianNAS):
+        def run_trial(self, trial, *args, **kwargs):
+            super().run_trial(trial, *args, **kwargs)
+            return {"val_accuracy": 42.0}
+
+    tuner = Overriding(_plain_build, objective="val_accuracy", max_trials=2, seed=0, directory=str(tmp_path),
+                       project_name="override")
+    tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+    assert [t.score for t in tuner.oracle.trials.values()] == [42.0, 42.0]
+
+
+def test_several_executions_score_the_mean_of_their_best_epochs_as_in_keras_tuner(tmp_path, digits):
+    x, y, xv, yv = digits
+    returned = {}
+
+    class Recording(BayesianNAS):
+        def run_trial(self, trial, *args, **kwargs):
+            returned[trial.trial_id] = super().run_trial(trial, *args, **kwargs)
+            return returned[trial.trial_id]
+
+    tuner = Recording(_plain_build, objective="val_accuracy", max_trials=2, seed=0, early_stopping=None,
+                      executions_per_trial=2, directory=str(tmp_path))
+    tuner.search(x, y, validation_data=(xv, yv), epochs=3, verbose=0)
+    for trial_id, histories in returned.items():
+        assert len(histories) == 2
+        expected = np.mean([max(h.history["val_accuracy"]) for h in histories])  # KerasTuner's rule
+        assert tuner.oracle.trials[trial_id].score == pytest.approx(expected)
+
+
+def test_sample_weight_is_held_out_with_its_examples(tmp_path, digits):
+    # Every trial failed ("Data cardinality is ambiguous … sample_weight sizes: 300")
+    # when only x and y were split.
+    x, y, _, _ = digits
+    weights = np.arange(len(x), dtype="float32")
+    tuner = BayesianNAS(_plain_build, objective="val_accuracy", max_trials=1, seed=0, directory=str(tmp_path))
+    fit_args, fit_kwargs = tuner.prepare_search(x, y, sample_weight=weights, epochs=1)
+    x_val, _, w_val = fit_kwargs["validation_data"]
+    assert len(fit_kwargs["sample_weight"]) == len(fit_args[0]) and len(w_val) == len(x_val)
+    # The same permutation: each weight stays with its example (weight i is example i).
+    for part, w in ((fit_args[0], fit_kwargs["sample_weight"]), (x_val, w_val)):
+        np.testing.assert_array_equal(part, x[w.astype(int)])
+    tuner.search(x, y, sample_weight=weights, epochs=1, verbose=0)
+    assert [t.status for t in tuner.oracle.trials.values()] == ["COMPLETED"]
+    # A length that does not match is left to Keras, which names it.
+    assert "validation_data" not in tuner.prepare_search(x, y, sample_weight=weights[:10], epochs=1)[1]
+
+
+def test_keras_tuners_bayesian_optimization_arguments_work_positionally_too(tmp_path):
+    import inspect
+    import warnings
+
+    from kbnas import BayesianNASOracle
+
+    for ours, theirs in ((BayesianNAS, keras_tuner.BayesianOptimization),
+                         (BayesianNASOracle, keras_tuner.oracles.BayesianOptimizationOracle)):
+        expected = [p for p in inspect.signature(theirs.__init__).parameters.values() if p.kind != p.VAR_KEYWORD]
+        actual = list(inspect.signature(ours.__init__).parameters.values())[:len(expected)]
+        assert [(p.name, p.kind) for p in actual] == [(p.name, p.kind) for p in expected], ours
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # KerasTuner's order: objective, max_trials, num_initial_points, alpha, beta, seed.
+        oracle = BayesianNASOracle(keras_tuner.Objective("score", "max"), 3, 2, 1e-3, 3.0, 7)
+    assert (oracle.num_initial_points, oracle.kappa, oracle.seed, oracle.max_trials) == (2, 3.0, 7, 3)
+    messages = [str(w.message) for w in caught]
+    assert any("alpha=0.001" in m and "not used" in m for m in messages)
+    assert any("beta=3.0" in m and "acquisition='ei'" in m for m in messages)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        oracle = BayesianNASOracle(beta=3.0, acquisition="ucb", kappa=1.5)
+        tuner = BayesianNAS(_plain_build, "val_accuracy", 5, 2, seed=3, directory=str(tmp_path))
+    assert not [w for w in caught if "beta" in str(w.message)]  # UCB uses it; an explicit kappa wins
+    assert oracle.kappa == 1.5
+    assert (tuner.oracle.max_trials, tuner.oracle.num_initial_points, tuner.oracle.seed) == (5, 2, 3)
