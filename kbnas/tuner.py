@@ -323,7 +323,9 @@ class BayesianNAS(keras_tuner.Tuner):
         With numpy inputs and no ``validation_data``, the last
         `DEFAULT_VALIDATION_FRACTION` of a permutation seeded with
         `VALIDATION_SPLIT_SEED` of the training arrays (and of ``sample_weight``)
-        is held out for validation.
+        is held out for validation, when the objective is a validation metric
+        (``val_…``) or the hypermodel a `kbnas.ConvNetHyperModel`; a training-metric
+        objective of another hypermodel trains on all of them, as KerasTuner does.
 
         Raises:
             RuntimeError: ``max_consecutive_failed_trials`` trials failed in a row
@@ -528,8 +530,15 @@ class BayesianNAS(keras_tuner.Tuner):
             else keras_tuner.Objective("val_accuracy", "max")
         )
 
+    def _reads_validation(self) -> bool:
+        """Whether the search needs validation data: a ``val_`` objective, or a
+        `kbnas.ConvNetHyperModel` (its recipe's early stopping watches ``val_loss``)."""
+        objective = self.oracle.objective
+        names = list(getattr(objective, "name_to_direction", None) or [objective.name])
+        return hasattr(self.hypermodel, "configure") or any(name.startswith("val_") for name in names)
+
     def _with_validation_split(self, args: list, kwargs: dict) -> tuple[list, dict]:
-        if "validation_data" in kwargs or "validation_split" in kwargs:
+        if "validation_data" in kwargs or "validation_split" in kwargs or not self._reads_validation():
             return args, kwargs
         x, y = _fit_xy(args, kwargs)
         if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):

@@ -581,3 +581,12 @@ def test_keras_tuners_bayesian_optimization_arguments_work_positionally_too(tmp_
     assert not [w for w in caught if "beta" in str(w.message)]  # UCB uses it; an explicit kappa wins
     assert oracle.kappa == 1.5
     assert (tuner.oracle.max_trials, tuner.oracle.num_initial_points, tuner.oracle.seed) == (5, 2, 3)
+
+
+def test_a_training_metric_objective_of_a_build_function_trains_on_all_the_data(tmp_path, digits):
+    x, y, _, _ = digits
+    tuner = BayesianNAS(_plain_build, objective="accuracy", max_trials=1, seed=0, directory=str(tmp_path))
+    fit_args, fit_kwargs = tuner.prepare_search(x, y, epochs=1)
+    assert len(fit_args[0]) == len(x) and "validation_data" not in fit_kwargs  # KerasTuner holds out nothing
+    tuner.oracle.objective = keras_tuner.Objective("val_loss", "min")
+    assert len(tuner.prepare_search(x, y, epochs=1)[1]["validation_data"][0]) == round(0.2 * len(x))
