@@ -71,25 +71,30 @@ def _setting(name: str) -> property:
     return property(lambda self: getattr(self.settings, name), doc=f"``settings.{name}`` (read-only).")
 
 
-def _take_keras_tuner_gp_settings(alpha: float | None, beta: float | None, overrides: dict,
-                                  settings: SearchSettings | None) -> None:
+def take_keras_tuner_gp_settings(alpha: float | None, beta: float | None, overrides: dict,
+                                 settings: SearchSettings | None, stacklevel: int = 3) -> None:
     """KerasTuner's BayesianOptimization's ``alpha`` and ``beta``, accepted for a drop-in
     swap: ``alpha`` (the GP's noise) is not used, kbnas fits the noise by maximum
-    marginal likelihood; ``beta`` (its UCB multiplier) becomes ``kappa`` unless that
-    is given. Each one given warns with what kbnas does instead."""
+    marginal likelihood; ``beta`` (its UCB multiplier) becomes ``kappa`` unless a
+    ``kappa`` or ``settings`` is given. Each warns with what kbnas does instead,
+    except a ``beta`` that UCB uses; ``stacklevel`` points the warning at the caller."""
     if alpha is not None:
         warnings.warn(
             f"alpha={alpha} (KerasTuner's BayesianOptimization: the GP's noise) is not used: "
-            "kbnas fits the noise by maximum marginal likelihood", UserWarning, stacklevel=3)
+            "kbnas fits the noise by maximum marginal likelihood", UserWarning, stacklevel=stacklevel)
     if beta is None:
         return
-    overrides.setdefault("kappa", beta)
-    acquisition = overrides.get("acquisition", settings.acquisition if settings is not None else "ei")
+    if "kappa" in overrides or settings is not None:
+        kappa = overrides.get("kappa", settings.kappa if settings is not None else None)
+        warnings.warn(f"beta={beta} is not used: kappa={kappa} is given", UserWarning, stacklevel=stacklevel)
+        return
+    overrides["kappa"] = beta
+    acquisition = overrides.get("acquisition", "ei")
     if acquisition != "ucb":
         warnings.warn(
             f"beta={beta} (KerasTuner's BayesianOptimization: the UCB multiplier) becomes kappa, which "
             f"only acquisition='ucb' uses; this search maximizes acquisition={acquisition!r}",
-            UserWarning, stacklevel=3)
+            UserWarning, stacklevel=stacklevel)
 
 
 class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, ResumableOracle):
@@ -213,9 +218,12 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
         settings: SearchSettings | None = None,
         **setting_overrides: Any,
     ) -> None:
+        if isinstance(num_initial_points, keras_tuner.HyperParameters):
+            raise TypeError("the third positional argument is num_initial_points, as in KerasTuner's "
+                            "BayesianOptimizationOracle: pass hyperparameters=... by keyword")
         if num_initial_points is not None:
             setting_overrides["num_initial_points"] = num_initial_points
-        _take_keras_tuner_gp_settings(alpha, beta, setting_overrides, settings)
+        take_keras_tuner_gp_settings(alpha, beta, setting_overrides, settings)
         super().__init__(
             objective=objective,
             max_trials=max_trials,

@@ -51,15 +51,11 @@ class EarlyStoppingBook:
         the trial should stop training.
 
         A report holding `FINAL_REPORT_METRIC` is the tuner's final report (see
-        `kbnas.BayesianNAS.run_trial`): its metrics replace the observations of the
-        same names, so the trial is scored by what ``run_trial`` returned, as
-        KerasTuner scores it; the learning curve and the rule are left as they are.
+        `kbnas.BayesianNAS`, `_report_returned_results`): `_record_final_report`.
         """
         metrics = dict(metrics)  # (a protobuf map when it comes from a worker)
-        final = bool(metrics.pop(FINAL_REPORT_METRIC, False))
-        if final:
-            for name in metrics:
-                kt_internals.forget_metric(self.trials[trial_id].metrics, name)
+        if metrics.pop(FINAL_REPORT_METRIC, False):
+            return self._record_final_report(trial_id, metrics, int(step))
         try:
             trial = super().update_trial(trial_id, metrics, step)
         except ValueError as error:
@@ -67,7 +63,7 @@ class EarlyStoppingBook:
             # which it then never releases: the report is dropped instead.
             warnings.warn(f"kbnas: report of trial {trial_id} ignored: {error}", RuntimeWarning, stacklevel=2)
             return self.trials[trial_id]
-        if final or trial.status != RUNNING:
+        if trial.status != RUNNING:
             return trial
         if self.early_stopping is not None and trial_id in self.stopped_early:
             return self._stop_reply(trial)  # reports after the verdict change nothing
@@ -86,6 +82,26 @@ class EarlyStoppingBook:
                 stacklevel=2,
             )
         return trial
+
+    def _record_final_report(self, trial_id: str, metrics: dict, step: int):
+        """Each metric of a final report replaces that metric's observations: one
+        observation at ``step``, as KerasTuner records what ``run_trial`` returns, so
+        the trial is scored by it. The report may lack the objective (only metrics
+        the epochs never reported); the learning curve and the rule are left as
+        they are."""
+        trial = self.trials[trial_id]
+        for name, value in metrics.items():
+            kt_internals.forget_metric(trial.metrics, name)
+            trial.metrics.register(name, direction=self._direction_of(name))
+            trial.metrics.update(name, float(value), step=step)
+        kt_internals.save_trial(self, trial)
+        return trial
+
+    def _direction_of(self, name: str) -> str | None:
+        """The objective's direction for one of its metrics; None (inferred from the
+        name, as KerasTuner does) for any other."""
+        directions = getattr(self.objective, "name_to_direction", None) or {self.objective.name: self.objective.direction}
+        return directions.get(name)
 
     @staticmethod
     def _stop_reply(trial):
@@ -162,8 +178,9 @@ class EarlyStoppingBook:
         "best_curves" is every trial of the record that ended COMPLETED and not
         stopped early (neither by the rule nor by the time budget), promotions
         and re-evaluations included, each with its final score: KerasTuner's
-        score of the trial (the best step of the per-step means over its
-        executions), on the oracle's "higher is better" scale.
+        score of the trial (what the tuner's ``run_trial`` returned: with several
+        executions the mean of each one's best epoch), on the oracle's "higher is
+        better" scale.
         """
         settings = self.early_stopping
         peers = [v for u, v in record.items() if not self._is_unjudged(u)]

@@ -46,7 +46,7 @@ import numpy as np
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.ensemble import EnsembleSettings
-from kbnas.oracle import BayesianNASOracle
+from kbnas.oracle import BayesianNASOracle, take_keras_tuner_gp_settings
 from kbnas.oracle_early_stopping import FINAL_REPORT_METRIC
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
 from kbnas.reads import ReadRecorder, drop_unread, droppable_names
@@ -164,6 +164,7 @@ class BayesianNAS(keras_tuner.Tuner):
         **kwargs: Any,
     ) -> None:
         setting_overrides = {key: kwargs.pop(key) for key in SearchSettings.field_names() & set(kwargs)}
+        take_keras_tuner_gp_settings(alpha, beta, setting_overrides, settings)  # warns at the caller's line
         _limit_space_settings(hypermodel, kwargs.get("max_model_size"))
         if search_space is None:
             search_space = getattr(hypermodel, "search_space", None)
@@ -172,8 +173,6 @@ class BayesianNAS(keras_tuner.Tuner):
             objective=objective,
             max_trials=max_trials,
             num_initial_points=num_initial_points,
-            alpha=alpha,
-            beta=beta,
             hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries,
             allow_new_entries=allow_new_entries,
@@ -187,6 +186,8 @@ class BayesianNAS(keras_tuner.Tuner):
         )
         #: trial ids the oracle told to stop (their later executions stop at once).
         self._stopped_trials: set[str] = set()
+        #: trial id -> objective values `on_epoch_end` reported (this attempt).
+        self._epoch_reports: dict[str, int] = {}
         self._user_objective = objective
         self._set_default_objective(oracle, hypermodel)
         if isinstance(distribution_strategy, str):
@@ -401,6 +402,7 @@ class BayesianNAS(keras_tuner.Tuner):
     def on_trial_begin(self, trial: Any) -> None:
         # A retried trial trains again from scratch, judged afresh.
         self._stopped_trials.discard(trial.trial_id)
+        self._epoch_reports.pop(trial.trial_id, None)
         super().on_trial_begin(trial)
         # From here to `on_trial_end` (a `run_trial` override included), the trial's
         # values record what reads them (kbnas.reads). On a worker the trial reaches
@@ -434,6 +436,7 @@ class BayesianNAS(keras_tuner.Tuner):
         if not self.oracle.objective.has_value(logs):
             return
         reported = self.oracle.update_trial(trial.trial_id, logs, step=epoch)
+        self._epoch_reports[trial.trial_id] = self._epoch_reports.get(trial.trial_id, 0) + 1
         if getattr(reported, "status", None) == "STOPPED":
             self._stopped_trials.add(trial.trial_id)
             model.stop_training = True
@@ -509,15 +512,25 @@ class BayesianNAS(keras_tuner.Tuner):
         reported = self.oracle.get_trial(trial.trial_id).metrics
         if not reported.exists(objective.name):
             return
+        observed = sum(len(observation.value) for observation in reported.get_history(objective.name))
+        if observed != self._epoch_reports.get(trial.trial_id, 0):
+            return  # a run_trial override reported too: KerasTuner keeps what it reported
         try:
             metrics, step = kt_internals.reported_results(results, objective)
             metrics = {name: float(value) for name, value in metrics.items() if _is_number(value)}
             value = metrics[objective.name]
         except Exception:  # noqa: BLE001 - results KerasTuner could not read either
             return
-        if math.isclose(value, float(reported.get_best_value(objective.name)), rel_tol=1e-9, abs_tol=1e-12):
-            return
-        self.oracle.update_trial(trial.trial_id, {**metrics, FINAL_REPORT_METRIC: 1.0}, step=step)
+        if not _holds_history(results):
+            # A value or dict has no epoch: the trial keeps its best epoch (retraining reads it).
+            step = int(reported.get_best_step(objective.name))
+        if not math.isclose(value, float(reported.get_best_value(objective.name)), rel_tol=1e-9, abs_tol=1e-12):
+            report = metrics
+        else:
+            # The same score: only metrics the epochs never reported (KerasTuner records them).
+            report = {name: v for name, v in metrics.items() if not reported.exists(name)}
+        if report:
+            self.oracle.update_trial(trial.trial_id, {**report, FINAL_REPORT_METRIC: 1.0}, step=step)
 
     def _set_default_objective(self, oracle: Any, hypermodel: Any) -> None:
         """``val_accuracy`` (max) for classification, ``val_loss`` (min) for regression."""
@@ -563,6 +576,13 @@ class BayesianNAS(keras_tuner.Tuner):
             kwargs["sample_weight"] = weights[train]
             kwargs["validation_data"] = (x[val], y[val], weights[val])
         return [x[train], y[train], *args], kwargs
+
+
+def _holds_history(results: Any) -> bool:
+    """Whether ``run_trial``'s results carry epochs (a History, or a list with one)."""
+    if isinstance(results, list):
+        return any(_holds_history(result) for result in results)
+    return isinstance(results, keras.callbacks.History)
 
 
 def _is_number(value: Any) -> bool:

@@ -13,8 +13,10 @@ import keras_tuner
 import numpy as np
 import pytest
 
+import kbnas
 from kbnas import BayesianNAS, ConvNetHyperModel
 from kbnas.datasets import load_digits_split
+from kbnas.report.record import read_search
 
 pytestmark = pytest.mark.integration
 
@@ -489,24 +491,44 @@ def test_what_run_trial_returns_is_the_score_as_in_keras_tuner(tmp_path, digits)
     # made it ignore a returned value of the same name (it kept the epochs' logs).
     x, y, xv, yv = digits
 
+    best_epochs = []
+
     class Custom(keras_tuner.HyperModel):
         def build(self, hp):
             return _plain_build(hp)
 
         def fit(self, hp, model, *args, **kwargs):
             history = model.fit(*args, **kwargs)
+            best_epochs.append(int(np.argmax(history.history["val_accuracy"])))
             return {"val_accuracy": 100.0 + max(history.history["val_accuracy"])}
 
     tuner = BayesianNAS(Custom(), objective="val_accuracy", max_trials=2, seed=0, early_stopping=None,
                         directory=str(tmp_path), project_name="custom")
     tuner.search(x, y, validation_data=(xv, yv), epochs=3, verbose=0)
-    for trial in tuner.oracle.trials.values():
+    record = {t.trial_id: t for t in read_search(tuner, surrogate=False).trials}
+    for trial, best_epoch in zip(tuner.oracle.trials.values(), best_epochs):
         assert trial.score > 100.0  # the returned value, not the best epoch's log
+        # A dict has no epoch: the trial keeps its best epoch (retrain_best trains for it).
+        assert trial.best_step == best_epoch
         # Only the returned metric was replaced: the loss keeps its three epochs,
-        # and the learning curve what the epochs reported.
+        # and the learning curve what the epochs reported (the report counts 3 epochs).
         assert len(trial.metrics.get_history("val_loss")) == 3
         assert "kbnas_final_report" not in trial.metrics.metrics
         assert tuner.oracle.learning_curves[trial.trial_id]["best"] < 1.0
+        assert record[trial.trial_id].epochs == 3
+
+    class Extra(Custom):
+        def fit(self, hp, model, *args, **kwargs):
+            history = model.fit(*args, **kwargs)
+            return {"val_accuracy": max(history.history["val_accuracy"]), "test_score": 0.125}
+
+    tuner = BayesianNAS(Extra(), objective="val_accuracy", max_trials=1, seed=0, early_stopping=None,
+                        directory=str(tmp_path), project_name="extra")
+    tuner.search(x, y, validation_data=(xv, yv), epochs=3, verbose=0)
+    trial = next(iter(tuner.oracle.trials.values()))
+    # The same score: only the metric the epochs never reported is added, as KerasTuner records it.
+    assert trial.metrics.get_best_value("test_score") == 0.125
+    assert len(trial.metrics.get_history("val_accuracy")) == 3
 
     class Overriding(BayesianNAS):
         def run_trial(self, trial, *args, **kwargs):
@@ -517,6 +539,20 @@ def test_what_run_trial_returns_is_the_score_as_in_keras_tuner(tmp_path, digits)
                        project_name="override")
     tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
     assert [t.score for t in tuner.oracle.trials.values()] == [42.0, 42.0]
+
+    class Reporting(BayesianNAS):
+        def run_trial(self, trial, *args, **kwargs):
+            results = super().run_trial(trial, *args, **kwargs)
+            self.oracle.update_trial(trial.trial_id, {"val_accuracy": 0.0123}, step=0)
+            return results
+
+    tuner = Reporting(_plain_build, objective="val_accuracy", max_trials=1, seed=0, directory=str(tmp_path),
+                      project_name="reporting")
+    tuner.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
+    trial = next(iter(tuner.oracle.trials.values()))
+    # An override that reports itself keeps its report (KerasTuner ignores the returned
+    # results then); no final report replaced it.
+    assert 0.0123 in trial.metrics.get_history("val_accuracy")[0].value
 
 
 def test_several_executions_score_the_mean_of_their_best_epochs_as_in_keras_tuner(tmp_path, digits):
@@ -574,13 +610,20 @@ def test_keras_tuners_bayesian_optimization_arguments_work_positionally_too(tmp_
     messages = [str(w.message) for w in caught]
     assert any("alpha=0.001" in m and "not used" in m for m in messages)
     assert any("beta=3.0" in m and "acquisition='ei'" in m for m in messages)
+    assert {w.filename for w in caught} == {__file__}  # the warnings point at the caller
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        oracle = BayesianNASOracle(beta=3.0, acquisition="ucb", kappa=1.5)
-        tuner = BayesianNAS(_plain_build, "val_accuracy", 5, 2, seed=3, directory=str(tmp_path))
-    assert not [w for w in caught if "beta" in str(w.message)]  # UCB uses it; an explicit kappa wins
-    assert oracle.kappa == 1.5
+        assert BayesianNASOracle(beta=3.0, acquisition="ucb").kappa == 3.0  # UCB uses it: no warning
+        tuner = BayesianNAS(_plain_build, "val_accuracy", 5, 2, 1e-4, seed=3, directory=str(tmp_path))
+    assert [w.filename for w in caught] == [__file__]  # alpha's, at this line, not in kbnas
     assert (tuner.oracle.max_trials, tuner.oracle.num_initial_points, tuner.oracle.seed) == (5, 2, 3)
+    # An explicit kappa, or settings, win over beta, with a warning.
+    for kwargs in ({"kappa": 1.5}, {"settings": kbnas.SearchSettings(acquisition="ucb", kappa=1.5)}):
+        with pytest.warns(UserWarning, match=r"beta=3.0 is not used: kappa=1.5 is given"):
+            assert BayesianNASOracle(beta=3.0, **kwargs).kappa == 1.5
+    # The order of kbnas's earlier releases (hyperparameters third) is named.
+    with pytest.raises(TypeError, match="hyperparameters=... by keyword"):
+        BayesianNASOracle(keras_tuner.Objective("score", "max"), 3, keras_tuner.HyperParameters())
 
 
 def test_a_training_metric_objective_of_a_build_function_trains_on_all_the_data(tmp_path, digits):

@@ -221,6 +221,7 @@ def _record(output: pathlib.Path, state: dict, trial_states: list[dict], oracle)
     seconds = saved.get("trial_seconds") or {}
     ended_at = saved.get("trial_ended_at") or {}
     stopped = saved.get("stopped_early") or {}
+    curves = saved.get("learning_curves") or {}
     objective_name = objective.get("name") or "score"
 
     trials = []
@@ -237,7 +238,7 @@ def _record(output: pathlib.Path, state: dict, trial_states: list[dict], oracle)
             hyperparameters=values,
             score=t.get("score") if t.get("status") == "COMPLETED" else None,
             params=_params(space, architecture),
-            epochs=_epochs(t, objective_name),
+            epochs=(curves.get(trial_id) or {}).get("epochs") or _epochs(t, objective_name),
             seconds=seconds.get(trial_id),
             ended_at=ended_at.get(trial_id),
             method=str(proposal.get("method", "resumed" if proposals else "-")),
@@ -296,6 +297,8 @@ def _params(space: SearchSpace | None, architecture: str | None) -> int | None:
 
 
 def _epochs(trial_state: dict, objective: str) -> int | None:
+    """Epochs from the objective's observations, for a trial without a learning curve
+    (its curve counts the epochs trained; a final report keeps one observation)."""
     metric = ((trial_state.get("metrics") or {}).get("metrics") or {}).get(objective)
     if not metric:
         return None
