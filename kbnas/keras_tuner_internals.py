@@ -4,8 +4,7 @@ KerasTuner 1.4 gives no public way to do a few things kbnas needs: read which
 configurations were tried, hash a configuration the way KerasTuner does, filter
 the retry queue after a reload, count a trial's runs, find its state files, reach the local oracle of
 a worker's ``OracleClient``, name the hyperparameter classes for
-``isinstance``, turn what ``run_trial`` returns into the metrics KerasTuner
-reports, and forget a metric's observations. The rest of kbnas calls the functions below instead of those
+``isinstance``, and forget a metric's observations. The rest of kbnas calls the functions below instead of those
 names; kbnas also overrides the private methods in `OVERRIDDEN_METHODS` (to write
 state files atomically, to populate a hypermodel's space only once it has
 seen data, and to see what a tuner's ``run_trial`` returned). Every other private name kbnas's Oracle and Tuner subclasses define
@@ -119,16 +118,6 @@ def register_tuner_ids(oracle, tuner_ids) -> None:
 def empty_metrics(trial):
     """A new, empty ``MetricsTracker`` of the trial's kind (no public name)."""
     return type(trial.metrics)()
-
-
-def reported_results(results, objective) -> tuple[dict, int]:
-    """The metrics and step KerasTuner's ``BaseTuner._run_and_update_trial`` reports
-    for what ``run_trial`` returned: a History's best epoch, a list's average (one
-    entry per execution), a float as the objective, a dict as it is."""
-    from keras_tuner.src.engine import tuner_utils
-
-    return (tuner_utils.convert_to_metrics_dict(results, objective),
-            int(tuner_utils.get_best_step(results, objective)))
 
 
 def forget_metric(metrics_tracker, name: str) -> None:

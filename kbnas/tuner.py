@@ -516,7 +516,7 @@ class BayesianNAS(keras_tuner.Tuner):
         if observed != self._epoch_reports.get(trial.trial_id, 0):
             return  # a run_trial override reported too: KerasTuner keeps what it reported
         try:
-            metrics, step = kt_internals.reported_results(results, objective)
+            metrics, step = reported_results(results, objective)
             metrics = {name: float(value) for name, value in metrics.items() if _is_number(value)}
             value = metrics[objective.name]
         except Exception:  # noqa: BLE001 - results KerasTuner could not read either
@@ -576,6 +576,36 @@ class BayesianNAS(keras_tuner.Tuner):
             kwargs["sample_weight"] = weights[train]
             kwargs["validation_data"] = (x[val], y[val], weights[val])
         return [x[train], y[train], *args], kwargs
+
+
+def reported_results(results: Any, objective: Any) -> tuple[dict, int]:
+    """The metrics and step KerasTuner (1.4) reports for what ``run_trial`` returned.
+
+    A History: the logs of its best epoch for ``objective`` (the first of equals),
+    at that epoch; a list (one entry per execution): the mean of each entry's metrics,
+    at the mean of their steps rounded down; a number: ``{objective.name: value}``;
+    a dict: as it is; both at step 0. (KerasTuner's ``convert_to_metrics_dict`` and
+    ``get_best_step``, which have no public name; a test compares them.)
+    """
+    if isinstance(results, list):
+        converted = [reported_results(result, objective) for result in results]
+        names = {name for metrics, _ in converted for name in metrics}
+        mean = {name: float(np.mean([metrics[name] for metrics, _ in converted if name in metrics]))
+                for name in names}
+        return mean, int(np.mean([step for _, step in converted]))
+    if isinstance(results, (int, float, np.floating)):
+        return {objective.name: float(results)}, 0
+    if isinstance(results, dict):
+        return dict(results), 0
+    if isinstance(results, keras.callbacks.History):
+        epochs = [dict(zip(results.history, values)) for values in zip(*results.history.values())]
+        best = 0
+        for epoch, logs in enumerate(epochs):
+            logs.setdefault(objective.name, objective.get_value(logs))
+            if objective.better_than(logs[objective.name], epochs[best][objective.name]):
+                best = epoch
+        return epochs[best], best
+    raise TypeError(f"run_trial returned {type(results).__name__}: not a History, number, dict or list")
 
 
 def _holds_history(results: Any) -> bool:

@@ -172,26 +172,6 @@ def test_local_oracle_of_a_client_and_tuner_files(tmp_path, monkeypatch):
     assert kt_internals.is_worker(tuner) is False
 
 
-def test_reported_results_are_what_keras_tuner_reports_for_each_kind_of_result():
-    import keras
-
-    objective = keras_tuner.Objective("val_accuracy", "max")
-
-    def history(values, losses):
-        made = keras.callbacks.History()
-        made.history = {"val_accuracy": values, "val_loss": losses}
-        return made
-
-    first, second = history([0.5, 0.8, 0.7], [1.0, 0.6, 0.7]), history([0.6, 0.7, 0.9], [0.9, 0.8, 0.5])
-    # A History: the metrics of its best epoch.
-    assert kt_internals.reported_results(first, objective) == ({"val_accuracy": 0.8, "val_loss": 0.6}, 1)
-    # Executions: the mean of each one's best epoch, at the mean best step (rounded down).
-    metrics, step = kt_internals.reported_results([first, second], objective)
-    assert metrics == pytest.approx({"val_accuracy": 0.85, "val_loss": 0.55}) and step == 1
-    assert kt_internals.reported_results(0.25, objective) == ({"val_accuracy": 0.25}, 0)
-    assert kt_internals.reported_results({"val_accuracy": 3.0}, objective) == ({"val_accuracy": 3.0}, 0)
-
-
 def test_forget_metric_drops_every_observation_of_one_metric_only():
     tracker = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters()).metrics  # (its class has no public name)
     for step in range(3):
