@@ -174,8 +174,8 @@ def hyperparameters(objective: str):
     return hp
 
 
-#: name -> (f, f*).
-OBJECTIVES: dict[str, tuple[Callable[[dict], float], float]] = {
+#: name -> (f, f*); f returns a value, or a metrics dict with f as "loss" (``digits-mlp``).
+OBJECTIVES: dict[str, tuple[Callable[[dict], float | dict[str, float]], float]] = {
     "branin": (branin, BRANIN_MIN),
     "hartmann6": (hartmann6, HARTMANN6_MIN),
     "mixed": (mixed, 0.0),
