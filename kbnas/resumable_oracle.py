@@ -9,7 +9,9 @@ in place (a kill mid-write leaves them unreadable). This class closes those
 windows: atomic writes (`kbnas.atomic_files`), a reload that retries exactly
 the trials that did not finish, KerasTuner's run counts and end order restored
 for one that finished between its two files, and a consecutive-failure limit
-that stops the search instead of leaving KerasTuner's lock held. It also keeps
+that stops the search instead of leaving KerasTuner's lock held and counts only
+the failures at the end (KerasTuner's counts a run anywhere in the history, so
+a resumed search stopped after one trial). It also keeps
 ``seed=0`` (KerasTuner does ``seed or random.randint(...)``).
 
 `kbnas.BayesianNASOracle` is built on it; KerasTuner details it relies on are in
@@ -93,6 +95,31 @@ class ResumableOracle(keras_tuner.Oracle):
         # KerasTuner saves the oracle before it drops the trial from
         # `ongoing_trials`; a reload would then re-run a finished trial.
         self.save()
+
+    def _check_consecutive_failures(self) -> None:
+        """KerasTuner's limit on failed trials in a row, counted back from the last one ended.
+
+        KerasTuner 1.4 raises once any run of ``max_consecutive_failed_trials``
+        failures appears anywhere in ``end_order``, so a search resumed after a run
+        that ended in failures (say, from a data mistake since fixed) stops after
+        its next trial, whatever that trial's status, on every resume. Here only
+        the failures since the last trial that did not fail count.
+
+        Raises:
+            RuntimeError: KerasTuner's message, once the last
+                ``max_consecutive_failed_trials`` ended trials all failed.
+        """
+        failed_in_a_row = 0
+        for trial_id in reversed(self.end_order):
+            if self.trials[trial_id].status != "FAILED":
+                break
+            failed_in_a_row += 1
+        if failed_in_a_row >= self.max_consecutive_failed_trials:
+            last = self.trials[self.end_order[-1]]
+            raise RuntimeError(
+                f"{self._FAILURE_LIMIT_MESSAGE} exceeded the limit of {self.max_consecutive_failed_trials}.\n"
+                + (last.message or "")
+            )
 
     def score_trial(self, trial) -> None:
         """KerasTuner's score; NaN (not an exception) when the objective was never reported.

@@ -45,6 +45,7 @@ def test_installed_keras_tuner_is_in_the_tested_range_and_setup_cfg_requires_it(
     ("cls", "name", "parameters"),
     [
         (keras_tuner.Oracle, "_save_trial", ["self", "trial"]),
+        (keras_tuner.Oracle, "_check_consecutive_failures", ["self"]),
         (keras_tuner.Oracle, "_get_oracle_fname", ["self"]),
         (keras_tuner.Oracle, "_get_trial_dir", ["self", "trial_id"]),
         (keras_tuner.Oracle, "_compute_values_hash", ["self", "values"]),

@@ -80,6 +80,38 @@ def test_the_consecutive_failure_limit_stops_proposals_without_holding_the_lock(
     assert answers == ["STOPPED"]
 
 
+def _fail(oracle, tuner_id):
+    trial = oracle.create_trial(tuner_id)
+    trial.status = "FAILED"
+    trial.message = "bad data"
+    oracle.end_trial(trial)
+    return trial
+
+
+def test_failures_of_an_earlier_run_do_not_stop_the_resumed_search(tmp_path):
+    oracle = _oracle(tmp_path, max_consecutive_failed_trials=2)
+    _finish(oracle, oracle.create_trial("w1"), [0.5])
+    _fail(oracle, "w1")
+    _fail(oracle, "w1")
+    assert oracle.failure_limit is not None  # the first run stopped there
+    # The mistake is fixed and the search resumed: the run of two failures is history.
+    resumed = _oracle(tmp_path, max_consecutive_failed_trials=2)
+    resumed.reload()
+    assert resumed.failure_limit is None
+    for _ in range(3):
+        _finish(resumed, resumed.create_trial("w1"), [0.6])
+        assert resumed.failure_limit is None  # KerasTuner 1.4's count stopped it here
+    _fail(resumed, "w1")
+    assert resumed.failure_limit is None  # one failure in a row
+    _finish(resumed, resumed.create_trial("w1"), [0.7])
+    _fail(resumed, "w1")
+    assert resumed.failure_limit is None  # the completed trial ended the run
+    last = _fail(resumed, "w1")
+    assert resumed.failure_limit == "Number of consecutive failures exceeded the limit of 2.\nbad data"
+    assert resumed.trials[last.trial_id].status == "FAILED"
+    assert resumed.create_trial("w1").status == "STOPPED"
+
+
 @pytest.mark.integration
 def test_a_search_whose_trials_all_fail_still_raises_keras_tuners_error(tmp_path):
     import keras
