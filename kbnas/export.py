@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
+from kbnas.model_builder import architecture_layer_names, layer_name
 from kbnas.space import Architecture, SearchSpace
 
 #: Marker stored in architecture.json, to recognise previous exports.
@@ -140,6 +141,7 @@ def export_model(
     staging = pathlib.Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
     try:
         _write_saved_model(model, staging / SAVED_MODEL_DIRNAME, signature_name)
+        _build_optimizer(model)
         model.save(staging / KERAS_FILENAME)
         (staging / ARCHITECTURE_FILENAME).write_text(description_text)
         saved_model_path = _install(staging, directory, version)
@@ -152,6 +154,15 @@ def export_model(
         architecture_json=directory / ARCHITECTURE_FILENAME,
         version=version,
     )
+
+
+def _build_optimizer(model: keras.Model) -> None:
+    """Creates the variables of a compiled model's optimizer that never stepped (a model
+    rebuilt for its checkpoint, an ensemble): saved unbuilt, ``keras.models.load_model``
+    warns that it skips loading its 2 variables against the built optimizer's."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
 
 
 def is_export_directory(directory: str | os.PathLike) -> bool:
@@ -281,7 +292,8 @@ def describe_model(
 
     Raises:
         ValueError: the model's parameter count (without Normalization layers)
-            differs from ``search_space.param_count(architecture)``.
+            differs from ``search_space.param_count(architecture)``, or a model
+            `kbnas.model_builder.build_model` made has other layers than the architecture.
     """
     from kbnas.ensemble import ensemble_members
 
@@ -305,6 +317,7 @@ def describe_model(
         architecture_entry = {"encoding": architecture.encode(), "depth": len(architecture)}
         if search_space is not None:
             expected = search_space.param_count(architecture)
+            expected_names = [layer_name(position, layer) for position, layer in enumerate(architecture)]
             for member in members:  # an ensemble's members are each the architecture
                 actual = member.count_params() - _normalization_params(member)
                 if expected != actual:
@@ -312,6 +325,12 @@ def describe_model(
                         f"the model has {actual} parameters, but architecture "
                         f"{architecture.encode()!r} has {expected} in the search space: is it "
                         "the right architecture?"
+                    )
+                names = architecture_layer_names(member)
+                if names and names != expected_names:  # a model kbnas built (a model of your own: no such names)
+                    raise ValueError(
+                        f"the model's layers are {names}, but architecture {architecture.encode()!r} "
+                        f"builds {expected_names}: is it the right architecture?"
                     )
             architecture_entry["layers"] = [
                 {"token": layer.encode(), "output_shape": list(shape), "params": params}

@@ -33,6 +33,8 @@ for regression, ``target_scale``.
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 
@@ -49,6 +51,7 @@ from kbnas.space import (
     RELU,
     Architecture,
     InvalidArchitectureError,
+    Layer,
     SearchSpace,
 )
 
@@ -74,6 +77,22 @@ _HEAD = {
     BINARY: ("sigmoid", "binary_crossentropy", ["accuracy"]),
     REGRESSION: ("linear", "mean_squared_error", ["mean_absolute_error"]),
 }
+
+
+#: Names of the Keras layers of architecture layers: ``l<position>_<kind>[_<width>]``.
+LAYER_NAME = re.compile(r"^l\d+_")
+
+
+def layer_name(position: int, layer: Layer) -> str:
+    """The Keras name of the architecture's layer at ``position`` (0-based), e.g. ``l0_conv3_32``."""
+    return f"l{position}_{layer.kind}" + ("" if layer.width is None else f"_{layer.width}")
+
+
+def architecture_layer_names(model: keras.Model) -> list[str]:
+    """The names of the architecture's layers in a model `build_model` made, in order
+    (the Flatten it inserts before a first dense layer left out); [] for another model."""
+    return [layer.name for layer in model.layers
+            if LAYER_NAME.match(layer.name) and not layer.name.endswith("_flatten")]
 
 
 def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
@@ -129,7 +148,7 @@ def build_model(
     )(tensor)
     spatial_rank = len(space.input_shape) - 1
     for position, layer in enumerate(architecture):
-        name = f"l{position}_{layer.kind}" + ("" if layer.width is None else f"_{layer.width}")
+        name = layer_name(position, layer)
         is_spatial = len(tensor.shape) > 2
         if layer.kind in CONV_KINDS:
             convolution = keras.layers.Conv2D if spatial_rank == 2 else keras.layers.Conv1D

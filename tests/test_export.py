@@ -170,5 +170,27 @@ def test_rejects_an_architecture_that_is_not_the_model(trained, tmp_path):
     with pytest.raises(ValueError, match="is it the right architecture"):
         export_model(model, tmp_path / "x", architecture="conv3-4|relu|maxpool|dense-16|relu", search_space=space)
     assert not (tmp_path / "x").exists()
+    # The same parameter count, other layers: the layer names tell (relu and dropout have no weights).
+    with pytest.raises(ValueError, match=r"the model's layers are \['l0_conv3_8', 'l1_relu', 'l2_maxpool', "
+                                         r"'l3_dense_16', 'l4_relu'\], but architecture 'conv3-8\|maxpool\|relu\|"
+                                         r"dense-16\|relu' builds"):
+        export_model(model, tmp_path / "x", architecture="conv3-8|maxpool|relu|dense-16|relu", search_space=space)
     with pytest.raises(ValueError, match="JSON-serialisable"):
         export_model(model, tmp_path / "y", search_settings={"callback": object()})
+
+
+def test_a_model_that_never_trained_loads_without_optimizer_warnings(trained, tmp_path):
+    """A model rebuilt for a checkpoint (get_best_models) or an ensemble has a compiled
+    optimizer that never stepped; saved so, Keras warned on every load that it skipped
+    loading the optimizer's variables."""
+    import warnings
+
+    _, architecture, space, x = trained
+    hypermodel = ConvNetHyperModel(filters=(4, 8), units=(16,)).configure(input_shape=(8, 8, 1), task="multiclass",
+                                                                          num_classes=10)
+    model = hypermodel.build_architecture(architecture)
+    paths = export_model(model, tmp_path / "e", architecture=architecture, search_space=space)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reloaded = keras.models.load_model(paths.keras_model)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
