@@ -19,6 +19,7 @@ their names come from `kbnas.model_builder`; `fit` follows the training recipe o
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import keras
@@ -31,7 +32,7 @@ from kbnas.data_inference import BINARY, MULTICLASS, REGRESSION, DataSpec
 from kbnas.model_builder import build_model, compile_model
 from kbnas.space import SPATIAL_KINDS, Architecture, InvalidArchitectureError, SearchSpace
 from kbnas.space.layers import _as_positive_int
-from kbnas.training import _name_fit_arguments, fit_model
+from kbnas.training import _name_fit_arguments, check_validation, fit_model
 
 # Re-exported: code imports these from kbnas.hypermodel.
 from kbnas.model_builder import _HEAD, make_optimizer  # noqa: F401
@@ -56,6 +57,11 @@ _INPUT_KIND_BY_RANK = {
     1: data_inference.FLAT,
 }
 
+
+
+def _describe(shape: Sequence[int], task: str, num_classes: int | None) -> str:
+    classes = f" with {num_classes} classes" if task == MULTICLASS else ""
+    return f"{task} on input shape {tuple(shape)}{classes}"
 
 
 class NotConfiguredError(RuntimeError):
@@ -152,11 +158,17 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
                 self.space_settings[key] = tuple(choices)
         if dropout_rate is not None:
             self.space_settings["dropout_rate"] = dropout_rate
+        if search_space is None:
+            # The settings' own checks (layer kinds, widths, the rate), made now: none
+            # of them depends on the input shape, which `configure` learns later.
+            SearchSpace(input_shape=(8, 8, 1), **self.space_settings)
         self._given_space = search_space
         self.search_space: SearchSpace | None = search_space
         self.data_spec: DataSpec | None = None
         self.input_mean: np.ndarray | None = None
         self.input_variance: np.ndarray | None = None
+        #: Whether the input statistics (and a regression's `target_scale`) came from data.
+        self.configured_from_data = False
         #: (mean, std) of a regression target, from `configure`'s data (else None).
         self.target_scale: tuple[float, float] | None = None
         self._requested = {
@@ -288,7 +300,99 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         self.input_mean = np.zeros(channels) if mean is None else mean
         self.input_variance = np.ones(channels) if variance is None else variance
         self.target_scale = target_scale
+        self.configured_from_data = x is not None
         return self
+
+    def configuration(self) -> dict[str, Any] | None:
+        """This configuration as JSON data for `restore_configuration` (None before `configure`).
+
+        A trial's checkpoint holds its model's weights, not the input statistics of
+        the Normalization layer or a regression's output scale, which are constants
+        of the built model: `kbnas.BayesianNAS` saves them with its state, so that
+        a search reopened in another process rebuilds its trials' models as they
+        were trained.
+        """
+        if not self.is_configured:
+            return None
+        spec = self.data_spec
+        return {
+            "input_shape": list(spec.input_shape),
+            "task": spec.task,
+            "num_classes": spec.num_classes,
+            "from_data": self.configured_from_data,
+            "input_mean": np.asarray(self.input_mean, dtype=float).tolist(),
+            "input_variance": np.asarray(self.input_variance, dtype=float).tolist(),
+            "target_scale": None if self.target_scale is None else [float(v) for v in self.target_scale],
+        }
+
+    def restore_configuration(self, saved: dict[str, Any]) -> None:
+        """Take the configuration a saved search trained with (`configuration`).
+
+        An unconfigured hypermodel, or one configured without data, takes it whole.
+        One configured from data keeps its input shape and task, which must be the
+        saved ones, and takes the saved input statistics and output scale (with a
+        warning where they differ): the saved trials' weights were trained with them.
+
+        Args:
+            saved: what `configuration` returned.
+
+        Raises:
+            ValueError: the hypermodel is configured for another input shape, task or
+                number of classes than the saved search.
+        """
+        shape, task, num_classes = tuple(int(d) for d in saved["input_shape"]), saved["task"], saved["num_classes"]
+        if self.is_configured:
+            spec = self.data_spec
+            if (spec.input_shape, spec.task, spec.num_classes) != (shape, task, num_classes):
+                raise ValueError(
+                    f"the saved search was configured for {_describe(shape, task, num_classes)}, this "
+                    f"hypermodel for {_describe(spec.input_shape, spec.task, spec.num_classes)}"
+                )
+        else:
+            self.configure(input_shape=shape, task=task, num_classes=num_classes)
+        if not saved["from_data"]:
+            return
+        mean, variance = np.asarray(saved["input_mean"]), np.asarray(saved["input_variance"])
+        scale = None if saved["target_scale"] is None else tuple(float(v) for v in saved["target_scale"])
+        if self.configured_from_data and not (
+            np.allclose(mean, self.input_mean) and np.allclose(variance, self.input_variance)
+            and (scale is None) == (self.target_scale is None)
+            and (scale is None or np.allclose(scale, self.target_scale))
+        ):
+            warnings.warn(
+                "kbnas: the saved search normalized its inputs with its own training data's statistics, "
+                "which differ from configure()'s data; the saved ones are kept, as its trials were "
+                "trained with them",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.input_mean, self.input_variance, self.target_scale = mean, variance, scale
+        self.configured_from_data = True
+
+    def check_data(self, x: Any, y: Any = None) -> None:
+        """Check training data against this configuration, as `configure` does.
+
+        Raises:
+            NotConfiguredError: `configure` was not called.
+            ValueError: naming what does not fit: the per-example shape, the task's
+                labels (e.g. a label beyond the configured classes), NaN or inf.
+        """
+        spec = self._require_spec()
+        data_shape = data_inference.example_shape(x)
+        if spec.input_shape not in (data_shape, data_shape + (1,)):
+            raise ValueError(f"x has per-example shape {data_shape}, but the search's input shape is "
+                             f"{spec.input_shape}")
+        data_inference.infer_data_spec(x, y, task=spec.task, num_classes=spec.num_classes,
+                                       input_kind=_INPUT_KIND_BY_RANK.get(len(spec.input_shape)))
+
+    def check_validation_data(self, validation_data: Any) -> None:
+        """The checks `fit` makes of ``validation_data``, once, before any training.
+
+        Raises:
+            NotConfiguredError: `configure` was not called.
+            ValueError: naming what does not fit this configuration.
+        """
+        check_validation(self._require_spec(), validation_data)
 
     def _make_space(self, spec: DataSpec) -> SearchSpace:
         settings = dict(self.space_settings)
@@ -304,7 +408,8 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             raise NotConfiguredError(
                 "ConvNetHyperModel is not configured: call configure(x, y) with the "
                 "training data (or configure(input_shape=..., task=...)) before building "
-                "models or creating a KerasTuner tuner"
+                "models or creating a KerasTuner tuner (kbnas.BayesianNAS configures it from "
+                "search()'s data, or from the saved search it reopens)"
             )
         return self.search_space
 

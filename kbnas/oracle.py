@@ -285,7 +285,14 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
 
     # ------------------------------------------------------------------ set-up
     def set_search_space(self, search_space: SearchSpace | None) -> None:
-        """Declare (or replace) the architecture space; resets distance caches."""
+        """Declare (or replace) the architecture space; resets distance caches.
+
+        Raises:
+            ValueError: it replaces another space and a trial of this search (a
+                resumed one) lies outside it.
+        """
+        if search_space is not None and self.search_space is not None and search_space != self.search_space:
+            self._check_trials_lie_in(search_space, self.search_space)
         self.search_space = search_space
         if search_space is not None:
             for number, point in enumerate(self.initial_points, start=1):
@@ -759,8 +766,11 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
         saved = state.get("kbnas")
         if not saved:
             return
-        if self.search_space is None and saved["search_space"] is not None:
-            self.set_search_space(SearchSpace.from_config(saved["search_space"]))
+        saved_space = None if saved["search_space"] is None else SearchSpace.from_config(saved["search_space"])
+        if self.search_space is None and saved_space is not None:
+            self.set_search_space(saved_space)
+        elif saved_space is not None and saved_space != self.search_space:
+            self._check_trials_lie_in(self.search_space, saved_space)
         self._restore_objective(saved.get("objective"))
         self._warn_about_changed_settings(saved)
         self._theta = None if saved["theta"] is None else np.array(saved["theta"])
@@ -776,6 +786,43 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
         self.rung_values = {k: dict(v) for k, v in saved.get("rung_values", {}).items()}
         self.stopped_early = {k: dict(v) for k, v in saved.get("stopped_early", {}).items()}
         self.promoted = dict(saved.get("promoted", {}))
+
+    def _check_trials_lie_in(self, space: SearchSpace, saved: SearchSpace) -> None:
+        """Where a search goes on in ``space`` after ``saved``: a warning when every
+        trial's architecture lies in it, else a ValueError naming one that does not
+        (its model could not be rebuilt, e.g. by ``get_best_models``)."""
+        new, old = space.to_config(), saved.to_config()
+        changes = "; ".join(f"{key} {old[key]!r} there, {new[key]!r} now" for key in new if new[key] != old.get(key))
+        trials = sorted(self.trials.values(), key=lambda trial: _id_order(trial.trial_id))
+        encoded = [(trial, trial.hyperparameters.values.get(self.architecture_hp)) for trial in trials]
+        encoded = [(trial, value) for trial, value in encoded if value is not None]
+        outside = []
+        for trial, value in encoded:
+            try:
+                space.from_hp_value(value)
+            except ValueError as error:
+                outside.append((trial, error))
+        if encoded and (new["input_shape"], new["num_outputs"]) != (old["input_shape"], old["num_outputs"]):
+            raise ValueError(
+                f"the saved search in {kt_internals.project_dir(self)} has another architecture space "
+                f"({changes}): its {len(encoded)} trials' models take other inputs or give other outputs; "
+                "resume it with the same data, or start a new search with overwrite=True or another project_name"
+            )
+        if outside:
+            trial, error = outside[0]
+            raise ValueError(
+                f"the saved search in {kt_internals.project_dir(self)} has another architecture space "
+                f"({changes}), and {len(outside)} of its {len(encoded)} trials lie outside this one "
+                f"(trial {trial.trial_id}: {error}); resume it with the saved settings, or start a new "
+                "search with overwrite=True or another project_name"
+            )
+        if encoded:
+            warnings.warn(
+                f"kbnas: the saved search's architecture space was another ({changes}); its "
+                f"{len(encoded)} trials all lie in this one, which applies from now on",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     #: Settings saved in the state and compared with the constructor's on reload.
     _COMPARED_SETTINGS = ("distance", "acquisition", "kappa", "xi", "num_initial_points", "score_warping",

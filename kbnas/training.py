@@ -323,20 +323,31 @@ def _array_dataset(
     return dataset.batch(global_batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _validation_dataset(spec: DataSpec, validation_data: Any, global_batch_size: int) -> tf.data.Dataset:
+def check_validation(spec: DataSpec, validation_data: Any) -> None:
+    """The checks of ``validation_data`` against the configuration that `fit_model` makes.
+
+    Raises:
+        ValueError: naming what is wrong (its form, shape, labels, NaN or inf).
+    """
     if data_inference.is_dataset(validation_data):
         _check_dataset_shape(spec, validation_data, "validation x")
         data_inference.check_validation_data(
             spec, validation_data, max_examples=VALIDATION_CHECK_EXAMPLES
         )
-        return _batched(validation_data, global_batch_size)
+        return
     if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
         raise ValueError(
             "validation_data must be (x_val, y_val), (x_val, y_val, sample_weight) "
             "or a tf.data.Dataset"
         )
+    data_inference.check_validation_data(spec, validation_data[0], validation_data[1])
+
+
+def _validation_dataset(spec: DataSpec, validation_data: Any, global_batch_size: int) -> tf.data.Dataset:
+    check_validation(spec, validation_data)
+    if data_inference.is_dataset(validation_data):
+        return _batched(validation_data, global_batch_size)
     x_val, y_val = validation_data[0], validation_data[1]
-    data_inference.check_validation_data(spec, x_val, y_val)
     weights = validation_data[2] if len(validation_data) == 3 else None
     x_val, y_val, weights = _as_training_arrays(spec, x_val, y_val, weights)
     tensors = (x_val, y_val) if weights is None else (x_val, y_val, weights)

@@ -209,6 +209,13 @@ class BayesianNAS(keras_tuner.Tuner):
             distribution_strategy=distribution_strategy,
             **kwargs,
         )
+        restored_space = _within_max_model_size(getattr(self.hypermodel, "search_space", None),
+                                                kwargs.get("max_model_size"))
+        if restored_space is not None and oracle.search_space != restored_space:
+            # A reopened search configured its hypermodel from the saved state
+            # (`set_state`); the oracle names any trial outside the space it makes.
+            oracle.set_search_space(restored_space)
+            self._set_default_objective(oracle, self.hypermodel)
         if log_hparams and not kt_internals.is_worker(self):
             from kbnas.tensorboard_log import TENSORBOARD_SUBDIR, HParamsLogger
 
@@ -274,10 +281,51 @@ class BayesianNAS(keras_tuner.Tuner):
             seed=trial_training_seed(oracle.seed, trial.trial_id),
             epochs=epochs or int(trial.best_step or 0) + 1,
             members=members,
-            batch_size=batch_size or getattr(self, "_search_batch_size", None),
+            batch_size=batch_size or self._search_global_batch_size(),
             deadline=None if max_time is None else time.monotonic() + max_time,
         )
         return average_models(models, task=getattr(self.hypermodel, "task", None))
+
+    def _search_global_batch_size(self) -> int | None:
+        """The global batch of `search`'s trainings (None: Keras's default).
+
+        `kbnas.ConvNetHyperModel.fit` takes ``batch_size`` per replica (default
+        `kbnas.training.DEFAULT_BATCH_SIZE`), Keras's ``fit`` as the global batch.
+        """
+        given = getattr(self, "_search_batch_size", None)
+        if not hasattr(self.hypermodel, "configure"):
+            return given
+        from kbnas.training import DEFAULT_BATCH_SIZE
+
+        strategy = self.distribution_strategy
+        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+        return (given or DEFAULT_BATCH_SIZE) * replicas
+
+    def get_state(self) -> dict:
+        """KerasTuner's state, with a configured hypermodel's configuration
+        (`kbnas.ConvNetHyperModel.configuration`: input shape, task, input statistics)."""
+        state = super().get_state()
+        configuration = getattr(self.hypermodel, "configuration", None)
+        saved = configuration() if callable(configuration) else None
+        if saved is not None:
+            state[HYPERMODEL_STATE] = saved
+        return state
+
+    def set_state(self, state: dict) -> None:
+        """KerasTuner's state; a reopened search's hypermodel takes the saved configuration,
+        so that its trials' models are rebuilt as they were trained.
+
+        Raises:
+            ValueError: the hypermodel is configured for other data than the saved search.
+        """
+        super().set_state(state)
+        saved = state.get(HYPERMODEL_STATE)
+        if saved is not None and hasattr(self.hypermodel, "restore_configuration"):
+            try:
+                self.hypermodel.restore_configuration(saved)
+            except ValueError as error:
+                raise ValueError(f"{self.project_dir}: {error}; resume it with the same data, or start a new "
+                                 "search with overwrite=True or another project_name") from None
 
     def _needs_data_to_configure(self) -> bool:
         return hasattr(self.hypermodel, "configure") and not getattr(
@@ -385,9 +433,14 @@ class BayesianNAS(keras_tuner.Tuner):
             self.oracle.training_epochs = fit_kwargs["epochs"]
         if hasattr(self.hypermodel, "configure"):
             first_time = self._needs_data_to_configure()
+            x, y = _fit_xy(fit_args, fit_kwargs)
             if first_time:
-                x, y = _fit_xy(fit_args, fit_kwargs)
                 self.hypermodel.configure(x, y)
+            elif x is not None and hasattr(self.hypermodel, "check_data"):
+                self.hypermodel.check_data(x, y)  # e.g. a reopened search's configuration
+            validation_data = fit_kwargs.get("validation_data")
+            if validation_data is not None and hasattr(self.hypermodel, "check_validation_data"):
+                self.hypermodel.check_validation_data(validation_data)  # once, not in every trial
             # On a KerasTuner worker the oracle is a client of the chief's oracle,
             # which was configured by the chief's own search() call.
             if isinstance(self.oracle, BayesianNASOracle):
@@ -397,7 +450,36 @@ class BayesianNAS(keras_tuner.Tuner):
             self._set_default_objective(self.oracle, self.hypermodel)
             if first_time and not self.oracle.get_space().space:
                 super()._populate_initial_space()
+        self._check_validation_given(fit_args, fit_kwargs)
         return tuple(fit_args), fit_kwargs
+
+    def _check_validation_given(self, fit_args: list, fit_kwargs: dict) -> None:
+        """A ``val_`` objective needs validation data, which `search` holds out of numpy
+        arrays only: with a `tf.data.Dataset` and none given, every trial would train
+        fully and then fail on the missing metric.
+
+        Raises:
+            ValueError: a ``val_`` objective, inputs other than numpy arrays (a
+                dataset, a generator) without ``validation_data`` or
+                ``validation_split``, and a hypermodel whose ``fit`` is Keras's
+                (KerasTuner's default) or `kbnas.ConvNetHyperModel`'s (a ``fit`` of the
+                user's own may make its validation data itself).
+        """
+        x, _ = _fit_xy(fit_args, fit_kwargs)
+        if (x is None or isinstance(x, np.ndarray) or fit_kwargs.get("validation_data") is not None
+                or fit_kwargs.get("validation_split")):
+            return  # arrays too few to split, or with weights of another length: Keras names the problem
+        objective = self.oracle.objective
+        names = list(getattr(objective, "name_to_direction", None) or [objective.name])
+        validation_names = [name for name in names if name.startswith("val_")]
+        own_fit = type(self.hypermodel).fit is not keras_tuner.HyperModel.fit
+        if not validation_names or (own_fit and not hasattr(self.hypermodel, "configure")):
+            return
+        raise ValueError(
+            f"the objective {validation_names[0]} is a validation metric and search() got no validation "
+            "data: pass validation_data=(x_val, y_val) or a tf.data.Dataset (a validation split is "
+            "held out automatically from numpy arrays only)"
+        )
 
     def on_trial_begin(self, trial: Any) -> None:
         # A retried trial trains again from scratch, judged afresh.
@@ -551,7 +633,7 @@ class BayesianNAS(keras_tuner.Tuner):
         return hasattr(self.hypermodel, "configure") or any(name.startswith("val_") for name in names)
 
     def _with_validation_split(self, args: list, kwargs: dict) -> tuple[list, dict]:
-        if "validation_data" in kwargs or "validation_split" in kwargs or not self._reads_validation():
+        if kwargs.get("validation_data") is not None or "validation_split" in kwargs or not self._reads_validation():
             return args, kwargs
         x, y = _fit_xy(args, kwargs)
         if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
@@ -568,7 +650,7 @@ class BayesianNAS(keras_tuner.Tuner):
         order = np.random.default_rng(VALIDATION_SPLIT_SEED).permutation(n)
         train, val = order[: n - n_val], order[n - n_val :]
         args = args[2:]
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y")}
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("x", "y", "validation_data")}
         if weights is None:
             kwargs["validation_data"] = (x[val], y[val])
         else:
@@ -621,6 +703,10 @@ def _is_number(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+#: Key of a hypermodel's configuration in the tuner's state (``<tuner_id>.json``).
+HYPERMODEL_STATE = "kbnas_hypermodel"
 
 
 def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:

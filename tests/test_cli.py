@@ -261,6 +261,9 @@ def test_integer_regression_target_is_inferred_and_task_can_be_forced(tmp_path, 
     old = json.loads(run_file.read_text())
     del old["scale_targets"]
     run_file.write_text(json.dumps(old))
+    tuner_file = tmp_path / "a" / "search" / "tuner0.json"  # nor the hypermodel's saved configuration
+    tuner_file.write_text(json.dumps({k: v for k, v in json.loads(tuner_file.read_text()).items()
+                                      if k != "kbnas_hypermodel"}))
     assert main(["export", "--output", str(tmp_path / "a")]) == 0
     exported = keras.models.load_model(tmp_path / "a" / "export" / "model.keras")
     from kbnas.ensemble import ensemble_members

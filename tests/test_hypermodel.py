@@ -80,6 +80,43 @@ def test_regression_model_predicts_in_the_targets_units():
     assert plain.build_architecture("dropout").layers[-1].name == "head"
 
 
+def test_a_saved_configuration_rebuilds_the_same_models():
+    """What `kbnas.BayesianNAS` saves: the models a reopened search builds are the
+    ones its trials trained (the statistics are constants of the model, not weights)."""
+    import json
+    import warnings
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(loc=3.0, scale=2.0, size=(50, 4))
+    y = 1000.0 + 50.0 * x[:, 0]
+    trained = ConvNetHyperModel(units=(8,)).configure(x, y, task="regression")
+    saved = json.loads(json.dumps(trained.configuration()))  # as the tuner's state file holds it
+    assert ConvNetHyperModel().configuration() is None
+
+    keras.utils.set_random_seed(0)
+    expected = trained.build_architecture("dense-8|relu").predict(x[:5], verbose=0)
+    for reopened in (ConvNetHyperModel(units=(8,)),
+                     ConvNetHyperModel(units=(8,), input_shape=(4,), task="regression")):  # identity statistics
+        reopened.restore_configuration(saved)
+        assert reopened.configured_from_data and reopened.target_scale == pytest.approx(trained.target_scale)
+        keras.utils.set_random_seed(0)
+        np.testing.assert_allclose(reopened.build_architecture("dense-8|relu").predict(x[:5], verbose=0), expected,
+                                   rtol=1e-6)
+    # Configured from other data: the saved statistics win, with a warning.
+    other = ConvNetHyperModel(units=(8,)).configure(x + 1.0, y, task="regression")
+    with pytest.warns(RuntimeWarning, match="the saved ones are kept"):
+        other.restore_configuration(saved)
+    np.testing.assert_allclose(other.input_mean, trained.input_mean)
+    same = ConvNetHyperModel(units=(8,)).configure(x, y, task="regression")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        same.restore_configuration(saved)
+    # Another input shape or task cannot take the saved trials' weights.
+    with pytest.raises(ValueError, match=r"^the saved search was configured for regression on input shape \(4,\), "
+                                         r"this hypermodel for multiclass on input shape \(4,\) with 3 classes$"):
+        ConvNetHyperModel(input_shape=(4,), task="multiclass", num_classes=3).restore_configuration(saved)
+
+
 def test_flat_space_drops_spatial_kinds_from_default_vocabulary():
     x = np.random.default_rng(0).normal(size=(30, 5))
     hypermodel = ConvNetHyperModel().configure(x, np.arange(30) % 3)
@@ -126,6 +163,18 @@ def test_unconfigured_hypermodel_raises_a_clear_error():
         hypermodel.build(keras_tuner.HyperParameters())
     with pytest.raises(ValueError, match="input_shape and an explicit"):
         hypermodel.configure(input_shape=(4,))
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"vocabulary": ("conv3", "relux")}, "vocabulary has unknown layer kind 'relux'"),
+    ({"filters": (0, 8)}, "filters entry 0 must be a positive integer"),
+    ({"units": (16, 16)}, r"units repeats a width: \(16, 16\)"),
+    ({"dropout_rate": 1.5}, r"dropout_rate must be in \[0, 1\)"),
+])
+def test_space_settings_are_checked_by_the_constructor(settings, message):
+    # Not first when configure() sees the data, at the start of a search.
+    with pytest.raises(ValueError, match=message):
+        ConvNetHyperModel(**settings)
 
 
 # ---------------------------------------------------------------- hyperparameters

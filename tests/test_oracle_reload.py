@@ -1,5 +1,6 @@
 """What a reloaded oracle restores: the saved search's objective when none is given,
-and a warning when the constructor's settings differ from the saved ones."""
+and a warning when the constructor's settings differ from the saved ones; a saved search in another
+architecture space: an error naming a trial outside the new one, else a warning."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import numpy as np
 import pytest
 
 from kbnas import BayesianNAS, BayesianNASOracle, ConvNetHyperModel
+from kbnas.configurations import architecture_hyperparameters
+from kbnas.offline import run_oracle
+from kbnas.space import Architecture, SearchSpace
 
 
 def _oracle(tmp_path, **kwargs):
@@ -249,3 +253,59 @@ def test_a_kill_between_a_new_trial_file_and_the_oracle_file_retries_the_trial(t
     statuses = {trial_id: t.status for trial_id, t in reloaded.trials.items()}
     assert statuses[orphan.trial_id] == "COMPLETED"
     assert sorted(statuses.values()) == ["COMPLETED"] * 5, statuses
+
+
+# ---------------------------------------------------------------- another architecture space
+def _architecture_search(tmp_path, space, trials=3):
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), max_trials=trials, seed=0,
+                               hyperparameters=architecture_hyperparameters(space), search_space=space)
+    run_oracle(oracle, lambda values: len(values["architecture"]), trials, directory=str(tmp_path))
+    return oracle
+
+
+def _space(**settings):
+    return SearchSpace(input_shape=(8, 8, 1), vocabulary=("conv3", "relu", "maxpool", "dense"),
+                       **{"filters": (8, 16), "units": (16,), "max_depth": 4, **settings})
+
+
+def _reopened(tmp_path, space):
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), max_trials=6, seed=0,
+                               hyperparameters=architecture_hyperparameters(space), search_space=space)
+    oracle._set_project_dir(str(tmp_path), "offline")
+    return oracle
+
+
+def test_a_saved_search_in_another_space_names_a_trial_outside_this_one(tmp_path):
+    searched = _architecture_search(tmp_path, _space())
+    smaller = _space(max_depth=1, filters=(8,))
+    outside = [t for t in searched.trials.values()
+               if not smaller.is_valid(Architecture.decode(t.hyperparameters.values["architecture"]))]
+    assert outside  # the saved trials hold deeper or wider architectures
+    # Reopened with the constructor's space (oracle.set_state) …
+    with pytest.raises(ValueError, match=r"has another architecture space \(filters \[8, 16\] there, \[8\] now; "
+                                         r"max_depth 4 there, 1 now\), and \d of its 3 trials lie outside this one "
+                                         r"\(trial \d+: invalid architecture"):
+        _reopened(tmp_path, _space(max_depth=1, filters=(8,))).reload()
+    # … or given the space after the reload (BayesianNAS.prepare_search's set_search_space).
+    oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), max_trials=6, seed=0)
+    oracle._set_project_dir(str(tmp_path), "offline")
+    oracle.reload()
+    assert oracle.search_space == _space()  # the saved one
+    with pytest.raises(ValueError, match="overwrite=True or another project_name"):
+        oracle.set_search_space(_space(max_depth=1, filters=(8,)))
+    assert oracle.search_space == _space()
+
+
+def test_a_saved_search_resumed_in_a_larger_space_warns_and_goes_on(tmp_path):
+    _architecture_search(tmp_path, _space())
+    larger = _space(max_depth=6, filters=(8, 16, 32))
+    with pytest.warns(RuntimeWarning, match=r"another \(filters \[8, 16\] there, \[8, 16, 32\] now; max_depth 4 "
+                                            r"there, 6 now\); its 3 trials all lie in this one"):
+        oracle = _reopened(tmp_path, larger)
+        oracle.reload()
+    assert oracle.search_space == larger
+    trial = oracle.create_trial("tuner0")
+    assert larger.is_valid(Architecture.decode(trial.hyperparameters.values["architecture"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _reopened(tmp_path, larger).set_search_space(larger)  # no trials: nothing to say

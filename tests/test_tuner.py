@@ -48,11 +48,75 @@ def test_search_end_to_end_and_resume(tmp_path, digits):
     assert best.predict(xv[:5], verbose=0).shape == (5, 10)
     tuner.results_summary(1)
 
+    # Reopened without a search, as a new process would: the trials' models are rebuilt
+    # with the saved input statistics (not constants of a checkpoint), whether the
+    # hypermodel is unconfigured or configured without data (identity statistics).
+    expected = best.predict(xv[:20], verbose=0)
+    for hypermodel in (ConvNetHyperModel(max_depth=3),
+                       ConvNetHyperModel(max_depth=3, input_shape=(8, 8, 1), task="multiclass", num_classes=10)):
+        reopened = BayesianNAS(hypermodel, max_trials=3, seed=0, directory=str(tmp_path), project_name="p")
+        np.testing.assert_allclose(reopened.get_best_models(1)[0].predict(xv[:20], verbose=0), expected, atol=1e-6)
+        np.testing.assert_allclose(np.ravel(hypermodel.input_mean), np.ravel(tuner.hypermodel.input_mean))
+    # Data that do not fit the saved configuration: one error before any training.
+    with pytest.raises(ValueError, match="labels must lie in"):
+        make(4).search(x, np.where(y == 9, 10, y), validation_data=(xv, yv), epochs=2, verbose=0)
+    with pytest.raises(ValueError, match=r"another architecture space \(num_outputs 10 there, 3 now\): its 3 "
+                                         r"trials' models take other inputs or give other outputs"):
+        BayesianNAS(ConvNetHyperModel(max_depth=3, input_shape=(8, 8, 1), task="multiclass", num_classes=3),
+                    directory=str(tmp_path), project_name="p")
+
     resumed = make(4)
     assert len(resumed.oracle.trials) == 3
     resumed.search(x, y, validation_data=(xv, yv), epochs=2, verbose=0)
     assert len(resumed.oracle.trials) == 4
     assert len({t.hyperparameters.values["architecture"] for t in resumed.oracle.trials.values()}) == 4
+
+
+def test_data_that_cannot_serve_the_search_are_named_before_any_training(tmp_path, digits):
+    import tensorflow as tf
+
+    x, y, xv, yv = digits
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), max_trials=2, directory=str(tmp_path), project_name="p")
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    with pytest.raises(ValueError, match=r"^the objective val_accuracy is a validation metric and search\(\) got "
+                                         r"no validation data: pass validation_data="):
+        tuner.search(dataset, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"validation x has per-example shape \(4, 4, 1\), but training x has "
+                                         r"\(8, 8, 1\)"):
+        tuner.search(x, y, validation_data=(xv[:, :4, :4], yv), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="validation labels: labels must lie in"):
+        tuner.search(x, y, validation_data=(xv, yv + 10), epochs=1, verbose=0)
+    assert not tuner.oracle.trials
+    # A fit of the user's own may make its validation data: KerasTuner's behaviour.
+    class OwnFit(keras_tuner.HyperModel):
+        def build(self, hp):
+            return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+
+        def fit(self, hp, model, data, **kwargs):
+            model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                          metrics=["accuracy"])
+            return model.fit(data.skip(2), validation_data=data.take(2), **kwargs)
+
+    own = BayesianNAS(OwnFit(), objective="val_accuracy", max_trials=1, directory=str(tmp_path), project_name="own")
+    own.search(dataset, epochs=1, verbose=0)
+    assert [t.status for t in own.oracle.trials.values()] == ["COMPLETED"]
+
+
+def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path):
+    from types import SimpleNamespace
+
+    tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="p",
+                        distribution_strategy=None)
+    tuner.distribution_strategy = SimpleNamespace(num_replicas_in_sync=2)
+    assert tuner._search_global_batch_size() == 64  # ConvNetHyperModel's batch is per replica: 32 by default
+    tuner._search_batch_size = 16
+    assert tuner._search_global_batch_size() == 32
+    plain = BayesianNAS(lambda hp: keras.Sequential([keras.layers.Dense(1)]), objective="loss",
+                        directory=str(tmp_path), project_name="q", distribution_strategy=None)
+    plain.distribution_strategy = SimpleNamespace(num_replicas_in_sync=2)
+    assert plain._search_global_batch_size() is None  # Keras's fit: its batch_size is the global one
+    plain._search_batch_size = 16
+    assert plain._search_global_batch_size() == 16
 
 
 def test_the_tuner_file_exists_before_the_first_trial_ends(tmp_path, digits):
