@@ -162,7 +162,8 @@ def _build_optimizer(model: keras.Model) -> None:
     warns that it skips loading its 2 variables against the built optimizer's."""
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
-        optimizer.build(model.trainable_variables)
+        with model.distribute_strategy.scope():  # a model built under a MirroredStrategy: its variables' scope
+            optimizer.build(model.trainable_variables)
 
 
 def is_export_directory(directory: str | os.PathLike) -> bool:

@@ -19,6 +19,7 @@ their names come from `kbnas.model_builder`; `fit` follows the training recipe o
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any, Sequence
 
@@ -317,6 +318,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         spec = self.data_spec
         return {
             "input_shape": list(spec.input_shape),
+            "data_shape": list(spec.data_shape),
             "task": spec.task,
             "num_classes": spec.num_classes,
             "from_data": self.configured_from_data,
@@ -330,8 +332,10 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
 
         An unconfigured hypermodel, or one configured without data, takes it whole.
         One configured from data keeps its input shape and task, which must be the
-        saved ones, and takes the saved input statistics and output scale (with a
-        warning where they differ): the saved trials' weights were trained with them.
+        saved ones. Every one takes the saved input statistics and output scale (the
+        identity where the search was configured without data), with a warning where
+        they differ from statistics of its own data: the saved trials' weights were
+        trained with them.
 
         Args:
             saved: what `configuration` returned.
@@ -350,8 +354,9 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
                 )
         else:
             self.configure(input_shape=shape, task=task, num_classes=num_classes)
-        if not saved["from_data"]:
-            return
+            data_shape = saved.get("data_shape")  # (H, W) for grayscale images given without a channel axis
+            if data_shape is not None:
+                self.data_spec = dataclasses.replace(self.data_spec, data_shape=tuple(int(d) for d in data_shape))
         mean, variance = np.asarray(saved["input_mean"]), np.asarray(saved["input_variance"])
         scale = None if saved["target_scale"] is None else tuple(float(v) for v in saved["target_scale"])
         if self.configured_from_data and not (
@@ -367,7 +372,7 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
                 stacklevel=2,
             )
         self.input_mean, self.input_variance, self.target_scale = mean, variance, scale
-        self.configured_from_data = True
+        self.configured_from_data = bool(saved["from_data"])
 
     def check_data(self, x: Any, y: Any = None) -> None:
         """Check training data against this configuration, as `configure` does.
@@ -375,7 +380,8 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
         Raises:
             NotConfiguredError: `configure` was not called.
             ValueError: naming what does not fit: the per-example shape, the task's
-                labels (e.g. a label beyond the configured classes), NaN or inf.
+                labels (e.g. a label beyond the configured classes), NaN or inf (of a
+                `tf.data.Dataset`, in its first `VALIDATION_CHECK_EXAMPLES` examples).
         """
         spec = self._require_spec()
         data_shape = data_inference.example_shape(x)
@@ -383,7 +389,8 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             raise ValueError(f"x has per-example shape {data_shape}, but the search's input shape is "
                              f"{spec.input_shape}")
         data_inference.infer_data_spec(x, y, task=spec.task, num_classes=spec.num_classes,
-                                       input_kind=_INPUT_KIND_BY_RANK.get(len(spec.input_shape)))
+                                       input_kind=_INPUT_KIND_BY_RANK.get(len(spec.input_shape)),
+                                       max_examples=VALIDATION_CHECK_EXAMPLES)  # of a dataset: a sample
 
     def check_validation_data(self, validation_data: Any) -> None:
         """The checks `fit` makes of ``validation_data``, once, before any training.

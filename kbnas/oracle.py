@@ -806,7 +806,7 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
             raise ValueError(
                 f"the saved search in {kt_internals.project_dir(self)} has another architecture space "
                 f"({changes}): its {len(encoded)} trials' models take other inputs or give other outputs; "
-                "resume it with the same data, or start a new search with overwrite=True or another project_name"
+                "resume it with the same data, or start a new search elsewhere (overwrite=True or another project_name; kbnas search: another --output)"
             )
         if outside:
             trial, error = outside[0]

@@ -109,6 +109,8 @@ class ResumableOracle(keras_tuner.Oracle):
             RuntimeError: KerasTuner's message, once the last
                 ``max_consecutive_failed_trials`` ended trials all failed.
         """
+        if self.max_consecutive_failed_trials is None:  # KerasTuner: no limit
+            return
         failed_in_a_row = 0
         for trial_id in reversed(self.end_order):
             if self.trials[trial_id].status != "FAILED":

@@ -309,6 +309,8 @@ class BayesianNAS(keras_tuner.Tuner):
         saved = configuration() if callable(configuration) else None
         if saved is not None:
             state[HYPERMODEL_STATE] = saved
+        if getattr(self, "_search_batch_size", None) is not None:
+            state[BATCH_SIZE_STATE] = self._search_batch_size  # retrain_best's default after a reopen
         return state
 
     def set_state(self, state: dict) -> None:
@@ -319,6 +321,8 @@ class BayesianNAS(keras_tuner.Tuner):
             ValueError: the hypermodel is configured for other data than the saved search.
         """
         super().set_state(state)
+        if state.get(BATCH_SIZE_STATE) is not None:
+            self._search_batch_size = int(state[BATCH_SIZE_STATE])
         saved = state.get(HYPERMODEL_STATE)
         if saved is not None and hasattr(self.hypermodel, "restore_configuration"):
             try:
@@ -459,21 +463,29 @@ class BayesianNAS(keras_tuner.Tuner):
         fully and then fail on the missing metric.
 
         Raises:
-            ValueError: a ``val_`` objective, inputs other than numpy arrays (a
-                dataset, a generator) without ``validation_data`` or
-                ``validation_split``, and a hypermodel whose ``fit`` is Keras's
-                (KerasTuner's default) or `kbnas.ConvNetHyperModel`'s (a ``fit`` of the
-                user's own may make its validation data itself).
+            ValueError: a `tf.data.Dataset` with ``validation_split``, or inputs
+                other than numpy arrays (a dataset, a generator) with a ``val_``
+                objective and no ``validation_data``; for this class's ``run_trial`` and a hypermodel
+                whose ``fit`` is Keras's (KerasTuner's default) or
+                `kbnas.ConvNetHyperModel`'s (a ``run_trial`` or ``fit`` of the user's
+                own may make its validation data itself).
         """
         x, _ = _fit_xy(fit_args, fit_kwargs)
-        if (x is None or isinstance(x, np.ndarray) or fit_kwargs.get("validation_data") is not None
-                or fit_kwargs.get("validation_split")):
+        if x is None or isinstance(x, np.ndarray):
             return  # arrays too few to split, or with weights of another length: Keras names the problem
+        from kbnas.hypermodel import ConvNetHyperModel
+
+        if (type(self).run_trial is not BayesianNAS.run_trial
+                or type(self.hypermodel).fit not in (keras_tuner.HyperModel.fit, ConvNetHyperModel.fit)):
+            return
+        from kbnas.data_inference import is_dataset
+
+        if fit_kwargs.get("validation_split") and is_dataset(x):  # Keras's fit and kbnas's fail every trial
+            raise ValueError("validation_split needs arrays; with a tf.data.Dataset, pass validation_data")
         objective = self.oracle.objective
         names = list(getattr(objective, "name_to_direction", None) or [objective.name])
         validation_names = [name for name in names if name.startswith("val_")]
-        own_fit = type(self.hypermodel).fit is not keras_tuner.HyperModel.fit
-        if not validation_names or (own_fit and not hasattr(self.hypermodel, "configure")):
+        if fit_kwargs.get("validation_data") is not None or fit_kwargs.get("validation_split") or not validation_names:
             return
         raise ValueError(
             f"the objective {validation_names[0]} is a validation metric and search() got no validation "
@@ -707,6 +719,8 @@ def _is_number(value: Any) -> bool:
 
 #: Key of a hypermodel's configuration in the tuner's state (``<tuner_id>.json``).
 HYPERMODEL_STATE = "kbnas_hypermodel"
+#: Key of `search`'s ``batch_size`` in the tuner's state.
+BATCH_SIZE_STATE = "kbnas_search_batch_size"
 
 
 def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:

@@ -49,7 +49,16 @@ TWO_CPU_REPLICAS = textwrap.dedent(
         hp, model, x, y, batch_size=25, epochs=1, verbose=0,
         validation_data=(x[:50], y[:50]), callbacks=[BatchCounter()],
     )
+    # A model built under the strategy that never trained (KerasTuner's get_best_models):
+    # exporting it builds its optimizer, in the strategy's scope.
+    import tempfile
+    from kbnas.export import export_model
+    with strategy.scope():
+        untrained = hypermodel.build(hp)
+    exported = export_model(untrained, tempfile.mkdtemp() + "/export")
+    reloaded = keras.models.load_model(exported.keras_model)
     print(json.dumps({
+        "exported_optimizer_variables": len(reloaded.optimizer.variables),
         "replicas": strategy.num_replicas_in_sync,
         "model_replicas": model.distribute_strategy.num_replicas_in_sync,
         "loss": history.history["loss"][-1],
@@ -75,6 +84,7 @@ def test_hypermodel_trains_on_two_mirrored_cpu_replicas():
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
     assert report["model_replicas"] == 2
+    assert report["exported_optimizer_variables"] > 2  # built: Adam's slots, not only its step and rate
     assert math.isfinite(report["loss"]) and math.isfinite(report["val_loss"])
     # 200 examples, 25 per replica: global batches of 50, so 4 steps.
     assert report["batches"] == 4

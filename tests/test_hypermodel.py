@@ -111,6 +111,21 @@ def test_a_saved_configuration_rebuilds_the_same_models():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         same.restore_configuration(saved)
+    # Searched without data (identity statistics), reopened configured from data: the saved ones.
+    identity = ConvNetHyperModel(units=(8,), input_shape=(4,), task="regression").configuration()
+    from_data = ConvNetHyperModel(units=(8,)).configure(x, y, task="regression")
+    with pytest.warns(RuntimeWarning, match="the saved ones are kept"):
+        from_data.restore_configuration(identity)
+    assert np.allclose(from_data.input_mean, 0.0) and from_data.target_scale is None
+    assert not from_data.configured_from_data
+    # Grayscale images given without a channel axis: the rebuilt model takes them so.
+    images = rng.integers(0, 16, size=(30, 8, 8)).astype("uint8")
+    gray = ConvNetHyperModel(filters=(4,), units=(8,)).configure(images, np.arange(30) % 3)
+    reopened = ConvNetHyperModel(filters=(4,), units=(8,))
+    reopened.restore_configuration(json.loads(json.dumps(gray.configuration())))
+    assert reopened.data_spec == gray.data_spec and reopened.data_spec.data_shape == (8, 8)
+    assert reopened.build_architecture("conv3-4|relu").input_shape == (None, 8, 8)
+    reopened.check_data(images, np.arange(30) % 3)
     # Another input shape or task cannot take the saved trials' weights.
     with pytest.raises(ValueError, match=r"^the saved search was configured for regression on input shape \(4,\), "
                                          r"this hypermodel for multiclass on input shape \(4,\) with 3 classes$"):

@@ -112,6 +112,14 @@ def test_failures_of_an_earlier_run_do_not_stop_the_resumed_search(tmp_path):
     assert resumed.create_trial("w1").status == "STOPPED"
 
 
+def test_no_failure_limit_as_in_keras_tuner(tmp_path):
+    oracle = _oracle(tmp_path, max_consecutive_failed_trials=None)
+    for _ in range(4):
+        _fail(oracle, "w1")
+    assert oracle.failure_limit is None and not oracle.ongoing_trials
+    assert oracle.create_trial("w1").status == "RUNNING"
+
+
 @pytest.mark.integration
 def test_a_search_whose_trials_all_fail_still_raises_keras_tuners_error(tmp_path):
     import keras

@@ -81,6 +81,8 @@ def test_data_that_cannot_serve_the_search_are_named_before_any_training(tmp_pat
     with pytest.raises(ValueError, match=r"^the objective val_accuracy is a validation metric and search\(\) got "
                                          r"no validation data: pass validation_data="):
         tuner.search(dataset, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"^validation_split needs arrays; with a tf.data.Dataset, pass validation_data$"):
+        tuner.search(dataset, validation_split=0.2, epochs=1, verbose=0)
     with pytest.raises(ValueError, match=r"validation x has per-example shape \(4, 4, 1\), but training x has "
                                          r"\(8, 8, 1\)"):
         tuner.search(x, y, validation_data=(xv[:, :4, :4], yv), epochs=1, verbose=0)
@@ -100,9 +102,30 @@ def test_data_that_cannot_serve_the_search_are_named_before_any_training(tmp_pat
     own = BayesianNAS(OwnFit(), objective="val_accuracy", max_trials=1, directory=str(tmp_path), project_name="own")
     own.search(dataset, epochs=1, verbose=0)
     assert [t.status for t in own.oracle.trials.values()] == ["COMPLETED"]
+    # So may a run_trial of a BayesianNAS subclass, and a ConvNetHyperModel subclass's fit.
+    class OwnRunTrial(BayesianNAS):
+        def run_trial(self, trial, *args, **kwargs):
+            return super().run_trial(trial, *args, validation_data=dataset.take(2), **kwargs)
+
+    class HeldOut(ConvNetHyperModel):
+        def fit(self, hp, model, data, **kwargs):
+            return super().fit(hp, model, data.skip(2), validation_data=data.take(2), **kwargs)
+
+    for tuner in (OwnRunTrial(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="r"),
+                  BayesianNAS(HeldOut(max_depth=2), directory=str(tmp_path), project_name="f")):
+        tuner.prepare_search(dataset, epochs=1)  # no error
+    # Keras's validation_split of inputs that are not one array (two inputs): Keras's business.
+    def two_inputs(hp):
+        a, b = keras.Input((2,)), keras.Input((3,))
+        model = keras.Model([a, b], keras.layers.Dense(1)(keras.layers.Concatenate()([a, b])))
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    BayesianNAS(two_inputs, objective="val_loss", directory=str(tmp_path), project_name="two").prepare_search(
+        [np.zeros((10, 2)), np.zeros((10, 3))], np.zeros(10), validation_split=0.2, epochs=1)
 
 
-def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path):
+def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     tuner = BayesianNAS(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="p",
@@ -117,6 +140,25 @@ def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path):
     assert plain._search_global_batch_size() is None  # Keras's fit: its batch_size is the global one
     plain._search_batch_size = 16
     assert plain._search_global_batch_size() == 16
+    # retrain_best passes it on, and a reopened tuner has the search's batch size.
+    import kbnas.ensemble
+
+    seen = []
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+    def fake_retrain(build, x, y, **kwargs):
+        seen.append(kwargs["batch_size"])
+        return [model], [0.0]
+
+    trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="0", status="COMPLETED")
+    monkeypatch.setattr(kbnas.ensemble, "retrain", fake_retrain)
+    tuner._search_batch_size = 16
+    tuner.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+    tuner.save()
+    reopened = BayesianNAS(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="p",
+                           distribution_strategy=None)
+    reopened.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+    assert seen == [32, 16]  # 16 per replica on 2 replicas; reopened without a strategy
 
 
 def test_the_tuner_file_exists_before_the_first_trial_ends(tmp_path, digits):
