@@ -802,20 +802,17 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
                 space.from_hp_value(value)
             except ValueError as error:
                 outside.append((trial, error))
+        saved_search = f"the saved search in {kt_internals.project_dir(self)} has another architecture space"
+        elsewhere = ("start a new search elsewhere (overwrite=True or another project_name; kbnas search: "
+                     "another --output)")
         if encoded and (new["input_shape"], new["num_outputs"]) != (old["input_shape"], old["num_outputs"]):
-            raise ValueError(
-                f"the saved search in {kt_internals.project_dir(self)} has another architecture space "
-                f"({changes}): its {len(encoded)} trials' models take other inputs or give other outputs; "
-                "resume it with the same data, or start a new search elsewhere (overwrite=True or another project_name; kbnas search: another --output)"
-            )
+            raise ValueError(f"{saved_search} ({changes}): its {len(encoded)} trials' models take other inputs or "
+                             f"give other outputs; resume it with the same data, or {elsewhere}")
         if outside:
             trial, error = outside[0]
-            raise ValueError(
-                f"the saved search in {kt_internals.project_dir(self)} has another architecture space "
-                f"({changes}), and {len(outside)} of its {len(encoded)} trials lie outside this one "
-                f"(trial {trial.trial_id}: {error}); resume it with the saved settings, or start a new "
-                "search with overwrite=True or another project_name"
-            )
+            raise ValueError(f"{saved_search} ({changes}), and {len(outside)} of its {len(encoded)} trials lie "
+                             f"outside this one (trial {trial.trial_id}: {error}); resume it with the saved "
+                             f"settings, or {elsewhere}")
         if encoded:
             warnings.warn(
                 f"kbnas: the saved search's architecture space was another ({changes}); its "

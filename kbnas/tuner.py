@@ -329,7 +329,8 @@ class BayesianNAS(keras_tuner.Tuner):
                 self.hypermodel.restore_configuration(saved)
             except ValueError as error:
                 raise ValueError(f"{self.project_dir}: {error}; resume it with the same data, or start a new "
-                                 "search with overwrite=True or another project_name") from None
+                                 "search elsewhere (overwrite=True or another project_name; kbnas search: "
+                                 "another --output)") from None
 
     def _needs_data_to_configure(self) -> bool:
         return hasattr(self.hypermodel, "configure") and not getattr(
@@ -465,10 +466,10 @@ class BayesianNAS(keras_tuner.Tuner):
         Raises:
             ValueError: a `tf.data.Dataset` with ``validation_split``, or inputs
                 other than numpy arrays (a dataset, a generator) with a ``val_``
-                objective and no ``validation_data``; for this class's ``run_trial`` and a hypermodel
-                whose ``fit`` is Keras's (KerasTuner's default) or
-                `kbnas.ConvNetHyperModel`'s (a ``run_trial`` or ``fit`` of the user's
-                own may make its validation data itself).
+                objective and no ``validation_data``; checked for this class's
+                ``run_trial`` and a hypermodel whose ``fit`` is Keras's (KerasTuner's
+                default) or `kbnas.ConvNetHyperModel`'s (a ``run_trial`` or ``fit`` of
+                the user's own may make its validation data itself).
         """
         x, _ = _fit_xy(fit_args, fit_kwargs)
         if x is None or isinstance(x, np.ndarray):
@@ -485,7 +486,8 @@ class BayesianNAS(keras_tuner.Tuner):
         objective = self.oracle.objective
         names = list(getattr(objective, "name_to_direction", None) or [objective.name])
         validation_names = [name for name in names if name.startswith("val_")]
-        if fit_kwargs.get("validation_data") is not None or fit_kwargs.get("validation_split") or not validation_names:
+        given = fit_kwargs.get("validation_data") is not None or fit_kwargs.get("validation_split")
+        if given or not validation_names:
             return
         raise ValueError(
             f"the objective {validation_names[0]} is a validation metric and search() got no validation "
