@@ -188,6 +188,8 @@ class BayesianNAS(keras_tuner.Tuner):
         self._stopped_trials: set[str] = set()
         #: trial id -> objective values `on_epoch_end` reported (this attempt).
         self._epoch_reports: dict[str, int] = {}
+        #: objective names `_warn_about_a_misspelled_objective` warned of.
+        self._misspelling_warned: set[str] = set()
         self._user_objective = objective
         self._set_default_objective(oracle, hypermodel)
         if isinstance(distribution_strategy, str):
@@ -530,12 +532,30 @@ class BayesianNAS(keras_tuner.Tuner):
         logs = {name: float(value) for name, value in (logs or {}).items() if _is_number(value)}
         # (MultiObjective.get_value sums whatever is there: has_value checks all.)
         if not self.oracle.objective.has_value(logs):
+            self._warn_about_a_misspelled_objective(logs)
             return
         reported = self.oracle.update_trial(trial.trial_id, logs, step=epoch)
         self._epoch_reports[trial.trial_id] = self._epoch_reports.get(trial.trial_id, 0) + 1
         if getattr(reported, "status", None) == "STOPPED":
             self._stopped_trials.add(trial.trial_id)
             model.stop_training = True
+
+    def _warn_about_a_misspelled_objective(self, logs: dict) -> None:
+        """Once a search, where an objective is missing from an epoch's logs and a logged
+        name begins with it or it with a logged name (``val_acc``, ``val_accuracy``):
+        KerasTuner fails such a trial only after its training, for lack of the metric.
+        An objective that ``run_trial`` returns (no such name logged) is left alone."""
+        objective = self.oracle.objective
+        names = list(getattr(objective, "name_to_direction", None) or [objective.name])
+        for name in names:
+            if name in logs or name in self._misspelling_warned:
+                continue
+            close = [logged for logged in logs if logged.startswith(name) or name.startswith(logged)]
+            if close:
+                self._misspelling_warned.add(name)
+                warnings.warn(f"kbnas: the objective {name!r} is not among the metrics Keras logs "
+                              f"({', '.join(sorted(logs))}): did you mean {close[0]!r}? A trial whose run_trial "
+                              "does not return it fails after its training", RuntimeWarning, stacklevel=2)
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         """KerasTuner's `run_trial` after seeding Python, numpy, TensorFlow and Keras.

@@ -125,6 +125,26 @@ def test_data_that_cannot_serve_the_search_are_named_before_any_training(tmp_pat
         [np.zeros((10, 2)), np.zeros((10, 3))], np.zeros(10), validation_split=0.2, epochs=1)
 
 
+def test_a_misspelled_objective_is_named_at_the_first_epoch(tmp_path):
+    import warnings
+    from types import SimpleNamespace
+
+    model, logs = SimpleNamespace(stop_training=False), {"loss": 0.9, "accuracy": 0.7, "val_loss": 1.0,
+                                                         "val_accuracy": 0.6}
+    tuner = BayesianNAS(_plain_build, objective="val_acc", directory=str(tmp_path), project_name="p")
+    with pytest.warns(RuntimeWarning, match=r"the objective 'val_acc' is not among the metrics Keras logs "
+                                            r"\(accuracy, loss, val_accuracy, val_loss\): did you mean "
+                                            r"'val_accuracy'\?"):
+        tuner.on_epoch_end(SimpleNamespace(trial_id="0"), model, 0, logs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tuner.on_epoch_end(SimpleNamespace(trial_id="1"), model, 0, logs)  # once a search
+        # An objective run_trial returns (KerasTuner's custom-objective pattern): nothing to say.
+        custom = BayesianNAS(_plain_build, objective=keras_tuner.Objective("score", "max"), directory=str(tmp_path),
+                             project_name="q")
+        custom.on_epoch_end(SimpleNamespace(trial_id="0"), model, 0, logs)
+
+
 def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
