@@ -485,9 +485,7 @@ class BayesianNAS(keras_tuner.Tuner):
 
         if fit_kwargs.get("validation_split") and is_dataset(x):  # Keras's fit and kbnas's fail every trial
             raise ValueError("validation_split needs arrays; with a tf.data.Dataset, pass validation_data")
-        objective = self.oracle.objective
-        names = list(getattr(objective, "name_to_direction", None) or [objective.name])
-        validation_names = [name for name in names if name.startswith("val_")]
+        validation_names = [name for name in _objective_names(self.oracle.objective) if name.startswith("val_")]
         given = fit_kwargs.get("validation_data") is not None or fit_kwargs.get("validation_split")
         if given or not validation_names:
             return
@@ -545,9 +543,7 @@ class BayesianNAS(keras_tuner.Tuner):
         name begins with it or it with a logged name (``val_acc``, ``val_accuracy``):
         KerasTuner fails such a trial only after its training, for lack of the metric.
         An objective that ``run_trial`` returns (no such name logged) is left alone."""
-        objective = self.oracle.objective
-        names = list(getattr(objective, "name_to_direction", None) or [objective.name])
-        for name in names:
+        for name in _objective_names(self.oracle.objective):
             if name in logs or name in self._misspelling_warned:
                 continue
             close = [logged for logged in logs if logged.startswith(name) or name.startswith(logged)]
@@ -662,8 +658,7 @@ class BayesianNAS(keras_tuner.Tuner):
     def _reads_validation(self) -> bool:
         """Whether the search needs validation data: a ``val_`` objective, or a
         `kbnas.ConvNetHyperModel` (its recipe's early stopping watches ``val_loss``)."""
-        objective = self.oracle.objective
-        names = list(getattr(objective, "name_to_direction", None) or [objective.name])
+        names = _objective_names(self.oracle.objective)
         return hasattr(self.hypermodel, "configure") or any(name.startswith("val_") for name in names)
 
     def _with_validation_split(self, args: list, kwargs: dict) -> tuple[list, dict]:
@@ -743,6 +738,11 @@ def _is_number(value: Any) -> bool:
 HYPERMODEL_STATE = "kbnas_hypermodel"
 #: Key of `search`'s ``batch_size`` in the tuner's state.
 BATCH_SIZE_STATE = "kbnas_search_batch_size"
+
+
+def _objective_names(objective: Any) -> list[str]:
+    """The metric names of a `keras_tuner.Objective` or of each part of a multi-objective."""
+    return list(getattr(objective, "name_to_direction", None) or [objective.name])
 
 
 def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:
