@@ -112,7 +112,7 @@ RUN_SHAPE = JSONObject(
               "epochs": int, "batch_size": (int, None)},
     optional={"learning_rate": (*NUMBER, None), "task": str, "early_stopping": bool, "selection": str,
               "scale_targets": bool, "image_size": (int, None), "label_column": (str, None),
-              "class_task": (str, None)})
+              "class_task": (str, None), "trial_devices": int})
 #: ``selection.json``: the cross-validated choice of the exported trial (`kbnas.selection.Selection`).
 SELECTION_SHAPE = JSONObject(
     required={"trial_id": str, "epochs": (int, None), "objective": str, "direction": str, "skipped": list,

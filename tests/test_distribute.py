@@ -113,3 +113,81 @@ def test_mixed_precision_only_when_asked_and_gpu_present():
         assert keras.mixed_precision.global_policy().name == expected
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+# `kbnas search` whose trials train under a MirroredStrategy of 2 replicas (as on a host with
+# two GPUs and --workers 1), and `kbnas export` of it: the chief retrains on one device.
+CLI_TWO_CPU_REPLICAS = textwrap.dedent(
+    """
+    import json, sys
+    import tensorflow as tf
+    (cpu,) = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
+    import kbnas.distribute, kbnas.ensemble
+    from kbnas import cli
+
+    kbnas.distribute.default_strategy = lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    batches, replicas = [], []
+    retrain = kbnas.ensemble.retrain
+
+    def recording_retrain(build, x, y, **kwargs):
+        batches.append(kwargs["batch_size"])
+        def recording_build():
+            model = build()
+            replicas.append(model.distribute_strategy.num_replicas_in_sync)
+            return model
+        return retrain(recording_build, x, y, **kwargs)
+
+    kbnas.ensemble.retrain = recording_retrain
+    out = sys.argv[1]
+    common = ["--output", out, "--quiet", "--no-report", "--ensemble", "1"]
+    assert cli.main(["search", "--workers", "1", "--max-trials", "1", "--epochs", "1", "--batch-size", "8",
+                     "--max-depth", "2", "--selection", "validation", *common]) == 0
+    assert cli.main(["export", *common]) == 0
+    run = json.load(open(out + "/kbnas_run.json"))
+    print(json.dumps({"trial_devices": run.get("trial_devices"), "batch_size": run["batch_size"],
+                      "retrain_batches": batches, "retrain_replicas": replicas}))
+    """
+)
+
+
+@pytest.mark.integration
+def test_the_chief_retrains_with_the_global_batch_of_trials_on_two_replicas(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", CLI_TWO_CPU_REPLICAS, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["trial_devices"] == 2 and report["batch_size"] == 8
+    # The search's retraining, then the export's (which reads trial_devices from the run file):
+    # each on one device at the trials' global batch, 8 per replica x 2.
+    assert report["retrain_batches"] == [16, 16]
+    assert report["retrain_replicas"] == [1, 1]
+
+
+def test_trial_devices_are_a_workers_gpus_or_the_strategys_replicas():
+    from types import SimpleNamespace
+
+    from kbnas.cli.best import _global_batch_size
+    from kbnas.cli.search import _trial_devices
+    from kbnas.parallel.plans import WorkerPlan
+
+    def plans(*gpus):
+        return SimpleNamespace(plans=[WorkerPlan(f"w{i}", g, (), 1) for i, g in enumerate(gpus)])
+
+    assert _trial_devices(plans((0, 1), (2, 3)), None) == 2  # --gpus-per-worker 2
+    assert _trial_devices(plans((0,), (1,)), None) == 1
+    assert _trial_devices(plans(None, None), None) == 1  # workers on CPU cores
+    two = SimpleNamespace(distribution_strategy=SimpleNamespace(num_replicas_in_sync=2))
+    assert _trial_devices(None, two) == 2
+    assert _trial_devices(None, SimpleNamespace(distribution_strategy=None)) == 1
+    assert _global_batch_size(SimpleNamespace(batch_size=8, trial_devices=2)) == 16
+    assert _global_batch_size(SimpleNamespace(batch_size=8)) == 1 * 8  # an export of an older search
+    assert _global_batch_size(SimpleNamespace(batch_size=None, trial_devices=2)) is None

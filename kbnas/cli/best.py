@@ -227,7 +227,7 @@ def _selection(tuner, arrays, output, args):
 
     selection = select_by_cross_validation(tuner, x, y, settings, deadline=deadline, size=size,
                                            validation_examples=len(arrays["val"][0]),
-                                           fit_kwargs=dict(epochs=args.epochs, batch_size=args.batch_size))
+                                           fit_kwargs=dict(epochs=args.epochs, batch_size=_global_batch_size(args)))
     if not args.quiet:
         for score in selection.scores:
             print(f"  trial {_trial_number(score.trial_id)}: mean {selection.objective} {score.mean:.4f} "
@@ -240,6 +240,21 @@ def _selection(tuner, arrays, output, args):
                   f"{', '.join(_trial_number(t) for t in selection.skipped)}", flush=True)
     write_json_atomic(path, {**selection.as_dict(), "completed_trials": completed, **recorded})
     return selection
+
+
+def _global_batch_size(args) -> int | None:
+    """The batch of the chief's cross-validation and retraining: the trials' global batch.
+
+    ``--batch-size`` is per device; a trial trained on ``args.trial_devices``
+    devices (`kbnas.cli.search._trial_devices`: a worker's GPUs under
+    ``--gpus-per-worker``, or a MirroredStrategy) took ``--batch-size`` × that
+    many examples a step. The chief trains on one device: with the same global
+    batch an epoch has the search's number of steps, and the epochs the trial
+    chose mean what they meant in the search.
+    """
+    if args.batch_size is None:
+        return None
+    return args.batch_size * int(getattr(args, "trial_devices", 1) or 1)
 
 
 def _check_ensemble(args) -> None:
@@ -277,11 +292,14 @@ def _retrain(hypermodel, trial, arrays, args, epochs: int | None = None):
     y = np.concatenate([arrays["train"][1], arrays["val"][1]])
     if not args.quiet:
         members = f", {settings.members} members" if settings.members > 1 else ""
+        devices = getattr(args, "trial_devices", 1)
+        batch = (f", batches of {_global_batch_size(args)} (the trials' {args.batch_size} per device x {devices})"
+                 if devices > 1 and args.batch_size else "")
         print(f"retraining trial {_trial_number(trial.trial_id)} on {len(x)} train + validation examples for "
-              f"{epochs} epochs{members}", flush=True)
+              f"{epochs} epochs{members}{batch}", flush=True)
 
     models, seconds = retrain(lambda: hypermodel.build(trial.hyperparameters), x, y, seed=seed, epochs=epochs,
-                              members=settings.members, batch_size=args.batch_size,
+                              members=settings.members, batch_size=_global_batch_size(args),
                               deadline=_members_deadline(args))
     if not args.quiet and settings.members > 1:
         ended = "" if len(models) == settings.members else f" (the budget's share ended after {len(models)})"

@@ -150,6 +150,7 @@ def cmd_export(args) -> int:
     args.selection = saved.get("selection", "validation")
     args.scale_targets = saved.get("scale_targets", False)
     args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
+    args.trial_devices = saved.get("trial_devices", 1)  # (searches from before it was recorded: 1)
     args.data = None if saved["data"] == "bundled digits" else saved["data"]
     _reading_options(args, saved, exporting=True)
     args.max_trials = 1

@@ -203,6 +203,9 @@ def cmd_search(args) -> int:
         tuner = search.tuner
     else:
         tuner = _build_tuner(args)
+    # The chief's cross-validation and retraining train on one device at the trials' global batch.
+    args.trial_devices = _trial_devices(search if parallel else None, tuner)
+    write_json_atomic(output / RUN_FILE, {**settings, "trial_devices": args.trial_devices})
     # (A parallel search's chief keeps one GPU for the retraining and the export.)
     _enable_mixed_precision(args, announce=not args.quiet)
     hypermodel = tuner.hypermodel
@@ -247,6 +250,22 @@ def _number_of_workers(args) -> int:
     import tensorflow as tf
 
     return default_workers(len(tf.config.list_physical_devices("GPU")), args.gpus_per_worker)
+
+
+def _trial_devices(search, tuner) -> int:
+    """The devices each trial trains on: its worker's GPUs in a parallel search
+    (``search``, a `kbnas.parallel.ParallelSearch`), else the replicas of the
+    tuner's distribution strategy (a MirroredStrategy over several GPUs).
+
+    ``--batch-size`` is per device: a trial's global batch is ``--batch-size``
+    times this (`kbnas.training`). The chief's cross-validation and retraining
+    train on one device and take that global batch, so that an epoch has the
+    search's number of steps (`kbnas.cli.best._global_batch_size`).
+    """
+    if search is not None:
+        return max((len(plan.gpus or ()) for plan in search.plans), default=0) or 1
+    strategy = getattr(tuner, "distribution_strategy", None)
+    return int(strategy.num_replicas_in_sync) if strategy is not None else 1
 
 
 def _fit_keywords(args, arrays) -> dict:
