@@ -14,7 +14,9 @@ from kbnas.cli import main
 
 pytestmark = pytest.mark.integration
 
-FAST = ["--max-trials", "2", "--epochs", "1", "--max-depth", "3"]
+# One retraining, not the default ensemble of five (five trainings more per search): the
+# ensemble is tested where a test names its members.
+FAST = ["--max-trials", "2", "--epochs", "1", "--max-depth", "3", "--ensemble", "1"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -25,7 +27,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_search_show_export_and_resume(tmp_path, capsys):
     out = str(tmp_path / "run")
-    assert main(["search", *FAST, "--ensemble", "2", "--output", out]) == 0
+    assert main(["search", "--max-trials", "2", "--epochs", "1", "--max-depth", "3", "--ensemble", "2",
+                 "--output", out]) == 0
     printed = capsys.readouterr().out
     assert "trial 1/2" in printed and "trial 2/2" in printed
     assert "test accuracy=" in printed
@@ -47,7 +50,8 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     assert set(info["search_settings"]["test_metrics_first_member"]) >= {"accuracy", "loss"}
 
     # The same command with a larger budget resumes: one more trial, not three.
-    assert main(["search", "--max-trials", "3", "--epochs", "1", "--max-depth", "3", "--output", out]) == 0
+    assert main(["search", "--max-trials", "3", "--epochs", "1", "--max-depth", "3", "--ensemble", "2",
+                 "--output", out]) == 0
     printed = capsys.readouterr().out
     assert "resuming" in printed
     assert "trial 3/3" in printed and "trial 1/3" not in printed
@@ -75,8 +79,8 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     assert main(["export", "--output", out]) == 0
     info = json.loads((export / "architecture.json").read_text())
     assert abs(info["score"] - best_score) < 1e-4, info
-    # As many members as the export it replaced (which the search's budget may have cut).
-    assert info["search_settings"]["retrained"]["members"] == before
+    # As many members as the export it replaced (which the search's budget may have cut), not the default 5.
+    assert info["search_settings"]["retrained"]["members"] == before == 2
 
     assert main(["export", "--output", out, "--retrain", "--ensemble", "1"]) == 0
     assert "retraining trial" in capsys.readouterr().out

@@ -361,7 +361,7 @@ def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsy
     np.savez(tmp_path / "d.npz", x=x, y=y)
     out = tmp_path / "run"
     assert main(["search", "--max-trials", "3", "--epochs", "2", "--max-depth", "3", "--time-budget", "none",
-                 "--data", str(tmp_path / "d.npz"), "--output", str(out)]) == 0
+                 "--ensemble", "1", "--data", str(tmp_path / "d.npz"), "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "cross-validating up to 4 candidates on 72 train + validation examples (3 folds)" in printed
     saved = json.loads((out / "selection.json").read_text())
@@ -381,6 +381,6 @@ def test_search_on_small_data_exports_the_cross_validated_choice(tmp_path, capsy
     assert json.loads((out / "export" / "architecture.json").read_text())["trial_id"] == info["trial_id"]
     # --selection validation keeps the oracle's pick.
     assert main(["search", "--max-trials", "3", "--epochs", "2", "--max-depth", "3", "--selection", "validation",
-                 "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "plain")]) == 0
+                 "--ensemble", "1", "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "plain")]) == 0
     assert "cross-validating" not in capsys.readouterr().out
     assert not (tmp_path / "plain" / "selection.json").exists()
