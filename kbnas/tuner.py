@@ -299,9 +299,17 @@ class BayesianNAS(keras_tuner.Tuner):
             return given
         from kbnas.training import DEFAULT_BATCH_SIZE
 
-        strategy = self.distribution_strategy
-        replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-        return (given or DEFAULT_BATCH_SIZE) * replicas
+        return (given or DEFAULT_BATCH_SIZE) * self._devices_per_trial()
+
+    def _devices_per_trial(self) -> int:
+        """The devices each trial of the search trained on: a worker's GPUs where
+        `kbnas.ParallelSearch` ran it (it sets ``_trial_devices``; kept in the
+        tuner's state), else the replicas of this tuner's distribution strategy."""
+        devices = getattr(self, "_trial_devices", None)
+        if devices is None:
+            strategy = self.distribution_strategy
+            devices = strategy.num_replicas_in_sync if strategy is not None else 1
+        return int(devices)
 
     def get_state(self) -> dict:
         """KerasTuner's state, with a configured hypermodel's configuration
@@ -313,6 +321,8 @@ class BayesianNAS(keras_tuner.Tuner):
             state[HYPERMODEL_STATE] = saved
         if getattr(self, "_search_batch_size", None) is not None:
             state[BATCH_SIZE_STATE] = self._search_batch_size  # retrain_best's default after a reopen
+        if getattr(self, "_trial_devices", None) is not None:
+            state[TRIAL_DEVICES_STATE] = self._trial_devices  # … times the devices a trial trained on
         return state
 
     def set_state(self, state: dict) -> None:
@@ -325,6 +335,8 @@ class BayesianNAS(keras_tuner.Tuner):
         super().set_state(state)
         if state.get(BATCH_SIZE_STATE) is not None:
             self._search_batch_size = int(state[BATCH_SIZE_STATE])
+        if state.get(TRIAL_DEVICES_STATE) is not None:
+            self._trial_devices = int(state[TRIAL_DEVICES_STATE])
         saved = state.get(HYPERMODEL_STATE)
         if saved is not None and hasattr(self.hypermodel, "restore_configuration"):
             try:
@@ -432,6 +444,7 @@ class BayesianNAS(keras_tuner.Tuner):
         """
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
         self._search_batch_size = fit_kwargs.get("batch_size")  # retrain_best's default
+        self._trial_devices = None  # this tuner's strategy trains them (`kbnas.ParallelSearch` sets its workers')
         if isinstance(self.oracle, BayesianNASOracle):
             self.oracle.finished = False  # a parallel search before it ended the search
         if isinstance(self.oracle, BayesianNASOracle) and isinstance(fit_kwargs.get("epochs"), int):
@@ -738,6 +751,8 @@ def _is_number(value: Any) -> bool:
 HYPERMODEL_STATE = "kbnas_hypermodel"
 #: Key of `search`'s ``batch_size`` in the tuner's state.
 BATCH_SIZE_STATE = "kbnas_search_batch_size"
+#: Key of the devices each trial trained on, where a parallel search set them (`BayesianNAS._devices_per_trial`).
+TRIAL_DEVICES_STATE = "kbnas_trial_devices"
 
 
 def _objective_names(objective: Any) -> list[str]:

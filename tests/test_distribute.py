@@ -172,22 +172,11 @@ def test_the_chief_retrains_with_the_global_batch_of_trials_on_two_replicas(tmp_
     assert report["retrain_replicas"] == [1, 1]
 
 
-def test_trial_devices_are_a_workers_gpus_or_the_strategys_replicas():
+def test_the_chiefs_global_batch_is_the_batch_times_the_trial_devices():
     from types import SimpleNamespace
 
     from kbnas.cli.best import _global_batch_size
-    from kbnas.cli.search import _trial_devices
-    from kbnas.parallel.plans import WorkerPlan
 
-    def plans(*gpus):
-        return SimpleNamespace(plans=[WorkerPlan(f"w{i}", g, (), 1) for i, g in enumerate(gpus)])
-
-    assert _trial_devices(plans((0, 1), (2, 3)), None) == 2  # --gpus-per-worker 2
-    assert _trial_devices(plans((0,), (1,)), None) == 1
-    assert _trial_devices(plans(None, None), None) == 1  # workers on CPU cores
-    two = SimpleNamespace(distribution_strategy=SimpleNamespace(num_replicas_in_sync=2))
-    assert _trial_devices(None, two) == 2
-    assert _trial_devices(None, SimpleNamespace(distribution_strategy=None)) == 1
     assert _global_batch_size(SimpleNamespace(batch_size=8, trial_devices=2)) == 16
-    assert _global_batch_size(SimpleNamespace(batch_size=8)) == 1 * 8  # an export of an older search
+    assert _global_batch_size(SimpleNamespace(batch_size=8)) == 8  # an export of a search from before
     assert _global_batch_size(SimpleNamespace(batch_size=None, trial_devices=2)) is None

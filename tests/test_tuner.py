@@ -179,6 +179,33 @@ def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path, monkeyp
                            distribution_strategy=None)
     reopened.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
     assert seen == [32, 16]  # 16 per replica on 2 replicas; reopened without a strategy
+    # A parallel search's chief (one device) whose workers trained each trial on 2 GPUs
+    # (kbnas.ParallelSearch sets it): their global batch, also after a reopen.
+    reopened._trial_devices = 2
+    reopened.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+    reopened.save()
+    again = BayesianNAS(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="p",
+                        distribution_strategy=None)
+    again.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+    assert seen[2:] == [32, 32]
+    # A search of this tuner in its own process trains with its own strategy again.
+    again.prepare_search(np.zeros((4, 1)), np.array([0, 1, 0, 1]), batch_size=16)
+    assert again._search_global_batch_size() == 16
+
+
+def test_a_parallel_searchs_devices_per_trial_are_its_workers_gpus():
+    from types import SimpleNamespace
+
+    from kbnas.parallel import ParallelSearch
+    from kbnas.parallel.plans import WorkerPlan
+
+    def devices(*gpus):
+        plans = [WorkerPlan(f"w{i}", g, (), 1) for i, g in enumerate(gpus)]
+        return ParallelSearch.devices_per_trial.fget(SimpleNamespace(plans=plans))
+
+    assert devices((0, 1), (2, 3)) == 2  # gpus_per_worker=2
+    assert devices((0,), (1,)) == 1
+    assert devices(None, None) == 1  # workers on CPU cores
 
 
 def test_the_tuner_file_exists_before_the_first_trial_ends(tmp_path, digits):

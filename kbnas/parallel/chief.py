@@ -186,6 +186,12 @@ class ParallelSearch:
     def workers(self) -> int:
         return len(self.plans)
 
+    @property
+    def devices_per_trial(self) -> int:
+        """The devices a worker trains each trial on: its GPUs (``gpus_per_worker``,
+        under a MirroredStrategy when several), 1 on workers without GPUs."""
+        return max((len(plan.gpus or ()) for plan in self.plans), default=0) or 1
+
     def search(self, *fit_args: Any, **fit_kwargs: Any) -> Any:
         """Runs the search (arguments of ``tuner.search``); returns the chief's tuner.
 
@@ -229,6 +235,9 @@ class ParallelSearch:
             # Configured here, so that the server thread reaches KerasTuner's
             # chief check at once (it reads the environment set around it).
             fit_args, fit_kwargs = tuner.prepare_search(*fit_args, **fit_kwargs)
+        if hasattr(tuner, "_devices_per_trial"):
+            # The chief's retrain_best trains on one device at the global batch of the trials.
+            tuner._trial_devices = self.devices_per_trial
         if hasattr(oracle, "start_clock"):
             oracle.finished = False  # a search of this tuner again: trials are proposed again
             oracle.start_clock()  # the workers' deadlines count from now
