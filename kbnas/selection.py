@@ -385,7 +385,10 @@ def select_by_cross_validation(
         x, y: train and validation together.
         settings: candidates, folds and seed.
         fit_kwargs: what each training's ``fit`` gets besides the data (the
-            search's epochs and batch size); ``verbose=0`` by default.
+            search's epochs and its global batch: a `kbnas.ConvNetHyperModel`'s
+            ``batch_size`` is per replica, and these trainings run on one device,
+            so a search whose trials trained on k devices passes ``batch_size``
+            × k); ``verbose=0`` by default.
         deadline: a `time.monotonic` value after which no candidate is scored.
         strata: the fold strata (default: ``y`` for classification, one
             stratum for a "min" objective such as regression's val_loss).

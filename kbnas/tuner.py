@@ -301,15 +301,32 @@ class BayesianNAS(keras_tuner.Tuner):
 
         return (given or DEFAULT_BATCH_SIZE) * self._devices_per_trial()
 
+    def _strategy_replicas(self) -> int:
+        """The replicas of this tuner's distribution strategy (1 without one)."""
+        strategy = self.distribution_strategy
+        return int(strategy.num_replicas_in_sync) if strategy is not None else 1
+
     def _devices_per_trial(self) -> int:
-        """The devices each trial of the search trained on: a worker's GPUs where
-        `kbnas.ParallelSearch` ran it (it sets ``_trial_devices``; kept in the
-        tuner's state), else the replicas of this tuner's distribution strategy."""
+        """The devices each trial of the search trained on (`_record_trial_devices`;
+        before a search, this tuner's strategy's replicas)."""
         devices = getattr(self, "_trial_devices", None)
-        if devices is None:
-            strategy = self.distribution_strategy
-            devices = strategy.num_replicas_in_sync if strategy is not None else 1
-        return int(devices)
+        return int(devices) if devices is not None else self._strategy_replicas()
+
+    def _record_trial_devices(self, devices: int) -> None:
+        """Record that the search's trials train on ``devices`` devices each:
+        `search` records its strategy's replicas, `kbnas.ParallelSearch` its
+        workers' GPUs. Kept in the tuner's state; a resumed search keeps the
+        count its first run recorded and warns when its trials now train on
+        another (at another global batch: ``batch_size`` is per device)."""
+        recorded = getattr(self, "_trial_devices", None)
+        if recorded is not None and recorded != devices:
+            warnings.warn(
+                f"kbnas: the trials of this search trained on {recorded} device(s) each, these train on "
+                f"{devices}: with a batch_size per device, at another global batch; retrain_best keeps the "
+                f"first run's ({recorded} x batch_size)",
+                RuntimeWarning, stacklevel=3)
+            return
+        self._trial_devices = int(devices)
 
     def get_state(self) -> dict:
         """KerasTuner's state, with a configured hypermodel's configuration
@@ -403,6 +420,7 @@ class BayesianNAS(keras_tuner.Tuner):
             # KerasTuner's client would wait an hour for an unreachable chief.
             wait_for_chief(os.environ[ENV_ORACLE_IP], int(os.environ[ENV_ORACLE_PORT]))
         fit_args, fit_kwargs = self.prepare_search(*fit_args, **fit_kwargs)
+        self._record_trial_devices(self._strategy_replicas())
         owns_clock = hasattr(self.oracle, "stop_clock")  # not on a worker's client
         try:
             with warnings.catch_warnings():
@@ -444,7 +462,6 @@ class BayesianNAS(keras_tuner.Tuner):
         """
         fit_args, fit_kwargs = self._with_validation_split(list(fit_args), dict(fit_kwargs))
         self._search_batch_size = fit_kwargs.get("batch_size")  # retrain_best's default
-        self._trial_devices = None  # this tuner's strategy trains them (`kbnas.ParallelSearch` sets its workers')
         if isinstance(self.oracle, BayesianNASOracle):
             self.oracle.finished = False  # a parallel search before it ended the search
         if isinstance(self.oracle, BayesianNASOracle) and isinstance(fit_kwargs.get("epochs"), int):

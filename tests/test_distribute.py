@@ -146,9 +146,17 @@ CLI_TWO_CPU_REPLICAS = textwrap.dedent(
     assert cli.main(["search", "--workers", "1", "--max-trials", "1", "--epochs", "1", "--batch-size", "8",
                      "--max-depth", "2", "--selection", "validation", *common]) == 0
     assert cli.main(["export", *common]) == 0
+    # Resumed where trials train on one device: the run keeps the count it began with.
+    kbnas.distribute.default_strategy = lambda: tf.distribute.get_strategy()
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert cli.main(["search", "--workers", "1", "--max-trials", "2", "--epochs", "1", "--batch-size", "8",
+                         "--max-depth", "2", "--selection", "validation", *common]) == 0
     run = json.load(open(out + "/kbnas_run.json"))
     print(json.dumps({"trial_devices": run.get("trial_devices"), "batch_size": run["batch_size"],
-                      "retrain_batches": batches, "retrain_replicas": replicas}))
+                      "retrain_batches": batches, "retrain_replicas": replicas,
+                      "warnings": [str(w.message) for w in caught if "device(s) each" in str(w.message)]}))
     """
 )
 
@@ -166,10 +174,11 @@ def test_the_chief_retrains_with_the_global_batch_of_trials_on_two_replicas(tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["trial_devices"] == 2 and report["batch_size"] == 8
-    # The search's retraining, then the export's (which reads trial_devices from the run file):
-    # each on one device at the trials' global batch, 8 per replica x 2.
-    assert report["retrain_batches"] == [16, 16]
-    assert report["retrain_replicas"] == [1, 1]
+    # The search's retraining, the export's (which reads trial_devices from the run file) and the
+    # resumed search's: each on one device at the first trials' global batch, 8 per replica x 2.
+    assert report["retrain_batches"] == [16, 16, 16]
+    assert report["retrain_replicas"] == [1, 1, 1]
+    assert len(report["warnings"]) == 1 and "trained on 2 device(s) each, these train on 1" in report["warnings"][0]
 
 
 def test_the_chiefs_global_batch_is_the_batch_times_the_trial_devices():

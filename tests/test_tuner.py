@@ -188,9 +188,17 @@ def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path, monkeyp
                         distribution_strategy=None)
     again.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
     assert seen[2:] == [32, 32]
-    # A search of this tuner in its own process trains with its own strategy again.
-    again.prepare_search(np.zeros((4, 1)), np.array([0, 1, 0, 1]), batch_size=16)
-    assert again._search_global_batch_size() == 16
+    # Resumed where its trials train on one device: the first run's count stays, with a warning.
+    with pytest.warns(RuntimeWarning, match=r"trained on 2 device\(s\) each, these train on 1: "):
+        again._record_trial_devices(1)
+    assert again._search_global_batch_size() == 32
+    # A search in its own process records its strategy's replicas.
+    fresh = BayesianNAS(ConvNetHyperModel(max_depth=1), max_trials=1, directory=str(tmp_path), project_name="f",
+                        distribution_strategy=None)
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    fresh.search(x, (x[:, 0] > 0).astype(int), validation_split=0.25, epochs=1, batch_size=8, verbose=0)
+    assert fresh._devices_per_trial() == 1 and fresh._search_global_batch_size() == 8
+    assert json.loads((tmp_path / "f" / "tuner0.json").read_text())["kbnas_trial_devices"] == 1
 
 
 def test_a_parallel_searchs_devices_per_trial_are_its_workers_gpus():

@@ -194,7 +194,8 @@ def cmd_search(args) -> int:
     resuming = _check_run_file(output, settings)
     _quiet_tensorflow(args.debug)
     output.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output / RUN_FILE, settings)
+    recorded = {"trial_devices": saved["trial_devices"]} if saved and "trial_devices" in saved else {}
+    write_json_atomic(output / RUN_FILE, {**settings, **recorded})
 
     workers = _number_of_workers(args)
     parallel = workers > 1 or args.listen is not None
@@ -203,8 +204,9 @@ def cmd_search(args) -> int:
         tuner = search.tuner
     else:
         tuner = _build_tuner(args)
-    # The chief's cross-validation and retraining train on one device at the trials' global batch.
-    args.trial_devices = _trial_devices(search if parallel else None, tuner)
+    # The chief's cross-validation and retraining train on one device at the trials' global batch;
+    # a resumed search keeps the count it began with (the tuner warns when its trials now differ).
+    args.trial_devices = recorded.get("trial_devices") or _trial_devices(search if parallel else None, tuner)
     write_json_atomic(output / RUN_FILE, {**settings, "trial_devices": args.trial_devices})
     # (A parallel search's chief keeps one GPU for the retraining and the export.)
     _enable_mixed_precision(args, announce=not args.quiet)
@@ -256,13 +258,18 @@ def _trial_devices(search, tuner) -> int:
     """The devices each trial trains on: its worker's GPUs in a parallel search
     (``search``, a `kbnas.parallel.ParallelSearch`), else the replicas of the
     tuner's distribution strategy (a MirroredStrategy over several GPUs).
+    The GPUs of this host's workers: hosts joining with ``--connect`` are
+    expected to give theirs as many (docs/parallel.md).
 
     ``--batch-size`` is per device: a trial's global batch is ``--batch-size``
     times this (`kbnas.training`). The chief's cross-validation and retraining
     train on one device and take that global batch, so that an epoch has the
     search's number of steps (`kbnas.cli.best._global_batch_size`).
     """
-    return search.devices_per_trial if search is not None else tuner._devices_per_trial()
+    if search is not None:
+        return search.devices_per_trial
+    strategy = tuner.distribution_strategy
+    return int(strategy.num_replicas_in_sync) if strategy is not None else 1
 
 
 def _fit_keywords(args, arrays) -> dict:

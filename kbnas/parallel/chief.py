@@ -235,9 +235,10 @@ class ParallelSearch:
             # Configured here, so that the server thread reaches KerasTuner's
             # chief check at once (it reads the environment set around it).
             fit_args, fit_kwargs = tuner.prepare_search(*fit_args, **fit_kwargs)
-        if hasattr(tuner, "_devices_per_trial"):
-            # The chief's retrain_best trains on one device at the global batch of the trials.
-            tuner._trial_devices = self.devices_per_trial
+        if hasattr(tuner, "_record_trial_devices"):
+            # The chief's retrain_best trains on one device at the global batch of the trials;
+            # a tuner built with distribution_strategy=None trains on one device of its worker.
+            tuner._record_trial_devices(1 if tuner.distribution_strategy is None else self.devices_per_trial)
         if hasattr(oracle, "start_clock"):
             oracle.finished = False  # a search of this tuner again: trials are proposed again
             oracle.start_clock()  # the workers' deadlines count from now
