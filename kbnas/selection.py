@@ -99,6 +99,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from kbnas.core.checks import boolean, finite_number, whole_number
+
 
 #: Cross-validation means closer than this are equal: fold accuracies are float32, so
 #: the same count of examples right on different folds gives means ~1e-8 apart.
@@ -141,18 +143,28 @@ class SelectionSettings:
     baseline: bool = True
 
     def __post_init__(self) -> None:
-        if self.candidates < 1:
-            raise ValueError(f"candidates must be at least 1, got {self.candidates}")
-        if self.folds < 2:
-            raise ValueError(f"folds must be at least 2, got {self.folds}")
-        if not 0.0 <= self.time_share < 1.0:
-            raise ValueError(f"time_share must be in [0, 1), got {self.time_share}")
-        if not isinstance(self.baseline, bool):
-            raise ValueError(f"baseline must be True or False, got {self.baseline!r}")
+        def set_field(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        set_field("candidates", whole_number("candidates", self.candidates, 1))
+        set_field("folds", whole_number("folds", self.folds, 2))
+        set_field("max_examples", whole_number("max_examples", self.max_examples, 0))
+        set_field("seed", whole_number("seed", self.seed, 0))
+        try:
+            share = finite_number("time_share", self.time_share, lowest=0.0)
+        except ValueError:
+            share = math.nan
+        if not 0.0 <= share < 1.0:
+            raise ValueError(f"time_share must be a number in [0, 1), got {self.time_share!r}")
+        set_field("time_share", share)
+        boolean("baseline", self.baseline)
         for name in ("parsimony", "choice_parsimony"):
             z = getattr(self, name)
-            if z is not None and not (math.isfinite(z) and z >= 0.0):
-                raise ValueError(f"{name} must be a finite number >= 0 or None, got {z}")
+            if z is not None:
+                try:
+                    set_field(name, finite_number(name, z, lowest=0.0))
+                except ValueError:
+                    raise ValueError(f"{name} must be a finite number >= 0 or None, got {z!r}") from None
 
     def applies(self, examples: int) -> bool:
         """Whether a search on ``examples`` train + validation examples cross-validates."""

@@ -21,13 +21,13 @@ Every field is checked when the dataclass is made: a bad value raises one
 from __future__ import annotations
 
 import dataclasses
-import numbers
 from typing import Any, Callable
 
 import numpy as np
 
 from kbnas.core.acquisition import ACQUISITIONS
 from kbnas.core.acquisition_optimizer import EvolutionSettings
+from kbnas.core.checks import boolean, finite_number, whole_number
 from kbnas.core.early_stopping import EarlyStopping
 from kbnas.core.warping import warp_scores
 
@@ -111,8 +111,8 @@ class SearchSettings:
                 raise ValueError(f"distance={self.distance!r} is not 'edit', 'otmann' or a callable")
         elif not callable(self.distance):
             raise ValueError(f"distance must be 'edit', 'otmann' or a callable, got {type(self.distance).__name__}")
-        if self.num_initial_points is not None and self.num_initial_points < 1:
-            raise ValueError(f"num_initial_points must be >= 1, got {self.num_initial_points}")
+        if self.num_initial_points is not None:
+            set_field("num_initial_points", whole_number("num_initial_points", self.num_initial_points, 1))
         warp_scores(np.zeros(2), self.score_warping)  # validates the name
         if self.recommendation not in RECOMMENDATIONS:
             raise ValueError(
@@ -129,16 +129,16 @@ class SearchSettings:
             )
         if not isinstance(self.evolution, EvolutionSettings):
             raise ValueError(f"evolution must be a kbnas.EvolutionSettings, got {type(self.evolution).__name__}")
-        if isinstance(self.reevaluate_every, bool) or not isinstance(self.reevaluate_every, numbers.Integral) \
-                or self.reevaluate_every < 0:
-            raise ValueError(f"reevaluate_every must be a whole number >= 0, got {self.reevaluate_every!r}")
-        set_field("reevaluate_every", int(self.reevaluate_every))
-        set_field("kappa", float(self.kappa))
-        set_field("xi", float(self.xi))
-        set_field("n_restarts", int(self.n_restarts))
-        set_field("refit_every", max(1, int(self.refit_every)))
-        set_field("exhaustive_limit", int(self.exhaustive_limit))
-        set_field("templates", bool(self.templates))
+        set_field("reevaluate_every", whole_number("reevaluate_every", self.reevaluate_every, 0))
+        set_field("kappa", finite_number("kappa", self.kappa, lowest=0.0))
+        set_field("xi", finite_number("xi", self.xi))
+        set_field("n_restarts", whole_number("n_restarts", self.n_restarts, 0))
+        set_field("refit_every", whole_number("refit_every", self.refit_every, 1))
+        set_field("exhaustive_limit", whole_number("exhaustive_limit", self.exhaustive_limit, 0))
+        set_field("templates", boolean("templates", self.templates))
+        if self.initial_points is not None and not isinstance(self.initial_points, (list, tuple)):
+            raise ValueError("initial_points must be a list of configurations (dicts of hyperparameter values "
+                             f"or architecture encodings), got {type(self.initial_points).__name__}")
         set_field("initial_points", tuple(self.initial_points or ()))
 
     @classmethod

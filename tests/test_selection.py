@@ -60,8 +60,13 @@ def test_settings_are_checked_and_apply_to_small_data_only():
     assert SelectionSettings().applies(1000) and not SelectionSettings().applies(1001)
     assert not SelectionSettings(candidates=1).applies(10)
     for bad in (dict(candidates=0), dict(folds=1), dict(time_share=1.0), dict(time_share=-0.1),
-                dict(parsimony=-1.0), dict(parsimony=float("nan")), dict(parsimony=float("inf"))):
-        with pytest.raises(ValueError):
+                dict(parsimony=-1.0), dict(parsimony=float("nan")), dict(parsimony=float("inf")),
+                # accepted, or a TypeError, before kbnas.core.checks:
+                dict(candidates=2.5), dict(folds=2.5), dict(max_examples=-5), dict(max_examples="x"),
+                dict(seed=-1), dict(parsimony=True), dict(candidates="4"), dict(parsimony="1"),
+                dict(time_share=None), dict(baseline="no")):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=rf"^{name} must be "):
             SelectionSettings(**bad)
 
 

@@ -72,6 +72,17 @@ def test_every_field_reads_as_an_oracle_attribute():
         ({"reevaluate_every": 1.5}, "reevaluate_every"),
         ({"early_stopping": 3}, "early_stopping"),
         ({"evolution": {"n_generations": 3}}, "evolution"),
+        # Each was accepted, or a TypeError that named nothing, before kbnas.core.checks:
+        ({"kappa": None}, "kappa must be a finite number >= 0, got None"),
+        ({"kappa": "abc"}, "kappa must be"),
+        ({"kappa": float("inf")}, "kappa must be"),
+        ({"xi": float("nan")}, "xi must be a finite number"),
+        ({"initial_points": 5}, "initial_points must be a list"),
+        ({"n_restarts": -3}, "n_restarts must be a whole number >= 0"),
+        ({"refit_every": 0}, "refit_every must be a whole number >= 1"),
+        ({"exhaustive_limit": -1}, "exhaustive_limit must be a whole number >= 0"),
+        ({"num_initial_points": 2.5}, "num_initial_points must be a whole number >= 1"),
+        ({"templates": "no"}, "templates must be True or False"),
     ],
 )
 def test_a_bad_field_is_one_value_error_naming_it(overrides, named):
@@ -86,6 +97,9 @@ def test_reevaluate_every_takes_numpy_integers_as_ints():
 
     settings = SearchSettings(reevaluate_every=np.int64(2))
     assert settings.reevaluate_every == 2 and type(settings.reevaluate_every) is int
+    # A whole number read back from JSON as a float is the integer it is.
+    assert SearchSettings(num_initial_points=4.0).num_initial_points == 4
+    assert type(SearchSettings(num_initial_points=4.0).num_initial_points) is int
 
 
 def test_unknown_keywords_are_type_errors():
