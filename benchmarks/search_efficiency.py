@@ -195,7 +195,8 @@ def parse_contender(name: str) -> tuple[str, dict[str, Any]]:
 
 def parse_options(text: str) -> dict[str, Any]:
     """``"key=value,key=value"`` as a dict; values read as JSON when they parse
-    (numbers, true/false), else as strings.
+    (numbers, true/false), else as Python numbers (``.5``, ``2.``, ``+2``), else
+    as strings.
 
     Raises:
         ValueError: an item is not key=value.
@@ -208,8 +209,18 @@ def parse_options(text: str) -> dict[str, Any]:
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
-            options[key] = value
+            options[key] = _python_number(value)
     return options
+
+
+def _python_number(text: str) -> Any:
+    """``text`` as an int or a float where Python reads it as one, else itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def make_oracle(contender: str, space: SearchSpace, *, seed: int, budget: int):

@@ -21,6 +21,9 @@ Every field is checked when the dataclass is made: a bad value raises one
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 import numpy as np
@@ -119,9 +122,11 @@ class SearchSettings:
                 f"recommendation={self.recommendation!r} is not one of {', '.join(RECOMMENDATIONS)}"
             )
         if self.max_time is not None:
-            if isinstance(self.max_time, bool) or not isinstance(self.max_time, (int, float)) or not self.max_time > 0:
+            number = not isinstance(self.max_time, bool) and isinstance(self.max_time, numbers.Real)
+            seconds = float(self.max_time) if number else math.nan
+            if not seconds > 0:  # (inf: no limit, as None)
                 raise ValueError(f"max_time must be a positive number of seconds, got {self.max_time!r}")
-            set_field("max_time", float(self.max_time))
+            set_field("max_time", seconds)
         if self.early_stopping is not None and not isinstance(self.early_stopping, EarlyStopping):
             raise ValueError(
                 "early_stopping must be a kbnas.EarlyStopping or None, "
@@ -136,10 +141,11 @@ class SearchSettings:
         set_field("refit_every", whole_number("refit_every", self.refit_every, 1))
         set_field("exhaustive_limit", whole_number("exhaustive_limit", self.exhaustive_limit, 0))
         set_field("templates", boolean("templates", self.templates))
-        if self.initial_points is not None and not isinstance(self.initial_points, (list, tuple)):
+        points = self.initial_points
+        if points is not None and (isinstance(points, (str, bytes, Mapping)) or not isinstance(points, Iterable)):
             raise ValueError("initial_points must be a list of configurations (dicts of hyperparameter values "
-                             f"or architecture encodings), got {type(self.initial_points).__name__}")
-        set_field("initial_points", tuple(self.initial_points or ()))
+                             f"or architecture encodings), got {type(points).__name__}")
+        set_field("initial_points", () if points is None else tuple(points))
 
     @classmethod
     def field_names(cls) -> frozenset[str]:

@@ -100,6 +100,24 @@ def test_reevaluate_every_takes_numpy_integers_as_ints():
     # A whole number read back from JSON as a float is the integer it is.
     assert SearchSettings(num_initial_points=4.0).num_initial_points == 4
     assert type(SearchSettings(num_initial_points=4.0).num_initial_points) is int
+    # numpy's bools and numbers, an iterable of configurations, and an infinite budget (no limit) pass.
+    assert SearchSettings(templates=np.bool_(False)).templates is False
+    assert SearchSettings(initial_points=(f"dense-{u}|relu" for u in (16, 32))).initial_points == (
+        "dense-16|relu", "dense-32|relu")
+    assert SearchSettings(initial_points=None).initial_points == ()
+    assert SearchSettings(max_time=np.int64(600)).max_time == 600.0
+    assert SearchSettings(max_time=float("inf")).max_time == float("inf")
+    with pytest.raises(ValueError, match="kappa must be a finite number"):
+        SearchSettings(kappa=10**400)  # (beyond float: was an OverflowError)
+    with pytest.raises(ValueError, match="initial_points must be a list"):
+        SearchSettings(initial_points="dense-16|relu")  # one encoding, not a list of them
+
+
+def test_benchmark_contender_options_read_python_numbers():
+    from benchmarks.search_efficiency import parse_options
+
+    assert parse_options("xi=.5,kappa=2.,n_restarts=+2,rule=asha,templates=false") == {
+        "xi": 0.5, "kappa": 2.0, "n_restarts": 2, "rule": "asha", "templates": False}
 
 
 def test_unknown_keywords_are_type_errors():

@@ -22,7 +22,7 @@ def whole_number(name: str, value: Any, lowest: int) -> int:
         ValueError: naming ``name`` and the value.
     """
     whole = (not isinstance(value, bool) and isinstance(value, numbers.Real)
-             and (isinstance(value, numbers.Integral) or (math.isfinite(value) and float(value).is_integer())))
+             and (isinstance(value, numbers.Integral) or (_finite(value) and float(value).is_integer())))
     if not whole or value < lowest:
         raise ValueError(f"{name} must be a whole number >= {lowest}, got {value!r}")
     return int(value)
@@ -34,7 +34,7 @@ def finite_number(name: str, value: Any, lowest: float | None = None) -> float:
     Raises:
         ValueError: naming ``name`` and the value.
     """
-    number = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    number = not isinstance(value, bool) and isinstance(value, numbers.Real) and _finite(value)
     if not number or (lowest is not None and value < lowest):
         bound = f" >= {lowest:g}" if lowest is not None else ""
         raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
@@ -42,11 +42,20 @@ def finite_number(name: str, value: Any, lowest: float | None = None) -> float:
 
 
 def boolean(name: str, value: Any) -> bool:
-    """``value``, if it is True or False (not a string such as ``"no"``, which is truthy).
+    """``value`` as a bool, if it is True or False, a numpy bool included (not a
+    string such as ``"no"``, which is truthy, nor a number).
 
     Raises:
         ValueError: naming ``name`` and the value.
     """
-    if not isinstance(value, bool):
+    numpy_bool = getattr(value, "dtype", None) is not None and value.dtype.kind == "b" and value.ndim == 0
+    if not (isinstance(value, bool) or numpy_bool):
         raise ValueError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def _finite(value: numbers.Real) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float's range (10**400)
+        return False

@@ -26,7 +26,7 @@ def test_anything_else_is_not_a_whole_number(value):
 def test_finite_numbers_with_and_without_a_lowest_value():
     assert finite_number("x", -2, None) == -2.0 and type(finite_number("x", 1, None)) is float
     assert finite_number("x", np.float32(0.5), 0.0) == 0.5
-    for value in (math.nan, math.inf, -math.inf, None, "1", True):
+    for value in (math.nan, math.inf, -math.inf, None, "1", True, 10**400):
         with pytest.raises(ValueError, match=r"^x must be a finite number, got "):
             finite_number("x", value)
     with pytest.raises(ValueError, match=r"^x must be a finite number >= 0, got -0.1"):
@@ -35,6 +35,7 @@ def test_finite_numbers_with_and_without_a_lowest_value():
 
 def test_booleans_are_true_or_false_only():
     assert boolean("b", True) is True and boolean("b", False) is False
-    for value in ("no", 0, 1, None):
+    assert boolean("b", np.bool_(True)) is True  # a comparison's result
+    for value in ("no", 0, 1, None, np.array([True])):
         with pytest.raises(ValueError, match=r"^b must be True or False, got "):
             boolean("b", value)
