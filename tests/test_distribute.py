@@ -70,10 +70,11 @@ TWO_CPU_REPLICAS = textwrap.dedent(
 )
 
 
-@pytest.mark.integration
-def test_hypermodel_trains_on_two_mirrored_cpu_replicas():
+def run_script(script: str, *arguments: str) -> dict:
+    """Run ``script`` in a fresh interpreter (logical devices are set before TensorFlow
+    starts); its last line of output, a JSON object."""
     result = subprocess.run(
-        [sys.executable, "-c", TWO_CPU_REPLICAS],
+        [sys.executable, "-c", script, *arguments],
         capture_output=True,
         text=True,
         timeout=300,
@@ -81,7 +82,12 @@ def test_hypermodel_trains_on_two_mirrored_cpu_replicas():
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.integration
+def test_hypermodel_trains_on_two_mirrored_cpu_replicas():
+    report = run_script(TWO_CPU_REPLICAS)
     assert report["replicas"] == 2
     assert report["model_replicas"] == 2
     assert report["exported_optimizer_variables"] > 2  # built: Adam's slots, not only its step and rate
@@ -163,16 +169,7 @@ CLI_TWO_CPU_REPLICAS = textwrap.dedent(
 
 @pytest.mark.integration
 def test_the_chief_retrains_with_the_global_batch_of_trials_on_two_replicas(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", CLI_TWO_CPU_REPLICAS, str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO_ROOT,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_script(CLI_TWO_CPU_REPLICAS, str(tmp_path / "run"))
     assert report["trial_devices"] == 2 and report["batch_size"] == 8
     # The search's retraining, the export's (which reads trial_devices from the run file) and the
     # resumed search's: each on one device at the first trials' global batch, 8 per replica x 2.

@@ -172,21 +172,24 @@ def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path, monkeyp
 
     trial = keras_tuner.engine.trial.Trial(keras_tuner.HyperParameters(), trial_id="0", status="COMPLETED")
     monkeypatch.setattr(kbnas.ensemble, "retrain", fake_retrain)
-    tuner._search_batch_size = 16
-    tuner.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
-    tuner.save()
-    reopened = BayesianNAS(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="p",
+    def retrain(tuner):
+        tuner.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+
+    def reopen():
+        return BayesianNAS(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="p",
                            distribution_strategy=None)
-    reopened.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+
+    tuner._search_batch_size = 16
+    retrain(tuner)
+    tuner.save()
+    retrain(reopened := reopen())
     assert seen == [32, 16]  # 16 per replica on 2 replicas; reopened without a strategy
     # A parallel search's chief (one device) whose workers trained each trial on 2 GPUs
     # (kbnas.ParallelSearch sets it): their global batch, also after a reopen.
     reopened._trial_devices = 2
-    reopened.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+    retrain(reopened)
     reopened.save()
-    again = BayesianNAS(ConvNetHyperModel(max_depth=2), directory=str(tmp_path), project_name="p",
-                        distribution_strategy=None)
-    again.retrain_best(np.zeros((4, 1)), np.zeros(4), members=1, trial=trial)
+    retrain(again := reopen())
     assert seen[2:] == [32, 32]
     # Resumed where its trials train on one device: the first run's count stays, with a warning.
     with pytest.warns(RuntimeWarning, match=r"trained on 2 device\(s\) each, these train on 1: "):
