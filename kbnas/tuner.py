@@ -768,7 +768,7 @@ def _is_number(value: Any) -> bool:
 HYPERMODEL_STATE = "kbnas_hypermodel"
 #: Key of `search`'s ``batch_size`` in the tuner's state.
 BATCH_SIZE_STATE = "kbnas_search_batch_size"
-#: Key of the devices each trial trained on, where a parallel search set them (`BayesianNAS._devices_per_trial`).
+#: Key of the devices each trial trained on (`BayesianNAS._record_trial_devices`).
 TRIAL_DEVICES_STATE = "kbnas_trial_devices"
 
 

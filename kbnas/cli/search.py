@@ -266,10 +266,7 @@ def _trial_devices(search, tuner) -> int:
     train on one device and take that global batch, so that an epoch has the
     search's number of steps (`kbnas.cli.best._global_batch_size`).
     """
-    if search is not None:
-        return search.devices_per_trial
-    strategy = tuner.distribution_strategy
-    return int(strategy.num_replicas_in_sync) if strategy is not None else 1
+    return search.devices_per_trial if search is not None else tuner._strategy_replicas()
 
 
 def _fit_keywords(args, arrays) -> dict:
