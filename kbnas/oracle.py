@@ -60,6 +60,9 @@ from kbnas.settings import RECOMMENDATIONS, SearchSettings  # noqa: F401 - RECOM
 from kbnas.space import SearchSpace
 
 ACQUISITIONS = acq.ACQUISITIONS
+#: How to start afresh where a saved search does not fit (an error's advice, here and in `kbnas.BayesianNAS`).
+START_ELSEWHERE = ("start a new search elsewhere (overwrite=True or another project_name; kbnas search: "
+                   "another --output)")
 #: Up to this many observations the kernel hyperparameters are refitted at every proposal.
 FULL_REFIT_LIMIT = RefitPolicy.full_refit_limit
 #: Kernel hyperparameters are fitted on a random subset of at most this many observations.
@@ -803,16 +806,14 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
             except ValueError as error:
                 outside.append((trial, error))
         saved_search = f"the saved search in {kt_internals.project_dir(self)} has another architecture space"
-        elsewhere = ("start a new search elsewhere (overwrite=True or another project_name; kbnas search: "
-                     "another --output)")
         if encoded and (new["input_shape"], new["num_outputs"]) != (old["input_shape"], old["num_outputs"]):
             raise ValueError(f"{saved_search} ({changes}): its {len(encoded)} trials' models take other inputs or "
-                             f"give other outputs; resume it with the same data, or {elsewhere}")
+                             f"give other outputs; resume it with the same data, or {START_ELSEWHERE}")
         if outside:
             trial, error = outside[0]
             raise ValueError(f"{saved_search} ({changes}), and {len(outside)} of its {len(encoded)} trials lie "
                              f"outside this one (trial {trial.trial_id}: {error}); resume it with the saved "
-                             f"settings, or {elsewhere}")
+                             f"settings, or {START_ELSEWHERE}")
         if encoded:
             warnings.warn(
                 f"kbnas: the saved search's architecture space was another ({changes}); its "

@@ -46,7 +46,7 @@ import numpy as np
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.ensemble import EnsembleSettings
-from kbnas.oracle import BayesianNASOracle, take_keras_tuner_gp_settings
+from kbnas.oracle import START_ELSEWHERE, BayesianNASOracle, take_keras_tuner_gp_settings
 from kbnas.oracle_early_stopping import FINAL_REPORT_METRIC
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
 from kbnas.reads import ReadRecorder, drop_unread, droppable_names
@@ -359,9 +359,8 @@ class BayesianNAS(keras_tuner.Tuner):
             try:
                 self.hypermodel.restore_configuration(saved)
             except ValueError as error:
-                raise ValueError(f"{self.project_dir}: {error}; resume it with the same data, or start a new "
-                                 "search elsewhere (overwrite=True or another project_name; kbnas search: "
-                                 "another --output)") from None
+                raise ValueError(f"{self.project_dir}: {error}; resume it with the same data, "
+                                 f"or {START_ELSEWHERE}") from None
 
     def _needs_data_to_configure(self) -> bool:
         return hasattr(self.hypermodel, "configure") and not getattr(
