@@ -98,6 +98,14 @@ both the search seed and the split; the case above tests every seed on the same
 113 rows, where the logistic regression scores 112 every time):
     kbnas, logistic-regression, mlp   as above, on that seed's split
 
+digits-flat (the bundled digits' 1,797 images as a CSV of 64 pixel columns,
+`digits_csv`, rows shuffled by the seed and split 60/20/20 as for
+breast-cancer-resplit: flat features whose signal is not linear):
+    kbnas, logistic-regression   as above (multinomial logistic regression)
+    mlp                 the same hand-written MLP, its head a softmax over the 10
+                        classes, a constant training column's variance taken as 1
+                        (`_standardization`)
+
 Budget: ``--budget`` seconds (default: ``kbnas search``'s default time budget) of
 search for every tuner. kbnas' retraining of the exported architecture on train
 + validation came after its search until 2026-12-06, so the record keeps
@@ -135,6 +143,8 @@ Commands:
         --output benchmarks/results/equal_time_best_curves.jsonl
     python -m benchmarks.equal_time --case breast-cancer-resplit --seeds 10 --contenders all \
         --output benchmarks/results/equal_time_resplit.jsonl
+    python -m benchmarks.equal_time --case digits-flat --seeds 10 --contenders all \
+        --output benchmarks/results/equal_time_digits_flat.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
         --output benchmarks/results/equal_time_early_stopping.jsonl
@@ -147,7 +157,6 @@ Finished (case, contender, seed, budget) runs are skipped on restart.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
@@ -165,15 +174,18 @@ RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 DEFAULT_OUTPUT = RESULTS_DIR / "equal_time.jsonl"
 DEFAULT_SUMMARY = RESULTS_DIR / "equal_time_summary.json"
 DEFAULT_PLOT = RESULTS_DIR / "equal_time.png"
-CASES = ("digits", "breast-cancer", "breast-cancer-resplit")
+CASES = ("digits", "breast-cancer", "breast-cancer-resplit", "digits-flat")
 CONTENDERS = {
     "digits": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "kbnas-asha", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "kbnas-before-choice",
                       "kbnas-before-baseline", "logistic-regression", "mlp"),
     "breast-cancer-resplit": ("kbnas", "logistic-regression", "mlp"),
+    "digits-flat": ("kbnas", "logistic-regression", "mlp"),
 }
 #: Cases of the breast-cancer CSV; "-resplit": its rows shuffled by the seed (`breast_cancer_csv`).
 BREAST_CANCER_CASES = ("breast-cancer", "breast-cancer-resplit")
+#: Cases whose data is a CSV that ``kbnas search --data`` reads (`_csv_of`).
+CSV_CASES = (*BREAST_CANCER_CASES, "digits-flat")
 #: `kbnas.space.templates.FLAT_TEMPLATES` before the linear model joined them (2026-12-03).
 PERCEPTRON_TEMPLATES = (
     "dense-128|relu|dropout|dense-64|relu",
@@ -216,11 +228,28 @@ def breast_cancer_csv(directory: str | pathlib.Path, shuffle_seed: int | None = 
     "breast-cancer-resplit"); None: scikit-learn's order (case "breast-cancer",
     whose 113 test rows are the same for every seed).
     """
-    import numpy as np
     from sklearn.datasets import load_breast_cancer
 
-    data = load_breast_cancer()
-    path = pathlib.Path(directory) / "bc.csv"
+    return _write_csv(load_breast_cancer(), pathlib.Path(directory) / "bc.csv", shuffle_seed)
+
+
+def digits_csv(directory: str | pathlib.Path, shuffle_seed: int | None = None) -> pathlib.Path:
+    """scikit-learn's 8×8 digits (the bundled data) as ``digits.csv``: 1,797 rows of 64
+    pixel columns (0 … 16), then ``label`` (0 … 9), the rows in the order of
+    ``shuffle_seed``'s permutation as in `breast_cancer_csv` (case "digits-flat").
+
+    Flat features where the signal is not linear: the pixels as a table, without
+    the image's shape, so kbnas searches its flat space (dense, activations,
+    dropout, batchnorm), not convolutions.
+    """
+    from sklearn.datasets import load_digits
+
+    return _write_csv(load_digits(), pathlib.Path(directory) / "digits.csv", shuffle_seed)
+
+
+def _write_csv(data, path: pathlib.Path, shuffle_seed: int | None) -> pathlib.Path:
+    import numpy as np
+
     header = ",".join([f"f{i}" for i in range(data.data.shape[1])] + ["label"])
     rows = np.column_stack([data.data, data.target])
     if shuffle_seed is not None:
@@ -248,7 +277,7 @@ def run_kbnas(case: str, seed: int, budget: float, directory: str, *, early_stop
         argv.append("--no-early-stopping")
     if budget != default_budget():
         argv += ["--time-budget", f"{budget}s"]
-    if case in BREAST_CANCER_CASES:
+    if case in CSV_CASES:
         argv += ["--data", str(_csv_of(case, seed, directory))]
     start = time.perf_counter()
     status = cli.main(argv)
@@ -385,6 +414,8 @@ def run_keras_tuner(contender: str, seed: int, budget: float, directory: str) ->
 
 
 def _csv_of(case: str, seed: int, directory: str) -> pathlib.Path:
+    if case == "digits-flat":
+        return digits_csv(directory, shuffle_seed=seed)
     return breast_cancer_csv(directory, shuffle_seed=seed if case == "breast-cancer-resplit" else None)
 
 
@@ -415,8 +446,11 @@ def run_mlp(seed: int, csv: pathlib.Path) -> dict[str, Any]:
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
     keras.utils.set_random_seed(seed)
     start = time.perf_counter()
-    normalization = keras.layers.Normalization(axis=-1)
-    normalization.adapt(x_train)
+    normalization = _standardization(x_train)
+    classes = int(y.max()) + 1
+    # Two classes: one sigmoid unit; more: a softmax over them (case "digits-flat").
+    head, loss = ((keras.layers.Dense(1, activation="sigmoid"), "binary_crossentropy") if classes == 2 else
+                  (keras.layers.Dense(classes, activation="softmax"), "sparse_categorical_crossentropy"))
     model = keras.Sequential(
         [
             keras.Input(x_train.shape[1:]),
@@ -424,10 +458,10 @@ def run_mlp(seed: int, csv: pathlib.Path) -> dict[str, Any]:
             keras.layers.Dense(64, activation="relu"),
             keras.layers.Dropout(0.3),
             keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(1, activation="sigmoid"),
+            head,
         ]
     )
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
     model.fit(
         x_train, y_train.astype("float32"), validation_data=(x_val, y_val.astype("float32")),
         epochs=MLP_EPOCHS, batch_size=MLP_BATCH_SIZE, verbose=0,
@@ -437,6 +471,24 @@ def run_mlp(seed: int, csv: pathlib.Path) -> dict[str, Any]:
     accuracy = model.evaluate(x_test, y_test.astype("float32"), verbose=0, return_dict=True)["accuracy"]
     return {"test_accuracy": float(accuracy), "search_seconds": seconds, "total_seconds": seconds, "trials": 1,
             "best": "hand-written MLP"}
+
+
+def _standardization(x_train):
+    """A Keras ``Normalization`` layer adapted to ``x_train``, a constant column's
+    variance replaced by 1 (as scikit-learn's StandardScaler and kbnas do): adapted
+    as it is, the layer divides such a column by 1e-7, and a test row with a pixel
+    that every training row left blank (case "digits-flat") becomes an outlier of
+    millions of standard deviations."""
+    import keras
+    import numpy as np
+
+    variance = np.var(x_train, axis=0)
+    if np.all(variance > 1e-12):
+        normalization = keras.layers.Normalization(axis=-1)
+        normalization.adapt(x_train)  # as before 2026-12-07 (the breast-cancer records)
+        return normalization
+    return keras.layers.Normalization(axis=-1, mean=np.mean(x_train, axis=0), variance=np.where(variance > 1e-12,
+                                                                                                 variance, 1.0))
 
 
 #: Digits contenders that are kbnas with an earlier early-stopping rule:

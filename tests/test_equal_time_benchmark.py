@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import pytest
 
 from benchmarks import equal_time, stats
@@ -76,3 +78,31 @@ def test_the_resplit_case_shuffles_the_rows_so_each_seed_has_its_own_test_set(tm
     assert set().union(*map(rows, first)) == set().union(*map(rows, fixed))
     assert rows(first[2]) == rows(again[2])
     assert rows(first[2]) != rows(other[2]) and rows(first[2]) != rows(fixed[2])
+
+
+def test_the_flat_digits_case_is_the_bundled_digits_as_a_shuffled_table(tmp_path):
+    from sklearn.datasets import load_digits
+
+    from benchmarks.equal_time import CSV_CASES, _csv_of
+    from kbnas.data_files import load_data
+
+    assert "digits-flat" in CSV_CASES
+    x, y = load_data(str(_csv_of("digits-flat", 3, str(tmp_path))), label_column="label")
+    digits = load_digits()
+    assert x.shape == (1797, 64) and sorted(set(y.tolist())) == list(range(10))
+    # The same rows (as pixel tuples with their label), in another order.
+    assert sorted(map(tuple, np.column_stack([x, y]))) == sorted(map(tuple, np.column_stack([digits.data,
+                                                                                                digits.target])))
+    assert not np.array_equal(y, digits.target)
+
+
+def test_the_mlp_standardization_takes_a_constant_column_as_unit_variance():
+    from benchmarks.equal_time import _standardization
+
+    x_train = np.array([[0.0, 1.0], [0.0, 3.0], [0.0, 5.0]], dtype="float32")
+    layer = _standardization(x_train)
+    out = np.asarray(layer(np.array([[16.0, 3.0]], dtype="float32")))
+    # Column 0 was blank in every training row: 16 stays 16 standard deviations, not 1.6e8.
+    np.testing.assert_allclose(out, [[16.0, 0.0]], atol=1e-5)
+    adapted = np.asarray(_standardization(x_train[:, 1:])(np.array([[3.0]], dtype="float32")))
+    np.testing.assert_allclose(adapted, [[0.0]], atol=1e-6)
