@@ -66,6 +66,11 @@ VALIDATION_SPLIT_SEED = 0
 _PER_EPOCH_REPORT_WARNING = r"The use case of calling `self\.oracle\.update_trial"
 
 
+#: Keras's warning when a checkpoint's optimizer variables find no optimizer to go to
+#: (a regular expression matched at the start of the message, as `warnings.filterwarnings` does).
+OPTIMIZER_NOT_RESTORED = "Skipping variable loading for optimizer"
+
+
 def trial_training_seed(oracle_seed: int, trial_id: str) -> int:
     """The random seed of one trial's training: CRC-32 of ``"{oracle_seed}:{trial_id}"``.
 
@@ -371,6 +376,18 @@ class BayesianNAS(keras_tuner.Tuner):
         """KerasTuner's reload; a damaged ``<tuner_id>.json`` is named in the error."""
         check_json_files([kt_internals.tuner_file(self)])
         super().reload()
+
+    def load_model(self, trial: Any) -> keras.Model:
+        """KerasTuner's: the trial's model, rebuilt, with its checkpoint's weights.
+
+        Used by ``get_best_models``. The checkpoint also holds the trained optimizer's
+        variables, which a freshly compiled model has not created yet, so Keras warns
+        that it skips them; evaluation, prediction, export and retraining need only
+        the weights, so that warning (and only it) is silenced here.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=OPTIMIZER_NOT_RESTORED)
+            return super().load_model(trial)
 
     def save(self) -> None:
         """KerasTuner's save (the oracle's state, then ``<tuner_id>.json``), written atomically."""

@@ -8,7 +8,6 @@ import math
 import pathlib
 import sys
 import time
-import warnings
 
 import numpy as np
 
@@ -160,11 +159,7 @@ def _load_searched_model(tuner, trial):
     if not checkpoint.exists():
         raise UsageError(f"{checkpoint} is missing ({weights}); {remedy}")
     try:
-        with warnings.catch_warnings():
-            # Keras warns that the checkpoint's optimizer state is not restored: only
-            # the weights are needed for evaluation and export.
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return tuner.load_model(trial)
+        return tuner.load_model(trial)  # without Keras's optimizer warning (`BayesianNAS.load_model`)
     except OSError as error:  # h5py's: not an HDF5 file, cut short, unreadable
         why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UsageError(f"{checkpoint} is damaged ({weights}: {why}); {remedy}") from None
