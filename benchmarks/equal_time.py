@@ -97,11 +97,17 @@ the same fixed-seed 60/20/20 split draws another partition per seed: seed S is
 both the search seed and the split; the case above tests every seed on the same
 113 rows, where the logistic regression scores 112 every time):
     kbnas, logistic-regression, mlp   as above, on that seed's split
+    svm-rbf             StandardScaler + SVC (RBF kernel, C = 1, gamma "scale":
+                        scikit-learn's defaults), fitted on train + validation
+                        (from 2026-12-07: a non-linear classical reference)
+    gradient-boosting   HistGradientBoostingClassifier (scikit-learn's defaults,
+                        random_state S), fitted on train + validation (likewise)
 
 digits-flat (the bundled digits' 1,797 images as a CSV of 64 pixel columns,
 `digits_csv`, rows shuffled by the seed and split 60/20/20 as for
 breast-cancer-resplit: flat features whose signal is not linear):
-    kbnas, logistic-regression   as above (multinomial logistic regression)
+    kbnas, logistic-regression, svm-rbf, gradient-boosting   as above (the
+                        logistic regression multinomial)
     mlp                 the same hand-written MLP, its head a softmax over the 10
                         classes, a constant training column's variance taken as 1
                         (`_standardization`)
@@ -145,6 +151,8 @@ Commands:
         --output benchmarks/results/equal_time_resplit.jsonl
     python -m benchmarks.equal_time --case digits-flat --seeds 10 --contenders all \
         --output benchmarks/results/equal_time_digits_flat.jsonl
+    python -m benchmarks.equal_time --case breast-cancer-resplit --seeds 40 --contenders svm-rbf \
+        gradient-boosting --output benchmarks/results/equal_time_resplit_references.jsonl
     python -m benchmarks.equal_time --summary [--write-into docs/benchmarks.md]
     python -m benchmarks.equal_time --case digits --seeds 5 --contenders kbnas kbnas-full \
         --output benchmarks/results/equal_time_early_stopping.jsonl
@@ -179,8 +187,8 @@ CONTENDERS = {
     "digits": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-2-workers", "kbnas-bn099", "kbnas-judge-top-rung", "kbnas-asha", "textbook", "keras-tuner-random", "keras-tuner-bo", "keras-tuner-hyperband"),
     "breast-cancer": ("kbnas", "kbnas-single", "kbnas-full", "kbnas-before-flat", "kbnas-before-pool", "kbnas-before-choice",
                       "kbnas-before-baseline", "logistic-regression", "mlp"),
-    "breast-cancer-resplit": ("kbnas", "logistic-regression", "mlp"),
-    "digits-flat": ("kbnas", "logistic-regression", "mlp"),
+    "breast-cancer-resplit": ("kbnas", "logistic-regression", "mlp", "svm-rbf", "gradient-boosting"),
+    "digits-flat": ("kbnas", "logistic-regression", "mlp", "svm-rbf", "gradient-boosting"),
 }
 #: Cases of the breast-cancer CSV; "-resplit": its rows shuffled by the seed (`breast_cancer_csv`).
 BREAST_CANCER_CASES = ("breast-cancer", "breast-cancer-resplit")
@@ -419,22 +427,37 @@ def _csv_of(case: str, seed: int, directory: str) -> pathlib.Path:
     return breast_cancer_csv(directory, shuffle_seed=seed if case == "breast-cancer-resplit" else None)
 
 
-def run_logistic_regression(csv: pathlib.Path) -> dict[str, Any]:
+def run_scikit_learn(contender: str, seed: int, csv: pathlib.Path) -> dict[str, Any]:
+    """One of scikit-learn's classifiers at its defaults (`SCIKIT_LEARN`), fitted on train + validation."""
     import numpy as np
+    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
     from kbnas.data_files import load_data
 
     x, y = load_data(str(csv), label_column="label")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
     start = time.perf_counter()
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    model = {
+        "logistic-regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
+        "svm-rbf": lambda: make_pipeline(StandardScaler(), SVC()),
+        "gradient-boosting": lambda: HistGradientBoostingClassifier(random_state=seed),
+    }[contender]()
     model.fit(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]))
     seconds = time.perf_counter() - start
     return {"test_accuracy": float(model.score(x_test, y_test)), "search_seconds": seconds,
-            "total_seconds": seconds, "trials": 1, "best": "standardized logistic regression"}
+            "total_seconds": seconds, "trials": 1, "best": SCIKIT_LEARN[contender]}
+
+
+#: Flat-feature contenders from scikit-learn: contender -> the model in words (`run_scikit_learn`).
+SCIKIT_LEARN = {
+    "logistic-regression": "standardized logistic regression",
+    "svm-rbf": "standardized RBF support vector machine",
+    "gradient-boosting": "histogram gradient boosting",
+}
 
 
 def run_mlp(seed: int, csv: pathlib.Path) -> dict[str, Any]:
@@ -551,8 +574,8 @@ def run_one(case: str, contender: str, seed: int, budget: float) -> dict[str, An
             result = run_textbook(seed)
         elif contender.startswith("keras-tuner"):
             result = run_keras_tuner(contender, seed, budget, directory)
-        elif contender == "logistic-regression":
-            result = run_logistic_regression(_csv_of(case, seed, directory))
+        elif contender in SCIKIT_LEARN:
+            result = run_scikit_learn(contender, seed, _csv_of(case, seed, directory))
         else:
             result = run_mlp(seed, _csv_of(case, seed, directory))
     return {

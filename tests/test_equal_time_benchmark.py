@@ -106,3 +106,15 @@ def test_the_mlp_standardization_takes_a_constant_column_as_unit_variance():
     np.testing.assert_allclose(out, [[16.0, 0.0]], atol=1e-5)
     adapted = np.asarray(_standardization(x_train[:, 1:])(np.array([[3.0]], dtype="float32")))
     np.testing.assert_allclose(adapted, [[0.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("contender", ["logistic-regression", "svm-rbf", "gradient-boosting"])
+def test_the_scikit_learn_contenders_fit_train_and_validation_and_score_the_test_rows(tmp_path, contender):
+    from benchmarks.equal_time import CONTENDERS, SCIKIT_LEARN, _csv_of, run_scikit_learn
+
+    assert all(contender in CONTENDERS[case] for case in ("breast-cancer-resplit", "digits-flat"))
+    record = run_scikit_learn(contender, 0, _csv_of("breast-cancer-resplit", 0, str(tmp_path)))
+    # 113 test rows: an accuracy is a whole number of them; every one of these models gets above 90 %.
+    assert record["best"] == SCIKIT_LEARN[contender] and record["trials"] == 1
+    assert 0.9 < record["test_accuracy"] <= 1.0
+    assert record["test_accuracy"] * 113 == pytest.approx(round(record["test_accuracy"] * 113))
