@@ -147,8 +147,8 @@ Commands:
         --output benchmarks/results/equal_time_top_rung.jsonl
     python -m benchmarks.equal_time --case digits --seeds 10 --contenders kbnas kbnas-full kbnas-asha \
         --output benchmarks/results/equal_time_best_curves.jsonl
-    python -m benchmarks.equal_time --case breast-cancer-resplit --seeds 10 --contenders all \
-        --output benchmarks/results/equal_time_resplit.jsonl
+    python -m benchmarks.equal_time --case breast-cancer-resplit --seeds 10 --contenders kbnas logistic-regression \
+        mlp --output benchmarks/results/equal_time_resplit.jsonl
     python -m benchmarks.equal_time --case digits-flat --seeds 10 --contenders all \
         --output benchmarks/results/equal_time_digits_flat.jsonl
     python -m benchmarks.equal_time --case breast-cancer-resplit --seeds 40 --contenders svm-rbf \
@@ -427,25 +427,33 @@ def _csv_of(case: str, seed: int, directory: str) -> pathlib.Path:
     return breast_cancer_csv(directory, shuffle_seed=seed if case == "breast-cancer-resplit" else None)
 
 
-def run_scikit_learn(contender: str, seed: int, csv: pathlib.Path) -> dict[str, Any]:
-    """One of scikit-learn's classifiers at its defaults (`SCIKIT_LEARN`), fitted on train + validation."""
-    import numpy as np
+def scikit_learn_model(contender: str, seed: int):
+    """The unfitted scikit-learn model of a `SCIKIT_LEARN` contender, at scikit-learn's defaults."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC
 
+    if contender == "logistic-regression":
+        return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    if contender == "svm-rbf":
+        return make_pipeline(StandardScaler(), SVC())
+    if contender == "gradient-boosting":
+        return HistGradientBoostingClassifier(random_state=seed)
+    raise ValueError(f"no scikit-learn contender {contender!r}; expected one of {sorted(SCIKIT_LEARN)}")
+
+
+def run_scikit_learn(contender: str, seed: int, csv: pathlib.Path) -> dict[str, Any]:
+    """One of scikit-learn's classifiers at its defaults (`scikit_learn_model`), fitted on train + validation."""
+    import numpy as np
+
     from kbnas.data_files import load_data
 
     x, y = load_data(str(csv), label_column="label")
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = user_split(x, y)
     start = time.perf_counter()
-    model = {
-        "logistic-regression": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-        "svm-rbf": lambda: make_pipeline(StandardScaler(), SVC()),
-        "gradient-boosting": lambda: HistGradientBoostingClassifier(random_state=seed),
-    }[contender]()
+    model = scikit_learn_model(contender, seed)
     model.fit(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]))
     seconds = time.perf_counter() - start
     return {"test_accuracy": float(model.score(x_test, y_test)), "search_seconds": seconds,
@@ -783,6 +791,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             write_into(args.write_into, block, "python -m benchmarks.equal_time --summary")
         return 0
     contenders = CONTENDERS[args.case] if args.contenders == ["all"] else args.contenders
+    unknown = [c for c in contenders if c not in CONTENDERS[args.case]]
+    if unknown:
+        parser.error(f"no contender {', '.join(map(repr, unknown))} for case {args.case}; "
+                     f"choose from {', '.join(CONTENDERS[args.case])} or all")
     run_all(args.case, contenders, range(args.first_seed, args.first_seed + args.seeds), budget, args.output)
     return 0
 

@@ -81,6 +81,7 @@ def test_the_resplit_case_shuffles_the_rows_so_each_seed_has_its_own_test_set(tm
 
 
 def test_the_flat_digits_case_is_the_bundled_digits_as_a_shuffled_table(tmp_path):
+    (tmp_path / "4").mkdir()
     from sklearn.datasets import load_digits
 
     from benchmarks.equal_time import CSV_CASES, _csv_of
@@ -94,6 +95,8 @@ def test_the_flat_digits_case_is_the_bundled_digits_as_a_shuffled_table(tmp_path
     assert sorted(map(tuple, np.column_stack([x, y]))) == sorted(map(tuple, np.column_stack([digits.data,
                                                                                                 digits.target])))
     assert not np.array_equal(y, digits.target)
+    _, y_other = load_data(str(_csv_of("digits-flat", 4, str(tmp_path / "4"))), label_column="label")
+    assert not np.array_equal(y, y_other)  # each seed its own order, so its own partition
 
 
 def test_the_mlp_standardization_takes_a_constant_column_as_unit_variance():
@@ -104,17 +107,70 @@ def test_the_mlp_standardization_takes_a_constant_column_as_unit_variance():
     out = np.asarray(layer(np.array([[16.0, 3.0]], dtype="float32")))
     # Column 0 was blank in every training row: 16 stays 16 standard deviations, not 1.6e8.
     np.testing.assert_allclose(out, [[16.0, 0.0]], atol=1e-5)
-    adapted = np.asarray(_standardization(x_train[:, 1:])(np.array([[3.0]], dtype="float32")))
-    np.testing.assert_allclose(adapted, [[0.0]], atol=1e-6)
+    # Without a constant column the layer is Keras's adapted one: centred and scaled.
+    adapted = np.asarray(_standardization(x_train[:, 1:])(np.array([[3.0], [5.0]], dtype="float32")))
+    np.testing.assert_allclose(adapted, [[0.0], [2.0 / np.std([1.0, 3.0, 5.0])]], atol=1e-5)
 
 
-@pytest.mark.parametrize("contender", ["logistic-regression", "svm-rbf", "gradient-boosting"])
-def test_the_scikit_learn_contenders_fit_train_and_validation_and_score_the_test_rows(tmp_path, contender):
-    from benchmarks.equal_time import CONTENDERS, SCIKIT_LEARN, _csv_of, run_scikit_learn
+def test_the_scikit_learn_contenders_are_the_named_models_at_their_defaults():
+    from sklearn.base import clone
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
 
-    assert all(contender in CONTENDERS[case] for case in ("breast-cancer-resplit", "digits-flat"))
-    record = run_scikit_learn(contender, 0, _csv_of("breast-cancer-resplit", 0, str(tmp_path)))
-    # 113 test rows: an accuracy is a whole number of them; every one of these models gets above 90 %.
-    assert record["best"] == SCIKIT_LEARN[contender] and record["trials"] == 1
-    assert 0.9 < record["test_accuracy"] <= 1.0
-    assert record["test_accuracy"] * 113 == pytest.approx(round(record["test_accuracy"] * 113))
+    from benchmarks.equal_time import CONTENDERS, SCIKIT_LEARN, scikit_learn_model
+
+    for case in ("breast-cancer-resplit", "digits-flat"):
+        assert set(SCIKIT_LEARN) <= set(CONTENDERS[case])
+    logistic, svm = scikit_learn_model("logistic-regression", 0), scikit_learn_model("svm-rbf", 0)
+    assert [type(step) for _, step in logistic.steps] == [StandardScaler, LogisticRegression]
+    assert [type(step) for _, step in svm.steps] == [StandardScaler, SVC]
+    # scikit-learn's defaults (the logistic regression allowed 1000 iterations to converge).
+    assert svm.steps[1][1].get_params() == SVC().get_params()
+    assert logistic.steps[1][1].get_params() == LogisticRegression(max_iter=1000).get_params()
+    boosting = scikit_learn_model("gradient-boosting", 7)
+    assert boosting.get_params() == clone(HistGradientBoostingClassifier(random_state=7)).get_params()
+    with pytest.raises(ValueError, match="no scikit-learn contender 'mlp'"):
+        scikit_learn_model("mlp", 0)
+
+
+def test_a_scikit_learn_contender_fits_train_and_validation_and_scores_the_test_rows(tmp_path, monkeypatch):
+    from benchmarks import equal_time
+
+    seen = {}
+
+    class Recorder:
+        def fit(self, x, y):
+            seen["fit"] = x.shape
+            return self
+
+        def score(self, x, y):
+            seen["score"] = x.shape
+            return 0.5
+
+    monkeypatch.setattr(equal_time, "scikit_learn_model", lambda contender, seed: Recorder())
+    record = equal_time.run_scikit_learn("svm-rbf", 0, equal_time._csv_of("digits-flat", 0, str(tmp_path)))
+    # 1,797 rows split 60/20/20: 1,079 + 359 fitted, 359 scored.
+    assert seen == {"fit": (1438, 64), "score": (359, 64)}
+    assert record["test_accuracy"] == 0.5 and record["best"] == equal_time.SCIKIT_LEARN["svm-rbf"]
+
+
+@pytest.mark.parametrize("case, chance", [("breast-cancer-resplit", 0.63), ("digits-flat", 0.1)])
+def test_the_hand_written_mlp_trains_a_sigmoid_or_a_softmax_head(tmp_path, monkeypatch, case, chance):
+    from benchmarks import equal_time
+
+    monkeypatch.setattr(equal_time, "MLP_EPOCHS", 3)
+    record = equal_time.run_mlp(0, equal_time._csv_of(case, 0, str(tmp_path)))
+    # Three epochs take either data set well above its majority class (63 % of the
+    # breast-cancer rows are benign; the ten digits are about equally frequent).
+    assert record["test_accuracy"] > chance + 0.2, record
+
+
+def test_a_contender_of_another_case_is_refused_before_any_run(tmp_path, capsys):
+    output = tmp_path / "runs.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        equal_time.main(["--case", "digits", "--contenders", "svm-rbf", "kbnas", "--output", str(output)])
+    assert exit_info.value.code == 2
+    assert "no contender 'svm-rbf' for case digits" in capsys.readouterr().err
+    assert not output.exists()
