@@ -141,6 +141,10 @@ def _label_column_values(path: pathlib.Path, cells: list[str], label_column: str
     if bad.size:
         raise DataFileError(f"{path}: line {bad[0] + 2}, column {label_column!r} (the label) holds "
                             f"{cells[bad[0]].strip()!r}, not a finite number; drop the row")
+    huge = np.flatnonzero(np.abs(y) > float(np.finfo(np.float32).max))
+    if huge.size:  # a regression target the model's float32 would make inf
+        raise DataFileError(f"{path}: line {huge[0] + 2}, column {label_column!r} (the label) holds "
+                            f"{cells[huge[0]].strip()!r}, beyond float32's range (±3.4e38); rescale the column")
     return _as_labels(y), None
 
 

@@ -368,6 +368,22 @@ def _labels_vector(y: np.ndarray, num_examples: int | None = None) -> np.ndarray
     return y
 
 
+def check_float32_targets(y: np.ndarray, name: str = "y") -> None:
+    """Regression targets that float32, the models' precision, holds (|y| ≤ 3.4e38):
+    larger ones would become inf when the model's loss casts them.
+
+    Raises:
+        ValueError: naming the largest target and the remedy.
+    """
+    values = np.asarray(y)
+    if values.size == 0 or not np.issubdtype(values.dtype, np.floating):
+        return
+    largest = float(np.max(np.abs(values)))
+    if largest > float(np.finfo(np.float32).max):
+        raise ValueError(f"{name} holds the regression target {largest:g}, beyond float32's range (±3.4e38) "
+                         "that the model computes in; rescale the target")
+
+
 def _check_label_range(labels: np.ndarray) -> None:
     """Integer-valued class labels that int64 holds (a cast would wrap them).
 
@@ -511,7 +527,7 @@ def infer_data_spec(
     Raises:
         ValueError: naming the problem: empty data, lengths of x and y differ,
             NaN/inf in x, NaN in y, unsupported rank, one-hot labels, labels
-            outside [0, num_classes).
+            outside [0, num_classes), regression targets beyond float32's range.
     """
     if is_dataset(x):
         if y is not None:
@@ -529,6 +545,8 @@ def infer_data_spec(
         raise ValueError(f"x has an empty axis: shape {x_array.shape}")
     check_finite_inputs(x_array)
     inferred_task, inferred_classes = infer_task(y_array, task=task, num_classes=num_classes)
+    if inferred_task == REGRESSION:
+        check_float32_targets(y_array)
     return DataSpec(
         input_shape=input_shape,
         task=inferred_task,
@@ -571,6 +589,8 @@ def check_validation_data(
     if y is None:
         raise ValueError("validation data needs labels y")
     labels = _labels_vector(_as_array(y, "validation y"), len(x_array))
+    if spec.task == REGRESSION:
+        check_float32_targets(labels, "validation y")
     if spec.task != REGRESSION:
         try:
             infer_task(labels, task=spec.task, num_classes=spec.num_classes)

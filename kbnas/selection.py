@@ -115,7 +115,7 @@ class SelectionSettings:
         candidates: how many of the oracle's best trials are cross-validated.
         folds: K, the number of folds.
         max_examples: cross-validation applies when train + validation hold at
-            most this many examples (`applies`).
+            most this many examples, and at least ``folds`` (`applies`).
         time_share: the share of a search's time budget kept for it.
         seed: seed of the fold assignment and of the fold trainings.
         parsimony: z of the candidate pool (module docstring): trials within z
@@ -167,8 +167,9 @@ class SelectionSettings:
                     raise ValueError(f"{name} must be a finite number >= 0 or None, got {z!r}") from None
 
     def applies(self, examples: int) -> bool:
-        """Whether a search on ``examples`` train + validation examples cross-validates."""
-        return self.candidates > 1 and examples <= self.max_examples
+        """Whether a search on ``examples`` train + validation examples cross-validates:
+        small data, but at least one example per fold."""
+        return self.candidates > 1 and self.folds <= examples <= self.max_examples
 
 
 @dataclasses.dataclass(frozen=True)

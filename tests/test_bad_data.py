@@ -265,7 +265,9 @@ def test_named_classes_are_classes_however_many(tmp_path):
 def test_a_single_class_name_is_a_single_class(tmp_path, capsys):
     path = _csv(tmp_path, ("a,label\n" + "".join(f"{i},cat\n" for i in range(30))).encode())
     assert main(_search(tmp_path, "--data", str(path))) == 2
-    assert "y has a single class" in _one_error_line(capsys)
+    # Named as the file names it, not as class 0.
+    assert _one_error_line(capsys).endswith("data.csv: every label is 'cat', a single class; "
+                                            "classification needs at least two classes")
     assert not (tmp_path / "out").exists()
 
 

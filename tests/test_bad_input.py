@@ -42,6 +42,7 @@ ARRAYS = {
     "negative labels": (X, _with(Y, 0, -1)),
     "single class": (X, np.zeros(60, int)),
     "labels of shape (N, 2)": (X, np.stack([Y, Y], axis=1)),
+    "regression target beyond float32": (X, _with(RNG.normal(size=60), 0, 1e39)),
 }
 #: name → expected fragment of the message (lower case).
 EXPECTED = {
@@ -55,6 +56,10 @@ EXPECTED = {
     "negative labels": "non-negative",
     "single class": "single class",
     "labels of shape (N, 2)": "one label per example",
+    "regression target beyond float32": "y holds the regression target 1e+39, beyond float32's range",
+    "csv label beyond float32": "line 3, column 'label' (the label) holds '1e39', beyond float32's range",
+    "cross-validation on too few examples": "--selection cross-validation needs at least 3 train + validation "
+                                            "examples (3 folds), the data give 2",
     "fractional labels for multiclass": "non-integer values",
     "too few examples to split": "too few examples to split: 2; the 60/20/20 train/validation/test split needs at least 3",
     "a class with too few examples": "class with too few examples",
@@ -148,6 +153,10 @@ def _cli_args(case: str, tmp_path) -> list[str]:
         return text("data.csv", "a,b,label\n1,x,0\n1,2,1\n")
     if case == "missing label column":
         return text("data.csv", "a,b\n1,2\n")
+    if case == "csv label beyond float32":
+        return text("data.csv", "a,label\n1,0.5\n2,1e39\n3,1.5\n4,2.5\n")
+    if case == "cross-validation on too few examples":  # 3 rows split 1/1/1: 2 for 3 folds
+        return text("data.csv", "a,label\n1,0.5\n2,1.7\n3,2.9\n") + ["--selection", "cross-validation"]
     if case == "image folder without class folders":
         (tmp_path / "images").mkdir()
         return ["--data", str(tmp_path / "images")]

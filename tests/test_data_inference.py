@@ -311,3 +311,17 @@ def test_target_statistics_of_a_regression_target_in_closed_form():
     assert target_statistics(x, np.full(50, 3.0), spec) == (3.0, 1.0)
     labels = np.arange(50) % 3
     assert target_statistics(x, labels, infer_data_spec(x, labels)) is None
+
+
+def test_regression_targets_beyond_float32_are_refused_in_training_and_validation_data():
+    x = np.zeros((20, 3), dtype="float32")
+    y = np.linspace(-1.5, 2.5, 20)  # fractional: a regression target
+    spec = infer_data_spec(x, y)
+    assert spec.task == "regression"
+    largest = float(np.finfo(np.float32).max)
+    assert infer_data_spec(x, np.where(y == y[0], -largest, y)).task == "regression"  # the edge holds
+    with pytest.raises(ValueError, match=r"^y holds the regression target 1e\+39, beyond float32's range"):
+        infer_data_spec(x, np.where(y == y[3], -1e39, y))
+    with pytest.raises(ValueError, match=r"^validation y holds the regression target 4e\+38"):
+        check_validation_data(spec, x, np.where(y == y[3], 4e38, y))
+    check_validation_data(spec, x, y)

@@ -59,6 +59,9 @@ def test_stratified_folds_refuse_fewer_examples_than_folds():
 def test_settings_are_checked_and_apply_to_small_data_only():
     assert SelectionSettings().applies(1000) and not SelectionSettings().applies(1001)
     assert not SelectionSettings(candidates=1).applies(10)
+    # At least one example per fold: 2 train + validation examples cannot make 3 folds.
+    assert not SelectionSettings().applies(2) and SelectionSettings().applies(3)
+    assert not SelectionSettings(folds=5).applies(4)
     for bad in (dict(candidates=0), dict(folds=1), dict(time_share=1.0), dict(time_share=-0.1),
                 dict(parsimony=-1.0), dict(parsimony=float("nan")), dict(parsimony=float("inf")),
                 # accepted, or a TypeError, before kbnas.core.checks:

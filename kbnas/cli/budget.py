@@ -10,7 +10,7 @@ import time
 from kbnas.ensemble import EnsembleSettings
 from kbnas.selection import SelectionSettings
 from kbnas.cli import common
-from kbnas.cli.common import _format_seconds
+from kbnas.cli.common import UsageError, _format_seconds
 
 
 def _selection_settings(seed: int | None = None) -> SelectionSettings:
@@ -19,10 +19,20 @@ def _selection_settings(seed: int | None = None) -> SelectionSettings:
 
 
 def _selects_by_cross_validation(args, arrays) -> bool:
-    """--selection, with auto resolved by the size of train + validation."""
+    """--selection, with auto resolved by the size of train + validation.
+
+    Raises:
+        UsageError: --selection cross-validation with fewer train + validation
+            examples than folds.
+    """
     choice = getattr(args, "selection", "validation")
+    examples = len(arrays["train"][0]) + len(arrays["val"][0])
     if choice == "auto":
-        return _selection_settings().applies(len(arrays["train"][0]) + len(arrays["val"][0]))
+        return _selection_settings().applies(examples)
+    folds = _selection_settings().folds
+    if choice == "cross-validation" and examples < folds:
+        raise UsageError(f"--selection cross-validation needs at least {folds} train + validation examples "
+                         f"({folds} folds), the data give {examples}; use --selection validation or add examples")
     return choice == "cross-validation"
 
 

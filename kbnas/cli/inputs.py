@@ -62,6 +62,9 @@ def _load_split(args, check_split: bool = True, saved: dict | None = None) -> tu
         if getattr(args, "task", "auto") == "regression":
             raise UsageError(f"--task regression needs numeric labels, but the labels of {args.data} are "
                              f"{len(class_names)} class names")
+        if len(class_names) == 1:  # named as the file names it, not as class 0 (infer_task's message)
+            raise UsageError(f"{args.data}: every label is {class_names[0]!r}, a single class; classification "
+                             "needs at least two classes")
         legacy = saved is not None and "class_task" not in saved
         if getattr(args, "task", "auto") == "auto" and len(class_names) >= 2 and not legacy:
             args.class_task = "binary" if len(class_names) == 2 else "multiclass"

@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "images and sequences)")
     search.add_argument("--batch-size", type=_batch_size_option, default=None,
                         help="batch size per replica, 1 to 2**31 - 1 (default auto: 64, smaller on small data so "
-                             "that an epoch has at least 16 steps, never below 16)")
+                             "that an epoch has at least 16 steps, but never below 16)")
     search.add_argument("--learning-rate", type=float, default=None,
                         help="Adam's learning rate (default auto: 3e-3 for flat features, 1e-3 for images and "
                              "sequences; a resumed search keeps its own)")
