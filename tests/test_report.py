@@ -198,3 +198,20 @@ def test_kbnas_report_of_a_directory_without_a_search_is_one_line_and_status_2(t
     assert main(["report", "--output", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("kbnas: error:") and "holds no kbnas search" in err[0]
+
+
+def test_the_page_tells_trials_the_time_budget_cut_from_trials_stopped_early(tmp_path):
+    from kbnas.report.page import render
+
+    _oracle_search(tmp_path, n=5)
+    ids = [t.trial_id for t in read_search(tmp_path, surrogate=False).completed]
+    state_file = tmp_path / "search" / "oracle.json"
+    state = json.loads(state_file.read_text())
+    state["kbnas"]["stopped_early"] = {ids[1]: {"epochs": 3, "rung": 3, "value": 0.5, "peers": 6},
+                                       ids[2]: {"epochs": 1, "rung": None, "value": 0.4, "reason": "time budget"}}
+    state_file.write_text(json.dumps(state))
+    record = read_search(tmp_path, surrogate=False)
+    assert [t.cut_by_time_budget for t in record.trials[:3]] == [False, False, True]
+    page = render(record)
+    assert "5 completed (1 of them stopped early, 1 cut by the time budget)" in page
+    assert ">1 (time budget)</td>" in page and ">3</td>" in page

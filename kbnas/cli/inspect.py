@@ -75,15 +75,29 @@ def cmd_show(args) -> int:
         took = f"{seconds[trial_id]:.1f}" if trial_id in seconds else "-"
         arch = values.get("architecture", "")
         others = ", ".join(f"{k}={v}" for k, v in values.items() if k != "architecture")
-        cut = f"ep {stopped[trial_id]['epochs']}" if trial_id in stopped else ""
+        cut = ""
+        if trial_id in stopped:
+            cut = f"ep {stopped[trial_id]['epochs']}" + (" (b)" if _cut_by_budget(stopped[trial_id]) else "")
         print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  {cut:>7}  "
               f"{arch}{'  ' + others if others else ''}")
     if exported is not None:
         print("* the exported trial (the recommendation, see docs/oracle.md)")
-    if stopped:
-        print(f"stopped: {len(stopped)} trials were stopped early at that epoch (their score is "
-              "that of fewer epochs; see docs/oracle.md)")
+    by_budget = sum(_cut_by_budget(stop) for stop in stopped.values())
+    if len(stopped) > by_budget:
+        print(f"stopped: {_trials(len(stopped) - by_budget)} stopped early at that epoch by the early-stopping "
+              "rule (scored at fewer epochs; see docs/oracle.md)")
+    if by_budget:
+        print(f"(b): {_trials(by_budget)} cut short at that epoch by the time budget (scored at fewer epochs)")
     return 0
+
+
+def _cut_by_budget(stop: dict) -> bool:
+    """Whether a ``stopped_early`` entry is a trial the time budget cut, not the early-stopping rule."""
+    return isinstance(stop, dict) and stop.get("reason") == "time budget"
+
+
+def _trials(count: int) -> str:
+    return f"{count} trial was" if count == 1 else f"{count} trials were"
 
 
 def _oracle_state(output: pathlib.Path) -> dict:

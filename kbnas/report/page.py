@@ -102,7 +102,7 @@ def _trial_rows(record: SearchRecord) -> str:
             + _number_cell(t.params, f"{t.params:,}" if t.params is not None else None)
             + _number_cell(t.score, f"{t.score:.4f}" if t.score is not None else None)
             + _number_cell(t.epochs)
-            + _number_cell(t.stopped_at_epoch)
+            + _number_cell(t.stopped_at_epoch, f"{t.stopped_at_epoch} (time budget)" if t.cut_by_time_budget else None)
             + _number_cell(t.seconds, f"{t.seconds:.1f}" if t.seconds is not None else None)
             + f"<td>{how}</td>"
             + _number_cell(t.predicted_mean, predicted)
@@ -113,10 +113,12 @@ def _trial_rows(record: SearchRecord) -> str:
 
 def _summary(record: SearchRecord) -> str:
     completed = record.completed
-    stopped = [t for t in completed if t.stopped_at_epoch is not None]
+    stopped = [t for t in completed if t.stopped_at_epoch is not None and not t.cut_by_time_budget]
+    cut = [t for t in completed if t.cut_by_time_budget]
     failed = [t for t in record.trials if t.status in ("FAILED", "INVALID")]
     best = record.trial(record.recommended)
-    parts = [f"{len(record.trials)} trials: {len(completed)} completed ({len(stopped)} of them stopped early)"
+    parts = [f"{len(record.trials)} trials: {len(completed)} completed ({len(stopped)} of them stopped early"
+             + (f", {len(cut)} cut by the time budget" if cut else "") + ")"
              + (f", {len(failed)} failed" if failed else "")]
     if record.search_seconds:
         parts.append(f"search time {record.search_seconds:.0f} s")

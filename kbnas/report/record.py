@@ -44,7 +44,10 @@ class TrialRecord:
         method: how the oracle proposed it ("template", "random", "gp-ei", …).
         acquisition, predicted_mean, predicted_std: a GP proposal's acquisition
             value and posterior (on the oracle's warped scale) when proposed.
-        stopped_at_epoch: the epoch at which early stopping stopped it, or None.
+        stopped_at_epoch: the epoch at which early stopping stopped it, or the
+            time budget cut it, or None.
+        cut_by_time_budget: whether the time budget cut it (not the
+            early-stopping rule).
     """
 
     number: int
@@ -62,6 +65,7 @@ class TrialRecord:
     predicted_mean: float | None = None
     predicted_std: float | None = None
     stopped_at_epoch: int | None = None
+    cut_by_time_budget: bool = False
 
     @property
     def initial(self) -> bool:
@@ -246,6 +250,7 @@ def _record(output: pathlib.Path, state: dict, trial_states: list[dict], oracle)
             predicted_mean=proposal.get("predicted_mean"),
             predicted_std=proposal.get("predicted_std"),
             stopped_at_epoch=(stopped.get(trial_id) or {}).get("epochs"),
+            cut_by_time_budget=(stopped.get(trial_id) or {}).get("reason") == "time budget",
         ))
 
     export = _optional_json(output / EXPORT_DIR / "architecture.json")
