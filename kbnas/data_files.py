@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import dataclasses
 import io
 import math
 import os
@@ -150,7 +151,33 @@ def _label_column_values(path: pathlib.Path, cells: list[str], label_column: str
 
 def read_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndarray, list | None]:
     """Feature columns (all but ``label_column``), the labels and the class names
-    (None for numeric labels) of a CSV file.
+    (None for numeric labels) of a CSV file (`read_csv_file` without the column names)."""
+    data = read_csv_file(path, label_column)
+    return data.x, data.y, data.class_names
+
+
+@dataclasses.dataclass(frozen=True)
+class DataFile:
+    """What a data file holds.
+
+    Attributes:
+        x: the features, one row (or image) per example.
+        y: the labels.
+        class_names: class_names[k] names class k (an image folder's class
+            folders, a CSV file's label names); None for numeric labels.
+        feature_columns: a CSV file's feature column names, in the order of x's
+            columns (the file's order without the label column); None for
+            other files.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list | None = None
+    feature_columns: list | None = None
+
+
+def read_csv_file(path: pathlib.Path, label_column: str) -> DataFile:
+    """A CSV file's features, labels, class names and feature column names.
 
     The file is UTF-8 text; the first row holds column names (the label
     column's once; spaces around a name are dropped, as in ``a, b, label``).
@@ -188,7 +215,7 @@ def read_csv(path: pathlib.Path, label_column: str) -> tuple[np.ndarray, np.ndar
                 raise _cell_error(path, i, _column_name(header, bad), row[bad]) from None
     _check_finite(path, header, features, body, x)
     y, class_names = _label_column_values(path, [row[label_index] for row in body], label_column)
-    return x, y, class_names
+    return DataFile(x, y, class_names, [_column_name(header, j) for j in features])
 
 
 def _check_finite(path: pathlib.Path, header: list[str], features: list[int], body: list[list[str]],
@@ -329,16 +356,24 @@ def read_data(
         (its class folders) and a CSV file whose labels are names; None when
         the labels are numbers.
     """
+    data = read_data_file(path, label_column=label_column, image_size=image_size)
+    return data.x, data.y, data.class_names
+
+
+def read_data_file(
+    path: str, *, label_column: str = DEFAULT_LABEL_COLUMN, image_size: int = DEFAULT_IMAGE_SIZE
+) -> DataFile:
+    """`read_data`, with a CSV file's feature column names (`DataFile`)."""
     if not str(path):  # pathlib would read "" as the current folder
         raise DataFileError("the data path is empty; name an .npz file, a .csv file or an image folder")
     p = pathlib.Path(path)
     if not p.exists():
         raise DataFileError(f"{path}: no such file or directory")
     if p.is_dir():
-        return read_image_folder(p, image_size)
+        return DataFile(*read_image_folder(p, image_size))
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        return (*load_npz(p), None)
+        return DataFile(*load_npz(p))
     if suffix == ".csv":
-        return read_csv(p, label_column)
+        return read_csv_file(p, label_column)
     raise DataFileError(f"{path}: unsupported data file {os.path.basename(path)!r} (use .npz, .csv or an image folder)")

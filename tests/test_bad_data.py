@@ -421,3 +421,16 @@ def test_class_labels_that_would_need_a_huge_output_layer_are_refused():
                                          r"number them 0\.\.2"):
         infer_task(y)
     assert infer_task(np.arange(MAX_CLASSES).repeat(2), task="multiclass") == ("multiclass", MAX_CLASSES)
+
+
+def test_a_csv_file_names_its_feature_columns_in_the_order_of_x(tmp_path):
+    from kbnas.data_files import read_data_file
+
+    path = _csv(tmp_path, b" b ,label,a,,\n1,0,2,3,\n4,1,5,6,\n")
+    data = read_data_file(str(path))
+    # The label column dropped, spaces around names dropped, an unnamed column with
+    # values named by its position, the trailing empty column dropped.
+    assert data.feature_columns == ["b", "a", "column 4 (no name)"]
+    assert data.x.tolist() == [[1, 2, 3], [4, 5, 6]] and data.y.tolist() == [0, 1]
+    np.savez(tmp_path / "d.npz", x=data.x, y=data.y)
+    assert read_data_file(str(tmp_path / "d.npz")).feature_columns is None

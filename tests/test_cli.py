@@ -97,7 +97,8 @@ def test_search_on_npz_and_csv_files(tmp_path, capsys):
     np.savez(tmp_path / "d.npz", x=x, y=y)
     assert main(["search", *FAST, "--data", str(tmp_path / "d.npz"), "--output", str(tmp_path / "a")]) == 0
     # Class names as labels: numbered in sorted order, and named in the export.
-    lines = ["f0,f1,f2,target"] + [f"{a:.4f},{b:.4f},{c:.4f},{'yes' if a > b else 'no'}" for a, b, c in x[:, :3]]
+    # The label column between feature columns: the export names the features in x's order.
+    lines = ["f0,f1,target,f2"] + [f"{a:.4f},{b:.4f},{'yes' if a > b else 'no'},{c:.4f}" for a, b, c in x[:, :3]]
     (tmp_path / "d.csv").write_text("\n".join(lines) + "\n")
     assert main(["search", *FAST, "--data", str(tmp_path / "d.csv"), "--label-column", "target",
                  "--output", str(tmp_path / "b")]) == 0
@@ -115,6 +116,9 @@ def test_search_on_npz_and_csv_files(tmp_path, capsys):
     assert "(search time 0s)" not in capsys.readouterr().out  # the search's own time, not this command's
     info = json.loads((tmp_path / "b" / "export" / "architecture.json").read_text())
     assert info["search_settings"]["class_names"] == ["no", "yes"]
+    assert info["search_settings"]["feature_columns"] == ["f0", "f1", "f2"]
+    npz_export = json.loads((tmp_path / "a" / "export" / "architecture.json").read_text())
+    assert "feature_columns" not in npz_export["search_settings"]  # an .npz file names no columns
     # Elsewhere, in TensorFlow Serving's layout; a folder that holds versions gets the
     # next one, also without --versioned (an unversioned export would delete them).
     serving = tmp_path / "serving"

@@ -75,6 +75,8 @@ def _export_best(tuner, hypermodel, arrays, output, args) -> int:
     settings = _read_json(output / RUN_FILE)
     if getattr(args, "class_names", None) is not None:
         settings["class_names"] = list(args.class_names)  # output k of the model is class_names[k]
+    if getattr(args, "feature_columns", None) is not None:
+        settings["feature_columns"] = list(args.feature_columns)  # input column j is feature_columns[j]
     x_test, y_test = arrays["test"]
     results = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     if getattr(args, "retrain", False):

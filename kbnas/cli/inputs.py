@@ -40,9 +40,9 @@ def _load_split(args, check_split: bool = True, saved: dict | None = None) -> tu
         }
         return arrays, {"data": "bundled digits", "digest": _digest(split.x_train, split.y_train),
                         "task": _task_description(split.x_train, split.y_train, args),
-                        "image_size": None, "label_column": None, "class_names": None}
+                        "image_size": None, "label_column": None, "class_names": None, "feature_columns": None}
 
-    from kbnas.data_files import DEFAULT_IMAGE_SIZE, DEFAULT_LABEL_COLUMN, read_data
+    from kbnas.data_files import DEFAULT_IMAGE_SIZE, DEFAULT_LABEL_COLUMN, read_data_file
 
     # How the data are read, recorded in the run file: export and resume read them alike.
     folder, csv = os.path.isdir(args.data), args.data.lower().endswith(".csv")
@@ -51,8 +51,9 @@ def _load_split(args, check_split: bool = True, saved: dict | None = None) -> tu
         label_column = DEFAULT_LABEL_COLUMN if args.label_column is None else args.label_column
     else:
         label_column = None
-    x, y, class_names = read_data(args.data, image_size=image_size or DEFAULT_IMAGE_SIZE,
-                                  label_column=DEFAULT_LABEL_COLUMN if label_column is None else label_column)
+    data = read_data_file(args.data, image_size=image_size or DEFAULT_IMAGE_SIZE,
+                          label_column=DEFAULT_LABEL_COLUMN if label_column is None else label_column)
+    x, y, class_names = data.x, data.y, data.class_names
     # Named classes are classes, however many (auto would make more than 20 with
     # few examples each a regression target): the task given to the model too.
     # Not for a search whose run file predates the rule (no "class_task"): it
@@ -75,7 +76,8 @@ def _load_split(args, check_split: bool = True, saved: dict | None = None) -> tu
     train, val, test = datasets.stratified_split_indices(strata, USER_SPLIT_FRACTIONS, USER_SPLIT_SEED)
     arrays = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
     return arrays, {"data": os.path.abspath(args.data), "digest": _digest(x, y), "task": task,
-                    "image_size": image_size, "label_column": label_column, "class_names": class_names}
+                    "image_size": image_size, "label_column": label_column, "class_names": class_names,
+                    "feature_columns": data.feature_columns}
 
 
 def _check_image_size(args) -> None:

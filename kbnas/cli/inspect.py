@@ -176,6 +176,7 @@ def cmd_export(args) -> int:
     args.start = None
     arrays, source = _load_split(args, check_split=False, saved=saved)
     args.class_names = source["class_names"]
+    args.feature_columns = source["feature_columns"]
     if source["digest"] != saved["digest"]:
         raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
     _quiet_tensorflow(args.debug)

@@ -169,6 +169,7 @@ def cmd_search(args) -> int:
     # A search begun before the split checks existed resumes as it began.
     arrays, source = _load_split(args, check_split=saved is None, saved=saved)
     args.class_names = source["class_names"]  # recorded in the export's architecture.json
+    args.feature_columns = source["feature_columns"]  # likewise
     if args.batch_size is None:
         from kbnas.training import auto_batch_size
 
