@@ -204,6 +204,8 @@ def read_csv_file(path: pathlib.Path, label_column: str) -> DataFile:
     # A column without a name or any value (a trailing comma on every line) holds nothing.
     features = [j for j in range(len(header)) if j != label_index
                 and (header[j] or any(row[j].strip() for row in body))]
+    if not features:
+        raise DataFileError(f"{path}: no feature columns, only the label column {label_column!r}")
     x = np.empty((len(body), len(features)), dtype=np.float32)
     with np.errstate(over="ignore"):  # beyond float32: inf, named below
         for i, row in enumerate(body, start=2):

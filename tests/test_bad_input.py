@@ -58,6 +58,7 @@ EXPECTED = {
     "labels of shape (N, 2)": "one label per example",
     "regression target beyond float32": "y holds the regression target 1e+39, beyond float32's range",
     "csv label beyond float32": "line 3, column 'label' (the label) holds '1e39', beyond float32's range",
+    "csv without features": "data.csv: no feature columns, only the label column 'label'",
     "cross-validation on too few examples": "--selection cross-validation needs at least 3 train + validation "
                                             "examples (3 folds), the data give 2",
     "fractional labels for multiclass": "non-integer values",
@@ -153,6 +154,8 @@ def _cli_args(case: str, tmp_path) -> list[str]:
         return text("data.csv", "a,b,label\n1,x,0\n1,2,1\n")
     if case == "missing label column":
         return text("data.csv", "a,b\n1,2\n")
+    if case == "csv without features":
+        return text("data.csv", "label,\n0,\n1,\n0,\n")
     if case == "csv label beyond float32":
         return text("data.csv", "a,label\n1,0.5\n2,1e39\n3,1.5\n4,2.5\n")
     if case == "cross-validation on too few examples":  # 3 rows split 1/1/1: 2 for 3 folds
