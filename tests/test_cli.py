@@ -296,37 +296,34 @@ def test_no_early_stopping_is_recorded_and_turns_the_rule_off(tmp_path, capsys):
     assert "early_stopping" in capsys.readouterr().err
 
 
-def test_show_marks_trials_stopped_early(tmp_path, capsys):
+def _show(tmp_path, capsys, scores: dict, stopped_early: dict) -> list[str]:
+    """``kbnas show``'s lines for a search folder of completed trials (id -> score) and
+    the oracle's ``stopped_early`` record."""
     project = tmp_path / "run" / "search"
-    for trial_id, score in (("00", 0.9), ("01", 0.5)):
+    for trial_id, score in scores.items():
         (project / f"trial_{trial_id}").mkdir(parents=True)
         (project / f"trial_{trial_id}" / "trial.json").write_text(json.dumps(
             {"trial_id": trial_id, "status": "COMPLETED", "score": score,
              "hyperparameters": {"values": {"architecture": "conv3-16|relu"}}}))
     (project / "oracle.json").write_text(json.dumps({"kbnas": {
-        "objective": {"name": "val_accuracy", "direction": "max"},
-        "stopped_early": {"01": {"epochs": 3, "rung": 3, "value": 0.5, "peers": 6}}}}))
+        "objective": {"name": "val_accuracy", "direction": "max"}, "stopped_early": stopped_early}}))
     assert main(["show", "--output", str(tmp_path / "run")]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    return capsys.readouterr().out.splitlines()
+
+
+def test_show_marks_trials_stopped_early(tmp_path, capsys):
+    lines = _show(tmp_path, capsys, {"00": 0.9, "01": 0.5},
+                  {"01": {"epochs": 3, "rung": 3, "value": 0.5, "peers": 6}})
     assert "stopped" in lines[0]
     assert "ep 3" in lines[2] and "ep 3" not in lines[1]
     assert lines[-1].startswith("stopped: 1 trial was stopped early at that epoch by the early-stopping rule")
 
 
 def test_show_tells_a_trial_the_time_budget_cut_from_one_stopped_early(tmp_path, capsys):
-    project = tmp_path / "run" / "search"
-    for trial_id, score in (("00", 0.9), ("01", 0.7), ("02", 0.5), ("03", 0.4)):
-        (project / f"trial_{trial_id}").mkdir(parents=True)
-        (project / f"trial_{trial_id}" / "trial.json").write_text(json.dumps(
-            {"trial_id": trial_id, "status": "COMPLETED", "score": score,
-             "hyperparameters": {"values": {"architecture": "conv3-16|relu"}}}))
-    (project / "oracle.json").write_text(json.dumps({"kbnas": {
-        "objective": {"name": "val_accuracy", "direction": "max"},
-        "stopped_early": {"01": {"epochs": 1, "rung": None, "value": 0.7, "reason": "time budget"},
-                          "02": {"epochs": 3, "rung": 3, "value": 0.5, "peers": 6},
-                          "03": {"epochs": 2, "rung": None, "value": 0.4, "reason": "time budget"}}}}))
-    assert main(["show", "--output", str(tmp_path / "run")]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    lines = _show(tmp_path, capsys, {"00": 0.9, "01": 0.7, "02": 0.5, "03": 0.4},
+                  {"01": {"epochs": 1, "rung": None, "value": 0.7, "reason": "time budget"},
+                   "02": {"epochs": 3, "rung": 3, "value": 0.5, "peers": 6},
+                   "03": {"epochs": 2, "rung": None, "value": 0.4, "reason": "time budget"}})
     assert "ep 1 (b)" in lines[2] and "ep 3" in lines[3] and "(b)" not in lines[3]
     assert lines[-2] == ("stopped: 1 trial was stopped early at that epoch by the early-stopping rule "
                          "(scored at fewer epochs; see docs/oracle.md)")
