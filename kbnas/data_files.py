@@ -142,10 +142,12 @@ def _label_column_values(path: pathlib.Path, cells: list[str], label_column: str
     if bad.size:
         raise DataFileError(f"{path}: line {bad[0] + 2}, column {label_column!r} (the label) holds "
                             f"{cells[bad[0]].strip()!r}, not a finite number; drop the row")
-    huge = np.flatnonzero(np.abs(y) > float(np.finfo(np.float32).max))
-    if huge.size:  # a regression target the model's float32 would make inf
+    with np.errstate(over="ignore"):
+        huge = np.flatnonzero(np.isinf(y.astype(np.float32)))  # as float32 models see it (`_is_finite32`)
+    if huge.size:
         raise DataFileError(f"{path}: line {huge[0] + 2}, column {label_column!r} (the label) holds "
-                            f"{cells[huge[0]].strip()!r}, beyond float32's range (±3.4e38); rescale the column")
+                            f"{cells[huge[0]].strip()!r}, beyond float32's range (±3.4e38); rescale a regression "
+                            "target, or number the classes 0 … K−1")
     return _as_labels(y), None
 
 

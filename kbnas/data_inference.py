@@ -378,10 +378,11 @@ def check_float32_targets(y: np.ndarray, name: str = "y") -> None:
     values = np.asarray(y)
     if values.size == 0 or not np.issubdtype(values.dtype, np.floating):
         return
-    largest = float(np.max(np.abs(values)))
-    if largest > float(np.finfo(np.float32).max):
-        raise ValueError(f"{name} holds the regression target {largest:g}, beyond float32's range (±3.4e38) "
-                         "that the model computes in; rescale the target")
+    with np.errstate(over="ignore"):
+        beyond = np.isinf(values.astype(np.float32)) & np.isfinite(values)
+    if beyond.any():
+        raise ValueError(f"{name} holds the regression target {float(values[beyond].flat[0]):g}, beyond float32's "
+                         "range (±3.4e38) that the model computes in; rescale the target")
 
 
 def _check_label_range(labels: np.ndarray) -> None:

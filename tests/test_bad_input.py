@@ -202,6 +202,17 @@ def test_cli_refuses_with_one_line_and_exit_status_2(tmp_path, capsys, case):
     _assert_one_line(capsys.readouterr(), EXPECTED[case].lower())
 
 
+def test_a_cross_validation_the_data_cannot_make_is_refused_before_anything_is_written(tmp_path, capsys):
+    # Without a time budget and with --quiet it was first noticed after the search.
+    data = tmp_path / "data.csv"
+    data.write_text("a,label\n1,0.5\n2,1.7\n3,2.9\n")
+    out = tmp_path / "out"
+    assert main(["search", *FAST, "--data", str(data), "--output", str(out), "--selection", "cross-validation",
+                 "--time-budget", "none", "--quiet"]) == 2
+    _assert_one_line(capsys.readouterr(), "--selection cross-validation needs at least 3")
+    assert not out.exists()
+
+
 @pytest.fixture(scope="module")
 def finished_search(tmp_path_factory):
     out = tmp_path_factory.mktemp("finished") / "run"

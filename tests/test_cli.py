@@ -103,6 +103,8 @@ def test_search_on_npz_and_csv_files(tmp_path, capsys):
     assert main(["search", *FAST, "--data", str(tmp_path / "d.csv"), "--label-column", "target",
                  "--output", str(tmp_path / "b")]) == 0
     assert "test accuracy=" in capsys.readouterr().out
+    searched = json.loads((tmp_path / "b" / "export" / "architecture.json").read_text())
+    assert searched["search_settings"]["feature_columns"] == ["f0", "f1", "f2"]  # kbnas search's own export
     # The run file records the label column: a resume and an export read the CSV
     # file alike without it (the export once read column "label": "data changed").
     assert json.loads((tmp_path / "b" / "kbnas_run.json").read_text())["label_column"] == "target"
@@ -328,6 +330,15 @@ def test_show_tells_a_trial_the_time_budget_cut_from_one_stopped_early(tmp_path,
     assert lines[-2] == ("stopped: 1 trial was stopped early at that epoch by the early-stopping rule "
                          "(scored at fewer epochs; see docs/oracle.md)")
     assert lines[-1] == "(b): 2 trials were cut short at that epoch by the time budget (scored at fewer epochs)"
+
+
+def test_show_counts_the_stops_of_completed_trials_only(tmp_path, capsys):
+    # Trial 03's record is not written yet (oracle.json is saved first): its stop is not counted.
+    lines = _show(tmp_path, capsys, {"00": 0.9, "01": 0.7},
+                  {"01": {"epochs": 1, "rung": None, "value": 0.7, "reason": "time budget"},
+                   "03": {"epochs": 3, "rung": 3, "value": 0.5, "peers": 6}})
+    assert lines[-1] == "(b): 1 trial was cut short at that epoch by the time budget (scored at fewer epochs)"
+    assert not any(line.startswith("stopped:") for line in lines)
 
 
 @pytest.mark.parametrize("selection, ensemble, retrain, expected", [

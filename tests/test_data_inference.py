@@ -320,7 +320,7 @@ def test_regression_targets_beyond_float32_are_refused_in_training_and_validatio
     assert spec.task == "regression"
     largest = float(np.finfo(np.float32).max)
     assert infer_data_spec(x, np.where(y == y[0], -largest, y)).task == "regression"  # the edge holds
-    with pytest.raises(ValueError, match=r"^y holds the regression target 1e\+39, beyond float32's range"):
+    with pytest.raises(ValueError, match=r"^y holds the regression target -1e\+39, beyond float32's range"):
         infer_data_spec(x, np.where(y == y[3], -1e39, y))
     with pytest.raises(ValueError, match=r"^validation y holds the regression target 4e\+38"):
         check_validation_data(spec, x, np.where(y == y[3], 4e38, y))

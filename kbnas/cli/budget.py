@@ -32,7 +32,8 @@ def _selects_by_cross_validation(args, arrays) -> bool:
     folds = _selection_settings().folds
     if choice == "cross-validation" and examples < folds:
         raise UsageError(f"--selection cross-validation needs at least {folds} train + validation examples "
-                         f"({folds} folds), the data give {examples}; use --selection validation or add examples")
+                         f"({folds} folds), the data give {examples}; search with --selection validation "
+                         "or add examples")
     return choice == "cross-validation"
 
 

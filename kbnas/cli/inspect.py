@@ -66,7 +66,7 @@ def cmd_show(args) -> int:
         return (0, -score if direction == "max" else score)
 
     rows.sort(key=sort_key)
-    print(f"{'trial':>6}  {'status':<9}  {'score':>8}  {'how':<9}  {'seconds':>7}  {'stopped':>7}  "
+    print(f"{'trial':>6}  {'status':<9}  {'score':>8}  {'how':<9}  {'seconds':>7}  {'stopped':>9}  "
           "architecture / hyperparameters")
     for trial_id, status, score, values in rows:
         score_text = f"{score:.4f}" if isinstance(score, (int, float)) else "-"
@@ -78,13 +78,15 @@ def cmd_show(args) -> int:
         cut = ""
         if trial_id in stopped:
             cut = f"ep {stopped[trial_id]['epochs']}" + (" (b)" if _cut_by_budget(stopped[trial_id]) else "")
-        print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  {cut:>7}  "
+        print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  {cut:>9}  "
               f"{arch}{'  ' + others if others else ''}")
     if exported is not None:
         print("* the exported trial (the recommendation, see docs/oracle.md)")
-    by_budget = sum(_cut_by_budget(stop) for stop in stopped.values())
-    if len(stopped) > by_budget:
-        print(f"stopped: {_trials(len(stopped) - by_budget)} stopped early at that epoch by the early-stopping "
+    # Counted as the rows show them: completed trials (as the report counts them).
+    shown = [stopped[trial_id] for trial_id, status, _, _ in rows if status == "COMPLETED" and trial_id in stopped]
+    by_budget = sum(_cut_by_budget(stop) for stop in shown)
+    if len(shown) > by_budget:
+        print(f"stopped: {_trials(len(shown) - by_budget)} stopped early at that epoch by the early-stopping "
               "rule (scored at fewer epochs; see docs/oracle.md)")
     if by_budget:
         print(f"(b): {_trials(by_budget)} cut short at that epoch by the time budget (scored at fewer epochs)")

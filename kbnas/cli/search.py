@@ -17,7 +17,7 @@ from kbnas.parallel import ParallelSearch, ParallelSettings, default_workers, is
 from kbnas.space.layers import Architecture
 from kbnas.cli import common
 from kbnas.cli.best import _best_observed_trial, _check_ensemble, _export_best
-from kbnas.cli.budget import _ensemble_note, _search_budget, _selection_note
+from kbnas.cli.budget import _ensemble_note, _search_budget, _selection_note, _selects_by_cross_validation
 from kbnas.cli.common import (
     LEGACY_LEARNING_RATE,
     MAX_DEPTH_LIMIT,
@@ -188,6 +188,7 @@ def cmd_search(args) -> int:
     if saved is not None:
         # A search from before regression models had the target's scale resumes without it.
         args.scale_targets = bool(saved.get("scale_targets", False))
+    _selects_by_cross_validation(args, arrays)  # a choice the data cannot make: refused before anything is written
     args.search_budget = _search_budget(args, arrays)
     settings = _run_settings(args, source)
     if args.connect:

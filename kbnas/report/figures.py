@@ -6,7 +6,7 @@ trial, no architecture, fewer than three trials for the surrogate):
 
 * `progress_figure`: every trial's score and the best so far, against the
   trial number or the search's wall time; the initial design is shaded, trials
-  stopped early are hollow, the recommended trial is a star;
+  stopped early or cut by the time budget are hollow, the recommended trial is a star;
 * `surrogate_figure`: the GP's leave-one-out prediction of each completed trial
   against its observed score, with Spearman's rank correlation ρ;
 * `architecture_figure`: the recommended architecture drawn as a stack of
@@ -106,7 +106,7 @@ def progress_figure(record: SearchRecord, against: str = "trials") -> bytes | No
             axes.scatter(x[full], np.array(y)[full], color=colour, s=28, zorder=3, label=name)
         if cut:
             axes.scatter(x[cut], np.array(y)[cut], facecolors="none", edgecolors=colour, s=28, zorder=3,
-                         label=f"{name}, stopped early")
+                         label=f"{name}, fewer epochs")
     chosen = [i for i, t in enumerate(trials) if t.trial_id == record.recommended]
     if chosen:
         i = chosen[0]
@@ -253,7 +253,7 @@ def time_figure(record: SearchRecord) -> bytes | None:
     stopped = [t for t in trials if t.stopped_at_epoch is not None]
     if stopped:
         axes.scatter([t.number for t in stopped], [t.seconds for t in stopped], marker="v", color="black", s=14,
-                     zorder=3, label="stopped early")
+                     zorder=3, label="stopped early or cut by the time budget")
     axes.set_title(f"where the time went: {record.training_seconds:.0f} s in trials, "
                    f"{record.oracle_seconds:.1f} s in the oracle's proposals", fontsize=9)
     axes.grid(alpha=0.3, axis="y")

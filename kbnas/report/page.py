@@ -209,8 +209,9 @@ def render(record: SearchRecord) -> str:
     rho = figures.surrogate_rank_correlation(record)
     progress = "".join([
         draw(lambda: figures.progress_figure(record, "trials"), "score against trials",
-             "Each completed trial's score (colour: how it was proposed; hollow: stopped early, so scored at "
-             "fewer epochs) and the best so far. Shaded: the initial design. Star: the recommended trial."),
+             "Each completed trial's score (colour: how it was proposed; hollow: stopped early or cut by the "
+             "time budget, so scored at fewer epochs) and the best so far. Shaded: the initial design. "
+             "Star: the recommended trial."),
         draw(lambda: figures.progress_figure(record, "time"), "score against wall time",
              "The same against the search's wall time at each trial's end."),
     ])
