@@ -18,3 +18,12 @@ EXPORT_DIR = "export"
 SELECTION_FILE = "selection.json"
 REPORT_FILE = "report.html"
 TENSORBOARD_DIR = "tensorboard"
+
+#: ``reason`` of a ``stopped_early`` entry in oracle.json for a trial the time budget cut
+#: short (entries without it are the early-stopping rule's).
+TIME_BUDGET_REASON = "time budget"
+
+
+def cut_by_time_budget(stop: object) -> bool:
+    """Whether an oracle.json ``stopped_early`` entry is a trial the time budget cut, not the rule."""
+    return isinstance(stop, dict) and stop.get("reason") == TIME_BUDGET_REASON

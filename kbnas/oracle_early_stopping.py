@@ -28,6 +28,7 @@ import keras_tuner
 import numpy as np
 
 from kbnas import keras_tuner_internals as kt_internals
+from kbnas.layout import TIME_BUDGET_REASON
 from kbnas.core.early_stopping import best_so_far, keeps, keeps_against_best
 
 #: Seconds of `max_time` left at which a trial that ends short of a full training
@@ -228,7 +229,7 @@ class EarlyStoppingBook:
             "rung": None,
             "value": float(curve["best"]),
             "peers": 0,
-            "reason": "time budget",
+            "reason": TIME_BUDGET_REASON,
         }
         self.proposal_log.setdefault(trial.trial_id, {})["stopped_at_epoch"] = curve["epochs"]
 

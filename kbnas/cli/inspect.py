@@ -7,7 +7,7 @@ from __future__ import annotations
 import pathlib
 
 from kbnas.atomic_files import ORACLE_RECORD_SHAPE, TRIAL_RECORD_SHAPE
-from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE
+from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE, cut_by_time_budget
 from kbnas.cli.best import _check_ensemble, _export_best, _export_remedy
 from kbnas.cli.common import (
     LEGACY_LEARNING_RATE,
@@ -77,25 +77,20 @@ def cmd_show(args) -> int:
         others = ", ".join(f"{k}={v}" for k, v in values.items() if k != "architecture")
         cut = ""
         if trial_id in stopped:
-            cut = f"ep {stopped[trial_id]['epochs']}" + (" (b)" if _cut_by_budget(stopped[trial_id]) else "")
+            cut = f"ep {stopped[trial_id]['epochs']}" + (" (b)" if cut_by_time_budget(stopped[trial_id]) else "")
         print(f"{mark}{_trial_number(trial_id):>5}  {status:<9}  {score_text:>8}  {how:<9}  {took:>7}  {cut:>9}  "
               f"{arch}{'  ' + others if others else ''}")
     if exported is not None:
         print("* the exported trial (the recommendation, see docs/oracle.md)")
     # Counted as the rows show them: completed trials (as the report counts them).
     shown = [stopped[trial_id] for trial_id, status, _, _ in rows if status == "COMPLETED" and trial_id in stopped]
-    by_budget = sum(_cut_by_budget(stop) for stop in shown)
+    by_budget = sum(cut_by_time_budget(stop) for stop in shown)
     if len(shown) > by_budget:
         print(f"stopped: {_trials(len(shown) - by_budget)} stopped early at that epoch by the early-stopping "
               "rule (scored at fewer epochs; see docs/oracle.md)")
     if by_budget:
         print(f"(b): {_trials(by_budget)} cut short at that epoch by the time budget (scored at fewer epochs)")
     return 0
-
-
-def _cut_by_budget(stop: dict) -> bool:
-    """Whether a ``stopped_early`` entry is a trial the time budget cut, not the early-stopping rule."""
-    return isinstance(stop, dict) and stop.get("reason") == "time budget"
 
 
 def _trials(count: int) -> str:

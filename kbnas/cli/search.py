@@ -12,7 +12,7 @@ import pathlib
 import time
 
 from kbnas.atomic_files import write_json_atomic
-from kbnas.layout import PROJECT_NAME, RUN_FILE
+from kbnas.layout import PROJECT_NAME, RUN_FILE, cut_by_time_budget
 from kbnas.parallel import ParallelSearch, ParallelSettings, default_workers, is_worker_process, parse_address
 from kbnas.space.layers import Architecture
 from kbnas.cli import common
@@ -68,7 +68,7 @@ class _ProgressLines:
             result = f"{oracle.objective.name}={finished.score:.4f}"
             stop = oracle.stopped_early.get(finished.trial_id)
             if stop is not None:
-                why = "cut by the time budget" if stop.get("reason") == "time budget" else "stopped"
+                why = "cut by the time budget" if cut_by_time_budget(stop) else "stopped"
                 result += f" ({why} at epoch {stop['epochs']})"
         else:
             reason = (finished.message or "").strip().splitlines()

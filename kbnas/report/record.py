@@ -17,7 +17,7 @@ import warnings
 from typing import Any
 
 from kbnas.atomic_files import ORACLE_RECORD_SHAPE, TRIAL_RECORD_SHAPE, DamagedFileError, read_state_file
-from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE, SELECTION_FILE
+from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE, SELECTION_FILE, cut_by_time_budget
 from kbnas.space import SearchSpace
 
 #: Proposal methods of the initial design (`BayesianNASOracle._initial_design`,
@@ -250,7 +250,7 @@ def _record(output: pathlib.Path, state: dict, trial_states: list[dict], oracle)
             predicted_mean=proposal.get("predicted_mean"),
             predicted_std=proposal.get("predicted_std"),
             stopped_at_epoch=(stopped.get(trial_id) or {}).get("epochs"),
-            cut_by_time_budget=(stopped.get(trial_id) or {}).get("reason") == "time budget",
+            cut_by_time_budget=cut_by_time_budget(stopped.get(trial_id)),
         ))
 
     export = _optional_json(output / EXPORT_DIR / "architecture.json")
