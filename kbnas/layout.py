@@ -1,6 +1,7 @@
 """The files of a kbnas search directory (``kbnas search --output DIR``).
 
     DIR/kbnas_run.json        the run's settings (data, seed, recipe)
+    DIR/kbnas.lock            held while a search or an export runs (`kbnas.search_lock`)
     DIR/search/               KerasTuner's project: oracle.json, trial_<id>/trial.json
     DIR/selection.json        the cross-validated choice of the exported trial (small data)
     DIR/export/               the exported model and its architecture.json
@@ -13,6 +14,7 @@ Stdlib only.
 from __future__ import annotations
 
 RUN_FILE = "kbnas_run.json"
+LOCK_FILE = "kbnas.lock"
 PROJECT_NAME = "search"
 EXPORT_DIR = "export"
 SELECTION_FILE = "selection.json"

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from kbnas import search_lock
 from kbnas.cli import main
 
 pytestmark = pytest.mark.integration
@@ -73,6 +74,19 @@ def test_search_show_export_and_resume(tmp_path, capsys):
     assert len(marked) == 1
     exported = json.loads((export / "architecture.json").read_text())["trial_id"]
     assert marked[0].lstrip("*").split()[0] == str(int(exported) + 1)
+
+    # While another process holds the folder (a search running), a second search or an
+    # export stops at once with one line naming it, and writes nothing.
+    with search_lock.acquire(out, "kbnas search"):
+        written = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*") if p.name != "kbnas.lock"}
+        assert main(["search", "--max-trials", "4", "--epochs", "1", "--max-depth", "3", "--output", out]) == 2
+        assert main(["export", "--output", out]) == 2
+        errors = capsys.readouterr().err.splitlines()
+        assert len(errors) == 2 and all(f"kbnas: error: {out} is in use by kbnas search (process {os.getpid()} on "
+                                        in line for line in errors), errors
+        assert {p: p.stat().st_mtime_ns for p in written} == written
+        assert main(["show", "--output", out]) == 0
+        assert capsys.readouterr().out.splitlines()[-1].startswith(f"running: kbnas search (process {os.getpid()} ")
 
     best_score = max(scores)
     before = json.loads((export / "architecture.json").read_text())["search_settings"]["retrained"]["members"]
@@ -299,13 +313,13 @@ def test_no_early_stopping_is_recorded_and_turns_the_rule_off(tmp_path, capsys):
 
 
 def _show(tmp_path, capsys, scores: dict, stopped_early: dict) -> list[str]:
-    """``kbnas show``'s lines for a search folder of completed trials (id -> score) and
-    the oracle's ``stopped_early`` record."""
+    """``kbnas show``'s lines for a search folder of trials (id -> score; None: a trial
+    still RUNNING) and the oracle's ``stopped_early`` record."""
     project = tmp_path / "run" / "search"
     for trial_id, score in scores.items():
         (project / f"trial_{trial_id}").mkdir(parents=True)
         (project / f"trial_{trial_id}" / "trial.json").write_text(json.dumps(
-            {"trial_id": trial_id, "status": "COMPLETED", "score": score,
+            {"trial_id": trial_id, "status": "COMPLETED" if score is not None else "RUNNING", "score": score,
              "hyperparameters": {"values": {"architecture": "conv3-16|relu"}}}))
     (project / "oracle.json").write_text(json.dumps({"kbnas": {
         "objective": {"name": "val_accuracy", "direction": "max"}, "stopped_early": stopped_early}}))
@@ -378,3 +392,13 @@ def test_every_command_prints_its_help(command, capsys):
         main([command, "--help"])
     assert exited.value.code == 0
     assert "usage: kbnas" in capsys.readouterr().out
+
+
+def test_show_tells_an_interrupted_trial_from_one_in_progress(tmp_path, capsys):
+    lines = _show(tmp_path, capsys, {"00": 0.9, "01": None}, {})
+    assert "RUNNING" in lines[2]
+    assert lines[-1] == ("RUNNING: interrupted (no kbnas search runs in this folder now); the same kbnas search "
+                         "command trains it again")
+    with search_lock.acquire(tmp_path / "run", "kbnas search"):
+        assert main(["show", "--output", str(tmp_path / "run")]) == 0
+        assert capsys.readouterr().out.splitlines()[-1].startswith("running: kbnas search (process ")

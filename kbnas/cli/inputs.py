@@ -10,7 +10,7 @@ import pathlib
 
 import numpy as np
 
-from kbnas.layout import PROJECT_NAME, RUN_FILE
+from kbnas.layout import LOCK_FILE, PROJECT_NAME, RUN_FILE
 from kbnas.cli.common import (
     LEGACY_LEARNING_RATE,
     MIN_EXAMPLES,
@@ -247,8 +247,9 @@ def _check_run_file(output: pathlib.Path, settings: dict) -> bool:
     """True when ``output`` holds this search (resume); error when another."""
     path = output / RUN_FILE
     if not path.exists():
-        # (A kill during the first write of RUN_FILE leaves only its temporary file.)
-        leftovers = [p for p in output.iterdir() if not p.name.startswith(f".{RUN_FILE}.")] if output.exists() else []
+        # (A kill during the first write of RUN_FILE leaves only its temporary file, and the lock file.)
+        leftovers = ([p for p in output.iterdir() if not p.name.startswith(f".{RUN_FILE}.") and p.name != LOCK_FILE]
+                     if output.exists() else [])
         if (output / PROJECT_NAME).exists() or leftovers:
             raise UsageError(f"output directory {output} is not empty and holds no kbnas search; choose another --output")
         return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pathlib
 
+from kbnas import search_lock
 from kbnas.atomic_files import ORACLE_RECORD_SHAPE, TRIAL_RECORD_SHAPE
 from kbnas.layout import EXPORT_DIR, PROJECT_NAME, RUN_FILE, cut_by_time_budget
 from kbnas.cli.best import _check_ensemble, _export_best, _export_remedy
@@ -90,6 +91,12 @@ def cmd_show(args) -> int:
               "rule (scored at fewer epochs; see docs/oracle.md)")
     if by_budget:
         print(f"(b): {_trials(by_budget)} cut short at that epoch by the time budget (scored at fewer epochs)")
+    running = search_lock.holder(output)
+    if running is not None:
+        print(f"running: {running}")
+    elif any(status == "RUNNING" for _, status, _, _ in rows):
+        print("RUNNING: interrupted (no kbnas search runs in this folder now); the same kbnas search command "
+              "trains it again")
     return 0
 
 
@@ -154,31 +161,32 @@ def cmd_export(args) -> int:
     saved = _read_json(run_file)  # of its shape (kbnas.atomic_files.RUN_SHAPE)
     _check_run_settings(run_file, saved)
     _check_project_folder(output)
-    for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
-        setattr(args, key, saved[key])
-    args.task = saved.get("task", "auto")
-    args.early_stopping = saved.get("early_stopping", False)
-    args.selection = saved.get("selection", "validation")
-    args.scale_targets = saved.get("scale_targets", False)
-    args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
-    args.trial_devices = saved.get("trial_devices", 1)  # (searches from before it was recorded: 1)
-    args.data = None if saved["data"] == "bundled digits" else saved["data"]
-    _reading_options(args, saved, exporting=True)
-    args.max_trials = 1
-    args.time_budget = None
-    _check_ensemble(args)
-    if args.ensemble is None:
-        # As many members as the export it replaces (the search's budget may have cut them).
-        args.ensemble = _exported_members(output)
-    args.start = None
-    arrays, source = _load_split(args, check_split=False, saved=saved)
-    args.class_names = source["class_names"]
-    args.feature_columns = source["feature_columns"]
-    if source["digest"] != saved["digest"]:
-        raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
-    _quiet_tensorflow(args.debug)
-    hypermodel = _hypermodel(args)
-    hypermodel.configure(*arrays["train"])
-    tuner = _make_tuner(args, hypermodel)
-    tuner.oracle.set_search_space(hypermodel.search_space)
-    return _export_best(tuner, hypermodel, arrays, output, args)
+    with search_lock.acquire(output, "kbnas export"):  # not beside a running search (it writes the trials)
+        for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
+            setattr(args, key, saved[key])
+        args.task = saved.get("task", "auto")
+        args.early_stopping = saved.get("early_stopping", False)
+        args.selection = saved.get("selection", "validation")
+        args.scale_targets = saved.get("scale_targets", False)
+        args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
+        args.trial_devices = saved.get("trial_devices", 1)  # (searches from before it was recorded: 1)
+        args.data = None if saved["data"] == "bundled digits" else saved["data"]
+        _reading_options(args, saved, exporting=True)
+        args.max_trials = 1
+        args.time_budget = None
+        _check_ensemble(args)
+        if args.ensemble is None:
+            # As many members as the export it replaces (the search's budget may have cut them).
+            args.ensemble = _exported_members(output)
+        args.start = None
+        arrays, source = _load_split(args, check_split=False, saved=saved)
+        args.class_names = source["class_names"]
+        args.feature_columns = source["feature_columns"]
+        if source["digest"] != saved["digest"]:
+            raise UsageError(f"the data of {output} changed since the search ({saved['data']})")
+        _quiet_tensorflow(args.debug)
+        hypermodel = _hypermodel(args)
+        hypermodel.configure(*arrays["train"])
+        tuner = _make_tuner(args, hypermodel)
+        tuner.oracle.set_search_space(hypermodel.search_space)
+        return _export_best(tuner, hypermodel, arrays, output, args)

@@ -8,6 +8,7 @@ import re
 import sys
 from typing import Sequence
 
+from kbnas.search_lock import DirectoryInUseError
 from kbnas.parallel import (
     ChiefUnreachableError,
     ListenError,
@@ -51,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_tensorflow()  # before anything else imports TensorFlow
         return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, ChiefUnreachableError,
-            ListenError) as error:
+            ListenError, DirectoryInUseError) as error:
         if debug:
             raise
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

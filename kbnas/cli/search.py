@@ -11,6 +11,7 @@ import math
 import pathlib
 import time
 
+from kbnas import search_lock
 from kbnas.atomic_files import write_json_atomic
 from kbnas.layout import PROJECT_NAME, RUN_FILE, cut_by_time_budget
 from kbnas.parallel import ParallelSearch, ParallelSettings, default_workers, is_worker_process, parse_address
@@ -196,55 +197,56 @@ def cmd_search(args) -> int:
     resuming = _check_run_file(output, settings)
     _quiet_tensorflow(args.debug)
     output.mkdir(parents=True, exist_ok=True)
-    recorded = {"trial_devices": saved["trial_devices"]} if saved and "trial_devices" in saved else {}
-    write_json_atomic(output / RUN_FILE, {**settings, **recorded})
+    with search_lock.acquire(output, "kbnas search"):  # one search or export per folder at a time
+        recorded = {"trial_devices": saved["trial_devices"]} if saved and "trial_devices" in saved else {}
+        write_json_atomic(output / RUN_FILE, {**settings, **recorded})
 
-    workers = _number_of_workers(args)
-    parallel = workers > 1 or args.listen is not None
-    if parallel:
-        search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers), warm=warm)
-        tuner = search.tuner
-    else:
-        tuner = _build_tuner(args)
-    # The chief's cross-validation and retraining train on one device at the trials' global batch;
-    # a resumed search keeps the count it began with (the tuner warns when its trials now differ).
-    args.trial_devices = recorded.get("trial_devices") or _trial_devices(search if parallel else None, tuner)
-    write_json_atomic(output / RUN_FILE, {**settings, "trial_devices": args.trial_devices})
-    # (A parallel search's chief keeps one GPU for the retraining and the export.)
-    _enable_mixed_precision(args, announce=not args.quiet)
-    hypermodel = tuner.hypermodel
-    if not args.quiet:
-        tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
-    x_train, x_val = arrays["train"][0], arrays["val"][0]
-    if not args.quiet:
-        ended = tuner.oracle.ended_trials()
-        # A trial that was running when the search was stopped trains again
-        # (unless --max-trials trials have ended: `BayesianNASOracle.create_trial`).
-        interrupted = sum(t.status == "RUNNING" for t in tuner.oracle.trials.values())
-        done = f"{ended} done"
-        if interrupted:
-            again = min(interrupted, max(0, args.max_trials - ended))
-            if tuner.oracle.remaining_time() == 0:
-                done += f", {interrupted} interrupted (not trained: the time budget is spent)"
-            elif again == interrupted:
-                done += f", {interrupted} interrupted (trained again)"
-            else:
-                done += (f", {interrupted} interrupted ({again} trained again: --max-trials {args.max_trials}, "
-                         f"{ended} done)")
-        print(
-            f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
-            f"({source['task']}; {len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} "
-            f"test examples), "
-            f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
-            f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
-            f"{_selection_note(args, arrays)}"
-            f"{_ensemble_note(args)}"
-            f"{f', {done}' if resuming else ''}"
-            f"{_workers_note(search) if parallel else ''}",
-            flush=True,
-        )
-    (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
-    return _export_best(tuner, hypermodel, arrays, output, args)
+        workers = _number_of_workers(args)
+        parallel = workers > 1 or args.listen is not None
+        if parallel:
+            search = ParallelSearch(functools.partial(_build_tuner, args), _parallel_settings(args, workers), warm=warm)
+            tuner = search.tuner
+        else:
+            tuner = _build_tuner(args)
+        # The chief's cross-validation and retraining train on one device at the trials' global batch;
+        # a resumed search keeps the count it began with (the tuner warns when its trials now differ).
+        args.trial_devices = recorded.get("trial_devices") or _trial_devices(search if parallel else None, tuner)
+        write_json_atomic(output / RUN_FILE, {**settings, "trial_devices": args.trial_devices})
+        # (A parallel search's chief keeps one GPU for the retraining and the export.)
+        _enable_mixed_precision(args, announce=not args.quiet)
+        hypermodel = tuner.hypermodel
+        if not args.quiet:
+            tuner.oracle.trial_end_callbacks.append(_ProgressLines(tuner.oracle, hypermodel.architecture_hp))
+        x_train, x_val = arrays["train"][0], arrays["val"][0]
+        if not args.quiet:
+            ended = tuner.oracle.ended_trials()
+            # A trial that was running when the search was stopped trains again
+            # (unless --max-trials trials have ended: `BayesianNASOracle.create_trial`).
+            interrupted = sum(t.status == "RUNNING" for t in tuner.oracle.trials.values())
+            done = f"{ended} done"
+            if interrupted:
+                again = min(interrupted, max(0, args.max_trials - ended))
+                if tuner.oracle.remaining_time() == 0:
+                    done += f", {interrupted} interrupted (not trained: the time budget is spent)"
+                elif again == interrupted:
+                    done += f", {interrupted} interrupted (trained again)"
+                else:
+                    done += (f", {interrupted} interrupted ({again} trained again: --max-trials {args.max_trials}, "
+                             f"{ended} done)")
+            print(
+                f"kbnas: {'resuming' if resuming else 'starting'} search in {output} on {source['data']} "
+                f"({source['task']}; {len(x_train)} train / {len(x_val)} validation / {len(arrays['test'][0])} "
+                f"test examples), "
+                f"up to {args.max_trials} trial{'s' if args.max_trials != 1 else ''}"
+                f"{f' in {_format_seconds(args.time_budget)}' if args.time_budget else ''}"
+                f"{_selection_note(args, arrays)}"
+                f"{_ensemble_note(args)}"
+                f"{f', {done}' if resuming else ''}"
+                f"{_workers_note(search) if parallel else ''}",
+                flush=True,
+            )
+        (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
+        return _export_best(tuner, hypermodel, arrays, output, args)
 
 
 def _number_of_workers(args) -> int:
