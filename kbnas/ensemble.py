@@ -145,10 +145,14 @@ def retrain(
     """
     import keras
 
+    # A tf.data.Dataset brings its own batches and order (Keras warns on the defaults).
+    dataset = hasattr(x, "element_spec")
+    keywords = {"shuffle": False} if dataset else {"batch_size": batch_size}
+
     def train_one(index: int) -> Any:
         keras.utils.set_random_seed(member_seed(seed, index))
         model = build()
-        model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+        model.fit(x, y, epochs=epochs, verbose=0, **keywords)
         return model
 
     return train_members(train_one, members, deadline, clock=clock)

@@ -37,6 +37,36 @@ from kbnas.training import _name_fit_arguments, check_validation, fit_model
 
 # Re-exported: code imports these from kbnas.hypermodel.
 from kbnas.model_builder import _HEAD, make_optimizer  # noqa: F401
+
+
+def _learning_rates(given: Any) -> tuple[float, ...]:
+    """``learning_rates`` as a tuple of finite floats >= 0, as Keras's optimizers take (one number is one value)."""
+    values = (given,) if isinstance(given, (int, float, np.number)) else given
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"learning_rates must be a number or a sequence of numbers, got {given!r}")
+    rates = []
+    for value in values:
+        if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)) \
+                or not np.isfinite(value) or value < 0:
+            raise ValueError(f"learning_rates must be finite numbers >= 0, got {value!r}")
+        rates.append(float(value))
+    if not rates:
+        raise ValueError("learning_rates needs at least one value")
+    return tuple(rates)
+
+
+def _optimizer_names(given: Any) -> tuple[str, ...]:
+    """``optimizers`` as a tuple of names Keras knows (one string is one name)."""
+    names = (given,) if isinstance(given, str) else given
+    if not hasattr(names, "__iter__") or not names or any(not isinstance(name, str) for name in names):
+        raise ValueError(f"optimizers must be a name or a sequence of names such as ('adam', 'sgd'), got {given!r}")
+    for name in names:
+        try:
+            make_optimizer(name, 1e-3)
+        except (ValueError, TypeError):
+            raise ValueError(f"optimizers: {name!r} is not an optimizer Keras knows "
+                             "(keras.optimizers: 'adam', 'adamw', 'sgd', 'rmsprop', …)") from None
+    return tuple(names)
 from kbnas.training import (  # noqa: F401
     _FIT_PARAMETERS,
     DEFAULT_BATCH_SIZE,
@@ -134,12 +164,8 @@ class ConvNetHyperModel(keras_tuner.HyperModel):
             raise ValueError(f"task must be one of {TASK_CHOICES}, got {task!r}")
         if search_space is not None and not isinstance(search_space, SearchSpace):
             raise TypeError(f"search_space must be a SearchSpace, got {type(search_space).__name__}")
-        self._given_learning_rates = (
-            None if learning_rates is None else tuple(float(rate) for rate in learning_rates)
-        )
-        self.optimizers = tuple(str(name) for name in optimizers)
-        if self._given_learning_rates == () or not self.optimizers:
-            raise ValueError("learning_rates and optimizers need at least one value each")
+        self._given_learning_rates = None if learning_rates is None else _learning_rates(learning_rates)
+        self.optimizers = _optimizer_names(optimizers)
         self.architecture_hp = architecture_hp
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")

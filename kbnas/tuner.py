@@ -232,7 +232,7 @@ class BayesianNAS(keras_tuner.Tuner):
     def retrain_best(
         self,
         x: Any,
-        y: Any,
+        y: Any = None,
         *,
         members: int = EnsembleSettings.members,
         epochs: int | None = None,
@@ -253,19 +253,24 @@ class BayesianNAS(keras_tuner.Tuner):
         one member: that model). Export it with `kbnas.export_model`.
 
         Args:
-            x, y: training arrays.
+            x, y: training arrays, or a ``tf.data.Dataset`` of (features, labels)
+                batches as ``x`` alone (as in ``keras.Model.fit``: its own
+                batches and order; ``batch_size`` does not apply).
             members: K, the most members (1: one model).
             epochs: default the epoch at which the trial's validation score was
                 best (``trial.best_step + 1``).
             batch_size: ``keras.Model.fit``'s, the global batch under a
                 distribution strategy; default the ``batch_size`` given to this
                 tuner's `search`, else Keras's 32.
-            trial: default the oracle's recommendation (``get_best_trials(1)``).
+            trial: a ``keras_tuner`` Trial or a trial id (``"02"``, or ``2``:
+                as ``results_summary`` numbers them); default the oracle's
+                recommendation (``get_best_trials(1)``).
             max_time: seconds for the members after the first (None: no limit);
                 a member begins only while the mean duration so far still fits.
 
         Raises:
-            ValueError: no completed trial, or ``trial`` did not complete.
+            ValueError: no completed trial, ``trial`` names no trial of the
+                search, or did not complete.
         """
         import contextlib
 
@@ -274,6 +279,8 @@ class BayesianNAS(keras_tuner.Tuner):
         if trial is None:
             best = self.oracle.get_best_trials(1)
             trial = best[0] if best else None
+        elif isinstance(trial, (str, int, np.integer)) and not isinstance(trial, bool):
+            trial = self._trial_by_id(trial)
         if trial is None or trial.status != "COMPLETED":
             raise ValueError("retrain_best needs a completed trial: run a search first, or pass one")
         oracle = kt_internals.local_oracle(self.oracle)
@@ -292,6 +299,22 @@ class BayesianNAS(keras_tuner.Tuner):
             deadline=None if max_time is None else time.monotonic() + max_time,
         )
         return average_models(models, task=getattr(self.hypermodel, "task", None))
+
+    def _trial_by_id(self, trial_id: str | int):
+        """The trial of id ``trial_id`` (``"02"``, or a number: ``2`` is ``"02"``).
+
+        Raises:
+            ValueError: no trial has it.
+        """
+        trials = self.oracle.trials
+        if str(trial_id) in trials:
+            return trials[str(trial_id)]
+        matches = [t for i, t in trials.items() if i.isdigit() and str(trial_id).strip().isdigit()
+                   and int(i) == int(str(trial_id).strip())]
+        if len(matches) == 1:
+            return matches[0]
+        raise ValueError(f"retrain_best: no trial {trial_id!r} in this search (its ids: "
+                         f"{', '.join(sorted(trials)) or 'none yet'})")
 
     def _search_global_batch_size(self) -> int | None:
         """The global batch of `search`'s trainings (None: Keras's default).

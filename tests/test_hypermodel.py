@@ -192,6 +192,31 @@ def test_space_settings_are_checked_by_the_constructor(settings, message):
         ConvNetHyperModel(**settings)
 
 
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"optimizers": ("adamw2",)}, r"^optimizers: 'adamw2' is not an optimizer Keras knows"),
+    ({"optimizers": ()}, r"^optimizers must be a name or a sequence of names"),
+    ({"optimizers": ("adam", 3)}, r"^optimizers must be a name or a sequence of names"),
+    ({"learning_rates": ()}, r"^learning_rates needs at least one value"),
+    ({"learning_rates": (1e-3, -1.0)}, r"^learning_rates must be finite numbers >= 0, got -1.0"),
+    ({"learning_rates": (float("nan"),)}, r"^learning_rates must be finite numbers >= 0, got nan"),
+    ({"learning_rates": "0.01"}, r"^learning_rates must be a number or a sequence of numbers, got '0.01'"),
+])
+def test_training_choices_are_checked_by_the_constructor(settings, message):
+    # An unknown optimizer failed only when the first model was built, inside the search.
+    with pytest.raises(ValueError, match=message):
+        ConvNetHyperModel(**settings)
+
+
+def test_a_single_optimizer_or_learning_rate_is_one_value_as_documented():
+    # "sgd" was split into the choices 's', 'g', 'd'; 0.01 was "'float' object is not iterable".
+    hypermodel = ConvNetHyperModel(optimizers="sgd", learning_rates=0.01).configure(input_shape=(6,), task="regression")
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert type(model.optimizer).__name__ == "SGD"
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(0.01)
+    assert "optimizer" not in hp.values and "learning_rate" not in hp.values  # one value: not searched
+
+
 # ---------------------------------------------------------------- hyperparameters
 
 

@@ -13,6 +13,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import kbnas
 from kbnas import BayesianNAS, ConvNetHyperModel
@@ -625,6 +626,18 @@ def test_retrain_best_trains_the_recommendation_afresh_as_an_ensemble(tmp_path, 
     assert not np.allclose(members[1].get_weights()[0], alone.get_weights()[0])  # another seed
     single = tuner.retrain_best(x_all, y_all, members=1, epochs=1)
     assert ensemble_members(single) == [single]  # one member: that model, not an ensemble
+    # A trial by id, as results_summary numbers it ("0", or 0), and a tf.data.Dataset alone
+    # (an id was "'str' object has no attribute 'status'"; a Dataset, "missing 'y'").
+    by_id = tuner.retrain_best(x_all, y_all, members=1, epochs=1, trial=int(trial.trial_id))
+    for mine, theirs in zip(by_id.get_weights(), alone.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"^retrain_best: no trial '7' in this search \(its ids: 0, 1\)"):
+        tuner.retrain_best(x_all, y_all, trial="7")
+    dataset = tf.data.Dataset.from_tensor_slices((x_all, y_all)).batch(64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not Keras's "shuffle=True was passed, but will be ignored"
+        from_dataset = tuner.retrain_best(dataset, members=1, epochs=1, trial=trial.trial_id)
+    assert set(from_dataset.evaluate(xv, yv, verbose=0, return_dict=True)) >= {"accuracy", "loss"}
 
 
 def test_retrain_best_with_a_plain_build_function_keeps_its_compilation(tmp_path, digits):
