@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
@@ -57,6 +58,12 @@ DEFAULT_MAX_EXAMPLES = 10_000
 AUTO_CLASSES_LIMIT = 20
 #: ... and fewer than this many examples per distinct value are a regression target.
 MIN_EXAMPLES_PER_CLASS = 10
+
+
+class InferredRegressionWarning(UserWarning):
+    """``task="auto"`` took integer labels for a regression target (`infer_task`)."""
+
+
 #: Largest class label: labels are cast to int64, and so is ``max(y) + 1`` classes.
 MAX_CLASS_LABEL = int(np.iinfo(np.int64).max) - 1
 #: Most classes (units of the softmax head): labels such as {0, 1, 10**12} would
@@ -460,6 +467,12 @@ def infer_task(
         if len(distinct) > AUTO_CLASSES_LIMIT and len(distinct) * MIN_EXAMPLES_PER_CLASS > len(labels):
             # Integer-valued targets with too few examples per value are counts or
             # measurements (scikit-learn's diabetes: 214 values in 442 rows), not classes.
+            warnings.warn(
+                f"y's {len(distinct)} distinct integer values have {len(labels) / len(distinct):.1f} examples "
+                f"each on average (fewer than {MIN_EXAMPLES_PER_CLASS}): taken as a regression target; pass "
+                "task='multiclass' if they are classes",
+                InferredRegressionWarning, stacklevel=2,
+            )
             return REGRESSION, None
     _check_label_range(labels)
     labels = labels.astype(np.int64)

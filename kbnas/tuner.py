@@ -170,6 +170,9 @@ class BayesianNAS(keras_tuner.Tuner):
     ) -> None:
         setting_overrides = {key: kwargs.pop(key) for key in SearchSettings.field_names() & set(kwargs)}
         take_keras_tuner_gp_settings(alpha, beta, setting_overrides, settings)  # warns at the caller's line
+        executions = kwargs.get("executions_per_trial", 1)
+        if isinstance(executions, bool) or not isinstance(executions, (int, np.integer)) or executions < 1:
+            raise ValueError(f"executions_per_trial must be a whole number >= 1, got {executions!r}")
         _limit_space_settings(hypermodel, kwargs.get("max_model_size"))
         if search_space is None:
             search_space = getattr(hypermodel, "search_space", None)

@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from kbnas.data_inference import (
     MULTICLASS,
     REGRESSION,
     DataSpec,
+    InferredRegressionWarning,
     check_validation_data,
     infer_data_spec,
     infer_task,
@@ -103,14 +105,22 @@ def test_many_integer_values_with_few_examples_each_are_a_regression_target():
 
     target = load_diabetes().target
     assert np.all(target == np.round(target)) and len(np.unique(target)) == 214
-    assert infer_task(target) == (REGRESSION, None)
-    # 21 classes with 10 examples each stay classes; 21 with 9 each are a target.
-    assert infer_task(np.repeat(np.arange(21), 10)) == (MULTICLASS, 21)
-    assert infer_task(np.repeat(np.arange(21), 9)) == (REGRESSION, None)
-    # 20 distinct values are always classes when the task is inferred.
-    assert infer_task(np.arange(20)) == (MULTICLASS, 20)
-    # An explicit task or number of classes is never overridden.
-    assert infer_task(target, task=MULTICLASS)[0] == MULTICLASS
+    # Taken as a target, with a warning that says so and how to say otherwise
+    # (a user's 30 classes of 8 images each trained as a regression without a word).
+    with pytest.warns(InferredRegressionWarning, match=r"^y's 214 distinct integer values have 2.1 examples each "
+                      r"on average \(fewer than 10\): taken as a regression target; pass task='multiclass'"):
+        assert infer_task(target) == (REGRESSION, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning where the labels are classes
+        # 21 classes with 10 examples each stay classes; 21 with 9 each are a target.
+        assert infer_task(np.repeat(np.arange(21), 10)) == (MULTICLASS, 21)
+        # 20 distinct values are always classes when the task is inferred.
+        assert infer_task(np.arange(20)) == (MULTICLASS, 20)
+        # An explicit task or number of classes is never overridden.
+        assert infer_task(target, task=MULTICLASS)[0] == MULTICLASS
+        assert infer_task(target, task=REGRESSION)[0] == REGRESSION
+    with pytest.warns(InferredRegressionWarning, match="21 distinct integer values have 9.0 examples"):
+        assert infer_task(np.repeat(np.arange(21), 9)) == (REGRESSION, None)
 
 
 def test_num_classes_beyond_max_label_is_kept():

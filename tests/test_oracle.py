@@ -356,6 +356,31 @@ def test_bad_arguments_name_the_problem():
         BayesianNASOracle(objective=objective(), recommendation="best")
 
 
+@pytest.mark.parametrize(("arguments", "message"), [
+    # KerasTuner takes these and fails later or not at all: "3" inside the search, -1 ran
+    # no trial, 2.5 ran three; a string for the space only warned at each proposal.
+    ({"max_trials": "3"}, r"^max_trials must be a whole number >= 1 or None \(no limit\), got '3'"),
+    ({"max_trials": -1}, r"^max_trials must be a whole number >= 1 or None \(no limit\), got -1"),
+    ({"max_trials": 2.5}, r"^max_trials must be a whole number >= 1 or None \(no limit\), got 2.5"),
+    ({"max_trials": 0}, r"^max_trials must be a whole number >= 1"),
+    ({"max_consecutive_failed_trials": 0},
+     r"^max_consecutive_failed_trials must be a whole number >= 1 or None \(no limit\), got 0"),
+    ({"max_retries_per_trial": -1}, r"^max_retries_per_trial must be a whole number >= 0, got -1"),
+    ({"search_space": "x"}, r"^search_space must be a kbnas.SearchSpace or None, got str"),
+])
+def test_keras_tuner_counts_and_the_space_are_checked_by_the_constructor(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        BayesianNASOracle(objective=objective(), **arguments)
+    BayesianNASOracle(objective=objective(), max_trials=None)  # no limit, as in KerasTuner
+
+
+def test_executions_per_trial_is_checked_by_the_tuner(tmp_path):
+    from kbnas import BayesianNAS
+
+    with pytest.raises(ValueError, match=r"^executions_per_trial must be a whole number >= 1, got 0"):
+        BayesianNAS(lambda hp: None, objective="val_loss", executions_per_trial=0, directory=str(tmp_path))
+
+
 # ---------------------------------------------------------------- recommendation
 def bump(x: int) -> float:
     """A smooth 1-D objective on 0..60: main peak at 20, a lower one at 45."""

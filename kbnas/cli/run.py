@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 from typing import Sequence
 
+from kbnas.data_inference import InferredRegressionWarning
 from kbnas.search_lock import DirectoryInUseError
 from kbnas.parallel import (
     ChiefUnreachableError,
@@ -48,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.debug = debug
         if getattr(args, "check", None) is not None:
             args.check(args)  # the options' values, before TensorFlow's import and the workers
+        # The start line says "regression, inferred: pass --task to change" itself.
+        warnings.filterwarnings("ignore", category=InferredRegressionWarning)
         warm = args.warm_workers = _start_workers_early(args)
         _quiet_tensorflow()  # before anything else imports TensorFlow
         return int(args.func(args) or 0)

@@ -56,6 +56,18 @@ class EvolutionSettings:
     offspring_per_generation: int = 96
     time_budget: float | None = None
 
+    def __post_init__(self) -> None:
+        for name, lowest in (("n_random", 1), ("n_generations", 0), ("population_size", 1),
+                             ("offspring_per_generation", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest:
+                raise ValueError(f"EvolutionSettings.{name} must be an integer >= {lowest}, got {value!r}")
+        budget = self.time_budget
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float, np.number))
+                                   or not np.isfinite(budget) or budget <= 0):
+            raise ValueError(f"EvolutionSettings.time_budget must be a positive number of seconds or None, "
+                             f"got {budget!r}")
+
 
 @dataclasses.dataclass
 class AcquisitionResult(Generic[C]):

@@ -43,6 +43,20 @@ def test_exhaustive_with_everything_avoided_returns_nothing():
     assert result.best is None and result.n_scored == 0
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("n_random", 0, r"^EvolutionSettings.n_random must be an integer >= 1, got 0"),
+    ("population_size", -3, r"^EvolutionSettings.population_size must be an integer >= 1, got -3"),
+    ("n_generations", 1.5, r"^EvolutionSettings.n_generations must be an integer >= 0, got 1.5"),
+    ("offspring_per_generation", 0, r"^EvolutionSettings.offspring_per_generation must be an integer >= 1"),
+    ("time_budget", -1, r"^EvolutionSettings.time_budget must be a positive number of seconds or None, got -1"),
+    ("time_budget", float("nan"), r"^EvolutionSettings.time_budget must be a positive number"),
+])
+def test_bad_settings_name_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        EvolutionSettings(**{field: value})
+    assert EvolutionSettings(n_generations=0).n_generations == 0  # the first batch alone
+
+
 def _evolve(settings=EvolutionSettings(), seed=0, avoid=frozenset({PEAK})):
     return maximize_evolutionary(score, sample, mutate, key, set(avoid), starts=[100, 650],
                                  rng=np.random.default_rng(seed), settings=settings)
