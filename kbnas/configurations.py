@@ -52,6 +52,28 @@ def _is_unordered(hp) -> bool:
     return isinstance(hp, _hp_types.Choice) and not getattr(hp, "ordered", False)
 
 
+def _value_problem(hp, value: Any) -> str | None:
+    """Why ``hp`` cannot take ``value`` (words after "name=value"), or None."""
+    if isinstance(hp, _hp_types.Fixed):
+        return None if value == hp.value else f"differs from the Fixed value {hp.value!r}"
+    if isinstance(hp, _hp_types.Boolean):
+        return None if isinstance(value, (bool, np.bool_)) else "is not True or False"
+    if isinstance(hp, _hp_types.Choice):
+        return None if value in hp.values else f"is not one of the Choice's values {list(hp.values)}"
+    if isinstance(hp, (_hp_types.Int, _hp_types.Float)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+            return "is not a number"
+        if isinstance(hp, _hp_types.Int) and value != int(value):
+            return "is not a whole number"
+        if not hp.min_value <= value <= hp.max_value:
+            return f"lies outside [{hp.min_value}, {hp.max_value}]"
+        step = getattr(hp, "step", None)
+        if isinstance(hp, _hp_types.Int) and step and getattr(hp, "sampling", "linear") == "linear" \
+                and (int(value) - hp.min_value) % step:
+            return f"is not on the grid {hp.min_value}, {hp.min_value + step}, … (step {step})"
+    return None
+
+
 #: Decoded architectures kept (LRU). The trained ones are looked up at every
 #: proposal and stay; the ~700 candidates a proposal scores churn through. At
 #: 65,536 the cache grew by 2.5 MiB per trial for ~90 trials (benchmarks/memory.py,
@@ -247,6 +269,31 @@ class ConfigurationSpace:
             else:
                 out[hp.name] = self._sample_hp(hp, rng)
         return out
+
+    def value_problem(self, values: dict) -> str | None:
+        """What is wrong with a user's configuration (`kbnas.SearchSettings.initial_points`), or None.
+
+        Every value of a declared hyperparameter must be one it can take: a
+        Choice's value, a Boolean, an Int or Float within its bounds (an Int on
+        its step), a Fixed one's own value. Names the space does not declare are
+        `unknown_names` (a model may declare one later, as the depth-loop idiom
+        does). The architecture is checked by its space
+        (`kbnas.SearchSpace.from_hp_value`), not here.
+        """
+        declared = {hp.name: hp for hp in self.space}
+        for name, value in values.items():
+            hp = declared.get(name)
+            if hp is None or (name == self.architecture_hp and self.has_architecture):
+                continue
+            problem = _value_problem(hp, value)
+            if problem:
+                return f"{name}={value!r} {problem}"
+        return None
+
+    def unknown_names(self, values: dict) -> list[str]:
+        """The names in ``values`` that the space does not declare."""
+        declared = {hp.name for hp in self.space}
+        return [name for name in values if name not in declared]
 
     def sample(self, rng: np.random.Generator) -> dict:
         """A random configuration (KerasTuner's priors; uniform architectures)."""

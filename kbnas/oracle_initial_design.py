@@ -20,6 +20,8 @@ It uses the oracle's settings, featurizer and trials (`templates`,
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from kbnas.configurations import ConfigurationSpace
@@ -56,6 +58,33 @@ class InitialDesign:
             for architecture in space_templates(self.search_space)[:slots]:
                 design.append(("template", cspace.complete({self.architecture_hp: architecture.encode()}, None)))
         return design
+
+    def check_initial_points(self) -> None:
+        """The user's initial points against the declared hyperparameters, before the first trial.
+
+        `kbnas.BayesianNAS.search` calls it once the space is populated, outside
+        KerasTuner's lock (a proposal must not raise: `create_trial` would keep it).
+
+        Raises:
+            ValueError: a value its hyperparameter cannot take
+                (`kbnas.configurations.ConfigurationSpace.value_problem`), named
+                with the point's number.
+
+        Warns:
+            RuntimeWarning: a name the space does not declare (a misspelling, or a
+                hyperparameter the model declares only later).
+        """
+        cspace = ConfigurationSpace(self.hyperparameters, self.search_space, self.architecture_hp)
+        for number, point in enumerate(self.initial_points, start=1):
+            problem = cspace.value_problem(point)
+            if problem:  # a value the space cannot take would train something else
+                raise ValueError(f"initial point {number}: {problem}")
+            unknown = cspace.unknown_names(point)
+            if unknown:
+                names = ", ".join(hp.name for hp in cspace.space)
+                warnings.warn(f"kbnas: initial point {number}: no hyperparameter {', '.join(map(repr, unknown))} "
+                              f"in the search space (its names: {names}); ignored unless the model declares it "
+                              "(a misspelling?)", RuntimeWarning, stacklevel=3)
 
     def _random_draw(self, cspace, everything, avoid, rng) -> dict | None:
         """A random untried configuration: a random template (`kbnas.space.templates`)

@@ -462,6 +462,8 @@ class BayesianNAS(keras_tuner.Tuner):
             # KerasTuner's client would wait an hour for an unreachable chief.
             wait_for_chief(os.environ[ENV_ORACLE_IP], int(os.environ[ENV_ORACLE_PORT]))
         fit_args, fit_kwargs = self.prepare_search(*fit_args, **fit_kwargs)
+        if hasattr(self.oracle, "check_initial_points"):  # (not on a worker's client)
+            self.oracle.check_initial_points()
         self._record_trial_devices(self._strategy_replicas())
         owns_clock = hasattr(self.oracle, "stop_clock")  # not on a worker's client
         try:

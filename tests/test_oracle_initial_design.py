@@ -215,3 +215,56 @@ def test_a_proposal_that_cannot_be_made_stops_the_search_without_raising(tmp_pat
     # The lock was released: another call goes through instead of hanging.
     with pytest.warns(RuntimeWarning):
         assert oracle.create_trial("tuner1").status == "STOPPED"
+
+
+def _plain_space() -> keras_tuner.HyperParameters:
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", 8, 32, step=8)
+    hp.Choice("act", ["relu", "tanh"])
+    hp.Float("lr", 1e-4, 1e-1, sampling="log")
+    hp.Boolean("bn")
+    return hp
+
+
+@pytest.mark.parametrize(("point", "message"), [
+    # Each of these trained as given (1000 units, a sigmoid) before: silently another search.
+    ({"units": 1000}, r"^initial point 1: units=1000 lies outside \[8, 32\]"),
+    ({"units": 12}, r"^initial point 1: units=12 is not on the grid 8, 16, … \(step 8\)"),
+    ({"units": 16.5}, r"^initial point 1: units=16.5 is not a whole number"),
+    ({"act": "sigmoid"}, r"^initial point 1: act='sigmoid' is not one of the Choice's values \['relu', 'tanh'\]"),
+    ({"lr": 0.5}, r"^initial point 1: lr=0.5 lies outside \[0.0001, 0.1\]"),
+    ({"lr": "fast"}, r"^initial point 1: lr='fast' is not a number"),
+    ({"bn": 1}, r"^initial point 1: bn=1 is not True or False"),
+])
+def test_initial_point_values_the_space_cannot_take_are_a_value_error(point, message):
+    oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_plain_space(),
+                               initial_points=[{"units": 16}, point][1:])
+    with pytest.raises(ValueError, match=message):
+        oracle.check_initial_points()
+
+
+def test_an_initial_point_name_the_space_does_not_declare_warns(recwarn):
+    oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_plain_space(),
+                               initial_points=[{"units": 16, "act": "tanh", "lr": 0.01, "bn": True}, {"unitz": 24}])
+    with pytest.warns(RuntimeWarning, match=r"^kbnas: initial point 2: no hyperparameter 'unitz' in the search "
+                      r"space \(its names: units, act, lr, bn\); ignored unless the model declares it"):
+        oracle.check_initial_points()
+    assert not [w for w in recwarn if "initial point 1" in str(w.message)]
+
+
+def test_the_tuner_checks_initial_points_before_any_training(tmp_path):
+    from kbnas import BayesianNAS
+
+    import keras
+
+    def build(hp):  # KerasTuner builds it once to learn the space; no trial trains it
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(hp.Int("units", 8, 32, step=8)),
+                                  keras.layers.Dense(1)])
+        model.compile("adam", "mse")
+        return model
+
+    tuner = BayesianNAS(build, objective="val_loss", max_trials=2, directory=str(tmp_path),
+                        initial_points=[{"units": 1000}])
+    with pytest.raises(ValueError, match=r"^initial point 1: units=1000 lies outside \[8, 32\]"):
+        tuner.search(np.zeros((8, 2)), np.zeros(8), validation_data=(np.zeros((4, 2)), np.zeros(4)), epochs=1)
+    assert tuner.oracle.trials == {}
