@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from typing import Any, Iterator
 
 import keras_tuner
@@ -59,10 +60,17 @@ def _value_problem(hp, value: Any) -> str | None:
     if isinstance(hp, _hp_types.Boolean):
         return None if isinstance(value, (bool, np.bool_)) else "is not True or False"
     if isinstance(hp, _hp_types.Choice):
-        return None if value in hp.values else f"is not one of the Choice's values {list(hp.values)}"
+        bools = all(isinstance(v, bool) for v in hp.values)
+        taken = value in hp.values and isinstance(value, (bool, np.bool_)) == bools  # True == 1, but not a choice of 1
+        return None if taken else f"is not one of the Choice's values {list(hp.values)}"
     if isinstance(hp, (_hp_types.Int, _hp_types.Float)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
             return "is not a number"
+        try:
+            if not math.isfinite(float(value)):
+                return "is not a finite number"
+        except OverflowError:
+            return f"lies outside [{hp.min_value}, {hp.max_value}]"
         if isinstance(hp, _hp_types.Int) and value != int(value):
             return "is not a whole number"
         if not hp.min_value <= value <= hp.max_value:
@@ -280,15 +288,32 @@ class ConfigurationSpace:
         does). The architecture is checked by its space
         (`kbnas.SearchSpace.from_hp_value`), not here.
         """
-        declared = {hp.name: hp for hp in self.space}
         for name, value in values.items():
-            hp = declared.get(name)
-            if hp is None or (name == self.architecture_hp and self.has_architecture):
+            # (A name may be declared under several conditions, each with its range: any will do.)
+            declarations = [hp for hp in self.space if hp.name == name]
+            if not declarations or (name == self.architecture_hp and self.has_architecture):
                 continue
-            problem = _value_problem(hp, value)
-            if problem:
-                return f"{name}={value!r} {problem}"
+            problems = [_value_problem(hp, value) for hp in declarations]
+            if all(problems):
+                return f"{name}={value!r} {problems[0]}"
         return None
+
+    def normalized(self, values: dict) -> dict:
+        """``values`` as KerasTuner's own draws hold them: Python scalars (numpy ones are
+        not JSON), an Int's whole float as an int, a Choice's value as declared (``2.0`` → ``2``)."""
+        out = {}
+        for name, value in values.items():
+            value = value.item() if isinstance(value, np.generic) else value
+            for hp in self.space:
+                if hp.name != name or _value_problem(hp, value):
+                    continue
+                if isinstance(hp, _hp_types.Int):
+                    value = int(value)
+                elif isinstance(hp, _hp_types.Choice):
+                    value = hp.values[list(hp.values).index(value)]
+                break
+            out[name] = value
+        return out
 
     def unknown_names(self, values: dict) -> list[str]:
         """The names in ``values`` that the space does not declare."""

@@ -41,9 +41,12 @@ from kbnas.model_builder import _HEAD, make_optimizer  # noqa: F401
 
 def _learning_rates(given: Any) -> tuple[float, ...]:
     """``learning_rates`` as a tuple of finite floats >= 0, as Keras's optimizers take (one number is one value)."""
+    if isinstance(given, np.ndarray) and given.ndim == 0:
+        given = given.item()
     values = (given,) if isinstance(given, (int, float, np.number)) else given
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise ValueError(f"learning_rates must be a number or a sequence of numbers, got {given!r}")
+    values = tuple(values)  # (a generator is read once)
     rates = []
     for value in values:
         if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.number)) \
@@ -56,17 +59,35 @@ def _learning_rates(given: Any) -> tuple[float, ...]:
 
 
 def _optimizer_names(given: Any) -> tuple[str, ...]:
-    """``optimizers`` as a tuple of names Keras knows (one string is one name)."""
-    names = (given,) if isinstance(given, str) else given
-    if not hasattr(names, "__iter__") or not names or any(not isinstance(name, str) for name in names):
+    """``optimizers`` as a tuple of names Keras knows (one string is one name).
+
+    Checked by name, without making an optimizer: that would create a variable and
+    start TensorFlow's runtime, after which the visible GPUs can no longer be set
+    (a parallel search's chief sets them after the hypermodel exists).
+    """
+    if isinstance(given, str):
+        names: tuple = (given,)
+    elif hasattr(given, "__iter__"):
+        names = tuple(given.tolist() if isinstance(given, np.ndarray) else given)  # (a generator is read once)
+    else:
+        names = ()
+    if not names or any(not isinstance(name, str) for name in names):
         raise ValueError(f"optimizers must be a name or a sequence of names such as ('adam', 'sgd'), got {given!r}")
+    known = _optimizer_class_names()
     for name in names:
-        try:
-            make_optimizer(name, 1e-3)
-        except (ValueError, TypeError):
+        if name.lower() not in known:
             raise ValueError(f"optimizers: {name!r} is not an optimizer Keras knows "
-                             "(keras.optimizers: 'adam', 'adamw', 'sgd', 'rmsprop', …)") from None
-    return tuple(names)
+                             "(keras.optimizers: 'adam', 'adamw', 'sgd', 'rmsprop', …)")
+    return names
+
+
+def _optimizer_class_names() -> set[str]:
+    """Lower-cased names of Keras's optimizer classes and of registered custom objects."""
+    classes = [value for value in vars(keras.optimizers).values()
+               if isinstance(value, type) and issubclass(value, keras.optimizers.Optimizer)]
+    custom = keras.saving.get_custom_objects()
+    return {cls.__name__.lower() for cls in classes} | {name.lower() for name in custom} \
+        | {name.split(">")[-1].lower() for name in custom}
 from kbnas.training import (  # noqa: F401
     _FIT_PARAMETERS,
     DEFAULT_BATCH_SIZE,

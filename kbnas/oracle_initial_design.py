@@ -65,6 +65,10 @@ class InitialDesign:
         `kbnas.BayesianNAS.search` calls it once the space is populated, outside
         KerasTuner's lock (a proposal must not raise: `create_trial` would keep it).
 
+        The points are then held as KerasTuner's own values are
+        (`kbnas.configurations.ConfigurationSpace.normalized`: ``np.int64(16)``
+        is 16, an Int's ``16.0`` is 16).
+
         Raises:
             ValueError: a value its hyperparameter cannot take
                 (`kbnas.configurations.ConfigurationSpace.value_problem`), named
@@ -79,6 +83,7 @@ class InitialDesign:
             problem = cspace.value_problem(point)
             if problem:  # a value the space cannot take would train something else
                 raise ValueError(f"initial point {number}: {problem}")
+            self.initial_points[number - 1] = point = cspace.normalized(point)
             unknown = cspace.unknown_names(point)
             if unknown:
                 names = ", ".join(hp.name for hp in cspace.space)

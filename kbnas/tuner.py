@@ -265,9 +265,10 @@ class BayesianNAS(keras_tuner.Tuner):
             batch_size: ``keras.Model.fit``'s, the global batch under a
                 distribution strategy; default the ``batch_size`` given to this
                 tuner's `search`, else Keras's 32.
-            trial: a ``keras_tuner`` Trial or a trial id (``"02"``, or ``2``:
-                as ``results_summary`` numbers them); default the oracle's
-                recommendation (``get_best_trials(1)``).
+            trial: a ``keras_tuner`` Trial or a trial id as KerasTuner writes it
+                (``"02"``, as in ``results_summary``'s "Trial 02 summary"; not a
+                number: KerasTuner's and kbnas's progress lines count from 1);
+                default the oracle's recommendation (``get_best_trials(1)``).
             max_time: seconds for the members after the first (None: no limit);
                 a member begins only while the mean duration so far still fits.
 
@@ -282,8 +283,13 @@ class BayesianNAS(keras_tuner.Tuner):
         if trial is None:
             best = self.oracle.get_best_trials(1)
             trial = best[0] if best else None
-        elif isinstance(trial, (str, int, np.integer)) and not isinstance(trial, bool):
+        elif isinstance(trial, str):
             trial = self._trial_by_id(trial)
+        elif not hasattr(trial, "hyperparameters"):
+            raise ValueError(f"retrain_best: trial must be a keras_tuner Trial or a trial id such as '02', "
+                             f"got {trial!r}")
+        if (y is None and isinstance(x, np.ndarray)) or (y is not None and hasattr(x, "element_spec")):
+            raise ValueError("retrain_best: give x and y, or a tf.data.Dataset of (features, labels) as x alone")
         if trial is None or trial.status != "COMPLETED":
             raise ValueError("retrain_best needs a completed trial: run a search first, or pass one")
         oracle = kt_internals.local_oracle(self.oracle)
@@ -303,19 +309,15 @@ class BayesianNAS(keras_tuner.Tuner):
         )
         return average_models(models, task=getattr(self.hypermodel, "task", None))
 
-    def _trial_by_id(self, trial_id: str | int):
-        """The trial of id ``trial_id`` (``"02"``, or a number: ``2`` is ``"02"``).
+    def _trial_by_id(self, trial_id: str):
+        """The trial of id ``trial_id``, as KerasTuner writes it (``"02"``).
 
         Raises:
             ValueError: no trial has it.
         """
         trials = self.oracle.trials
-        if str(trial_id) in trials:
-            return trials[str(trial_id)]
-        matches = [t for i, t in trials.items() if i.isdigit() and str(trial_id).strip().isdigit()
-                   and int(i) == int(str(trial_id).strip())]
-        if len(matches) == 1:
-            return matches[0]
+        if trial_id in trials:
+            return trials[trial_id]
         raise ValueError(f"retrain_best: no trial {trial_id!r} in this search (its ids: "
                          f"{', '.join(sorted(trials)) or 'none yet'})")
 
@@ -462,8 +464,6 @@ class BayesianNAS(keras_tuner.Tuner):
             # KerasTuner's client would wait an hour for an unreachable chief.
             wait_for_chief(os.environ[ENV_ORACLE_IP], int(os.environ[ENV_ORACLE_PORT]))
         fit_args, fit_kwargs = self.prepare_search(*fit_args, **fit_kwargs)
-        if hasattr(self.oracle, "check_initial_points"):  # (not on a worker's client)
-            self.oracle.check_initial_points()
         self._record_trial_devices(self._strategy_replicas())
         owns_clock = hasattr(self.oracle, "stop_clock")  # not on a worker's client
         try:
@@ -532,6 +532,8 @@ class BayesianNAS(keras_tuner.Tuner):
             if first_time and not self.oracle.get_space().space:
                 super()._populate_initial_space()
         self._check_validation_given(fit_args, fit_kwargs)
+        if isinstance(self.oracle, BayesianNASOracle):  # a search's or a parallel chief's own oracle
+            self.oracle.check_initial_points()
         return tuple(fit_args), fit_kwargs
 
     def _check_validation_given(self, fit_args: list, fit_kwargs: dict) -> None:

@@ -6,6 +6,9 @@ recipe of `fit` in test_training.py.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import keras_tuner
 import numpy as np
@@ -205,6 +208,20 @@ def test_training_choices_are_checked_by_the_constructor(settings, message):
     # An unknown optimizer failed only when the first model was built, inside the search.
     with pytest.raises(ValueError, match=message):
         ConvNetHyperModel(**settings)
+
+
+def test_the_constructor_does_not_start_tensorflows_runtime():
+    # Checking an optimizer by making one created a variable: the visible devices could
+    # then no longer be set (a parallel search's chief sets them after the hypermodel exists).
+    code = ("import numpy as np, tensorflow as tf\n"
+            "from kbnas import ConvNetHyperModel\n"
+            "h = ConvNetHyperModel(optimizers=(n for n in ['adam', 'SGD']), learning_rates=np.array(0.01))\n"
+            "assert h.optimizers == ('adam', 'SGD') and h._given_learning_rates == (0.01,), h.optimizers\n"
+            "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+            "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "print('devices still configurable')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "devices still configurable" in result.stdout, result.stderr[-2000:]
 
 
 def test_a_single_optimizer_or_learning_rate_is_one_value_as_documented():

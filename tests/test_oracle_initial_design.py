@@ -223,6 +223,9 @@ def _plain_space() -> keras_tuner.HyperParameters:
     hp.Choice("act", ["relu", "tanh"])
     hp.Float("lr", 1e-4, 1e-1, sampling="log")
     hp.Boolean("bn")
+    hp.Choice("heads", [1, 2, 4])
+    hp.Int("filters", 16, 256, sampling="log")
+    hp.Fixed("seed", 3)
     return hp
 
 
@@ -235,6 +238,10 @@ def _plain_space() -> keras_tuner.HyperParameters:
     ({"lr": 0.5}, r"^initial point 1: lr=0.5 lies outside \[0.0001, 0.1\]"),
     ({"lr": "fast"}, r"^initial point 1: lr='fast' is not a number"),
     ({"bn": 1}, r"^initial point 1: bn=1 is not True or False"),
+    ({"heads": True}, r"^initial point 1: heads=True is not one of the Choice's values \[1, 2, 4\]"),  # True == 1
+    ({"lr": float("inf")}, r"^initial point 1: lr=inf is not a finite number"),
+    ({"units": 2**70}, r"^initial point 1: units=1180591620717411303424 lies outside \[8, 32\]"),
+    ({"seed": 4}, r"^initial point 1: seed=4 differs from the Fixed value 3"),
 ])
 def test_initial_point_values_the_space_cannot_take_are_a_value_error(point, message):
     oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_plain_space(),
@@ -243,11 +250,40 @@ def test_initial_point_values_the_space_cannot_take_are_a_value_error(point, mes
         oracle.check_initial_points()
 
 
+def test_values_the_space_takes_are_held_as_keras_tuner_holds_its_own():
+    point = {"units": np.int64(16), "lr": np.float32(0.01), "bn": np.bool_(True), "heads": 2.0, "filters": 100,
+             "seed": 3}
+    oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_plain_space(), initial_points=[point])
+    oracle.check_initial_points()  # a log-sampled Int has no grid: 100 is fine
+    held = oracle.initial_points[0]
+    assert held == {"units": 16, "lr": pytest.approx(0.01), "bn": True, "heads": 2, "filters": 100, "seed": 3}
+    assert [type(held[k]) for k in ("units", "lr", "bn", "heads")] == [int, float, bool, int]  # JSON-writable
+    oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_plain_space(), initial_points=[{"units": 16.0}])
+    oracle.check_initial_points()
+    assert type(oracle.initial_points[0]["units"]) is int  # Keras refuses Dense(units=16.0)
+
+
+def test_a_name_declared_under_two_conditions_takes_either_range():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("model", ["a", "b"])
+    with hp.conditional_scope("model", "a"):
+        hp.Int("units", 8, 32)
+    with hp.conditional_scope("model", "b"):
+        hp.Int("units", 64, 256)
+    oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=hp,
+                               initial_points=[{"model": "a", "units": 16}, {"model": "b", "units": 128}])
+    oracle.check_initial_points()
+    oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=hp, initial_points=[{"model": "a", "units": 40}])
+    with pytest.raises(ValueError, match=r"^initial point 1: units=40 lies outside"):
+        oracle.check_initial_points()
+
+
 def test_an_initial_point_name_the_space_does_not_declare_warns(recwarn):
     oracle = BayesianNASOracle(objective=OBJECTIVE, hyperparameters=_plain_space(),
                                initial_points=[{"units": 16, "act": "tanh", "lr": 0.01, "bn": True}, {"unitz": 24}])
     with pytest.warns(RuntimeWarning, match=r"^kbnas: initial point 2: no hyperparameter 'unitz' in the search "
-                      r"space \(its names: units, act, lr, bn\); ignored unless the model declares it"):
+                      r"space \(its names: units, act, lr, bn, heads, filters, seed\); ignored unless the model "
+                      r"declares it"):
         oracle.check_initial_points()
     assert not [w for w in recwarn if "initial point 1" in str(w.message)]
 

@@ -626,13 +626,18 @@ def test_retrain_best_trains_the_recommendation_afresh_as_an_ensemble(tmp_path, 
     assert not np.allclose(members[1].get_weights()[0], alone.get_weights()[0])  # another seed
     single = tuner.retrain_best(x_all, y_all, members=1, epochs=1)
     assert ensemble_members(single) == [single]  # one member: that model, not an ensemble
-    # A trial by id, as results_summary numbers it ("0", or 0), and a tf.data.Dataset alone
-    # (an id was "'str' object has no attribute 'status'"; a Dataset, "missing 'y'").
-    by_id = tuner.retrain_best(x_all, y_all, members=1, epochs=1, trial=int(trial.trial_id))
+    # A trial by its id, and a tf.data.Dataset alone (an id was "'str' object has no
+    # attribute 'status'"; a Dataset, "missing 'y'"). A number is refused: KerasTuner's
+    # "Trial 2 Complete" is id "1", kbnas's progress lines count from 1 too.
+    by_id = tuner.retrain_best(x_all, y_all, members=1, epochs=1, trial=trial.trial_id)
     for mine, theirs in zip(by_id.get_weights(), alone.get_weights()):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"^retrain_best: no trial '7' in this search \(its ids: 0, 1\)"):
         tuner.retrain_best(x_all, y_all, trial="7")
+    with pytest.raises(ValueError, match=r"^retrain_best: trial must be a keras_tuner Trial or a trial id"):
+        tuner.retrain_best(x_all, y_all, trial=1)
+    with pytest.raises(ValueError, match=r"^retrain_best: give x and y, or a tf.data.Dataset"):
+        tuner.retrain_best(x_all)
     dataset = tf.data.Dataset.from_tensor_slices((x_all, y_all)).batch(64)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # not Keras's "shuffle=True was passed, but will be ignored"

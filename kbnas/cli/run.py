@@ -50,11 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.debug = debug
         if getattr(args, "check", None) is not None:
             args.check(args)  # the options' values, before TensorFlow's import and the workers
-        # The start line says "regression, inferred: pass --task to change" itself.
-        warnings.filterwarnings("ignore", category=InferredRegressionWarning)
         warm = args.warm_workers = _start_workers_early(args)
         _quiet_tensorflow()  # before anything else imports TensorFlow
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # (this command only: main may run in a user's process)
+            # The start line says "regression, inferred: pass --task to change" itself.
+            warnings.filterwarnings("ignore", category=InferredRegressionWarning)
+            return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError, ChiefUnreachableError,
             ListenError, DirectoryInUseError) as error:
         if debug:
