@@ -19,7 +19,9 @@ probe never makes a search fail to start.
 
 Workers of a parallel search (``--connect``) do not take it: they are the
 chief's, and may share its directory. Where ``fcntl`` is missing (Windows) no
-lock is taken and `holder` knows of none.
+lock is taken and `holder` knows of none (`AVAILABLE`); on a file system
+without ``flock`` the search goes on unlocked, with a warning. A lock file of
+another user is locked through a read-only descriptor.
 
 Stdlib only.
 """
@@ -31,6 +33,7 @@ import os
 import pathlib
 import socket
 import time
+import warnings
 
 try:
     import fcntl
@@ -41,6 +44,8 @@ from kbnas.layout import LOCK_FILE
 
 #: How long `acquire` retries a lock held for an instant (a `holder` probe).
 RETRY_SECONDS = 1.0
+#: Whether this platform can tell (``fcntl``): without it `holder` knows of no search.
+AVAILABLE = fcntl is not None
 
 
 class DirectoryInUseError(Exception):
@@ -80,38 +85,66 @@ def acquire(directory: str | os.PathLike, command: str, *, clock=time.monotonic)
     Raises:
         DirectoryInUseError: another process holds it (after `RETRY_SECONDS`).
     """
-    if fcntl is None:  # pragma: no cover - Windows
+    if not AVAILABLE:
         return SearchLock(None)
     path = pathlib.Path(directory) / LOCK_FILE
     try:
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        try:  # another user's lock file: flock locks a read-only descriptor too
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:
+            return SearchLock(None)
     except OSError:  # a folder this process cannot write: nor can it write the search there
         return SearchLock(None)
-    deadline = clock() + RETRY_SECONDS
-    while True:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if clock() >= deadline:
+    try:
+        deadline = clock() + RETRY_SECONDS
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if clock() >= deadline:
+                    who = _description(path) or "another process"
+                    raise DirectoryInUseError(
+                        f"{directory} is in use by {who}: one kbnas search or export at a time per folder; "
+                        "wait for it to end, or choose another --output"
+                    ) from None
+                time.sleep(0.05)
+            except OSError as error:  # a file system without flock (ENOLCK, EINVAL): go on unlocked
+                warnings.warn(f"kbnas: {path} cannot be locked ({error.strerror or error}); nothing stops "
+                              "a second search in this folder", RuntimeWarning, stacklevel=2)
                 os.close(descriptor)
-                who = _description(path) or "another process"
-                raise DirectoryInUseError(
-                    f"{directory} is in use by {who}: one kbnas search or export at a time per folder; "
-                    "wait for it to end, or choose another --output"
-                ) from None
-            time.sleep(0.05)
+                return SearchLock(None)
+    except BaseException:
+        os.close(descriptor)
+        raise
     since = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     text = f"{command} (process {os.getpid()} on {socket.gethostname()}, since {since})\n".encode()
-    os.ftruncate(descriptor, 0)
-    os.pwrite(descriptor, text, 0)
+    try:  # only the messages read it: a full disk must not leave the lock held
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, text, 0)
+    except OSError:
+        pass
     return SearchLock(descriptor)
+
+
+def check_free(directory: str | os.PathLike) -> None:
+    """Refuse at once, before the data are read, when another process holds ``directory``.
+
+    Raises:
+        DirectoryInUseError: it is held (as `acquire` would raise, without waiting).
+    """
+    who = holder(directory)
+    if who is not None:
+        raise DirectoryInUseError(f"{directory} is in use by {who}: one kbnas search or export at a time per "
+                                  "folder; wait for it to end, or choose another --output")
 
 
 def holder(directory: str | os.PathLike) -> str | None:
     """The description of the process holding ``directory``'s lock, or None when none does."""
     path = pathlib.Path(directory) / LOCK_FILE
-    if fcntl is None or not path.exists():
+    if not AVAILABLE or not path.exists():
         return None
     try:
         descriptor = os.open(path, os.O_RDONLY)

@@ -397,8 +397,30 @@ def test_every_command_prints_its_help(command, capsys):
 def test_show_tells_an_interrupted_trial_from_one_in_progress(tmp_path, capsys):
     lines = _show(tmp_path, capsys, {"00": 0.9, "01": None}, {})
     assert "RUNNING" in lines[2]
-    assert lines[-1] == ("RUNNING: interrupted (no kbnas search runs in this folder now); the same kbnas search "
-                         "command trains it again")
+    assert lines[-1] == ("RUNNING: interrupted (no kbnas search or export holds this folder now); the same kbnas "
+                         "search command trains it again")
     with search_lock.acquire(tmp_path / "run", "kbnas search"):
         assert main(["show", "--output", str(tmp_path / "run")]) == 0
         assert capsys.readouterr().out.splitlines()[-1].startswith("running: kbnas search (process ")
+
+
+def test_show_claims_nothing_where_the_platform_cannot_tell(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(search_lock, "AVAILABLE", False)  # as without fcntl (Windows)
+    lines = _show(tmp_path, capsys, {"00": 0.9, "01": None}, {})
+    assert "RUNNING" in lines[2] and not any(line.startswith(("RUNNING:", "running:")) for line in lines)
+
+
+def test_a_folder_holding_only_a_lock_file_is_a_new_search_and_a_held_one_is_refused_at_once(tmp_path, capsys):
+    # A search killed before its run file was written leaves the lock file alone: no foreign folder.
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "kbnas.lock").write_text("kbnas search (process 1 on gone, since then)\n")
+    with search_lock.acquire(out, "kbnas search"):
+        # Refused before the data are read (`check_free`), naming the holder.
+        assert main(["search", "--data", str(tmp_path / "missing.csv"), "--output", str(out)]) == 2
+        assert f"{out} is in use by kbnas search (process {os.getpid()} " in capsys.readouterr().err
+    assert main(["search", "--data", str(tmp_path / "missing.csv"), "--output", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "missing.csv" in error and "not empty" not in error  # the data's error: the folder was accepted
+    from kbnas.cli.inputs import _check_run_file
+    assert _check_run_file(out, {}) is False

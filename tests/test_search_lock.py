@@ -59,6 +59,36 @@ def test_the_lock_of_a_killed_process_is_free_at_once(tmp_path):
         pass
 
 
+def test_a_file_system_without_flock_goes_on_unlocked_with_a_warning(tmp_path, monkeypatch):
+    import errno
+    import fcntl
+
+    def no_locks(descriptor, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.warns(RuntimeWarning, match=r"kbnas\.lock cannot be locked \(No locks available\); nothing stops"):
+        lock = search_lock.acquire(tmp_path, "kbnas search")
+    lock.release()
+
+
+def test_without_fcntl_no_lock_is_taken_and_none_is_known(tmp_path, monkeypatch):
+    monkeypatch.setattr(search_lock, "AVAILABLE", False)
+    with search_lock.acquire(tmp_path, "kbnas search"):
+        assert search_lock.holder(tmp_path) is None
+        search_lock.check_free(tmp_path)
+    assert not (tmp_path / LOCK_FILE).exists()
+
+
+def test_check_free_refuses_a_held_folder_at_once(tmp_path):
+    with search_lock.acquire(tmp_path, "kbnas search"):
+        start = time.monotonic()
+        with pytest.raises(search_lock.DirectoryInUseError, match=r"is in use by kbnas search \(process "):
+            search_lock.check_free(tmp_path)
+        assert time.monotonic() - start < 0.5  # no retry: the probe is shared, the answer immediate
+    search_lock.check_free(tmp_path)
+
+
 def test_a_folder_where_no_lock_file_can_be_made_gets_no_lock(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError("read-only")

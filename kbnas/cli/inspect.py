@@ -94,9 +94,9 @@ def cmd_show(args) -> int:
     running = search_lock.holder(output)
     if running is not None:
         print(f"running: {running}")
-    elif any(status == "RUNNING" for _, status, _, _ in rows):
-        print("RUNNING: interrupted (no kbnas search runs in this folder now); the same kbnas search command "
-              "trains it again")
+    elif search_lock.AVAILABLE and any(status == "RUNNING" for _, status, _, _ in rows):
+        print("RUNNING: interrupted (no kbnas search or export holds this folder now); the same kbnas search "
+              "command trains it again")
     return 0
 
 

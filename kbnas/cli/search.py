@@ -165,6 +165,8 @@ def cmd_search(args) -> int:
     warm = vars(args).pop("warm_workers", None)
     check_search_options(args)
     output = pathlib.Path(args.output) if args.connect else _check_output(pathlib.Path(args.output))
+    if not args.connect:
+        search_lock.check_free(output)  # at once, not after the data are read (the lock is taken below)
     saved = _read_json(output / RUN_FILE) if (output / RUN_FILE).exists() else None
     _reading_options(args, saved)  # a resumed search reads its data as it began
     # A search begun before the split checks existed resumes as it began.
