@@ -97,15 +97,7 @@ def _rebuild(directory: pathlib.Path):
     output = directory / "search"
     args = cli.build_parser().parse_args(["export", "--output", str(output), "--quiet"])
     saved = _read_json(output / RUN_FILE)
-    for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
-        setattr(args, key, saved[key])
-    args.task = saved.get("task", "auto")
-    args.early_stopping = saved.get("early_stopping", False)
-    args.selection = saved.get("selection", "validation")
-    args.scale_targets = saved.get("scale_targets", False)
-    args.learning_rate = saved["learning_rate"]
-    args.trial_devices = saved.get("trial_devices", 1)
-    args.data = None if saved["data"] == "bundled digits" else saved["data"]
+    cli_inspect.restore_search_arguments(args, saved)
     _reading_options(args, saved, exporting=True)
     args.max_trials, args.time_budget, args.start = 1, None, None
     args.ensemble = cli_inspect._exported_members(output)

@@ -149,6 +149,20 @@ def _exported_trial_id(output: pathlib.Path) -> str | None:
     return None if described is None or described.get("trial_id") is None else described["trial_id"]
 
 
+def restore_search_arguments(args, saved: dict) -> None:
+    """The search's own settings on ``args``, from its run file ``saved``: ``kbnas export``
+    rebuilds the search as it ran (older run files: the defaults of their time)."""
+    for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
+        setattr(args, key, saved[key])
+    args.task = saved.get("task", "auto")
+    args.early_stopping = saved.get("early_stopping", False)
+    args.selection = saved.get("selection", "validation")
+    args.scale_targets = saved.get("scale_targets", False)
+    args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
+    args.trial_devices = saved.get("trial_devices", 1)  # (searches from before it was recorded: 1)
+    args.data = None if saved["data"] == "bundled digits" else saved["data"]
+
+
 def cmd_export(args) -> int:
     output = pathlib.Path(args.output)
     run_file = output / RUN_FILE
@@ -162,15 +176,7 @@ def cmd_export(args) -> int:
     _check_run_settings(run_file, saved)
     _check_project_folder(output)
     with search_lock.acquire(output, "kbnas export"):  # not beside a running search (it writes the trials)
-        for key in ("seed", "acquisition", "distance", "max_depth", "epochs", "batch_size"):
-            setattr(args, key, saved[key])
-        args.task = saved.get("task", "auto")
-        args.early_stopping = saved.get("early_stopping", False)
-        args.selection = saved.get("selection", "validation")
-        args.scale_targets = saved.get("scale_targets", False)
-        args.learning_rate = saved.get("learning_rate", LEGACY_LEARNING_RATE)
-        args.trial_devices = saved.get("trial_devices", 1)  # (searches from before it was recorded: 1)
-        args.data = None if saved["data"] == "bundled digits" else saved["data"]
+        restore_search_arguments(args, saved)
         _reading_options(args, saved, exporting=True)
         args.max_trials = 1
         args.time_budget = None
