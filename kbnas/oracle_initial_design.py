@@ -62,8 +62,10 @@ class InitialDesign:
     def check_initial_points(self) -> None:
         """The user's initial points against the declared hyperparameters, before the first trial.
 
-        `kbnas.BayesianNAS.search` calls it once the space is populated, outside
-        KerasTuner's lock (a proposal must not raise: `create_trial` would keep it).
+        `kbnas.BayesianNAS.prepare_search` calls it once the space is populated
+        (before a search's first trial, and before a parallel search's chief
+        serves), outside KerasTuner's lock (a proposal must not raise:
+        `create_trial` would keep the lock).
 
         The points are then held as KerasTuner's own values are
         (`kbnas.configurations.ConfigurationSpace.normalized`: ``np.int64(16)``
