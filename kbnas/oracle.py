@@ -540,8 +540,14 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
             # of what each trial's model depended on (a proposal differing from a
             # trial only in values that trial did not read is the same model).
             cspace, _ = self._configuration_space()
-            avoid |= {self._key(self._values_of(t, cspace)) for t in list(self.trials.values())
-                      if t.hyperparameters.values}
+            declared = {hp.name for hp in cspace.space}
+            for t in list(self.trials.values()):
+                if t.hyperparameters.values:
+                    seen = self._values_of(t, cspace)
+                    avoid.add(self._key(seen))
+                    # Without the names the space does not declare (entries a build added untuned,
+                    # `tune_new_entries=False`: each trial gets their defaults), as proposals are made.
+                    avoid.add(self._key({k: v for k, v in seen.items() if k in declared}))
             # The matrices are small (n <= a few hundred): multithreaded BLAS
             # only adds contention, badly so next to TensorFlow's threads.
             with threadpool_limits(limits=1, user_api="blas"):

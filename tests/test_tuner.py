@@ -855,3 +855,28 @@ def test_reported_results_are_what_keras_tuner_reports_for_each_kind_of_result()
         expected = tuner_utils.convert_to_metrics_dict(results, goal)
         assert metrics == pytest.approx({k: float(v) for k, v in expected.items()})
         assert step == tuner_utils.get_best_step(results, goal)
+
+
+def test_untuned_entries_a_build_adds_do_not_let_a_configuration_repeat(tmp_path, digits):
+    """``hyperparameters=`` with ``tune_new_entries=False``: the build's other entries take their
+    defaults in every trial. A proposal (over the declared space) was compared with the trials'
+    values including them, so the 4-value space gave units=32 twice in 4 trials."""
+    x, y, xv, yv = digits
+
+    def build(hp):
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(hp.Int("units", 8, 32, step=8),
+                                                     activation=hp.Choice("act", ["relu", "tanh"])),
+                                  keras.layers.Dense(10, activation="softmax")])
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-1, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    declared = keras_tuner.HyperParameters()
+    declared.Int("units", 8, 32, step=8)
+    tuner = BayesianNAS(build, objective="val_accuracy", max_trials=4, seed=7, hyperparameters=declared,
+                        tune_new_entries=False, directory=str(tmp_path), project_name="p")
+    tuner.search(x[:60], y[:60], validation_data=(xv[:30], yv[:30]), epochs=1, verbose=0)
+    trials = tuner.oracle.trials.values()
+    assert sorted(t.hyperparameters.values["units"] for t in trials) == [8, 16, 24, 32]
+    assert {t.hyperparameters.values["act"] for t in trials} == {"relu"}  # untuned: its default
