@@ -466,6 +466,7 @@ class BayesianNAS(keras_tuner.Tuner):
         fit_args, fit_kwargs = self.prepare_search(*fit_args, **fit_kwargs)
         self._record_trial_devices(self._strategy_replicas())
         owns_clock = hasattr(self.oracle, "stop_clock")  # not on a worker's client
+        trials_before = len(self.oracle.trials) if owns_clock else None
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=_PER_EPOCH_REPORT_WARNING, category=DeprecationWarning)
@@ -475,6 +476,12 @@ class BayesianNAS(keras_tuner.Tuner):
                 self.oracle.stop_clock()
         if owns_clock:
             self.oracle.save()  # with the search time of this call, not what follows it
+            if fit_kwargs.get("verbose", 1) and len(self.oracle.trials) == trials_before \
+                    and self.oracle.remaining_time() is not None and self.oracle._out_of_time():
+                # KerasTuner's loop ends silently; a resumed search whose budget is spent would look broken.
+                print(f"kbnas: the time budget max_time={self.oracle.max_time:g} s is spent "
+                      f"({self.oracle.search_seconds():.1f} s searched): no trial ran; "
+                      "give a larger max_time to search on", flush=True)
         failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
         if failure_limit is not None:
             # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.

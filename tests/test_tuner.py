@@ -880,3 +880,21 @@ def test_untuned_entries_a_build_adds_do_not_let_a_configuration_repeat(tmp_path
     trials = tuner.oracle.trials.values()
     assert sorted(t.hyperparameters.values["units"] for t in trials) == [8, 16, 24, 32]
     assert {t.hyperparameters.values["act"] for t in trials} == {"relu"}  # untuned: its default
+
+
+def test_a_resumed_search_whose_budget_is_spent_says_so(tmp_path, digits, capsys):
+    x, y, xv, yv = digits
+
+    def make():
+        return BayesianNAS(ConvNetHyperModel(max_depth=2, filters=(8,), units=(16,)), max_trials=50, seed=0,
+                           max_time=2.0, directory=str(tmp_path), project_name="p")
+
+    make().search(x, y, validation_data=(xv, yv), epochs=200, verbose=0)
+    assert "no trial ran" not in capsys.readouterr().out
+    again = make()
+    trials = len(again.oracle.trials)
+    again.search(x, y, validation_data=(xv, yv), epochs=200)  # KerasTuner's default verbose=1
+    assert len(again.oracle.trials) == trials
+    assert "kbnas: the time budget max_time=2 s is spent (" in capsys.readouterr().out
+    again.search(x, y, validation_data=(xv, yv), epochs=200, verbose=0)  # quiet when asked
+    assert "no trial ran" not in capsys.readouterr().out
