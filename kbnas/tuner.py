@@ -309,6 +309,16 @@ class BayesianNAS(keras_tuner.Tuner):
         )
         return average_models(models, task=getattr(self.hypermodel, "task", None))
 
+    def results_summary(self, num_trials: int = 10) -> None:
+        """KerasTuner's summary; first a line saying the order is the GP's posterior mean
+        (the default ``recommendation``), so that a trial listed above a higher Score
+        does not look like a mistake."""
+        if isinstance(self.oracle, BayesianNASOracle) and self.oracle.recommendation == "posterior_mean":
+            print("kbnas: trials in the order of the GP's posterior mean at their configurations "
+                  "(recommendation='posterior_mean'), not of the Score printed: a lucky score ranks lower; "
+                  "see docs/oracle.md")
+        super().results_summary(num_trials)
+
     def _trial_by_id(self, trial_id: str):
         """The trial of id ``trial_id``, as KerasTuner writes it (``"02"``).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -30,7 +31,7 @@ def digits():
     return split.x_train[:300], split.y_train[:300], split.x_val[:120], split.y_val[:120]
 
 
-def test_search_end_to_end_and_resume(tmp_path, digits):
+def test_search_end_to_end_and_resume(tmp_path, digits, capsys):
     x, y, xv, yv = digits
 
     def make(max_trials):
@@ -52,7 +53,16 @@ def test_search_end_to_end_and_resume(tmp_path, digits):
     # Keras's warning about the checkpoint's optimizer variables is not shown (BayesianNAS.load_model).
     assert not [w for w in caught if str(w.message).startswith(kbnas.tuner.OPTIMIZER_NOT_RESTORED)]
     assert best.predict(xv[:5], verbose=0).shape == (5, 10)
+    capsys.readouterr()
     tuner.results_summary(1)
+    summary = capsys.readouterr().out.splitlines()
+    # The order is the posterior mean's, not the printed Score's: said first.
+    assert summary[0].startswith("kbnas: trials in the order of the GP's posterior mean")
+    assert summary[1] == "Results summary"
+    tuner.oracle.settings = dataclasses.replace(tuner.oracle.settings, recommendation="observed")
+    tuner.results_summary(1)
+    assert capsys.readouterr().out.splitlines()[0] == "Results summary"  # ordered by score, as in KerasTuner
+    tuner.oracle.settings = dataclasses.replace(tuner.oracle.settings, recommendation="posterior_mean")
 
     # Reopened without a search, as a new process would: the trials' models are rebuilt
     # with the saved input statistics (not constants of a checkpoint), whether the
