@@ -100,17 +100,19 @@ def take_keras_tuner_gp_settings(alpha: float | None, beta: float | None, overri
             UserWarning, stacklevel=stacklevel)
 
 
-def _check_counts(**counts: Any) -> None:
+def check_counts(**counts: Any) -> None:
     """KerasTuner's counts, checked where KerasTuner does not: ``max_trials`` and
     ``max_consecutive_failed_trials`` whole numbers >= 1 or None (no limit),
-    ``max_retries_per_trial`` >= 0 (``max_trials="3"`` failed inside the search,
-    ``-1`` ran no trial, ``2.5`` ran three)."""
-    lowest = {"max_trials": 1, "max_retries_per_trial": 0, "max_consecutive_failed_trials": 1}
+    ``max_retries_per_trial`` >= 0, ``executions_per_trial`` >= 1
+    (``max_trials="3"`` failed inside the search, ``-1`` ran no trial, ``2.5`` ran three)."""
+    lowest = {"max_trials": 1, "max_retries_per_trial": 0, "max_consecutive_failed_trials": 1,
+              "executions_per_trial": 1}
+    unlimited = ("max_trials", "max_consecutive_failed_trials")
     for name, value in counts.items():
-        if value is None and name != "max_retries_per_trial":
+        if value is None and name in unlimited:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lowest[name]:
-            none = " or None (no limit)" if name != "max_retries_per_trial" else ""
+            none = " or None (no limit)" if name in unlimited else ""
             raise ValueError(f"{name} must be a whole number >= {lowest[name]}{none}, got {value!r}")
 
 
@@ -238,7 +240,7 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
         if isinstance(num_initial_points, keras_tuner.HyperParameters):
             raise TypeError("the third positional argument is num_initial_points, as in KerasTuner's "
                             "BayesianOptimizationOracle: pass hyperparameters=... by keyword")
-        _check_counts(max_trials=max_trials, max_retries_per_trial=max_retries_per_trial,
+        check_counts(max_trials=max_trials, max_retries_per_trial=max_retries_per_trial,
                       max_consecutive_failed_trials=max_consecutive_failed_trials)
         if search_space is not None and not isinstance(search_space, SearchSpace):
             raise ValueError(f"search_space must be a kbnas.SearchSpace or None, got {type(search_space).__name__}")

@@ -105,11 +105,7 @@ def acquire(directory: str | os.PathLike, command: str, *, clock=time.monotonic)
                 break
             except BlockingIOError:
                 if clock() >= deadline:
-                    who = _description(path) or "another process"
-                    raise DirectoryInUseError(
-                        f"{directory} is in use by {who}: one kbnas search or export at a time per folder; "
-                        "wait for it to end, or choose another --output"
-                    ) from None
+                    raise _in_use(directory, _description(path) or "another process") from None
                 time.sleep(0.05)
             except OSError as error:  # a file system without flock (ENOLCK, EINVAL): go on unlocked
                 warnings.warn(f"kbnas: {path} cannot be locked ({error.strerror or error}); nothing stops "
@@ -137,8 +133,12 @@ def check_free(directory: str | os.PathLike) -> None:
     """
     who = holder(directory)
     if who is not None:
-        raise DirectoryInUseError(f"{directory} is in use by {who}: one kbnas search or export at a time per "
-                                  "folder; wait for it to end, or choose another --output")
+        raise _in_use(directory, who)
+
+
+def _in_use(directory: str | os.PathLike, who: str) -> DirectoryInUseError:
+    return DirectoryInUseError(f"{directory} is in use by {who}: one kbnas search or export at a time per folder; "
+                               "wait for it to end, or choose another --output")
 
 
 def holder(directory: str | os.PathLike) -> str | None:

@@ -46,7 +46,7 @@ import numpy as np
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
 from kbnas.ensemble import EnsembleSettings
-from kbnas.oracle import START_ELSEWHERE, BayesianNASOracle, take_keras_tuner_gp_settings
+from kbnas.oracle import START_ELSEWHERE, BayesianNASOracle, check_counts, take_keras_tuner_gp_settings
 from kbnas.oracle_early_stopping import FINAL_REPORT_METRIC
 from kbnas.parallel import ENV_ORACLE_IP, ENV_ORACLE_PORT, is_worker_process, wait_for_chief
 from kbnas.reads import ReadRecorder, drop_unread, droppable_names
@@ -170,9 +170,7 @@ class BayesianNAS(keras_tuner.Tuner):
     ) -> None:
         setting_overrides = {key: kwargs.pop(key) for key in SearchSettings.field_names() & set(kwargs)}
         take_keras_tuner_gp_settings(alpha, beta, setting_overrides, settings)  # warns at the caller's line
-        executions = kwargs.get("executions_per_trial", 1)
-        if isinstance(executions, bool) or not isinstance(executions, (int, np.integer)) or executions < 1:
-            raise ValueError(f"executions_per_trial must be a whole number >= 1, got {executions!r}")
+        check_counts(executions_per_trial=kwargs.get("executions_per_trial", 1))
         _limit_space_settings(hypermodel, kwargs.get("max_model_size"))
         if search_space is None:
             search_space = getattr(hypermodel, "search_space", None)
