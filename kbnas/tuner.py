@@ -632,7 +632,8 @@ class BayesianNAS(keras_tuner.Tuner):
     def _warn_about_a_misspelled_objective(self, logs: dict) -> None:
         """Once a search, where an objective is missing from an epoch's logs and a logged
         name begins with it or it with a logged name (``val_acc``, ``val_accuracy``):
-        KerasTuner fails such a trial only after its training, for lack of the metric.
+        Without it in what ``run_trial`` returns the search stops after the trial's training
+        (`_missing_objective_message`); KerasTuner would fail that trial and the next ones.
         An objective that ``run_trial`` returns (no such name logged) is left alone."""
         for name in _objective_names(self.oracle.objective):
             if name in logs or name in self._misspelling_warned:
@@ -641,8 +642,8 @@ class BayesianNAS(keras_tuner.Tuner):
             if close:
                 self._misspelling_warned.add(name)
                 warnings.warn(f"kbnas: the objective {name!r} is not among the metrics Keras logs "
-                              f"({', '.join(sorted(logs))}): did you mean {close[0]!r}? A trial whose run_trial "
-                              "does not return it fails after its training", RuntimeWarning, stacklevel=2)
+                              f"({', '.join(sorted(logs))}): did you mean {close[0]!r}? Unless run_trial returns it, "
+                              "the search stops after this trial's training", RuntimeWarning, stacklevel=2)
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
         """KerasTuner's `run_trial` after seeding Python, numpy, TensorFlow and Keras.
@@ -688,6 +689,13 @@ class BayesianNAS(keras_tuner.Tuner):
         self.run_trial = recording_run_trial
         try:
             super()._run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        except KeyError as error:
+            # KerasTuner would count a trial without its objective as failed and train the next ones,
+            # which all fail the same way: the search stops here, naming what the trial had.
+            if not (error.args and error.args[0] in _objective_names(self.oracle.objective) and returned):
+                raise
+            raise keras_tuner.errors.FatalValueError(
+                _missing_objective_message(error.args[0], trial.trial_id, returned[-1])) from None
         finally:
             if own is None:
                 del self.run_trial
@@ -808,6 +816,27 @@ def reported_results(results: Any, objective: Any) -> tuple[dict, int]:
                 best = epoch
         return epochs[best], best
     raise TypeError(f"run_trial returned {type(results).__name__}: not a History, number, dict or list")
+
+
+def _missing_objective_message(name: str, trial_id: str, results: Any) -> str:
+    """One line for an objective that neither the epochs' logs nor ``run_trial``'s results hold."""
+    names = sorted(_result_names(results))
+    close = [logged for logged in names if logged.startswith(name) or name.startswith(logged)]
+    return (f"kbnas: the objective {name!r} is not among the metrics trial {trial_id} reported "
+            f"({', '.join(names) or 'none'})" + (f": did you mean {close[0]!r}?" if close else "")
+            + " Pass a logged metric as objective=, or return it from run_trial; the search stopped after this "
+            "trial's training (KerasTuner would fail every trial the same way)")
+
+
+def _result_names(results: Any) -> set[str]:
+    """The metric names in what ``run_trial`` returned (a History, dict, number or a list of them)."""
+    if isinstance(results, list):
+        return set().union(*(_result_names(result) for result in results))
+    if isinstance(results, keras.callbacks.History):
+        return set(results.history)
+    if isinstance(results, dict):
+        return {str(name) for name in results}
+    return set()
 
 
 def _holds_history(results: Any) -> bool:

@@ -161,6 +161,30 @@ def test_a_misspelled_objective_is_named_at_the_first_epoch(tmp_path):
         custom.on_epoch_end(SimpleNamespace(trial_id="0"), model, 0, logs)
 
 
+def test_a_missing_objective_stops_the_search_after_the_first_trial(tmp_path):
+    x, y = np.random.default_rng(0).random((40, 8, 8, 1)), np.arange(40) % 10
+    tuner = BayesianNAS(_plain_build, objective="val_acc", max_trials=3, directory=str(tmp_path), project_name="p")
+    with pytest.warns(RuntimeWarning, match="did you mean 'val_accuracy'"), \
+            pytest.raises(keras_tuner.errors.FatalValueError,
+                          match=r"^kbnas: the objective 'val_acc' is not among the metrics trial 0 reported "
+                                r"\(accuracy, loss, val_accuracy, val_loss\): did you mean 'val_accuracy'\? "):
+        tuner.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert len(tuner.oracle.trials) == 1  # KerasTuner alone trains 3, failing each
+
+    class Returns(BayesianNAS):
+        """KerasTuner's custom-objective pattern: run_trial returns the objective."""
+
+        def run_trial(self, trial, *args, **kwargs):
+            histories = super().run_trial(trial, *args, **kwargs)  # one per execution
+            return {"val_acc": histories[-1].history["val_accuracy"][-1]}
+
+    own = Returns(_plain_build, objective=keras_tuner.Objective("val_acc", "max"), max_trials=2,
+                  directory=str(tmp_path), project_name="q")
+    with pytest.warns(RuntimeWarning, match="did you mean"):
+        own.search(x, y, epochs=1, validation_split=0.25, verbose=0)
+    assert [t.status for t in own.oracle.trials.values()] == ["COMPLETED"] * 2
+
+
 def test_retraining_defaults_to_the_global_batch_of_the_search(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
