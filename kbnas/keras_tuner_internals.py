@@ -7,7 +7,8 @@ a worker's ``OracleClient``, name the hyperparameter classes for
 ``isinstance``, and forget a metric's observations. The rest of kbnas calls the functions below instead of those
 names; kbnas also overrides the private methods in `OVERRIDDEN_METHODS` (to write
 state files atomically, to count failures in a row from the last trial, to populate a hypermodel's space only once it has
-seen data, and to see what a tuner's ``run_trial`` returned). Every other private name kbnas's Oracle and Tuner subclasses define
+seen data, to see what a tuner's ``run_trial`` returned, and to keep the reads of TensorBoard's HParams out of a
+trial's recorded reads). Every other private name kbnas's Oracle and Tuner subclasses define
 is absent from KerasTuner's classes (the test checks: KerasTuner 1.4's
 deprecated ``Oracle._populate_space`` was once shadowed by accident).
 
@@ -34,6 +35,7 @@ OVERRIDDEN_METHODS = (
     (keras_tuner.Oracle, "_check_consecutive_failures"),
     (keras_tuner.engine.base_tuner.BaseTuner, "_populate_initial_space"),
     (keras_tuner.engine.base_tuner.BaseTuner, "_run_and_update_trial"),
+    (keras_tuner.Tuner, "_configure_tensorboard_dir"),
 )
 
 

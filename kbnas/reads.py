@@ -84,6 +84,15 @@ class ReadRecorder(dict):
         """The values as a plain dict, recording nothing."""
         return dict(dict.items(self))
 
+    @contextlib.contextmanager
+    def unrecorded(self) -> Iterator[None]:
+        """Reads within the block are forgotten (a caller that reads every value for its own records)."""
+        before = set(self.read)
+        try:
+            yield
+        finally:
+            self.read.intersection_update(before)
+
 
 def drop_unread(values: dict, read: Iterable[str], droppable: Iterable[str]) -> dict:
     """``values`` without the ``droppable`` names that were not ``read``.

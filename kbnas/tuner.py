@@ -31,6 +31,7 @@ tuner's arguments) and adds what a NAS search needs:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -596,6 +597,14 @@ class BayesianNAS(keras_tuner.Tuner):
         # the chief as a protobuf, which refills every value: nothing is recorded.
         if not is_worker_process():
             trial.hyperparameters.values = ReadRecorder(trial.hyperparameters.values)
+
+    def _configure_tensorboard_dir(self, callbacks: list, trial: Any, execution: int = 0) -> None:
+        """KerasTuner's, without counting its reads: for a `keras.callbacks.TensorBoard`
+        callback it reads every value of the trial (TensorBoard's HParams), which would
+        keep them all (kbnas.reads). A private method (`kt_internals.OVERRIDDEN_METHODS`)."""
+        values = trial.hyperparameters.values
+        with values.unrecorded() if isinstance(values, ReadRecorder) else contextlib.nullcontext():
+            super()._configure_tensorboard_dir(callbacks, trial, execution)
 
     def on_trial_end(self, trial: Any) -> None:
         """A completed trial reaches the oracle without the values it never read

@@ -55,3 +55,13 @@ def test_anything_that_can_read_values_unseen_marks_every_value_read():
     assert hp.values.read == set(hp.values.plain())
     recorder = ReadRecorder({"depth": 1})
     assert recorder.plain() == {"depth": 1} and recorder.read == set()
+
+
+def test_reads_within_unrecorded_are_forgotten_and_reads_before_it_kept():
+    values = ReadRecorder({"depth": 1, "units_0": 8, "units_1": 16})
+    assert values["depth"] == 1
+    with values.unrecorded():
+        assert dict(values.items()) == {"depth": 1, "units_0": 8, "units_1": 16}
+    assert values.read == {"depth"}
+    values.get("units_0")
+    assert values.read == {"depth", "units_0"}

@@ -315,8 +315,11 @@ def test_drop_in_for_plain_hyperparameter_search(tmp_path, digits):
     assert set(next(iter(tuner.oracle.trials.values())).hyperparameters.values) == {"units", "act", "lr"}
 
 
-def test_the_depth_loop_idiom_reports_only_the_values_each_trial_read(tmp_path, digits):
+@pytest.mark.parametrize("tensorboard", [False, True])
+def test_the_depth_loop_idiom_reports_only_the_values_each_trial_read(tmp_path, digits, tensorboard):
     x, y, xv, yv = digits
+    # KerasTuner reads every value for a TensorBoard callback's HParams: those reads do not count.
+    callbacks = [keras.callbacks.TensorBoard(str(tmp_path / "logs"))] if tensorboard else []
 
     def build(hp):
         model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 16), keras.layers.Flatten()])
@@ -334,9 +337,10 @@ def test_the_depth_loop_idiom_reports_only_the_values_each_trial_read(tmp_path, 
 
     tuner = Tuner(build, objective="val_accuracy", max_trials=6, seed=0, num_initial_points=3,
                   directory=str(tmp_path))
-    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0)
+    tuner.search(x, y, validation_data=(xv, yv), epochs=1, verbose=0, callbacks=callbacks)
     trials = list(tuner.oracle.trials.values())
     assert len(trials) == 6 and all(t.status == "COMPLETED" for t in trials)
+    assert (tmp_path / "logs").is_dir() == tensorboard
     for trial in trials:
         values = trial.hyperparameters.values
         assert set(values) == {"depth", "batch_size", *(f"units_{i}" for i in range(values["depth"]))}, values
