@@ -209,7 +209,9 @@ class EarlyStoppingBook:
         `max_time` runs out (`StopAtDeadline`); the trial then completes with the
         score of fewer epochs than a full training. A completed trial is taken as
         cut when it ends with at most `TIME_BUDGET_SLACK` seconds of the budget
-        left and its curve is shorter than `_full_epochs`. It is then a lower
+        left and its curve is shorter than a full training: the most epochs of another
+        trial the rule did not stop, or, before any (the first trial of a budget too
+        short for one training), the recipe's `training_epochs`. It is then a lower
         fidelity f = epochs / full, exactly like a trial the rule stopped: the GP
         sees its fidelity, the recommendation ranks it after every fully trained
         trial, and a resumed search with a larger budget may promote it. (A trial
@@ -221,7 +223,9 @@ class EarlyStoppingBook:
         if self.remaining_time() > TIME_BUDGET_SLACK:
             return
         curve = self.learning_curves.get(trial.trial_id)
-        full = self._full_epochs()
+        others = [c["epochs"] for t, c in self.learning_curves.items()
+                  if t != trial.trial_id and t not in self.stopped_early]
+        full = max(others) if others else self.training_epochs
         if curve is None or full is None or curve["epochs"] >= full:
             return
         self.stopped_early[trial.trial_id] = {

@@ -447,6 +447,25 @@ def test_a_trial_cut_by_the_time_budget_is_a_lower_fidelity(tmp_path, early_stop
     assert reloaded.is_stopped_early(cut)
 
 
+@pytest.mark.parametrize("training_epochs", [None, EPOCHS, 4])
+def test_a_first_trial_cut_by_the_time_budget_is_cut_against_the_recipes_epochs(tmp_path, training_epochs):
+    """No other trial tells how long a full training is: the recipe's epochs do (None: not known, not cut)."""
+    oracle = _oracle(tmp_path, _choice(4), max_time=1000.0)
+    oracle.training_epochs = training_epochs
+    trial = oracle.create_trial("tuner0")
+    for step in range(4):
+        oracle.update_trial(trial.trial_id, {"score": 0.7}, step=step)
+    oracle.remaining_time = lambda: 0.0
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    cut = training_epochs == EPOCHS
+    assert oracle.is_stopped_early(trial.trial_id) == cut
+    if cut:
+        assert oracle.stopped_early[trial.trial_id]["reason"] == "time budget"
+        assert oracle.get_best_trials(1)[0].trial_id == trial.trial_id  # the only one
+        assert oracle._fidelities(oracle._completed_trials()) == pytest.approx([1.0])
+
+
 def test_a_short_trial_that_ends_with_budget_left_is_fully_trained(tmp_path):
     """Its own early stopping ended it: a full training by the recipe's standard."""
     oracle, short = _run_short_last_trial(tmp_path, 200.0, early_stopping=None, recommendation="observed")

@@ -18,7 +18,13 @@ from kbnas.parallel import ParallelSearch, ParallelSettings, default_workers, is
 from kbnas.space.layers import Architecture
 from kbnas.cli import common
 from kbnas.cli.best import _best_observed_trial, _check_ensemble, _export_best
-from kbnas.cli.budget import _ensemble_note, _search_budget, _selection_note, _selects_by_cross_validation
+from kbnas.cli.budget import (
+    _ensemble_note,
+    _search_budget,
+    _selection_note,
+    _selects_by_cross_validation,
+    _short_budget_note,
+)
 from kbnas.cli.common import (
     LEGACY_LEARNING_RATE,
     MAX_DEPTH_LIMIT,
@@ -248,7 +254,11 @@ def cmd_search(args) -> int:
                 flush=True,
             )
         (search if parallel else tuner).search(*arrays["train"], **_fit_keywords(args, arrays))
-        return _export_best(tuner, hypermodel, arrays, output, args)
+        status = _export_best(tuner, hypermodel, arrays, output, args)
+        note = _short_budget_note(tuner.oracle)
+        if note is not None and not args.quiet:
+            print(note, flush=True)
+        return status
 
 
 def _number_of_workers(args) -> int:
