@@ -46,6 +46,7 @@ import numpy as np
 
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
+from kbnas.budget_note import InitialDesignEnd, ended_in_initial_design
 from kbnas.ensemble import EnsembleSettings
 from kbnas.oracle import START_ELSEWHERE, BayesianNASOracle, check_counts, take_keras_tuner_gp_settings
 from kbnas.oracle_early_stopping import FINAL_REPORT_METRIC
@@ -491,6 +492,8 @@ class BayesianNAS(keras_tuner.Tuner):
                 print(f"kbnas: the time budget max_time={self.oracle.max_time:g} s is spent "
                       f"({self.oracle.search_seconds():.1f} s searched): no trial ran; "
                       "give a larger max_time to search on", flush=True)
+            elif fit_kwargs.get("verbose", 1) and (end := ended_in_initial_design(self.oracle)) is not None:
+                print(_initial_design_note(end), flush=True)
         failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
         if failure_limit is not None:
             # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.
@@ -825,6 +828,19 @@ def reported_results(results: Any, objective: Any) -> tuple[dict, int]:
                 best = epoch
         return epochs[best], best
     raise TypeError(f"run_trial returned {type(results).__name__}: not a History, number, dict or list")
+
+
+def _initial_design_note(end: InitialDesignEnd) -> str:
+    """The line `search` prints when the time budget ended it before any GP proposal."""
+    of = f" of {end.training_epochs}" if end.training_epochs else ""
+    cuts = "".join(f", trial {trial_id!r} cut at epoch {epochs}{of}" for trial_id, epochs in end.cut)
+    took = "" if end.median_seconds is None else (
+        f" {'It' if end.completed == 1 else 'Trials'} took {end.median_seconds:.0f} s"
+        f"{'' if end.completed == 1 else ' each (median)'}.")
+    return (f"kbnas: the time budget max_time={end.max_time:g} s ended the search after {end.completed} "
+            f"trial{'s' if end.completed != 1 else ''} of the initial design{cuts}, before any GP proposal: the best "
+            f"model is a starting architecture, not one the search chose.{took} Call search again with a larger "
+            "max_time to resume it (or train fewer epochs).")
 
 
 def _missing_objective_message(name: str, trial_id: str, results: Any) -> str:

@@ -405,31 +405,6 @@ def test_a_budget_that_ends_in_the_initial_design_says_so(tmp_path, capsys):
                         r"to resume the search \(or lower --epochs\)\.", last), last
 
 
-def test_the_initial_design_note_needs_a_budget_that_ended_before_any_gp_proposal(tmp_path):
-    import keras_tuner
-
-    from kbnas.cli.budget import _short_budget_note
-    from kbnas.offline import run_oracle
-    from kbnas.oracle import BayesianNASOracle
-
-    hp = keras_tuner.HyperParameters()
-    hp.Float("x", 0.0, 1.0)
-
-    def oracle_after(n_trials, max_time=1000.0, max_trials=None):
-        oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), hyperparameters=hp,
-                                   num_initial_points=3, max_time=max_time, max_trials=max_trials, seed=0)
-        run_oracle(oracle, lambda v: -(v["x"] - 0.3) ** 2, n_trials, directory=str(tmp_path),
-                   project_name=f"p{n_trials}{max_time}{max_trials}")
-        return oracle
-
-    note = _short_budget_note(oracle_after(2))
-    assert note.startswith("kbnas: note: the 16m40s search budget ended after 2 trials of the initial design, "
-                           "before any GP proposal: ") and "each (median) here." in note
-    assert _short_budget_note(oracle_after(5)) is None  # the GP proposed the 4th and 5th
-    assert _short_budget_note(oracle_after(2, max_time=None)) is None  # no budget: max_trials ended it
-    assert _short_budget_note(oracle_after(2, max_trials=2)) is None
-
-
 @pytest.mark.parametrize("command", ["search", "show", "report", "export"])
 def test_every_command_prints_its_help(command, capsys):
     """argparse formats help strings with %: a literal percent sign must be doubled."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -927,12 +928,18 @@ def test_a_resumed_search_whose_budget_is_spent_says_so(tmp_path, digits, capsys
         return BayesianNAS(ConvNetHyperModel(max_depth=2, filters=(8,), units=(16,)), max_trials=50, seed=0,
                            max_time=2.0, directory=str(tmp_path), project_name="p")
 
-    make().search(x, y, validation_data=(xv, yv), epochs=200, verbose=0)
-    assert "no trial ran" not in capsys.readouterr().out
+    make().search(x, y, validation_data=(xv, yv), epochs=200)
+    printed = capsys.readouterr().out
+    assert "no trial ran" not in printed
+    # 2 s hold no full training: the search ended before the GP proposed anything.
+    assert re.search(r"kbnas: the time budget max_time=2 s ended the search after 1 trial of the initial design, "
+                     r"trial '00' cut at epoch \d+ of 200, before any GP proposal: the best model is a starting "
+                     r"architecture, not one the search chose\.", printed), printed
     again = make()
     trials = len(again.oracle.trials)
     again.search(x, y, validation_data=(xv, yv), epochs=200)  # KerasTuner's default verbose=1
     assert len(again.oracle.trials) == trials
-    assert "kbnas: the time budget max_time=2 s is spent (" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "kbnas: the time budget max_time=2 s is spent (" in printed and "initial design" not in printed
     again.search(x, y, validation_data=(xv, yv), epochs=200, verbose=0)  # quiet when asked
     assert "no trial ran" not in capsys.readouterr().out

@@ -7,10 +7,8 @@ from __future__ import annotations
 import dataclasses
 import time
 
-import numpy as np
-
+from kbnas.budget_note import ended_in_initial_design
 from kbnas.ensemble import EnsembleSettings
-from kbnas.layout import cut_by_time_budget
 from kbnas.selection import SelectionSettings
 from kbnas.cli import common
 from kbnas.cli.common import UsageError, _format_seconds
@@ -87,27 +85,19 @@ def _selection_note(args, arrays) -> str:
     return note
 
 
+
 def _short_budget_note(oracle) -> str | None:
-    """One line when the time budget ended the search inside its initial design (user
-    starts, templates, random draws), before any GP proposal: the export is then a
-    starting architecture, not one the search chose; None otherwise. On data larger
-    than the bundled digits a few minutes on a CPU can hold a trial or two."""
-    max_time = getattr(oracle, "max_time", None)
-    log = getattr(oracle, "proposal_log", {})
-    if max_time is None or not log or (oracle.max_trials is not None and oracle.ended_trials() >= oracle.max_trials):
+    """The last line of a search the time budget ended inside its initial design
+    (`kbnas.budget_note`), None otherwise."""
+    end = ended_in_initial_design(oracle)
+    if end is None:
         return None
-    if any(str(info.get("method", "")).startswith("gp-") for info in log.values()):
-        return None
-    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
-    if not completed:
-        return None
-    cut = [(trial_id, stop["epochs"]) for trial_id, stop in oracle.stopped_early.items() if cut_by_time_budget(stop)]
-    of = f" of {oracle.training_epochs}" if oracle.training_epochs else ""
-    cuts = "".join(f", trial {common._trial_number(trial_id)} cut at epoch {epochs}{of}" for trial_id, epochs in cut)
-    seconds = [oracle.trial_seconds[t.trial_id] for t in completed if t.trial_id in oracle.trial_seconds]
-    took = (f" {'It' if len(seconds) == 1 else 'Trials'} took {_format_seconds(float(np.median(seconds)))}"
-            f"{'' if len(seconds) == 1 else ' each (median)'} here." if seconds else "")
-    return (f"kbnas: note: the {_format_seconds(max_time)} search budget ended after {len(completed)} "
-            f"trial{'s' if len(completed) != 1 else ''} of the initial design{cuts}, before any GP proposal: "
+    of = f" of {end.training_epochs}" if end.training_epochs else ""
+    cuts = "".join(f", trial {common._trial_number(trial_id)} cut at epoch {epochs}{of}" for trial_id, epochs in end.cut)
+    took = ("" if end.median_seconds is None else
+            f" {'It' if end.completed == 1 else 'Trials'} took {_format_seconds(end.median_seconds)}"
+            f"{'' if end.completed == 1 else ' each (median)'} here.")
+    return (f"kbnas: note: the {_format_seconds(end.max_time)} search budget ended after {end.completed} "
+            f"trial{'s' if end.completed != 1 else ''} of the initial design{cuts}, before any GP proposal: "
             f"the export is a starting architecture, not one the search chose.{took} Run the same command with a "
             "larger --time-budget to resume the search (or lower --epochs).")

@@ -1,0 +1,64 @@
+"""Whether the time budget ended a search inside its initial design.
+
+A search whose ``max_time`` runs out before the GP has proposed anything (every
+trial came from the initial design: a user's starting points, templates, random
+draws) has not searched: its best trial is a starting architecture. On data
+larger than the bundled digits a few minutes on a CPU may hold one trial, cut
+short. `kbnas search` and `kbnas.BayesianNAS.search` say so at their end, from
+the facts `ended_in_initial_design` gathers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from kbnas.layout import cut_by_time_budget
+
+#: Prefix of the proposal method of a GP proposal (`gp-ei`, `gp-ucb`, ...) in the oracle's ``proposal_log``.
+GP_METHOD_PREFIX = "gp-"
+
+
+@dataclasses.dataclass(frozen=True)
+class InitialDesignEnd:
+    """A search the time budget ended before any GP proposal.
+
+    Attributes:
+        max_time: the oracle's budget in seconds.
+        completed: completed trials (all from the initial design).
+        cut: ``(trial_id, epochs)`` of each trial the budget cut short.
+        training_epochs: the recipe's epochs of a full training, None where unknown.
+        median_seconds: median duration of the completed trials, None where unrecorded.
+    """
+
+    max_time: float
+    completed: int
+    cut: tuple[tuple[str, int], ...]
+    training_epochs: int | None
+    median_seconds: float | None
+
+
+def ended_in_initial_design(oracle: Any) -> InitialDesignEnd | None:
+    """The facts, when ``oracle`` (a `kbnas.BayesianNASOracle`) has a time budget, fewer
+    ended trials than ``max_trials``, at least one completed trial and no GP proposal
+    in its ``proposal_log``; None otherwise (also for another oracle)."""
+    max_time = getattr(oracle, "max_time", None)
+    log = getattr(oracle, "proposal_log", None)
+    if max_time is None or not log or (oracle.max_trials is not None and oracle.ended_trials() >= oracle.max_trials):
+        return None
+    if any(str(info.get("method", "")).startswith(GP_METHOD_PREFIX) for info in log.values()):
+        return None
+    completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
+    if not completed:
+        return None
+    seconds = [oracle.trial_seconds[t.trial_id] for t in completed if t.trial_id in oracle.trial_seconds]
+    return InitialDesignEnd(
+        max_time=float(max_time),
+        completed=len(completed),
+        cut=tuple((trial_id, int(stop["epochs"])) for trial_id, stop in sorted(oracle.stopped_early.items())
+                  if cut_by_time_budget(stop)),
+        training_epochs=oracle.training_epochs,
+        median_seconds=float(np.median(seconds)) if seconds else None,
+    )
