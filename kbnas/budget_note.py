@@ -62,3 +62,16 @@ def ended_in_initial_design(oracle: Any) -> InitialDesignEnd | None:
         training_epochs=oracle.training_epochs,
         median_seconds=float(np.median(seconds)) if seconds else None,
     )
+
+
+def search_note(end: InitialDesignEnd) -> str:
+    """The line `kbnas.BayesianNAS.search` prints when the time budget ended it before any GP proposal."""
+    of = f" of {end.training_epochs}" if end.training_epochs else ""
+    cuts = "".join(f", trial {trial_id!r} cut at epoch {epochs}{of}" for trial_id, epochs in end.cut)
+    took = "" if end.median_seconds is None else (
+        f" {'It' if end.completed == 1 else 'Trials'} took {end.median_seconds:.0f} s"
+        f"{'' if end.completed == 1 else ' each (median)'}.")
+    return (f"kbnas: the time budget max_time={end.max_time:g} s ended the search after {end.completed} "
+            f"trial{'s' if end.completed != 1 else ''} of the initial design{cuts}, before any GP proposal: the best "
+            f"model is a starting architecture, not one the search chose.{took} Call search again with a larger "
+            "max_time to resume it (or train fewer epochs).")

@@ -46,7 +46,7 @@ import numpy as np
 
 from kbnas import keras_tuner_internals as kt_internals
 from kbnas.atomic_files import check_json_files, is_local_path, write_json_atomic
-from kbnas.budget_note import InitialDesignEnd, ended_in_initial_design
+from kbnas.budget_note import ended_in_initial_design, search_note
 from kbnas.ensemble import EnsembleSettings
 from kbnas.oracle import START_ELSEWHERE, BayesianNASOracle, check_counts, take_keras_tuner_gp_settings
 from kbnas.oracle_early_stopping import FINAL_REPORT_METRIC
@@ -55,6 +55,13 @@ from kbnas.reads import ReadRecorder, drop_unread, droppable_names
 from kbnas.settings import SearchSettings
 from kbnas.space import SearchSpace
 from kbnas.tf_workarounds import CustomGradientScope
+from kbnas.trial_results import (
+    holds_history,
+    is_number,
+    missing_objective_message,
+    objective_names,
+    reported_results,
+)
 
 #: Fraction of the training arrays held out for validation when none is given.
 DEFAULT_VALIDATION_FRACTION = 0.2
@@ -493,7 +500,7 @@ class BayesianNAS(keras_tuner.Tuner):
                       f"({self.oracle.search_seconds():.1f} s searched): no trial ran; "
                       "give a larger max_time to search on", flush=True)
             elif fit_kwargs.get("verbose", 1) and (end := ended_in_initial_design(self.oracle)) is not None:
-                print(_initial_design_note(end), flush=True)
+                print(search_note(end), flush=True)
         failure_limit = getattr(self.oracle, "failure_limit", None)  # None on a worker's client
         if failure_limit is not None:
             # KerasTuner raises it from end_trial; kbnas's oracle stops proposing instead.
@@ -580,7 +587,7 @@ class BayesianNAS(keras_tuner.Tuner):
 
         if fit_kwargs.get("validation_split") and is_dataset(x):  # Keras's fit and kbnas's fail every trial
             raise ValueError("validation_split needs arrays; with a tf.data.Dataset, pass validation_data")
-        validation_names = [name for name in _objective_names(self.oracle.objective) if name.startswith("val_")]
+        validation_names = [name for name in objective_names(self.oracle.objective) if name.startswith("val_")]
         given = fit_kwargs.get("validation_data") is not None or fit_kwargs.get("validation_split")
         if given or not validation_names:
             return
@@ -630,7 +637,7 @@ class BayesianNAS(keras_tuner.Tuner):
         if trial.trial_id in self._stopped_trials:
             model.stop_training = True
             return
-        logs = {name: float(value) for name, value in (logs or {}).items() if _is_number(value)}
+        logs = {name: float(value) for name, value in (logs or {}).items() if is_number(value)}
         # (MultiObjective.get_value sums whatever is there: has_value checks all.)
         if not self.oracle.objective.has_value(logs):
             self._warn_about_a_misspelled_objective(logs)
@@ -645,9 +652,9 @@ class BayesianNAS(keras_tuner.Tuner):
         """Once a search, where an objective is missing from an epoch's logs and a logged
         name begins with it or it with a logged name (``val_acc``, ``val_accuracy``):
         Without it in what ``run_trial`` returns the search stops after the trial's training
-        (`_missing_objective_message`); KerasTuner would fail that trial and the next ones.
+        (`missing_objective_message`); KerasTuner would fail that trial and the next ones.
         An objective that ``run_trial`` returns (no such name logged) is left alone."""
-        for name in _objective_names(self.oracle.objective):
+        for name in objective_names(self.oracle.objective):
             if name in logs or name in self._misspelling_warned:
                 continue
             close = [logged for logged in logs if logged.startswith(name) or name.startswith(logged)]
@@ -704,10 +711,10 @@ class BayesianNAS(keras_tuner.Tuner):
         except KeyError as error:
             # KerasTuner would count a trial without its objective as failed and train the next ones,
             # which all fail the same way: the search stops here, naming what the trial had.
-            if not (error.args and error.args[0] in _objective_names(self.oracle.objective) and returned):
+            if not (error.args and error.args[0] in objective_names(self.oracle.objective) and returned):
                 raise
             raise keras_tuner.errors.FatalValueError(
-                _missing_objective_message(error.args[0], trial.trial_id, returned[-1])) from None
+                missing_objective_message(error.args[0], trial.trial_id, returned[-1])) from None
         finally:
             if own is None:
                 del self.run_trial
@@ -740,11 +747,11 @@ class BayesianNAS(keras_tuner.Tuner):
             return  # a run_trial override reported too: KerasTuner keeps what it reported
         try:
             metrics, step = reported_results(results, objective)
-            metrics = {name: float(value) for name, value in metrics.items() if _is_number(value)}
+            metrics = {name: float(value) for name, value in metrics.items() if is_number(value)}
             value = metrics[objective.name]
         except Exception:  # noqa: BLE001 - results KerasTuner could not read either
             return
-        if not _holds_history(results):
+        if not holds_history(results):
             # A value or dict has no epoch: the trial keeps its best epoch (retraining reads it).
             step = int(reported.get_best_step(objective.name))
         if not math.isclose(value, float(reported.get_best_value(objective.name)), rel_tol=1e-9, abs_tol=1e-12):
@@ -769,7 +776,7 @@ class BayesianNAS(keras_tuner.Tuner):
     def _reads_validation(self) -> bool:
         """Whether the search needs validation data: a ``val_`` objective, or a
         `kbnas.ConvNetHyperModel` (its recipe's early stopping watches ``val_loss``)."""
-        names = _objective_names(self.oracle.objective)
+        names = objective_names(self.oracle.objective)
         return hasattr(self.hypermodel, "configure") or any(name.startswith("val_") for name in names)
 
     def _with_validation_split(self, args: list, kwargs: dict) -> tuple[list, dict]:
@@ -800,96 +807,12 @@ class BayesianNAS(keras_tuner.Tuner):
         return [x[train], y[train], *args], kwargs
 
 
-def reported_results(results: Any, objective: Any) -> tuple[dict, int]:
-    """The metrics and step KerasTuner (1.4) reports for what ``run_trial`` returned.
-
-    A History: the logs of its best epoch for ``objective`` (the first of equals),
-    at that epoch; a list (one entry per execution): the mean of each entry's metrics,
-    at the mean of their steps rounded down; a number: ``{objective.name: value}``;
-    a dict: as it is; both at step 0. (KerasTuner's ``convert_to_metrics_dict`` and
-    ``get_best_step``, which have no public name; a test compares them.)
-    """
-    if isinstance(results, list):
-        converted = [reported_results(result, objective) for result in results]
-        names = {name for metrics, _ in converted for name in metrics}
-        mean = {name: float(np.mean([metrics[name] for metrics, _ in converted if name in metrics]))
-                for name in names}
-        return mean, int(np.mean([step for _, step in converted]))
-    if isinstance(results, (int, float, np.floating)):
-        return {objective.name: float(results)}, 0
-    if isinstance(results, dict):
-        return dict(results), 0
-    if isinstance(results, keras.callbacks.History):
-        epochs = [dict(zip(results.history, values)) for values in zip(*results.history.values())]
-        best = 0
-        for epoch, logs in enumerate(epochs):
-            logs.setdefault(objective.name, objective.get_value(logs))
-            if objective.better_than(logs[objective.name], epochs[best][objective.name]):
-                best = epoch
-        return epochs[best], best
-    raise TypeError(f"run_trial returned {type(results).__name__}: not a History, number, dict or list")
-
-
-def _initial_design_note(end: InitialDesignEnd) -> str:
-    """The line `search` prints when the time budget ended it before any GP proposal."""
-    of = f" of {end.training_epochs}" if end.training_epochs else ""
-    cuts = "".join(f", trial {trial_id!r} cut at epoch {epochs}{of}" for trial_id, epochs in end.cut)
-    took = "" if end.median_seconds is None else (
-        f" {'It' if end.completed == 1 else 'Trials'} took {end.median_seconds:.0f} s"
-        f"{'' if end.completed == 1 else ' each (median)'}.")
-    return (f"kbnas: the time budget max_time={end.max_time:g} s ended the search after {end.completed} "
-            f"trial{'s' if end.completed != 1 else ''} of the initial design{cuts}, before any GP proposal: the best "
-            f"model is a starting architecture, not one the search chose.{took} Call search again with a larger "
-            "max_time to resume it (or train fewer epochs).")
-
-
-def _missing_objective_message(name: str, trial_id: str, results: Any) -> str:
-    """One line for an objective that neither the epochs' logs nor ``run_trial``'s results hold."""
-    names = sorted(_result_names(results))
-    close = [logged for logged in names if logged.startswith(name) or name.startswith(logged)]
-    return (f"kbnas: the objective {name!r} is not among the metrics trial {trial_id} reported "
-            f"({', '.join(names) or 'none'})" + (f": did you mean {close[0]!r}?" if close else "")
-            + " Pass a logged metric as objective=, or return it from run_trial; the search stopped after this "
-            "trial's training (KerasTuner would fail every trial the same way)")
-
-
-def _result_names(results: Any) -> set[str]:
-    """The metric names in what ``run_trial`` returned (a History, dict, number or a list of them)."""
-    if isinstance(results, list):
-        return set().union(*(_result_names(result) for result in results))
-    if isinstance(results, keras.callbacks.History):
-        return set(results.history)
-    if isinstance(results, dict):
-        return {str(name) for name in results}
-    return set()
-
-
-def _holds_history(results: Any) -> bool:
-    """Whether ``run_trial``'s results carry epochs (a History, or a list with one)."""
-    if isinstance(results, list):
-        return any(_holds_history(result) for result in results)
-    return isinstance(results, keras.callbacks.History)
-
-
-def _is_number(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 #: Key of a hypermodel's configuration in the tuner's state (``<tuner_id>.json``).
 HYPERMODEL_STATE = "kbnas_hypermodel"
 #: Key of `search`'s ``batch_size`` in the tuner's state.
 BATCH_SIZE_STATE = "kbnas_search_batch_size"
 #: Key of the devices each trial trained on (`BayesianNAS._record_trial_devices`).
 TRIAL_DEVICES_STATE = "kbnas_trial_devices"
-
-
-def _objective_names(objective: Any) -> list[str]:
-    """The metric names of a `keras_tuner.Objective` or of each part of a multi-objective."""
-    return list(getattr(objective, "name_to_direction", None) or [objective.name])
 
 
 def _fit_xy(args: list, kwargs: dict) -> tuple[Any, Any]:

@@ -20,7 +20,6 @@ import tensorflow as tf
 import kbnas
 from kbnas import BayesianNAS, ConvNetHyperModel
 from kbnas.datasets import load_digits_split
-from kbnas.tuner import reported_results
 from kbnas.report.record import read_search
 
 pytestmark = pytest.mark.integration
@@ -860,40 +859,6 @@ def test_a_training_metric_objective_of_a_build_function_trains_on_all_the_data(
     assert len(fit_args[0]) == len(x) and "validation_data" not in fit_kwargs  # KerasTuner holds out nothing
     tuner.oracle.objective = keras_tuner.Objective("val_loss", "min")
     assert len(tuner.prepare_search(x, y, epochs=1)[1]["validation_data"][0]) == round(0.2 * len(x))
-
-
-def test_reported_results_are_what_keras_tuner_reports_for_each_kind_of_result():
-    import keras
-
-    objective = keras_tuner.Objective("val_accuracy", "max")
-
-    def history(values, losses):
-        made = keras.callbacks.History()
-        made.history = {"val_accuracy": values, "val_loss": losses}
-        return made
-
-    first, second = history([0.5, 0.8, 0.7], [1.0, 0.6, 0.7]), history([0.6, 0.7, 0.9], [0.9, 0.8, 0.5])
-    # A History: the metrics of its best epoch.
-    assert reported_results(first, objective) == ({"val_accuracy": 0.8, "val_loss": 0.6}, 1)
-    # Executions: the mean of each one's best epoch, at the mean best step (rounded down).
-    metrics, step = reported_results([first, second], objective)
-    assert metrics == pytest.approx({"val_accuracy": 0.85, "val_loss": 0.55}) and step == 1
-    assert reported_results(0.25, objective) == ({"val_accuracy": 0.25}, 0)
-    assert reported_results({"val_accuracy": 3.0}, objective) == ({"val_accuracy": 3.0}, 0)
-
-    # The same as KerasTuner's own conversion (no public name: the reference).
-    from keras_tuner.src.engine import tuner_utils
-
-    multi = keras_tuner.oracles.RandomSearchOracle(
-        objective=[keras_tuner.Objective("val_accuracy", "max"), keras_tuner.Objective("val_loss", "min")]).objective
-    loss = keras_tuner.Objective("val_loss", "min")
-    cases = [(r, goal) for r in (first, second, [first, second]) for goal in (objective, loss, multi)]
-    cases += [([first, 0.5], objective), (0.25, loss), ({"val_accuracy": 3.0, "x": 1.0}, objective)]
-    for results, goal in cases:
-        metrics, step = reported_results(results, goal)
-        expected = tuner_utils.convert_to_metrics_dict(results, goal)
-        assert metrics == pytest.approx({k: float(v) for k, v in expected.items()})
-        assert step == tuner_utils.get_best_step(results, goal)
 
 
 def test_untuned_entries_a_build_adds_do_not_let_a_configuration_repeat(tmp_path, digits):
