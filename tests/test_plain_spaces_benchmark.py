@@ -127,3 +127,111 @@ def test_digits_mlp_summary_reports_the_test_accuracy_of_the_best_validation_tri
         math.log10(0.2) - math.log10(0.25))
     text = plain_spaces.format_markdown(plain_spaces.summarize(records, budgets=(1, 3)), budgets=(1, 3))
     assert "after 1 and 3 trials" in text and "test accuracy (%)" in text and "| keras-tuner-bo | 93.00" in text
+
+
+def test_observation_noise_is_reproducible_standard_normal_and_new_at_each_trial():
+    draws = [plain_spaces.observation_noise(seed, i) for seed in range(20) for i in range(100)]
+    assert draws == [plain_spaces.observation_noise(seed, i) for seed in range(20) for i in range(100)]
+    assert len(set(draws)) == len(draws)
+    assert abs(np.mean(draws)) < 0.1 and np.std(draws) == pytest.approx(1.0, abs=0.05)  # 2,000 draws
+
+
+def test_noise_sigma_is_a_tenth_of_the_spread_of_f_over_random_configurations():
+    rng = np.random.default_rng(7)
+    for name, spread in plain_spaces.SPREAD.items():
+        assert plain_spaces.NOISE_SIGMA[f"noisy-{name}"] == pytest.approx(0.1 * spread)
+        function, _ = plain_spaces.OBJECTIVES[name]
+        space = plain_spaces.hyperparameters(f"noisy-{name}").space
+        assert [hp.name for hp in space] == [hp.name for hp in plain_spaces.hyperparameters(name).space]
+        n = 20_000 if name != "mixed" else 5_000
+        if name == "mixed":  # KerasTuner's own sampling: the learning rate log-uniform
+            values = [{hp.name: hp.random_sample(int(rng.integers(2 ** 31))) for hp in space} for _ in range(n)]
+        else:
+            values = [{hp.name: x for hp, x in zip(space, row)} for row in rng.uniform(size=(n, len(space)))]
+        assert np.std([function(v) for v in values]) == pytest.approx(spread, rel=0.05), name
+
+
+@pytest.mark.parametrize("contender", ["kbnas", "keras-tuner-random"])
+def test_a_noisy_run_reports_f_plus_sigma_epsilon_and_keeps_the_true_f(contender):
+    record = plain_spaces.run(contender, "noisy-branin", seed=3, budget=8)
+    sigma = plain_spaces.NOISE_SIGMA["noisy-branin"]
+    assert record["noise_sigma"] == sigma
+    assert record["f_true"] == [plain_spaces.branin(v) for v in record["values"]]
+    assert record["f"] == pytest.approx([f + sigma * plain_spaces.observation_noise(3, i)
+                                         for i, f in enumerate(record["f_true"])])
+    # One recommendation after each k = 1 … 8 trials, one of the first k, with its true f.
+    assert len(record["recommended"]) == 8
+    assert all(0 <= index < k for k, index in enumerate(record["recommended"], start=1))
+    assert record["f_recommended"] == [record["f_true"][i] for i in record["recommended"]]
+
+
+def test_every_contender_sees_the_same_noise_sequence():
+    runs = [plain_spaces.run(c, "noisy-mixed", seed=5, budget=6) for c in ("kbnas", "keras-tuner-random")]
+    noise = [np.subtract(r["f"], r["f_true"]) for r in runs]
+    assert runs[0]["values"] != runs[1]["values"]
+    np.testing.assert_allclose(noise[0], noise[1], atol=1e-12)
+    other_seed = plain_spaces.run("keras-tuner-random", "noisy-mixed", seed=6, budget=6)
+    assert not np.allclose(np.subtract(other_seed["f"], other_seed["f_true"]), noise[0])
+
+
+def test_keras_tuner_recommends_the_best_observed_trial():
+    record = plain_spaces.run("keras-tuner-random", "noisy-hartmann6", seed=0, budget=12)
+    assert record["recommended"] == [int(np.argmin(record["f"][:k])) for k in range(1, 13)]
+
+
+def test_asking_kbnas_for_its_recommendation_leaves_its_proposals_as_they_were():
+    import tempfile
+
+    from kbnas.offline import run_oracle
+
+    record = plain_spaces.run("kbnas", "noisy-branin", seed=1, budget=10)
+    oracle = plain_spaces.make_oracle("kbnas", "noisy-branin", seed=1, budget=10)
+    observed = iter(record["f"])
+    with tempfile.TemporaryDirectory() as directory:
+        trials = run_oracle(oracle, lambda values: next(observed), 10, directory=directory, metric_name="loss")
+    assert [t.values for t in trials] == record["values"]
+    # After its initial design kbnas recommends by the GP's posterior mean, not always the lowest score.
+    assert record["recommended"][-1] == next(
+        i for i, t in enumerate(trials) if t.trial_id == oracle.get_best_trials(1)[0].trial_id)
+
+
+def test_deterministic_runs_keep_their_record():
+    record = plain_spaces.run("keras-tuner-random", "branin", seed=0, budget=3)
+    assert not {"f_true", "recommended", "f_recommended", "noise_sigma"} & set(record)
+
+
+def _noisy_record(contender, seed, f, f_true, recommended):
+    return {**_record(contender, seed, f), "objective": "noisy-mixed", "f_true": f_true,
+            "recommended": recommended, "f_recommended": [f_true[i] for i in recommended]}
+
+
+def test_regrets_of_a_noisy_run_are_of_the_true_f():
+    # The second trial looked best (a lucky draw), the third is truly best, kbnas picked the first.
+    record = _noisy_record("kbnas", 0, [0.5, 0.05, 0.3], [0.4, 1.0, 0.01], [0, 1, 0])
+    assert plain_spaces.regret_after(record, 3, "best_observed") == pytest.approx(1.0)
+    assert plain_spaces.regret_after(record, 3, "recommended") == pytest.approx(0.4)
+    assert plain_spaces.regret_after(record, 3, "best_tried") == pytest.approx(0.01)
+    assert plain_spaces.log_regret(record, 3) == pytest.approx(0.0)  # best observed
+    assert plain_spaces.log_regret(record, 2, "best_tried") == pytest.approx(math.log10(0.4))
+    assert plain_spaces.regret_after(record, 4, "recommended") is None
+    # Deterministic records: the best observed is the best tried; no recommendation was recorded.
+    plain = _record("kbnas", 0, [2.0, 0.5])
+    assert plain_spaces.regret_after(plain, 2, "best_tried") == plain_spaces.regret_after(plain, 2) == 0.5
+    assert plain_spaces.regret_after(plain, 2, "recommended") is None
+    with pytest.raises(ValueError, match="unknown regret measure"):
+        plain_spaces.regret_after(plain, 2, "median")
+
+
+def test_noisy_summary_pairs_each_measure_and_reports_three_tables():
+    records = [_noisy_record("kbnas", s, [0.5, 0.05], [0.1, 1.0], [0, 0]) for s in range(3)]
+    records += [_noisy_record("keras-tuner-bo", s, [0.5, 0.05], [0.1, 1.0], [0, 1]) for s in range(3)]
+    summary = plain_spaces.summarize(records, budgets=(2,))["noisy-mixed"]["contenders"]
+    entry = summary["keras-tuner-bo"]["budgets"]["2"]
+    assert entry["log10_regret"]["mean"] == pytest.approx(0.0)
+    assert entry["log10_regret_recommended"]["mean"]["mean"] == pytest.approx(0.0)
+    assert entry["log10_regret_recommended"]["reference_minus_this"]["mean"] == pytest.approx(-1.0)
+    assert entry["log10_regret_best_tried"]["reference_minus_this"]["mean"] == pytest.approx(0.0)
+    text = plain_spaces.format_markdown(plain_spaces.summarize(records, budgets=(2,)), budgets=(2,))
+    assert text.count("**noisy-mixed** (σ = 0.159)") == 3
+    assert "regret of the recommended trial" in text and "regret of the best-observed trial" in text
+    assert "| keras-tuner-bo | 3 | +0.00 [+0.00, +0.00]; ref − it -1.00 [-1.00, -1.00] |" in text
