@@ -25,7 +25,9 @@ import scipy.special
 import scipy.stats
 
 #: Methods understood by `warp_scores`.
-WARP_METHODS = ("rank", "standardize", "none")
+WARP_METHODS = ("rank", "standardize", "power", "none")
+#: Bounds of the Yeo-Johnson exponent λ of `power_warp`.
+POWER_LAMBDA_BOUNDS = (-2.0, 4.0)
 
 
 def _as_finite_vector(y: np.ndarray) -> np.ndarray:
@@ -77,13 +79,45 @@ def standardize(y: np.ndarray) -> tuple[np.ndarray, float, float]:
     return (y - mean) / std, mean, std
 
 
+def power_warp(y: np.ndarray) -> np.ndarray:
+    """Standardize, Yeo-Johnson transform with the maximum-likelihood exponent, standardize.
+
+    The Yeo-Johnson map ψ_λ (Yeo & Johnson 2000) of the standardized scores u,
+
+        ψ_λ(u) = ((u + 1)^λ − 1)/λ            u ≥ 0, λ ≠ 0   (log(u + 1) at λ = 0)
+        ψ_λ(u) = −((1 − u)^(2−λ) − 1)/(2 − λ)  u < 0, λ ≠ 2   (−log(1 − u) at λ = 2),
+
+    is increasing for every λ; λ maximizes the normal log likelihood of ψ_λ(u)
+    (`scipy.stats.yeojohnson_normmax`, bounded to `POWER_LAMBDA_BOUNDS`). A low tail
+    of diverged trials (left skew) gets λ > 1, which compresses it, while the
+    differences among the good scores keep their magnitudes (the rank warp spreads
+    them evenly, noise included). HEBO (Cowen-Rivers et al. 2022) warps its outputs
+    with the same family.
+
+    Args:
+        y: (n,) finite scores.
+
+    Returns:
+        (n,) warped scores, mean 0 and standard deviation 1 (zeros when ``y`` is
+        constant); below 3 distinct values, `standardize`'s.
+    """
+    u = standardize(y)[0]
+    if np.unique(u).size < 3:
+        return u
+    lam = float(np.clip(scipy.stats.yeojohnson_normmax(u, brack=(0.5, 1.5)), *POWER_LAMBDA_BOUNDS))
+    warped = scipy.stats.yeojohnson(u, lam)
+    if not np.all(np.isfinite(warped)):
+        return u
+    return standardize(warped)[0]
+
+
 def warp_scores(y: np.ndarray, method: str = "rank") -> np.ndarray:
     """Warp raw scores for the GP.
 
     Args:
         y: (n,) finite scores (larger is better).
         method: ``"rank"`` (`rank_gaussian_warp`, the default, robust to outliers),
-            ``"standardize"`` (`standardize`) or ``"none"`` (a float copy).
+            ``"standardize"`` (`standardize`), ``"power"`` (`power_warp`) or ``"none"`` (a float copy).
 
     Returns:
         (n,) warped scores.
@@ -95,6 +129,8 @@ def warp_scores(y: np.ndarray, method: str = "rank") -> np.ndarray:
         return rank_gaussian_warp(y)
     if method == "standardize":
         return standardize(y)[0]
+    if method == "power":
+        return power_warp(y)
     if method == "none":
         return _as_finite_vector(y).copy()
     raise ValueError(f"unknown warping method {method!r}; expected one of {WARP_METHODS}")

@@ -8,7 +8,7 @@ import scipy.special
 import scipy.stats
 
 from kbnas.core.gp import DistanceGP
-from kbnas.core.warping import rank_gaussian_warp, standardize, warp_scores
+from kbnas.core.warping import power_warp, rank_gaussian_warp, standardize, warp_scores
 
 try:
     from threadpoolctl import threadpool_limits
@@ -78,11 +78,49 @@ def test_standardize_closed_form_and_constant_input():
     np.testing.assert_allclose(z_constant, 0.0, atol=1e-15)
 
 
+def _yeo_johnson(u: np.ndarray, lam: float) -> np.ndarray:
+    """The closed form of Yeo & Johnson (2000), case by case."""
+    out = np.empty_like(u)
+    for i, v in enumerate(u):
+        if v >= 0:
+            out[i] = np.log1p(v) if lam == 0 else ((v + 1) ** lam - 1) / lam
+        else:
+            out[i] = -np.log1p(-v) if lam == 2 else -((1 - v) ** (2 - lam) - 1) / (2 - lam)
+    return out
+
+
+def test_power_warp_is_the_yeo_johnson_closed_form_at_the_likelihood_optimum():
+    rng = np.random.default_rng(3)
+    y = np.concatenate([rng.normal(0.95, 0.01, 20), [0.1, 0.1, 0.12]])  # three diverged trials
+    u = standardize(y)[0]
+    grid = np.linspace(-2.0, 4.0, 6001)
+    # The profile log likelihood of the transformed data (Yeo & Johnson's (2000) eq. for λ).
+    loglik = [-0.5 * u.size * np.log(np.var(_yeo_johnson(u, lam)))
+              + (lam - 1) * np.sum(np.sign(u) * np.log1p(np.abs(u))) for lam in grid]
+    lam = grid[int(np.argmax(loglik))]
+    assert lam > 1  # a low tail: compressed
+    z = power_warp(y)
+    reference = standardize(_yeo_johnson(u, lam))[0]
+    np.testing.assert_allclose(z, reference, atol=2e-3)
+    assert np.mean(z) == pytest.approx(0.0, abs=1e-12) and np.std(z) == pytest.approx(1.0)
+    assert np.all(np.diff(z[np.argsort(y)]) >= 0)  # increasing
+    # The diverged trials sit closer to the rest than standardized (3 std below instead of 4.5).
+    gap = np.min(z[:20]) - np.max(z[20:])
+    assert gap < np.min(u[:20]) - np.max(u[20:])
+
+
+def test_power_warp_of_few_distinct_or_constant_scores_is_standardize():
+    np.testing.assert_array_equal(power_warp(np.array([1.0, 2.0, 1.0])), standardize(np.array([1.0, 2.0, 1.0]))[0])
+    np.testing.assert_array_equal(power_warp(np.full(4, 0.3)), np.zeros(4))
+    np.testing.assert_array_equal(power_warp(np.array([0.87])), [0.0])
+
+
 def test_warp_scores_dispatches_and_rejects_unknown_methods():
     y = np.array([3.0, 1.0, 2.0])
     np.testing.assert_array_equal(warp_scores(y), rank_gaussian_warp(y))
     np.testing.assert_array_equal(warp_scores(y, "standardize"), standardize(y)[0])
     np.testing.assert_array_equal(warp_scores(y, "none"), y)
+    np.testing.assert_array_equal(warp_scores(y, "power"), power_warp(y))
     with pytest.raises(ValueError, match="unknown warping method 'log'"):
         warp_scores(y, "log")
 
