@@ -80,6 +80,10 @@ def _read_text(path: pathlib.Path) -> str:
         ) from None
 
 
+#: Cells read as a missing value in the messages (pandas' default NA strings and '?'), lower case.
+MISSING_VALUE_MARKERS = frozenset({"na", "n/a", "nan", "null", "none", "?", "-", "--", "#n/a", "missing", "<na>"})
+
+
 def _check_header(path: pathlib.Path, header: list[str], label_column: str) -> None:
     """The label column named once: a second one would be read as a feature, the
     labels leaking into the inputs. (Features are read by position: repeated or
@@ -103,6 +107,9 @@ def _cell_error(path: pathlib.Path, line: int, column: str, cell: str) -> DataFi
     try:
         value = float(cell)
     except ValueError:
+        if cell.strip().lower() in MISSING_VALUE_MARKERS:
+            return DataFileError(f"{where} holds {cell.strip()!r}, a missing value; fill it in (impute) or drop "
+                                 "the row")
         return DataFileError(f"{where} holds {cell!r}, not a number; encode such a column as numbers "
                              "(e.g. one column per category) or drop it")
     if math.isfinite(value):  # finite, but not as float32
@@ -193,6 +200,12 @@ def read_csv_file(path: pathlib.Path, label_column: str) -> DataFile:
     label_column = label_column.strip()
     _check_header(path, header, label_column)
     if label_column not in header:
+        separator = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
+        if separator is not None:
+            raise DataFileError(
+                f"{path}: one column named {header[0]!r}: the file seems separated by {separator!r}, and kbnas "
+                "reads comma-separated values (decimal points, not commas); write it with ',' between cells"
+            )
         raise DataFileError(
             f"{path}: no column named {label_column!r} (columns: {', '.join(header)}); "
             "choose it with --label-column"

@@ -35,6 +35,7 @@ when a `tf.data.Dataset` is passed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import warnings
 from typing import Any, Iterator
@@ -263,8 +264,13 @@ def infer_input_shapes(
     return data_shape, data_shape
 
 
+#: The largest float32, the models' precision.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_finite_inputs(x: np.ndarray, what: str = "x") -> None:
-    """Raise ValueError if `x` contains NaN or infinite values."""
+    """Raise ValueError if `x` contains NaN or infinite values, or values that float32,
+    the models' precision, cannot hold (they would become infinite in the model)."""
     if np.issubdtype(x.dtype, np.floating):
         finite = np.isfinite(x)
         if not finite.all():
@@ -274,6 +280,34 @@ def check_finite_inputs(x: np.ndarray, what: str = "x") -> None:
                 f"{what} contains {bad} NaN or infinite values (first in example "
                 f"{first}); impute or drop them before the search"
             )
+        if np.finfo(x.dtype).max > FLOAT32_MAX:
+            beyond = np.abs(x) > FLOAT32_MAX
+            if beyond.any():
+                first = int(np.argwhere(beyond.reshape(len(x), -1).any(axis=1))[0, 0])
+                raise ValueError(
+                    f"{what} holds {float(x[first][beyond[first]].flat[0]):g} (example {first}), beyond float32's "
+                    "range (±3.4e38) that the model computes in; rescale it"
+                )
+
+
+def check_normalization_variance(x: np.ndarray, grayscale: bool, what: str = "x") -> None:
+    """Raise ValueError where a channel's variance, which the input normalization holds in
+    float32, exceeds float32's range: one value of 1e21 among small ones is enough, and the
+    layer would then be infinite (its `.keras` file does not load again)."""
+    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        return
+    axes = None if grayscale else tuple(range(x.ndim - 1))
+    variance = np.atleast_1d(np.var(x, axis=axes, dtype=np.float64))
+    over = np.flatnonzero(variance > FLOAT32_MAX)
+    if over.size:
+        channel = int(over[0])
+        values = x if grayscale else x[..., channel]
+        largest = float(np.max(np.abs(values)))
+        where = "" if grayscale else (f" feature {channel}" if x.ndim == 2 else f" channel {channel}")
+        raise ValueError(
+            f"{what}'s{where} values reach {largest:g}: their variance ({float(variance[channel]):.2g}) is beyond "
+            "float32's range (±3.4e38), which the input normalization holds; rescale it"
+        )
 
 
 def input_statistics(
@@ -390,6 +424,11 @@ def check_float32_targets(y: np.ndarray, name: str = "y") -> None:
     if beyond.any():
         raise ValueError(f"{name} holds the regression target {float(values[beyond].flat[0]):g}, beyond float32's "
                          "range (±3.4e38) that the model computes in; rescale the target")
+    # The loss squares errors of the size of the targets' spread: beyond √(3.4e38) it is infinite.
+    spread = float(np.max(np.abs(values - np.mean(values, dtype=np.float64))))
+    if spread > math.sqrt(FLOAT32_MAX):
+        raise ValueError(f"{name}'s regression targets lie up to {spread:.2g} from their mean: squared errors that "
+                         "large are beyond float32's range (±3.4e38) that the loss is computed in; rescale the target")
 
 
 def _check_label_range(labels: np.ndarray) -> None:
@@ -558,9 +597,13 @@ def infer_data_spec(
     if 0 in input_shape:
         raise ValueError(f"x has an empty axis: shape {x_array.shape}")
     check_finite_inputs(x_array)
+    check_normalization_variance(x_array, grayscale=data_shape != input_shape)
     inferred_task, inferred_classes = infer_task(y_array, task=task, num_classes=num_classes)
     if inferred_task == REGRESSION:
         check_float32_targets(y_array)
+        targets = np.asarray(y_array, dtype=np.float64).reshape(-1)
+        if targets.size > 1 and np.all(targets == targets[0]):
+            raise ValueError(f"y is constant (every target is {targets[0]:g}): a constant target cannot be learned")
     return DataSpec(
         input_shape=input_shape,
         task=inferred_task,

@@ -43,6 +43,12 @@ ARRAYS = {
     "single class": (X, np.zeros(60, int)),
     "labels of shape (N, 2)": (X, np.stack([Y, Y], axis=1)),
     "regression target beyond float32": (X, _with(RNG.normal(size=60), 0, 1e39)),
+    # Inside float32, but its square is not: the loss would be infinite in every trial.
+    "regression target whose squared errors overflow": (X, _with(RNG.normal(size=60), 0, 3e38)),
+    "constant regression target": (X, np.full(60, 2.5)),
+    "x beyond float32 in float64": (_with(X, 5, 1e300), Y),
+    # A fill value of 1e21 in one cell: the normalization's variance is infinite in float32.
+    "x whose variance overflows float32": (_with(X, 5, 1e21), Y),
 }
 #: name → expected fragment of the message (lower case).
 EXPECTED = {
@@ -57,6 +63,15 @@ EXPECTED = {
     "single class": "single class",
     "labels of shape (N, 2)": "one label per example",
     "regression target beyond float32": "y holds the regression target 1e+39, beyond float32's range",
+    "regression target whose squared errors overflow": "y's regression targets lie up to 3e+38 from their mean: "
+                                                       "squared errors that large are beyond float32's range",
+    "constant regression target": "y is constant (every target is 2.5): a constant target cannot be learned",
+    "x beyond float32 in float64": "x holds 1e+300 (example 1), beyond float32's range",
+    "x whose variance overflows float32": "x's feature 1 values reach 1e+21: their variance (1.6e+40) is beyond "
+                                          "float32's range",
+    "semicolon-separated csv": "the file seems separated by ';', and kbnas reads comma-separated values",
+    "csv with na for a missing value": "line 3, column 'a' holds 'na', a missing value",
+    "output name too long": "file name too long",
     "csv label beyond float32": "line 3, column 'label' (the label) holds '1e39', beyond float32's range",
     "csv without features": "data.csv: no feature columns, only the label column 'label'",
     "cross-validation on too few examples": "--selection cross-validation needs at least 3 train + validation "
@@ -148,6 +163,12 @@ def _cli_args(case: str, tmp_path) -> list[str]:
         return text("data.csv", "")
     if case == "ragged csv":
         return text("data.csv", "a,b,label\n1,2,0\n1,0\n")
+    if case == "semicolon-separated csv":
+        return text("data.csv", "a;b;label\n1;2;0\n3;4;1\n")
+    if case == "csv with na for a missing value":
+        return text("data.csv", "a,b,label\n1,2,0\nNA,2,1\n")
+    if case == "output name too long":
+        return ["--output", str(tmp_path / ("a" * 300))]
     if case == "csv with a missing value":
         return text("data.csv", "a,b,label\n1,2,0\n,2,1\n")
     if case == "non-numeric csv":
@@ -411,3 +432,24 @@ def test_python_api_refuses_bad_settings(make, expected):
     with pytest.raises(ValueError) as raised:
         make()
     assert expected in str(raised.value)
+
+
+def test_a_folder_the_user_cannot_write_is_one_line_naming_it(tmp_path, capsys, monkeypatch, finished_search):
+    """Root ignores file permissions, so the system's refusal is played by the report's writer."""
+    import errno
+
+    import kbnas.report
+    from kbnas.cli.run import _file_error
+
+    denied = PermissionError(errno.EACCES, "Permission denied", "runs/ro/.report.html.x1y2.tmp")
+    assert _file_error(denied) == "runs/ro: permission denied"  # the folder, not a temporary name
+    assert _file_error(PermissionError(errno.EPERM, "Operation not permitted", "/sys/x")) == \
+        "/sys/x: operation not permitted"
+    assert _file_error(OSError("no path")) is None and _file_error(ValueError("x")) is None
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(finished_search / ".report.html.tmp"))
+
+    monkeypatch.setattr(kbnas.report, "write_report", refuse)
+    assert main(["report", "--output", str(finished_search)]) == 2
+    _assert_one_line(capsys.readouterr(), f"kbnas: error: {finished_search}: permission denied".lower())

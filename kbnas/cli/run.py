@@ -4,6 +4,8 @@ turns bad input into one line and exit status 2.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import sys
 import warnings
@@ -41,6 +43,21 @@ def _as_command_line(message: str) -> str:
     return re.sub(r"\btask='(\w+)'", r"--task \1", message)
 
 
+def _file_error(error: BaseException) -> str | None:
+    """``runs/ro: permission denied`` for an `OSError` about a path (a hidden temporary
+    file is named by its folder); None for any other error."""
+    path = getattr(error, "filename", None)
+    if not isinstance(error, OSError) or path is None:
+        return None
+    path = os.fsdecode(path)
+    reason = (error.strerror or type(error).__name__).lower()
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        name = os.path.basename(path.rstrip(os.sep))
+        where = os.path.dirname(path) if name.startswith(".") else path
+        return f"{where or '.'}: {reason}"
+    return f"{path}: {reason}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -60,8 +77,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             ListenError, DirectoryInUseError) as error:
         if debug:
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = _file_error(error) or (str(error).strip().splitlines()[0] if str(error).strip()
+                                         else type(error).__name__)
         print(f"kbnas: error: {_as_command_line(message)}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as error:
+        # A folder the user cannot write (a colleague's search, a read-only mount), a path too
+        # long: what the system said, about which path, in one line.
+        if debug or _file_error(error) is None:
+            raise
+        print(f"kbnas: error: {_file_error(error)}", file=sys.stderr)
         return EXIT_USAGE
     except WorkerFailedError as error:
         if debug:
