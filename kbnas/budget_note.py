@@ -11,7 +11,7 @@ the facts `ended_in_initial_design` gathers.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -41,13 +41,16 @@ class InitialDesignEnd:
 
 
 def ended_in_initial_design(oracle: Any) -> InitialDesignEnd | None:
-    """The facts, when ``oracle`` (a `kbnas.BayesianNASOracle`) has a time budget, fewer
-    ended trials than ``max_trials``, at least one completed trial and no GP proposal
-    in its ``proposal_log``; None otherwise (also for another oracle)."""
+    """The facts, when ``oracle`` (a `kbnas.BayesianNASOracle`) has a time budget that is
+    spent (`BayesianNASOracle.out_of_time`), fewer ended trials than ``max_trials``, at
+    least one completed trial and no GP proposal in its ``proposal_log``; None otherwise
+    (also for another oracle)."""
     max_time = getattr(oracle, "max_time", None)
     log = getattr(oracle, "proposal_log", None)
     if max_time is None or not log or (oracle.max_trials is not None and oracle.ended_trials() >= oracle.max_trials):
         return None
+    if not oracle.out_of_time():
+        return None  # the search ended otherwise: the space ran out, trials failed in a row
     if any(str(info.get("method", "")).startswith(GP_METHOD_PREFIX) for info in log.values()):
         return None
     completed = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
@@ -64,14 +67,22 @@ def ended_in_initial_design(oracle: Any) -> InitialDesignEnd | None:
     )
 
 
+def describe(end: InitialDesignEnd, what: str, trial_name: Callable[[str], str],
+             seconds: Callable[[float], str]) -> str:
+    """``after 2 trials of the initial design, trial 1 cut at epoch 3 of 30, …``: the facts
+    both notes share, ``what`` naming the model the search leaves, trials named by
+    ``trial_name`` and durations by ``seconds``."""
+    of = f" of {end.training_epochs}" if end.training_epochs else ""
+    cuts = "".join(f", trial {trial_name(trial_id)} cut at epoch {epochs}{of}" for trial_id, epochs in end.cut)
+    took = "" if end.median_seconds is None else (
+        f" {'It' if end.completed == 1 else 'Trials'} took {seconds(end.median_seconds)}"
+        f"{'' if end.completed == 1 else ' each (median)'} here.")
+    return (f"after {end.completed} trial{'s' if end.completed != 1 else ''} of the initial design{cuts}, "
+            f"before any GP proposal: {what} is a starting architecture, not one the search chose.{took}")
+
+
 def search_note(end: InitialDesignEnd) -> str:
     """The line `kbnas.BayesianNAS.search` prints when the time budget ended it before any GP proposal."""
-    of = f" of {end.training_epochs}" if end.training_epochs else ""
-    cuts = "".join(f", trial {trial_id!r} cut at epoch {epochs}{of}" for trial_id, epochs in end.cut)
-    took = "" if end.median_seconds is None else (
-        f" {'It' if end.completed == 1 else 'Trials'} took {end.median_seconds:.0f} s"
-        f"{'' if end.completed == 1 else ' each (median)'}.")
-    return (f"kbnas: the time budget max_time={end.max_time:g} s ended the search after {end.completed} "
-            f"trial{'s' if end.completed != 1 else ''} of the initial design{cuts}, before any GP proposal: the best "
-            f"model is a starting architecture, not one the search chose.{took} Call search again with a larger "
-            "max_time to resume it (or train fewer epochs).")
+    facts = describe(end, "the best model", repr, lambda seconds: f"{seconds:.0f} s")
+    return (f"kbnas: the time budget max_time={end.max_time:g} s ended the search {facts} Call search again with "
+            "a larger max_time to resume it (or train fewer epochs).")

@@ -280,7 +280,7 @@ def check_finite_inputs(x: np.ndarray, what: str = "x") -> None:
                 f"{what} contains {bad} NaN or infinite values (first in example "
                 f"{first}); impute or drop them before the search"
             )
-        if np.finfo(x.dtype).max > FLOAT32_MAX:
+        if np.finfo(x.dtype).max > FLOAT32_MAX and max(float(np.max(x)), -float(np.min(x))) > FLOAT32_MAX:
             beyond = np.abs(x) > FLOAT32_MAX
             if beyond.any():
                 first = int(np.argwhere(beyond.reshape(len(x), -1).any(axis=1))[0, 0])
@@ -293,8 +293,17 @@ def check_finite_inputs(x: np.ndarray, what: str = "x") -> None:
 def check_normalization_variance(x: np.ndarray, grayscale: bool, what: str = "x") -> None:
     """Raise ValueError where a channel's variance, which the input normalization holds in
     float32, exceeds float32's range: one value of 1e21 among small ones is enough, and the
-    layer would then be infinite (its `.keras` file does not load again)."""
-    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+    layer would then be infinite (its `.keras` file does not load again).
+
+    Args:
+        x: (N, ...) finite inputs.
+        grayscale: (N, H, W) images, whose one channel is every value (as `input_statistics`).
+        what: the inputs' name in the message.
+    """
+    # Integers of up to 64 bits have a variance of at most 2^126 < 3.4e38; a variance beyond
+    # it needs a value beyond √(3.4e38)/2 (no float64 temporary for ordinary data).
+    if not np.issubdtype(x.dtype, np.floating) or max(float(np.max(x)), -float(np.min(x))) <= (
+            math.sqrt(FLOAT32_MAX) / 2):
         return
     axes = None if grayscale else tuple(range(x.ndim - 1))
     variance = np.atleast_1d(np.var(x, axis=axes, dtype=np.float64))
@@ -582,7 +591,8 @@ def infer_data_spec(
             NaN/inf in x, NaN in y, unsupported rank, one-hot labels, labels
             outside [0, num_classes), regression targets beyond float32's range.
     """
-    if is_dataset(x):
+    sampled = is_dataset(x)
+    if sampled:
         if y is not None:
             raise ValueError("pass y=None when x is a tf.data.Dataset of (x, y) pairs")
         x, y = sample_dataset(x, max_examples=max_examples)
@@ -602,7 +612,8 @@ def infer_data_spec(
     if inferred_task == REGRESSION:
         check_float32_targets(y_array)
         targets = np.asarray(y_array, dtype=np.float64).reshape(-1)
-        if targets.size > 1 and np.all(targets == targets[0]):
+        # (Arrays only: a dataset is seen through a sample, whose targets may all be equal.)
+        if not sampled and targets.size > 1 and np.all(targets == targets[0]):
             raise ValueError(f"y is constant (every target is {targets[0]:g}): a constant target cannot be learned")
     return DataSpec(
         input_shape=input_shape,

@@ -32,13 +32,14 @@ from typing import Any, Mapping
 import keras
 import tensorflow as tf
 
+from kbnas.layout import EXPORT_STAGING_PREFIX
 from kbnas.model_builder import architecture_layer_names, layer_name
 from kbnas.space import Architecture, SearchSpace
 
 #: Marker stored in architecture.json, to recognise previous exports.
 EXPORT_FORMAT = "kbnas-export"
 #: Name prefix of the folder an export is written into before it replaces the previous one.
-STAGING_PREFIX = ".kbnas-export-"
+STAGING_PREFIX = EXPORT_STAGING_PREFIX
 EXPORT_FORMAT_VERSION = 1
 SAVED_MODEL_DIRNAME = "saved_model"
 KERAS_FILENAME = "model.keras"

@@ -17,6 +17,8 @@ RUN_FILE = "kbnas_run.json"
 LOCK_FILE = "kbnas.lock"
 PROJECT_NAME = "search"
 EXPORT_DIR = "export"
+#: Name prefix of the folder an export is written into before it replaces the previous one.
+EXPORT_STAGING_PREFIX = ".kbnas-export-"
 SELECTION_FILE = "selection.json"
 REPORT_FILE = "report.html"
 TENSORBOARD_DIR = "tensorboard"

@@ -431,7 +431,7 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
         or too many trials failed in a row. Never raises (it runs under KerasTuner's
         lock, which an exception would never release): an error stops the search."""
         try:
-            if self._out_of_time() or self.failure_limit is not None:
+            if self.out_of_time() or self.failure_limit is not None:
                 return True
             return bool(self.max_trials) and self.ended_trials() + len(self.ongoing_trials) >= self.max_trials
         except Exception as error:  # noqa: BLE001
@@ -530,7 +530,7 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
 
     def _next_trial(self, trial_id: str) -> dict:
         start = time.perf_counter()
-        if self._out_of_time() or self.failure_limit is not None:
+        if self.out_of_time() or self.failure_limit is not None:
             return {"status": STOPPED, "values": None}
         # One generator per trial index: the same seed gives the same proposals,
         # also after a search is reloaded from its directory.
@@ -620,7 +620,9 @@ class BayesianNASOracle(Recommendation, InitialDesign, EarlyStoppingBook, Resuma
             return None
         return max(0.0, self.max_time - self.search_seconds())
 
-    def _out_of_time(self) -> bool:
+    def out_of_time(self) -> bool:
+        """Whether `max_time` keeps any new trial from starting: none is left, or less than half
+        the median duration of the trials so far (False without a budget)."""
         remaining = self.remaining_time()
         if remaining is None:
             return False

@@ -210,8 +210,9 @@ class EarlyStoppingBook:
         score of fewer epochs than a full training. A completed trial is taken as
         cut when it ends with at most `TIME_BUDGET_SLACK` seconds of the budget
         left and its curve is shorter than a full training: the most epochs of another
-        trial the rule did not stop, or, before any (the first trial of a budget too
-        short for one training), the recipe's `training_epochs`. It is then a lower
+        ended trial the rule did not stop, or, before any (the first trials of a budget
+        too short for one training, side by side on several workers too), the recipe's
+        `training_epochs`. It is then a lower
         fidelity f = epochs / full, exactly like a trial the rule stopped: the GP
         sees its fidelity, the recommendation ranks it after every fully trained
         trial, and a resumed search with a larger budget may promote it. (A trial
@@ -224,7 +225,7 @@ class EarlyStoppingBook:
             return
         curve = self.learning_curves.get(trial.trial_id)
         others = [c["epochs"] for t, c in self.learning_curves.items()
-                  if t != trial.trial_id and t not in self.stopped_early]
+                  if t != trial.trial_id and t not in self.stopped_early and not self._is_running(t)]
         full = max(others) if others else self.training_epochs
         if curve is None or full is None or curve["epochs"] >= full:
             return
@@ -294,7 +295,7 @@ class EarlyStoppingBook:
         did not stop; None when none of ``trials`` was stopped."""
         if not any(t.trial_id in self.stopped_early for t in trials):
             return None
-        full = self._full_epochs() or 1
+        full = self._full_epochs() or self.training_epochs or 1
         return np.array(
             [
                 min(1.0, max(1, self.stopped_early[t.trial_id]["epochs"]) / full)

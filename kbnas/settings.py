@@ -56,7 +56,8 @@ class SearchSettings:
             templates, space-filling random draws) before the GP is used. None:
             ``(tunable dimensions) + 2`` clipped to [4, 8], where the architecture
             counts as four dimensions (6 for an architecture-only search).
-        score_warping: ``"rank"`` (default), ``"standardize"`` or ``"none"``.
+        score_warping: ``"rank"`` (default), ``"standardize"``, ``"power"`` or ``"none"``
+            (`kbnas.core.warping`).
         n_restarts: random restarts of the marginal-likelihood optimizer (one
             restart once a previous fit provides a warm start).
         refit_every: above `kbnas.oracle.FULL_REFIT_LIMIT` observations, the

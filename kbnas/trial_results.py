@@ -49,7 +49,7 @@ def reported_results(results: Any, objective: Any) -> tuple[dict, int]:
 def missing_objective_message(name: str, trial_id: str, results: Any) -> str:
     """One line for an objective that neither the epochs' logs nor ``run_trial``'s results hold."""
     names = sorted(result_names(results))
-    close = [logged for logged in names if logged.startswith(name) or name.startswith(logged)]
+    close = close_names(name, names)
     return (f"kbnas: the objective {name!r} is not among the metrics trial {trial_id} reported "
             f"({', '.join(names) or 'none'})" + (f": did you mean {close[0]!r}?" if close else "")
             + " Pass a logged metric as objective=, or return it from run_trial; the search stopped after this "
@@ -74,7 +74,14 @@ def holds_history(results: Any) -> bool:
     return isinstance(results, keras.callbacks.History)
 
 
+def close_names(name: str, logged: Any) -> list[str]:
+    """The logged names that begin with ``name`` or that ``name`` begins with (``val_acc``,
+    ``val_accuracy``): what a misspelled objective probably meant."""
+    return [other for other in logged if other.startswith(name) or name.startswith(other)]
+
+
 def is_number(value: Any) -> bool:
+    """Whether ``float(value)`` works (a metric Keras logged as a number or a scalar tensor)."""
     try:
         float(value)
     except (TypeError, ValueError):

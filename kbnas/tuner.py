@@ -56,6 +56,7 @@ from kbnas.settings import SearchSettings
 from kbnas.space import SearchSpace
 from kbnas.tf_workarounds import CustomGradientScope
 from kbnas.trial_results import (
+    close_names,
     holds_history,
     is_number,
     missing_objective_message,
@@ -494,7 +495,7 @@ class BayesianNAS(keras_tuner.Tuner):
         if owns_clock:
             self.oracle.save()  # with the search time of this call, not what follows it
             if fit_kwargs.get("verbose", 1) and len(self.oracle.trials) == trials_before \
-                    and self.oracle.remaining_time() is not None and self.oracle._out_of_time():
+                    and self.oracle.remaining_time() is not None and self.oracle.out_of_time():
                 # KerasTuner's loop ends silently; a resumed search whose budget is spent would look broken.
                 print(f"kbnas: the time budget max_time={self.oracle.max_time:g} s is spent "
                       f"({self.oracle.search_seconds():.1f} s searched): no trial ran; "
@@ -657,7 +658,7 @@ class BayesianNAS(keras_tuner.Tuner):
         for name in objective_names(self.oracle.objective):
             if name in logs or name in self._misspelling_warned:
                 continue
-            close = [logged for logged in logs if logged.startswith(name) or name.startswith(logged)]
+            close = close_names(name, logs)
             if close:
                 self._misspelling_warned.add(name)
                 warnings.warn(f"kbnas: the objective {name!r} is not among the metrics Keras logs "

@@ -11,13 +11,18 @@ from kbnas.offline import run_oracle
 from kbnas.oracle import BayesianNASOracle
 
 
-def _oracle_after(tmp_path, n_trials: int, max_time: float | None = 1000.0, max_trials: int | None = None):
-    hp = keras_tuner.HyperParameters()
-    hp.Float("x", 0.0, 1.0)
+def _oracle_after(tmp_path, n_trials: int, max_time: float | None = 1000.0, max_trials: int | None = None,
+                  spent: bool = True, hp: keras_tuner.HyperParameters | None = None):
+    """A search of ``n_trials`` (fewer where it stops); ``spent``: its budget is then spent."""
+    if hp is None:
+        hp = keras_tuner.HyperParameters()
+        hp.Float("x", 0.0, 1.0)
     oracle = BayesianNASOracle(objective=keras_tuner.Objective("score", "max"), hyperparameters=hp,
                                num_initial_points=3, max_time=max_time, max_trials=max_trials, seed=0)
     run_oracle(oracle, lambda v: -(v["x"] - 0.3) ** 2, n_trials, directory=str(tmp_path),
-               project_name=f"p{n_trials}-{max_time}-{max_trials}")
+               project_name=f"p{n_trials}-{max_time}-{max_trials}-{spent}-{hp is None}")
+    if spent and max_time is not None:
+        oracle.remaining_time = lambda: 0.0
     return oracle
 
 
@@ -40,3 +45,12 @@ def test_nothing_is_told_after_a_gp_proposal_without_a_budget_or_at_max_trials(t
     assert ended_in_initial_design(_oracle_after(tmp_path, 2, max_time=None)) is None
     assert ended_in_initial_design(_oracle_after(tmp_path, 2, max_trials=2)) is None
     assert ended_in_initial_design(keras_tuner.oracles.RandomSearchOracle()) is None  # not a kbnas oracle
+
+
+def test_nothing_is_told_when_something_else_than_the_budget_ended_the_search(tmp_path):
+    assert ended_in_initial_design(_oracle_after(tmp_path, 2, spent=False)) is None  # budget left
+    # Two configurations in all: the space ran out before the third initial point, the budget not.
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("x", [0.1, 0.2])
+    exhausted = _oracle_after(tmp_path, 5, spent=False, hp=hp)
+    assert len(exhausted.trials) == 2 and ended_in_initial_design(exhausted) is None

@@ -339,3 +339,14 @@ def test_regression_targets_beyond_float32_are_refused_in_training_and_validatio
     with pytest.raises(ValueError, match=r"^validation y holds the regression target 4e\+38"):
         check_validation_data(spec, x, np.where(y == y[3], 4e38, y))
     check_validation_data(spec, x, y)
+
+
+def test_a_constant_regression_target_is_refused_in_arrays_not_in_a_datasets_sample():
+    tf = pytest.importorskip("tensorflow")
+    x = np.random.default_rng(0).random((300, 4)).astype("float32")
+    with pytest.raises(ValueError, match=r"^y is constant \(every target is 0\): a constant target cannot be learned"):
+        infer_data_spec(x, np.zeros(300), task="regression")
+    # Zero-inflated targets, the zeros first: the sample a dataset is judged by holds only zeros.
+    y = np.concatenate([np.zeros(200), np.random.default_rng(1).gamma(2.0, 1.0, 100)])
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    assert infer_data_spec(dataset, task="regression", max_examples=128).task == "regression"

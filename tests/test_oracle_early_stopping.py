@@ -463,7 +463,22 @@ def test_a_first_trial_cut_by_the_time_budget_is_cut_against_the_recipes_epochs(
     if cut:
         assert oracle.stopped_early[trial.trial_id]["reason"] == "time budget"
         assert oracle.get_best_trials(1)[0].trial_id == trial.trial_id  # the only one
-        assert oracle._fidelities(oracle._completed_trials()) == pytest.approx([1.0])
+        assert oracle._fidelities(oracle._completed_trials()) == pytest.approx([4 / EPOCHS])
+
+
+def test_first_trials_cut_side_by_side_are_cut_against_the_recipes_epochs(tmp_path):
+    """Two workers' first trials, both running at the deadline: neither's partial curve is a full training."""
+    oracle = _oracle(tmp_path, _choice(4), max_time=1000.0)
+    oracle.training_epochs = EPOCHS
+    first, second = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    for trial, epochs in ((first, 3), (second, 4)):
+        for step in range(epochs):
+            oracle.update_trial(trial.trial_id, {"score": 0.7}, step=step)
+    oracle.remaining_time = lambda: 0.0
+    for trial in (first, second):
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert oracle.stopped_early[first.trial_id]["epochs"] == 3 and oracle.stopped_early[second.trial_id]["epochs"] == 4
 
 
 def test_a_short_trial_that_ends_with_budget_left_is_fully_trained(tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from kbnas.budget_note import ended_in_initial_design
+from kbnas.budget_note import describe, ended_in_initial_design
 from kbnas.ensemble import EnsembleSettings
 from kbnas.selection import SelectionSettings
 from kbnas.cli import common
@@ -85,19 +85,12 @@ def _selection_note(args, arrays) -> str:
     return note
 
 
-
 def _short_budget_note(oracle) -> str | None:
     """The last line of a search the time budget ended inside its initial design
     (`kbnas.budget_note`), None otherwise."""
     end = ended_in_initial_design(oracle)
     if end is None:
         return None
-    of = f" of {end.training_epochs}" if end.training_epochs else ""
-    cuts = "".join(f", trial {common._trial_number(trial_id)} cut at epoch {epochs}{of}" for trial_id, epochs in end.cut)
-    took = ("" if end.median_seconds is None else
-            f" {'It' if end.completed == 1 else 'Trials'} took {_format_seconds(end.median_seconds)}"
-            f"{'' if end.completed == 1 else ' each (median)'} here.")
-    return (f"kbnas: note: the {_format_seconds(end.max_time)} search budget ended after {end.completed} "
-            f"trial{'s' if end.completed != 1 else ''} of the initial design{cuts}, before any GP proposal: "
-            f"the export is a starting architecture, not one the search chose.{took} Run the same command with a "
-            "larger --time-budget to resume the search (or lower --epochs).")
+    facts = describe(end, "the export", common._trial_number, _format_seconds)
+    return (f"kbnas: note: the {_format_seconds(end.max_time)} search budget ended {facts} Run the same command "
+            "with a larger --time-budget to resume the search (or lower --epochs).")

@@ -12,6 +12,7 @@ import warnings
 from typing import Sequence
 
 from kbnas.data_inference import InferredRegressionWarning
+from kbnas.layout import EXPORT_STAGING_PREFIX
 from kbnas.search_lock import DirectoryInUseError
 from kbnas.parallel import (
     ChiefUnreachableError,
@@ -43,19 +44,23 @@ def _as_command_line(message: str) -> str:
     return re.sub(r"\btask='(\w+)'", r"--task \1", message)
 
 
+#: Errors of an `OSError` that say the path given is unusable (bad input); others (a full disk,
+#: an I/O error) keep their traceback.
+PATH_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR,
+                         errno.ELOOP, errno.ENOENT, errno.EEXIST})
+
+
 def _file_error(error: BaseException) -> str | None:
-    """``runs/ro: permission denied`` for an `OSError` about a path (a hidden temporary
-    file is named by its folder); None for any other error."""
+    """``runs/ro: permission denied`` for an `OSError` that says a path is unusable (a
+    temporary file kbnas made is named by its folder); None for any other error."""
     path = getattr(error, "filename", None)
-    if not isinstance(error, OSError) or path is None:
+    if not isinstance(error, OSError) or path is None or error.errno not in PATH_ERRNOS:
         return None
     path = os.fsdecode(path)
     reason = (error.strerror or type(error).__name__).lower()
-    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        name = os.path.basename(path.rstrip(os.sep))
-        where = os.path.dirname(path) if name.startswith(".") else path
-        return f"{where or '.'}: {reason}"
-    return f"{path}: {reason}"
+    name = os.path.basename(path.rstrip(os.sep))
+    temporary = name.startswith(".") and (name.endswith(".tmp") or name.startswith(EXPORT_STAGING_PREFIX))
+    return f"{(os.path.dirname(path) or '.') if temporary else path}: {reason}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
