@@ -232,6 +232,17 @@ def test_time_budget_refuses_what_is_not_a_positive_duration(text):
         parse_duration(text)
 
 
+def test_time_budget_refuses_more_than_a_year():
+    import argparse
+
+    from kbnas.cli import parse_duration
+
+    assert parse_duration("8784h") == 366 * 86400.0
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^expected at most 366 days \(or none for no limit\), "
+                                                         r"got '1e300h'"):
+        parse_duration("1e300h")
+
+
 def test_start_architectures_are_trained_first(tmp_path, capsys):
     out = str(tmp_path / "run")
     args = ["search", "--max-trials", "2", "--epochs", "1", "--no-retrain", "--output", out,

@@ -88,6 +88,10 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+#: The longest --time-budget, in seconds (a year; ``none`` is no limit).
+MAX_DURATION = 366 * 86400.0
+
+
 def parse_duration(text: str) -> float | None:
     """Seconds of a duration such as ``"90"``, ``"90s"``, ``"3m"``, ``"1.5h"``; ``"none"`` is None.
 
@@ -107,6 +111,9 @@ def parse_duration(text: str) -> float | None:
         raise argparse.ArgumentTypeError(
             f"expected a positive duration such as 90s, 3m or 1h (or none), got {text!r}"
         )
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_DURATION // 86400:.0f} days (or none for no limit), "
+                                         f"got {text!r}")
     return seconds
 
 
