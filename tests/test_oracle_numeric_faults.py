@@ -162,7 +162,7 @@ def _lock_released(oracle) -> bool:
 def test_an_error_anywhere_in_a_proposal_stops_the_search_and_releases_the_lock(tmp_path, monkeypatch):
     """Issue 12, defect 6: KerasTuner's lock is released only when populate_space returns."""
     oracle = _oracle(tmp_path)
-    monkeypatch.setattr(oracle, "_out_of_time", lambda: 1 / 0)  # before the old try block
+    monkeypatch.setattr(oracle, "out_of_time", lambda: 1 / 0)  # before the old try block
     with pytest.warns(RuntimeWarning, match="proposing trial .* failed .*ZeroDivisionError"):
         assert oracle.create_trial("tuner0").status == "STOPPED"
     assert _lock_released(oracle)
@@ -178,7 +178,7 @@ def test_an_error_while_deciding_a_retry_stops_the_search_and_releases_the_lock(
     trial.status = "INVALID"  # a run that crashed: KerasTuner would retry it
     oracle.ongoing_trials.pop("tuner0")
     kt_internals.set_retry_queue(oracle, [trial.trial_id])
-    monkeypatch.setattr(oracle, "_out_of_time", lambda: 1 / 0)
+    monkeypatch.setattr(oracle, "out_of_time", lambda: 1 / 0)
     with pytest.warns(RuntimeWarning, match="deciding whether to retry a trial failed .*ZeroDivisionError"):
         assert oracle.create_trial("tuner0").status == "STOPPED"
     assert _lock_released(oracle)
