@@ -651,8 +651,8 @@ class BayesianNAS(keras_tuner.Tuner):
 
     def _warn_about_a_misspelled_objective(self, logs: dict) -> None:
         """Once a search, where an objective is missing from an epoch's logs and a logged
-        name begins with it or it with a logged name (``val_acc``, ``val_accuracy``):
-        Without it in what ``run_trial`` returns the search stops after the trial's training
+        name begins with it or it with a logged name (``val_acc``, ``val_accuracy``). Unless
+        ``run_trial`` returns it, the search stops after the trial's training
         (`missing_objective_message`); KerasTuner would fail that trial and the next ones.
         An objective that ``run_trial`` returns (no such name logged) is left alone."""
         for name in objective_names(self.oracle.objective):
